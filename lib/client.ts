@@ -1,0 +1,343 @@
+/**
+ * The ferry client as a library: one connection, requests sent in order and
+ * answered in order, any number of them in flight.
+ *
+ * @module
+ */
+
+import {
+  type Entry,
+  errorFromMessage,
+  errorToMessage,
+  parseGetReply,
+  parseLsReply,
+  parseWelcome,
+  PROTOCOL_VERSION,
+  type Welcome,
+} from "./commands.ts";
+import { FerryError, toFerryError } from "./errors.ts";
+import { decodeMessage, type Frame, FrameType, frameTypeName, HEADER_SIZE } from "./frame.ts";
+import { FrameConn } from "./frame_conn.ts";
+import { AtomicFile } from "./atomic_file.ts";
+import { BodyReceiver, sendBody } from "./transfer.ts";
+import { VERSION } from "./version.ts";
+
+/** Default server address. */
+export const DEFAULT_ADDRESS = "127.0.0.1:9500";
+
+/** A host and port to connect to. */
+export interface Address {
+  hostname: string;
+  port: number;
+}
+
+/**
+ * Parse `HOST:PORT`, `HOST` (port 9500), `:PORT` or `[IPv6]:PORT`.
+ *
+ * @example
+ * ```ts
+ * import { parseAddress } from "./client.ts";
+ * const addr = parseAddress("files.example:9000");
+ * console.assert(addr.port === 9000);
+ * ```
+ */
+export function parseAddress(text: string): Address {
+  const bad = () => new FerryError("USAGE", `bad server address: ${JSON.stringify(text)}`);
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]\s]*))(?::(\d{1,5}))?$/.exec(text.trim());
+  if (!m) throw bad();
+  const hostname = m[1] ?? (m[2] || "127.0.0.1");
+  const port = m[3] === undefined ? 9500 : Number(m[3]);
+  if (port < 1 || port > 65535) throw bad();
+  return { hostname, port };
+}
+
+/** Options for {@linkcode connect}. */
+export interface ConnectOptions {
+  /** Fail when connecting, or any later read or write, stalls this long (ms; default 30 000, 0 = never). */
+  timeoutMs?: number;
+}
+
+/** What a finished transfer moved. */
+export interface TransferResult {
+  /** Bytes of content. */
+  bytes: number;
+  /** SHA-256 of the content, verified by the receiver. */
+  sha256: string;
+  /** Wall-clock duration. */
+  seconds: number;
+}
+
+interface Pending {
+  /** Handle one frame of this request's answer; resolves when done with it. */
+  frame(frame: Frame): void | Promise<void>;
+  /** The connection failed: settle with `err`. */
+  fail(err: FerryError): void;
+}
+
+/**
+ * Connect to ferryd and complete the handshake.
+ *
+ * @example
+ * ```ts ignore
+ * import { connect } from "./client.ts";
+ * const client = await connect("127.0.0.1:9500");
+ * console.log(await client.list(""));
+ * await client.close();
+ * ```
+ */
+export async function connect(
+  address: string | Address,
+  options: ConnectOptions = {},
+): Promise<FerryClient> {
+  const addr = typeof address === "string" ? parseAddress(address) : address;
+  const timeoutMs = options.timeoutMs ?? 30_000;
+  let conn: Deno.TcpConn;
+  try {
+    const signal = timeoutMs > 0 ? AbortSignal.timeout(timeoutMs) : undefined;
+    conn = await Deno.connect({ hostname: addr.hostname, port: addr.port, signal });
+  } catch (err) {
+    const e = toFerryError(err, `cannot connect to ${addr.hostname}:${addr.port}`);
+    throw e.code === "IO" || e.code === "NOT_FOUND" ? new FerryError("CONNECT", e.message) : e;
+  }
+  conn.setNoDelay(true);
+  const fc = new FrameConn(conn, { timeoutMs });
+  try {
+    await fc.sendMessage(FrameType.HELLO, 0, {
+      version: PROTOCOL_VERSION,
+      agent: `ferry/${VERSION}`,
+    });
+    const frame = await fc.read();
+    if (!frame) throw new FerryError("CONNECT", "server closed the connection");
+    if (frame.type === FrameType.ERROR) throw errorFromMessage(decodeMessage(frame));
+    if (frame.type !== FrameType.WELCOME) {
+      throw new FerryError("PROTOCOL", "not a ferry server: expected WELCOME");
+    }
+    const welcome = parseWelcome(decodeMessage(frame));
+    if (welcome.version !== PROTOCOL_VERSION) {
+      throw new FerryError("PROTOCOL", `server speaks protocol version ${welcome.version}`);
+    }
+    return new FerryClient(fc, welcome);
+  } catch (err) {
+    fc.close();
+    throw toFerryError(err);
+  }
+}
+
+/**
+ * A connection to ferryd. Methods may be called concurrently: requests are
+ * pipelined on the one connection and answered in order.
+ */
+export class FerryClient {
+  /** What the server said in its handshake. */
+  readonly welcome: Welcome;
+  readonly #fc: FrameConn;
+  readonly #pending = new Map<number, Pending>();
+  readonly #sendBuf: Uint8Array;
+  #nextId = 1;
+  #failure: FerryError | undefined;
+  /** Serializes whole requests (a REQUEST and its body) on the wire. */
+  #sending: Promise<unknown> = Promise.resolve();
+
+  /** Use {@linkcode connect}. */
+  constructor(fc: FrameConn, welcome: Welcome) {
+    this.#fc = fc;
+    this.welcome = welcome;
+    this.#sendBuf = new Uint8Array(HEADER_SIZE + welcome.limits.maxData);
+    this.#readLoop();
+  }
+
+  /** Set when the connection has failed; every later call fails with it. */
+  get failure(): FerryError | undefined {
+    return this.#failure;
+  }
+
+  /** List a directory (`""` is the root), or describe a single file. */
+  list(path: string): Promise<Entry[]> {
+    const entries: Entry[] = [];
+    return this.#request({ op: "ls", path }, (frame, done) => {
+      const page = parseLsReply(this.#expectReply(frame));
+      entries.push(...page.entries);
+      if (!page.more) done(entries);
+    });
+  }
+
+  /**
+   * Download `remote` into the local file `local`. The content lands under a
+   * temporary name and is renamed into place only after its size and SHA-256
+   * check out; on any failure no file is left behind.
+   */
+  get(remote: string, local: string): Promise<TransferResult> {
+    const started = performance.now();
+    let file: AtomicFile | undefined;
+    let receiver: BodyReceiver | undefined;
+    let bodyFollows = false;
+    let localError: FerryError | undefined;
+    return this.#request({ op: "get", path: remote }, async (frame, done, fail) => {
+      if (localError) {
+        // Drain the rest of the body, then report the local failure.
+        if (frame.type !== FrameType.DATA) fail(localError);
+        return;
+      }
+      try {
+        if (!bodyFollows) {
+          const meta = parseGetReply(this.#expectReply(frame));
+          bodyFollows = true;
+          file = await AtomicFile.create(local);
+          receiver = new BodyReceiver(meta.size, file);
+          return;
+        }
+        const sha256 = await receiver!.accept(frame);
+        if (sha256 === undefined) return;
+        await file!.commit();
+        done({ bytes: receiver!.received, sha256, seconds: elapsed(started) });
+      } catch (err) {
+        await file?.abort();
+        const e = toFerryError(err);
+        if (bodyFollows && !receiver?.done) localError = e;
+        else fail(e);
+      }
+    });
+  }
+
+  /** Upload the local file `local` to `remote`, replacing it atomically once verified. */
+  async put(local: string, remote: string): Promise<TransferResult> {
+    const started = performance.now();
+    let file: Deno.FsFile;
+    try {
+      file = await Deno.open(local, { read: true });
+    } catch (err) {
+      throw toFerryError(err, local);
+    }
+    try {
+      const info = await file.stat();
+      if (!info.isFile) throw new FerryError("NOT_A_FILE", `not a file: ${local}`);
+      let sha256 = "";
+      let localError: FerryError | undefined;
+      const reply = this.#request<void>(
+        { op: "put", path: remote, size: info.size },
+        (frame, done) => {
+          this.#expectReply(frame);
+          done();
+        },
+        async (id) => {
+          try {
+            sha256 = await sendBody(this.#fc, id, file, info.size, this.#sendBuf, {
+              stopped: () => !this.#pending.has(id),
+            });
+          } catch (err) {
+            const e = toFerryError(err);
+            if (e.code === "CONNECT" || e.code === "TIMEOUT") throw e;
+            if (e.code !== "CANCELLED") localError = e;
+            // Ends the body early; the server drops what it has and answers with an error.
+            await this.#fc.sendMessage(FrameType.ERROR, id, errorToMessage(e));
+          }
+        },
+      );
+      try {
+        await reply;
+      } catch (err) {
+        throw localError ?? err;
+      }
+      return { bytes: info.size, sha256, seconds: elapsed(started) };
+    } finally {
+      file.close();
+    }
+  }
+
+  /** Say goodbye to the server and close the connection. */
+  async close(): Promise<void> {
+    if (!this.#failure) {
+      await this.#request<void>({ op: "close" }, (frame, done) => {
+        this.#expectReply(frame);
+        done();
+      }).catch(() => {});
+    }
+    this.#fail(new FerryError("CONNECT", "connection closed"));
+  }
+
+  /**
+   * Send a request and feed the frames answering it to `onFrame` until it
+   * calls `done` or `fail`. `sendBody`, if given, runs right after the
+   * REQUEST frame, before any other request may use the wire.
+   */
+  #request<T>(
+    message: Record<string, unknown>,
+    onFrame: (
+      frame: Frame,
+      done: (value: T) => void,
+      fail: (err: FerryError) => void,
+    ) => void | Promise<void>,
+    sendBody?: (id: number) => Promise<void>,
+  ): Promise<T> {
+    if (this.#failure) return Promise.reject(this.#failure);
+    const id = this.#nextId++;
+    const { promise, resolve, reject } = Promise.withResolvers<T>();
+    const settle = (fn: () => void) => {
+      this.#pending.delete(id);
+      fn();
+    };
+    const done = (value: T) => settle(() => resolve(value));
+    const fail = (err: FerryError) => settle(() => reject(err));
+    this.#pending.set(id, {
+      frame: (frame) => {
+        if (frame.type === FrameType.ERROR) return fail(errorFromMessage(decodeMessage(frame)));
+        return onFrame(frame, done, fail);
+      },
+      fail,
+    });
+    const send = this.#sending.then(async () => {
+      if (this.#failure) throw this.#failure;
+      await this.#fc.sendMessage(FrameType.REQUEST, id, message);
+      await sendBody?.(id);
+    });
+    this.#sending = send.catch(() => {});
+    send.catch((err) => {
+      const e = toFerryError(err);
+      if (e.code === "CONNECT" || e.code === "TIMEOUT") this.#fail(e);
+      else fail(e);
+    });
+    return promise;
+  }
+
+  #expectReply(frame: Frame): Record<string, unknown> {
+    if (frame.type !== FrameType.REPLY) {
+      throw new FerryError("PROTOCOL", `expected REPLY, got ${frameTypeName(frame.type)}`);
+    }
+    return decodeMessage(frame);
+  }
+
+  async #readLoop(): Promise<void> {
+    try {
+      for (;;) {
+        const frame = await this.#fc.read();
+        if (!frame) throw new FerryError("CONNECT", "server closed the connection");
+        if (frame.id === 0 && frame.type === FrameType.ERROR) {
+          throw errorFromMessage(decodeMessage(frame));
+        }
+        const pending = this.#pending.get(frame.id);
+        if (!pending) {
+          throw new FerryError("PROTOCOL", `unexpected frame for request ${frame.id}`);
+        }
+        try {
+          await pending.frame(frame);
+        } catch (err) {
+          pending.fail(toFerryError(err));
+        }
+      }
+    } catch (err) {
+      this.#fail(toFerryError(err));
+    }
+  }
+
+  #fail(err: FerryError): void {
+    if (this.#failure) return;
+    this.#failure = err;
+    this.#fc.close();
+    for (const pending of this.#pending.values()) pending.fail(err);
+    this.#pending.clear();
+  }
+}
+
+function elapsed(started: number): number {
+  return (performance.now() - started) / 1000;
+}

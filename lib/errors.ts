@@ -1,0 +1,123 @@
+/**
+ * Error classes shared by server, client and library users.
+ *
+ * Every expected failure is a {@linkcode FerryError} with a stable `code`. The
+ * code travels over the wire in error replies, and the CLI maps it to an exit
+ * status and a one-line message in {@linkcode exitCodeFor}.
+ *
+ * @module
+ */
+
+/** Stable error codes. They appear on the wire and in `--json` output. */
+export type ErrorCode =
+  | "USAGE"
+  | "CONNECT"
+  | "PROTOCOL"
+  | "TIMEOUT"
+  | "BUSY"
+  | "NOT_FOUND"
+  | "EXISTS"
+  | "NOT_A_FILE"
+  | "NOT_A_DIRECTORY"
+  | "PATH_REFUSED"
+  | "PERMISSION"
+  | "INTEGRITY"
+  | "IO"
+  | "CANCELLED";
+
+/**
+ * Exit status of the CLI for each error code. The table is documented in the
+ * README; change both together.
+ */
+export const EXIT_CODES: Readonly<Record<ErrorCode, number>> = {
+  USAGE: 2,
+  CONNECT: 3,
+  PROTOCOL: 4,
+  TIMEOUT: 3,
+  BUSY: 3,
+  NOT_FOUND: 5,
+  EXISTS: 6,
+  NOT_A_FILE: 6,
+  NOT_A_DIRECTORY: 6,
+  PATH_REFUSED: 7,
+  PERMISSION: 7,
+  INTEGRITY: 8,
+  IO: 9,
+  CANCELLED: 130,
+};
+
+/**
+ * An expected failure with a stable code.
+ *
+ * @example
+ * ```ts
+ * import { FerryError } from "./errors.ts";
+ * const err = new FerryError("NOT_FOUND", "no such file: a.txt");
+ * console.assert(err.code === "NOT_FOUND");
+ * ```
+ */
+export class FerryError extends Error {
+  /** Stable machine-readable code. */
+  readonly code: ErrorCode;
+
+  /** Create an error with a code and a one-line message. */
+  constructor(code: ErrorCode, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "FerryError";
+    this.code = code;
+  }
+}
+
+/** Whether `code` is one of the known {@linkcode ErrorCode}s. */
+export function isErrorCode(code: unknown): code is ErrorCode {
+  return typeof code === "string" && Object.hasOwn(EXIT_CODES, code);
+}
+
+/**
+ * Turn any thrown value into a {@linkcode FerryError}, mapping Deno's I/O
+ * errors to codes so that callers never show a raw stack trace.
+ *
+ * @example
+ * ```ts
+ * import { toFerryError } from "./errors.ts";
+ * const err = toFerryError(new Deno.errors.NotFound("x"));
+ * console.assert(err.code === "NOT_FOUND");
+ * ```
+ */
+export function toFerryError(err: unknown, context?: string): FerryError {
+  if (err instanceof FerryError) return err;
+  const where = context ? `${context}: ` : "";
+  const detail = err instanceof Error ? err.message : String(err);
+  const make = (code: ErrorCode, text: string) =>
+    new FerryError(code, `${where}${text}`, { cause: err });
+  if (err instanceof Deno.errors.NotFound) return make("NOT_FOUND", "not found");
+  if (err instanceof Deno.errors.AlreadyExists) return make("EXISTS", "already exists");
+  if (err instanceof Deno.errors.PermissionDenied) return make("PERMISSION", "permission denied");
+  if (err instanceof Deno.errors.IsADirectory) return make("NOT_A_FILE", "is a directory");
+  if (err instanceof Deno.errors.NotADirectory) return make("NOT_A_DIRECTORY", "not a directory");
+  if (err instanceof Deno.errors.ConnectionRefused) {
+    return make("CONNECT", "connection refused");
+  }
+  if (
+    err instanceof Deno.errors.ConnectionReset || err instanceof Deno.errors.BrokenPipe ||
+    err instanceof Deno.errors.ConnectionAborted || err instanceof Deno.errors.UnexpectedEof ||
+    err instanceof Deno.errors.NotConnected || err instanceof Deno.errors.Interrupted ||
+    err instanceof Deno.errors.BadResource
+  ) {
+    return make("CONNECT", "connection lost");
+  }
+  if (err instanceof Deno.errors.TimedOut) return make("TIMEOUT", "timed out");
+  if (err instanceof Deno.errors.AddrNotAvailable || err instanceof Deno.errors.AddrInUse) {
+    return make("CONNECT", detail);
+  }
+  if (err instanceof Error && err.name === "AbortError") return make("CANCELLED", "cancelled");
+  return make("IO", detail);
+}
+
+/**
+ * Exit status for an error: the code's entry in {@linkcode EXIT_CODES}, or 1
+ * for anything unexpected.
+ */
+export function exitCodeFor(err: unknown): number {
+  return err instanceof FerryError ? EXIT_CODES[err.code] : 1;
+}

@@ -1,0 +1,256 @@
+/**
+ * The ferry wire format: length-prefixed binary frames.
+ *
+ * Every frame is a 9-byte header followed by its payload:
+ *
+ * ```text
+ * offset 0  u8   type      (FrameType)
+ * offset 1  u32  id        request id, big endian (0 = the connection itself)
+ * offset 5  u32  length    payload length in bytes, big endian
+ * offset 9  ...  payload
+ * ```
+ *
+ * Control frames (`HELLO`, `WELCOME`, `REQUEST`, `REPLY`, `END`, `ERROR`)
+ * carry one UTF-8 JSON object; `DATA` frames carry raw file bytes. The full
+ * layout is in `docs/protocol.md`. This module is pure: no I/O.
+ *
+ * @module
+ */
+
+import { FerryError } from "./errors.ts";
+
+/** Size of a frame header in bytes. */
+export const HEADER_SIZE = 9;
+
+/** Frame types. The numbers are part of the protocol; never reuse one. */
+export const FrameType = {
+  /** Client's first frame: protocol version and credentials. */
+  HELLO: 1,
+  /** Server's answer to HELLO: version and limits. */
+  WELCOME: 2,
+  /** A command from the client. */
+  REQUEST: 3,
+  /** The server's answer to a request (possibly several, for listings). */
+  REPLY: 4,
+  /** A chunk of file content, in either direction. */
+  DATA: 5,
+  /** End of a file's content, with its SHA-256. */
+  END: 6,
+  /** A request or transfer failed (either direction); id 0 ends the connection. */
+  ERROR: 7,
+} as const;
+
+/** One of the {@linkcode FrameType} values. */
+export type FrameType = typeof FrameType[keyof typeof FrameType];
+
+const TYPE_NAMES: Record<number, string> = Object.fromEntries(
+  Object.entries(FrameType).map(([name, value]) => [value, name]),
+);
+
+/** Human-readable name of a frame type, for messages. */
+export function frameTypeName(type: number): string {
+  return TYPE_NAMES[type] ?? `unknown(${type})`;
+}
+
+/** Limits every decoder enforces before it allocates or buffers anything. */
+export interface FrameLimits {
+  /** Largest payload of a control (JSON) frame. */
+  maxControl: number;
+  /** Largest payload of a DATA frame. */
+  maxData: number;
+}
+
+/** The limits of protocol version 1; the server announces them in WELCOME. */
+export const DEFAULT_LIMITS: Readonly<FrameLimits> = {
+  maxControl: 64 * 1024,
+  maxData: 1024 * 1024,
+};
+
+/** A decoded frame. `payload` is a view that stays valid until the decoder is next filled. */
+export interface Frame {
+  /** The frame type. */
+  type: FrameType;
+  /** Request id the frame belongs to. */
+  id: number;
+  /** The payload bytes (a view into the decoder's buffer). */
+  payload: Uint8Array;
+}
+
+/** Largest payload allowed for a frame type under `limits`; 0 for unknown types. */
+export function payloadLimit(type: number, limits: FrameLimits): number {
+  if (type === FrameType.DATA) return limits.maxData;
+  return type >= FrameType.HELLO && type <= FrameType.ERROR ? limits.maxControl : 0;
+}
+
+/**
+ * Write a frame header into `target` at `offset`.
+ *
+ * Senders use this to frame DATA in place: read file bytes into
+ * `buf.subarray(HEADER_SIZE)`, then write the header in front of them.
+ *
+ * @example
+ * ```ts
+ * import { FrameType, HEADER_SIZE, writeHeader } from "./frame.ts";
+ * const buf = new Uint8Array(HEADER_SIZE + 3);
+ * buf.set([1, 2, 3], HEADER_SIZE);
+ * writeHeader(buf, FrameType.DATA, 7, 3);
+ * ```
+ */
+export function writeHeader(
+  target: Uint8Array,
+  type: FrameType,
+  id: number,
+  length: number,
+  offset = 0,
+): void {
+  const view = new DataView(target.buffer, target.byteOffset + offset, HEADER_SIZE);
+  view.setUint8(0, type);
+  view.setUint32(1, id);
+  view.setUint32(5, length);
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * Encode a control frame whose payload is `message` as JSON.
+ *
+ * @example
+ * ```ts
+ * import { encodeMessage, FrameType } from "./frame.ts";
+ * const bytes = encodeMessage(FrameType.REQUEST, 1, { op: "ls", path: "" });
+ * ```
+ */
+export function encodeMessage(
+  type: FrameType,
+  id: number,
+  message: unknown,
+  limits: FrameLimits = DEFAULT_LIMITS,
+): Uint8Array {
+  const json = encoder.encode(JSON.stringify(message));
+  if (json.length > payloadLimit(type, limits)) {
+    throw new FerryError("PROTOCOL", `${frameTypeName(type)} message too large`);
+  }
+  const out = new Uint8Array(HEADER_SIZE + json.length);
+  writeHeader(out, type, id, json.length);
+  out.set(json, HEADER_SIZE);
+  return out;
+}
+
+/**
+ * Parse the JSON payload of a control frame into a plain object.
+ * Anything else (bad UTF-8, bad JSON, an array, a scalar) is a protocol error.
+ */
+export function decodeMessage(frame: Frame): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(decoder.decode(frame.payload));
+  } catch {
+    throw new FerryError("PROTOCOL", `malformed ${frameTypeName(frame.type)} frame`);
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new FerryError("PROTOCOL", `${frameTypeName(frame.type)} frame is not an object`);
+  }
+  return value as Record<string, unknown>;
+}
+
+/**
+ * Incremental frame decoder over one reused buffer.
+ *
+ * Fill it with {@linkcode FrameDecoder.space} + {@linkcode FrameDecoder.commit}
+ * (zero-copy, as a socket reader does) or {@linkcode FrameDecoder.push}, then
+ * drain it with {@linkcode FrameDecoder.next}. Frames may be split at any byte
+ * or arrive many to a read. A header that names an unknown type or a length
+ * over the limit throws before any payload is buffered.
+ *
+ * @example
+ * ```ts
+ * import { encodeMessage, FrameDecoder, FrameType } from "./frame.ts";
+ * const dec = new FrameDecoder();
+ * dec.push(encodeMessage(FrameType.REQUEST, 1, { op: "ls" }));
+ * const frame = dec.next();
+ * console.assert(frame?.type === FrameType.REQUEST);
+ * ```
+ */
+export class FrameDecoder {
+  readonly #limits: FrameLimits;
+  readonly #buf: Uint8Array;
+  readonly #view: DataView;
+  #start = 0;
+  #end = 0;
+
+  /** Create a decoder whose buffer holds the largest frame `limits` allow. */
+  constructor(limits: FrameLimits = DEFAULT_LIMITS, bufferSize?: number) {
+    this.#limits = limits;
+    const min = HEADER_SIZE + Math.max(limits.maxControl, limits.maxData);
+    this.#buf = new Uint8Array(Math.max(min, bufferSize ?? min));
+    this.#view = new DataView(this.#buf.buffer);
+  }
+
+  /** Bytes received but not yet returned as frames. */
+  get buffered(): number {
+    return this.#end - this.#start;
+  }
+
+  /**
+   * Free space to read into. Frames returned earlier by {@linkcode next} may
+   * be overwritten once this is called.
+   */
+  space(): Uint8Array {
+    if (this.#start === this.#end) {
+      this.#start = this.#end = 0;
+    } else if (this.#start > 0 && this.#buf.length - this.#end < this.#needed()) {
+      this.#buf.copyWithin(0, this.#start, this.#end);
+      this.#end -= this.#start;
+      this.#start = 0;
+    }
+    return this.#buf.subarray(this.#end);
+  }
+
+  /** Record that `n` bytes were written at the start of {@linkcode space}. */
+  commit(n: number): void {
+    if (n < 0 || this.#end + n > this.#buf.length) throw new RangeError("commit out of range");
+    this.#end += n;
+  }
+
+  /** Copy `bytes` in; for sources that hand over their own buffers. Drain with next() as you go. */
+  push(bytes: Uint8Array): void {
+    let offset = 0;
+    while (offset < bytes.length) {
+      const space = this.space();
+      if (space.length === 0) throw new RangeError("decoder full: call next() between pushes");
+      const n = Math.min(space.length, bytes.length - offset);
+      space.set(bytes.subarray(offset, offset + n));
+      this.commit(n);
+      offset += n;
+    }
+  }
+
+  /** The next complete frame, or `undefined` if more bytes are needed. */
+  next(): Frame | undefined {
+    const available = this.#end - this.#start;
+    if (available < HEADER_SIZE) return undefined;
+    const type = this.#view.getUint8(this.#start);
+    const id = this.#view.getUint32(this.#start + 1);
+    const length = this.#view.getUint32(this.#start + 5);
+    const limit = payloadLimit(type, this.#limits);
+    if (limit === 0) throw new FerryError("PROTOCOL", `unknown frame type ${type}`);
+    if (length > limit) {
+      throw new FerryError(
+        "PROTOCOL",
+        `${frameTypeName(type)} frame of ${length} bytes exceeds the limit of ${limit}`,
+      );
+    }
+    if (available < HEADER_SIZE + length) return undefined;
+    const begin = this.#start + HEADER_SIZE;
+    this.#start = begin + length;
+    return { type: type as FrameType, id, payload: this.#buf.subarray(begin, begin + length) };
+  }
+
+  /** Bytes the frame at the head of the buffer still needs (a header's worth if unknown). */
+  #needed(): number {
+    const available = this.#end - this.#start;
+    if (available < HEADER_SIZE) return HEADER_SIZE - available;
+    return HEADER_SIZE + this.#view.getUint32(this.#start + 5) - available;
+  }
+}

@@ -1,0 +1,170 @@
+/**
+ * Frames over a Deno connection: reads into one reused buffer, writes whole
+ * frames, and closes the connection when it stalls for longer than its
+ * timeout.
+ *
+ * @module
+ */
+
+import { FerryError, toFerryError } from "./errors.ts";
+import {
+  DEFAULT_LIMITS,
+  encodeMessage,
+  type Frame,
+  FrameDecoder,
+  type FrameLimits,
+  type FrameType,
+  HEADER_SIZE,
+  writeHeader,
+} from "./frame.ts";
+
+/** What a {@linkcode FrameConn} needs of a connection; `Deno.Conn` and `Deno.TlsConn` fit. */
+export interface ByteConn {
+  read(p: Uint8Array): Promise<number | null>;
+  write(p: Uint8Array): Promise<number>;
+  close(): void;
+}
+
+/** Options for {@linkcode FrameConn}. */
+export interface FrameConnOptions {
+  /** Limits applied to incoming frames. */
+  limits?: FrameLimits;
+  /** Close the connection when a read or write makes no progress for this long (ms). 0 = never. */
+  timeoutMs?: number;
+}
+
+/**
+ * A framed, bidirectional connection.
+ *
+ * @example
+ * ```ts ignore
+ * import { FrameConn } from "./frame_conn.ts";
+ * import { FrameType } from "./frame.ts";
+ * const fc = new FrameConn(await Deno.connect({ port: 9500 }));
+ * await fc.sendMessage(FrameType.HELLO, 0, { version: 1 });
+ * const frame = await fc.read();
+ * ```
+ */
+export class FrameConn {
+  readonly #conn: ByteConn;
+  readonly #decoder: FrameDecoder;
+  #timeoutMs: number;
+  #timer: ReturnType<typeof setInterval> | undefined;
+  #lastProgress = Date.now();
+  #pending = 0;
+  #timedOut = false;
+  #closed = false;
+  #writeChain: Promise<unknown> = Promise.resolve();
+
+  /** Wrap `conn`. */
+  constructor(conn: ByteConn, options: FrameConnOptions = {}) {
+    this.#conn = conn;
+    this.#decoder = new FrameDecoder(options.limits ?? DEFAULT_LIMITS);
+    this.#timeoutMs = options.timeoutMs ?? 0;
+    this.#arm();
+  }
+
+  /** Whether {@linkcode close} was called or the connection timed out. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Change the stall timeout (ms); 0 disables it. */
+  setTimeout(ms: number): void {
+    this.#timeoutMs = ms;
+    this.#lastProgress = Date.now();
+    this.#arm();
+  }
+
+  /**
+   * The next frame, or `null` at a clean end of stream. The payload is valid
+   * until the next call. End of stream inside a frame is a protocol error.
+   */
+  async read(): Promise<Frame | null> {
+    for (;;) {
+      const frame = this.#decoder.next();
+      if (frame) return frame;
+      const n = await this.#io(() => this.#conn.read(this.#decoder.space()));
+      if (n === null) {
+        if (this.#decoder.buffered === 0) return null;
+        throw new FerryError("PROTOCOL", "connection closed in the middle of a frame");
+      }
+      this.#decoder.commit(n);
+    }
+  }
+
+  /** Write `bytes` completely. Writes from concurrent callers never interleave. */
+  write(bytes: Uint8Array): Promise<void> {
+    const run = this.#writeChain.then(() => this.#writeAll(bytes));
+    this.#writeChain = run.catch(() => {});
+    return run;
+  }
+
+  /** Send a control frame carrying `message` as JSON. */
+  sendMessage(type: FrameType, id: number, message: unknown): Promise<void> {
+    return this.write(encodeMessage(type, id, message));
+  }
+
+  /**
+   * Send `length` bytes that the caller placed at `buf[HEADER_SIZE..]` as one
+   * frame; the header is written in place, so the payload is never copied.
+   */
+  sendFramed(type: FrameType, id: number, buf: Uint8Array, length: number): Promise<void> {
+    writeHeader(buf, type, id, length);
+    return this.write(buf.subarray(0, HEADER_SIZE + length));
+  }
+
+  /** Close the connection; pending reads and writes fail. Safe to call twice. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#timer);
+    try {
+      this.#conn.close();
+    } catch {
+      // Already closed by the peer or the runtime: nothing left to release.
+    }
+  }
+
+  async #writeAll(bytes: Uint8Array): Promise<void> {
+    let offset = 0;
+    while (offset < bytes.length) {
+      offset += await this.#io(() => this.#conn.write(bytes.subarray(offset)));
+    }
+  }
+
+  async #io<T>(op: () => Promise<T>): Promise<T> {
+    if (this.#closed) throw this.#closedError();
+    this.#pending++;
+    try {
+      const result = await op();
+      this.#lastProgress = Date.now();
+      return result;
+    } catch (err) {
+      throw this.#closed ? this.#closedError() : toFerryError(err);
+    } finally {
+      this.#pending--;
+    }
+  }
+
+  #closedError(): FerryError {
+    return this.#timedOut
+      ? new FerryError("TIMEOUT", `no progress for ${this.#timeoutMs / 1000} s`)
+      : new FerryError("CONNECT", "connection closed");
+  }
+
+  /** One interval per connection, instead of a timer per read. */
+  #arm(): void {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+    if (this.#timeoutMs <= 0 || this.#closed) return;
+    const every = Math.max(10, Math.min(1000, this.#timeoutMs / 4));
+    this.#timer = setInterval(() => {
+      if (this.#pending > 0 && Date.now() - this.#lastProgress > this.#timeoutMs) {
+        this.#timedOut = true;
+        this.close();
+      }
+    }, every);
+    Deno.unrefTimer(this.#timer);
+  }
+}

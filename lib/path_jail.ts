@@ -1,0 +1,81 @@
+/**
+ * Path checks for the server root, pure (no I/O) so they can be unit-tested
+ * exhaustively. Symlink checks need the filesystem and live in
+ * `local_storage.ts`, which calls {@linkcode normalizePath} first.
+ *
+ * @module
+ */
+
+import { FerryError } from "./errors.ts";
+
+/** Names starting with this prefix are ferry's own temporary files: never listed, never served. */
+export const RESERVED_PREFIX = ".ferry-";
+
+/** Longest single path component, in UTF-8 bytes (the usual filesystem limit). */
+export const MAX_NAME_BYTES = 255;
+
+const encoder = new TextEncoder();
+// C0 controls, DEL and C1 controls: never valid in a name ferry accepts.
+// deno-lint-ignore no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+const DRIVE = /^[A-Za-z]:/;
+
+function refuse(path: string, why: string): FerryError {
+  return new FerryError("PATH_REFUSED", `path refused: ${why}: ${escapeName(path)}`);
+}
+
+/**
+ * Check a client-supplied path and return it in canonical form: components
+ * joined by `/`, no `.` or empty components, `..` resolved, `""` for the
+ * root. Refused: absolute paths, `..` above the root, backslashes and drive
+ * letters, NUL and control characters, malformed Unicode, over-long
+ * components, and ferry's reserved names.
+ *
+ * @example
+ * ```ts
+ * import { normalizePath } from "./path_jail.ts";
+ * console.assert(normalizePath("a/./b/../c") === "a/c");
+ * ```
+ */
+export function normalizePath(path: string): string {
+  if (!path.isWellFormed()) throw refuse(path, "malformed Unicode");
+  if (CONTROL.test(path)) throw refuse(path, "control character");
+  if (path.startsWith("/")) throw refuse(path, "absolute path");
+  if (path.includes("\\")) throw refuse(path, "backslash");
+  if (DRIVE.test(path)) throw refuse(path, "drive letter");
+  const parts: string[] = [];
+  for (const part of path.split("/")) {
+    if (part === "" || part === ".") continue;
+    if (part === "..") {
+      if (parts.length === 0) throw refuse(path, "leaves the root");
+      parts.pop();
+      continue;
+    }
+    if (encoder.encode(part).length > MAX_NAME_BYTES) throw refuse(path, "name too long");
+    if (part.startsWith(RESERVED_PREFIX)) throw refuse(path, "reserved name");
+    parts.push(part);
+  }
+  return parts.join("/");
+}
+
+/**
+ * Make a name safe to print: control characters, escape sequences,
+ * backslashes and malformed Unicode are shown as escapes, never raw.
+ *
+ * @example
+ * ```ts
+ * import { escapeName } from "./path_jail.ts";
+ * console.assert(escapeName("a\u001b[2Jb") === "a\\x1b[2Jb");
+ * ```
+ */
+export function escapeName(name: string): string {
+  let out = "";
+  for (const ch of name) {
+    const code = ch.codePointAt(0)!;
+    if (ch === "\\") out += "\\\\";
+    else if (CONTROL.test(ch)) out += `\\x${code.toString(16).padStart(2, "0")}`;
+    else if (code >= 0xd800 && code <= 0xdfff) out += `\\u${code.toString(16)}`;
+    else out += ch;
+  }
+  return out;
+}

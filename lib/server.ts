@@ -1,0 +1,342 @@
+/**
+ * ferryd as a library: accept connections and serve a {@linkcode Storage}.
+ *
+ * @module
+ */
+
+import {
+  type Entry,
+  errorToMessage,
+  parseHello,
+  parseRequest,
+  PROTOCOL_VERSION,
+  type Request,
+  type Welcome,
+} from "./commands.ts";
+import { FerryError, toFerryError } from "./errors.ts";
+import { decodeMessage, DEFAULT_LIMITS, type Frame, FrameType, HEADER_SIZE } from "./frame.ts";
+import { FrameConn } from "./frame_conn.ts";
+import { LocalStorage } from "./local_storage.ts";
+import { escapeName, normalizePath } from "./path_jail.ts";
+import type { Storage, Upload } from "./storage.ts";
+import { BodyReceiver, sendBody } from "./transfer.ts";
+import { VERSION } from "./version.ts";
+
+/** Options for {@linkcode serve}. */
+export interface ServeOptions {
+  /** Directory to serve (default `.`). Ignored when `storage` is given. */
+  root?: string;
+  /** Storage to serve instead of a local directory. */
+  storage?: Storage;
+  /** Address to bind (default `127.0.0.1`). */
+  hostname?: string;
+  /** Port to bind (default 9500; 0 picks a free one). */
+  port?: number;
+  /** Where log lines go (default: stderr). */
+  log?: (line: string) => void;
+  /** A client must complete the handshake within this many ms (default 10 000). */
+  handshakeTimeoutMs?: number;
+  /** Close a connection that makes no progress for this many ms (default 300 000; 0 = never). */
+  idleTimeoutMs?: number;
+  /** Connections served at once; more are answered BUSY (default 1000). */
+  maxConnections?: number;
+}
+
+/** A running server. */
+export interface FerryServer {
+  /** The address actually bound (useful with port 0). */
+  readonly addr: Deno.NetAddr;
+  /** The served directory, when serving local disk. */
+  readonly root: string | undefined;
+  /** Resolves when the server has stopped and every connection is closed. */
+  readonly finished: Promise<void>;
+  /** Stop accepting, close every connection, and wait for them to finish. */
+  close(): Promise<void>;
+}
+
+/** Default port, kept from the program ferry grew from. */
+export const DEFAULT_PORT = 9500;
+
+/** Size of one DATA chunk the server sends. */
+const CHUNK_SIZE = DEFAULT_LIMITS.maxData;
+
+function stderrLog(line: string): void {
+  console.error(line);
+}
+
+function formatAddr(addr: Deno.Addr): string {
+  if (addr.transport !== "tcp" && addr.transport !== "udp") return addr.transport;
+  return addr.hostname.includes(":")
+    ? `[${addr.hostname}]:${addr.port}`
+    : `${addr.hostname}:${addr.port}`;
+}
+
+/**
+ * Start ferryd.
+ *
+ * @example
+ * ```ts
+ * import { serve } from "./server.ts";
+ * const server = await serve({ root: await Deno.makeTempDir(), port: 0, log: () => {} });
+ * console.log(`listening on port ${server.addr.port}`);
+ * await server.close();
+ * ```
+ */
+export async function serve(options: ServeOptions = {}): Promise<FerryServer> {
+  const storage = options.storage ?? await LocalStorage.open(options.root ?? ".");
+  const log = options.log ?? stderrLog;
+  const listener = Deno.listen({
+    hostname: options.hostname ?? "127.0.0.1",
+    port: options.port ?? DEFAULT_PORT,
+  });
+  const maxConnections = options.maxConnections ?? 1000;
+  const sessions = new Set<Promise<void>>();
+  const conns = new Set<FrameConn>();
+  let closing = false;
+
+  const welcome: Welcome = {
+    version: PROTOCOL_VERSION,
+    agent: `ferryd/${VERSION}`,
+    limits: { ...DEFAULT_LIMITS },
+  };
+
+  function start(conn: Deno.TcpConn): void {
+    conn.setNoDelay(true);
+    const fc = new FrameConn(conn, { timeoutMs: options.handshakeTimeoutMs ?? 10_000 });
+    const peer = formatAddr(conn.remoteAddr);
+    if (conns.size >= maxConnections) {
+      log(`${peer} refused: busy (${conns.size} connections)`);
+      fc.sendMessage(FrameType.ERROR, 0, { code: "BUSY", message: "server busy, try later" })
+        .catch(() => {}).finally(() => fc.close());
+      return;
+    }
+    conns.add(fc);
+    const session = new Session(fc, storage, peer, welcome, log, options.idleTimeoutMs ?? 300_000);
+    const done = session.run().finally(() => {
+      conns.delete(fc);
+      sessions.delete(done);
+    });
+    sessions.add(done);
+  }
+
+  async function acceptLoop(): Promise<void> {
+    while (!closing) {
+      let conn: Deno.TcpConn;
+      try {
+        conn = await listener.accept();
+      } catch (err) {
+        if (closing || err instanceof Deno.errors.BadResource) break;
+        // EMFILE and friends: back off and keep serving those already connected.
+        log(`accept failed: ${toFerryError(err).message}`);
+        await new Promise((r) => setTimeout(r, 100));
+        continue;
+      }
+      start(conn);
+    }
+  }
+
+  const accepting = acceptLoop();
+  const finished = accepting.then(async () => {
+    while (sessions.size > 0) await Promise.all(sessions);
+  });
+
+  return {
+    addr: listener.addr,
+    root: storage instanceof LocalStorage ? storage.root : undefined,
+    finished,
+    async close() {
+      if (!closing) {
+        closing = true;
+        try {
+          listener.close();
+        } catch {
+          // Already closed.
+        }
+        for (const fc of conns) fc.close();
+      }
+      await finished;
+    },
+  };
+}
+
+/** One client connection: handshake, then requests in order until close or end of stream. */
+class Session {
+  readonly #fc: FrameConn;
+  readonly #storage: Storage;
+  readonly #peer: string;
+  readonly #welcome: Welcome;
+  readonly #log: (line: string) => void;
+  readonly #idleTimeoutMs: number;
+  #sendBuf: Uint8Array | undefined;
+  /** Id of a rejected upload whose remaining DATA/END frames are skipped. */
+  #discardId: number | undefined;
+
+  constructor(
+    fc: FrameConn,
+    storage: Storage,
+    peer: string,
+    welcome: Welcome,
+    log: (line: string) => void,
+    idleTimeoutMs: number,
+  ) {
+    this.#fc = fc;
+    this.#storage = storage;
+    this.#peer = peer;
+    this.#welcome = welcome;
+    this.#log = log;
+    this.#idleTimeoutMs = idleTimeoutMs;
+  }
+
+  async run(): Promise<void> {
+    const started = performance.now();
+    let reason = "closed";
+    try {
+      const agent = await this.#handshake();
+      this.#log(`${this.#peer} connected (${escapeName(agent)})`);
+      this.#fc.setTimeout(this.#idleTimeoutMs);
+      while (await this.#next());
+    } catch (err) {
+      const e = toFerryError(err);
+      reason = `${e.code}: ${e.message}`;
+      if (e.code === "PROTOCOL" || e.code === "USAGE") {
+        await this.#fc.sendMessage(FrameType.ERROR, 0, errorToMessage(e)).catch(() => {});
+      }
+    } finally {
+      this.#fc.close();
+      const seconds = ((performance.now() - started) / 1000).toFixed(1);
+      this.#log(`${this.#peer} disconnected after ${seconds} s (${reason})`);
+    }
+  }
+
+  async #handshake(): Promise<string> {
+    const frame = await this.#fc.read();
+    if (!frame) throw new FerryError("CONNECT", "closed before the handshake");
+    if (frame.type !== FrameType.HELLO) {
+      throw new FerryError("PROTOCOL", "not a ferry client: expected HELLO");
+    }
+    const hello = parseHello(decodeMessage(frame));
+    if (hello.version !== PROTOCOL_VERSION) {
+      throw new FerryError(
+        "PROTOCOL",
+        `unsupported protocol version ${hello.version} (server speaks ${PROTOCOL_VERSION})`,
+      );
+    }
+    await this.#fc.sendMessage(FrameType.WELCOME, 0, this.#welcome);
+    return hello.agent ?? "unknown client";
+  }
+
+  /** Handle one incoming frame; false when the session is over. */
+  async #next(): Promise<boolean> {
+    const frame = await this.#fc.read();
+    if (!frame) return false;
+    if (frame.type === FrameType.REQUEST) return await this.#request(frame);
+    const bodyFrame = frame.type === FrameType.DATA || frame.type === FrameType.END ||
+      frame.type === FrameType.ERROR;
+    if (bodyFrame && frame.id === this.#discardId) {
+      if (frame.type !== FrameType.DATA) this.#discardId = undefined;
+      return true;
+    }
+    throw new FerryError("PROTOCOL", `unexpected frame type ${frame.type} for request ${frame.id}`);
+  }
+
+  async #request(frame: Frame): Promise<boolean> {
+    const id = frame.id;
+    this.#discardId = undefined;
+    let req: Request | undefined;
+    const started = performance.now();
+    try {
+      req = parseRequest(decodeMessage(frame));
+      switch (req.op) {
+        case "ls":
+          await this.#ls(id, req.path);
+          return true;
+        case "get":
+          this.#logTransfer("get", req.path, await this.#get(id, req.path), started);
+          return true;
+        case "put":
+          this.#logTransfer("put", req.path, await this.#put(id, req.path, req.size), started);
+          return true;
+        case "close":
+          await this.#fc.sendMessage(FrameType.REPLY, id, {});
+          return false;
+      }
+    } catch (err) {
+      const e = toFerryError(err);
+      if (req?.op === "get" || req?.op === "put") {
+        this.#log(`${this.#peer} ${req.op} ${escapeName(req.path)} failed: ${e.message}`);
+      }
+      // A request that parsed but then broke the framing leaves the stream in an unknown state.
+      const fatal = e.code === "CONNECT" || e.code === "TIMEOUT" || (e.code === "PROTOCOL" && req);
+      if (this.#fc.closed || fatal) throw e;
+      // An unreadable request may have a body on its way: skip it.
+      if (!req) this.#discardId = id;
+      await this.#fc.sendMessage(FrameType.ERROR, id, errorToMessage(e));
+      return true;
+    }
+  }
+
+  #logTransfer(op: string, path: string, bytes: number, started: number): void {
+    const seconds = (performance.now() - started) / 1000;
+    const rate = seconds > 0 ? (bytes / 1048576 / seconds).toFixed(1) : "-";
+    this.#log(
+      `${this.#peer} ${op} ${escapeName(path)} ${bytes} bytes in ${
+        seconds.toFixed(3)
+      } s (${rate} MiB/s) ok`,
+    );
+  }
+
+  async #ls(id: number, rawPath: string): Promise<void> {
+    const budget = this.#welcome.limits.maxControl - 64;
+    const encoder = new TextEncoder();
+    let page: Entry[] = [];
+    let pageBytes = 0;
+    for await (const entry of this.#storage.list(normalizePath(rawPath))) {
+      const bytes = encoder.encode(JSON.stringify(entry)).length + 1;
+      if (page.length > 0 && pageBytes + bytes > budget) {
+        await this.#fc.sendMessage(FrameType.REPLY, id, { entries: page, more: true });
+        page = [];
+        pageBytes = 0;
+      }
+      page.push(entry);
+      pageBytes += bytes;
+    }
+    await this.#fc.sendMessage(FrameType.REPLY, id, { entries: page, more: false });
+  }
+
+  async #get(id: number, rawPath: string): Promise<number> {
+    const handle = await this.#storage.openRead(normalizePath(rawPath));
+    try {
+      await this.#fc.sendMessage(FrameType.REPLY, id, { size: handle.size, mtime: handle.mtime });
+      this.#sendBuf ??= new Uint8Array(HEADER_SIZE + CHUNK_SIZE);
+      await sendBody(this.#fc, id, handle, handle.size, this.#sendBuf);
+      return handle.size;
+    } finally {
+      handle.close();
+    }
+  }
+
+  async #put(id: number, rawPath: string, size: number): Promise<number> {
+    let upload: Upload | undefined;
+    let receiver: BodyReceiver | undefined;
+    try {
+      upload = await this.#storage.createUpload(normalizePath(rawPath), size);
+      receiver = new BodyReceiver(size, upload);
+      for (;;) {
+        const frame = await this.#fc.read();
+        if (!frame) throw new FerryError("CONNECT", "client closed the connection mid-upload");
+        if (frame.id !== id) {
+          throw new FerryError("PROTOCOL", `frame for request ${frame.id} inside upload ${id}`);
+        }
+        if (await receiver.accept(frame)) break;
+      }
+      await upload.commit();
+    } catch (err) {
+      await upload?.abort();
+      // Failed before the body's END or ERROR: skip the frames still on their way.
+      if (!receiver?.done) this.#discardId = id;
+      throw err;
+    }
+    await this.#fc.sendMessage(FrameType.REPLY, id, {});
+    return size;
+  }
+}

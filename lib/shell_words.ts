@@ -1,0 +1,54 @@
+/**
+ * Split a shell line into words, the way a POSIX shell would for quoting:
+ * `'single'` and `"double"` quotes group, a backslash escapes the next
+ * character (inside double quotes, only `"` and `\`). Pure; no expansion.
+ *
+ * @module
+ */
+
+import { FerryError } from "./errors.ts";
+
+/**
+ * Split `line` into words.
+ *
+ * @example
+ * ```ts
+ * import { splitWords } from "./shell_words.ts";
+ * const words = splitWords(`put "my file.txt" 'dest dir/'`);
+ * console.assert(words[1] === "my file.txt" && words[2] === "dest dir/");
+ * ```
+ */
+export function splitWords(line: string): string[] {
+  const words: string[] = [];
+  let word = "";
+  let inWord = false;
+  let quote: "'" | '"' | undefined;
+  for (let i = 0; i < line.length; i++) {
+    const ch = line[i];
+    if (quote === "'") {
+      if (ch === "'") quote = undefined;
+      else word += ch;
+    } else if (quote === '"') {
+      if (ch === '"') quote = undefined;
+      else if (ch === "\\" && (line[i + 1] === '"' || line[i + 1] === "\\")) word += line[++i];
+      else word += ch;
+    } else if (ch === "'" || ch === '"') {
+      quote = ch;
+      inWord = true;
+    } else if (ch === "\\") {
+      if (i + 1 >= line.length) throw new FerryError("USAGE", "line ends with a backslash");
+      word += line[++i];
+      inWord = true;
+    } else if (ch === " " || ch === "\t") {
+      if (inWord) words.push(word);
+      word = "";
+      inWord = false;
+    } else {
+      word += ch;
+      inWord = true;
+    }
+  }
+  if (quote) throw new FerryError("USAGE", `unterminated ${quote} quote`);
+  if (inWord) words.push(word);
+  return words;
+}

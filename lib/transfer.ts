@@ -1,0 +1,139 @@
+/**
+ * File content on the wire, the same in both directions: DATA frames, then
+ * an END trailer with the SHA-256 of everything sent. The receiver checks
+ * the size and the hash before it lets the content be committed.
+ *
+ * @module
+ */
+
+import { createHash } from "node:crypto";
+import { errorFromMessage, parseEnd } from "./commands.ts";
+import { FerryError } from "./errors.ts";
+import { decodeMessage, type Frame, FrameType, frameTypeName, HEADER_SIZE } from "./frame.ts";
+import type { FrameConn } from "./frame_conn.ts";
+
+/** Where content is read from: a `Deno.FsFile` or a storage read handle. */
+export interface ByteSource {
+  read(buf: Uint8Array): Promise<number | null>;
+}
+
+/** Where received content goes: an `AtomicFile` or a storage upload. */
+export interface ByteSink {
+  write(chunk: Uint8Array): void | Promise<void>;
+}
+
+/** Options for {@linkcode sendBody}. */
+export interface SendBodyOptions {
+  /** Checked between chunks; when it returns true the body stops early and the call throws CANCELLED. */
+  stopped?: () => boolean;
+}
+
+/**
+ * Send exactly `size` bytes of `source` as DATA frames, then END. `buf` is
+ * the reused send buffer: `HEADER_SIZE` bytes of room for the header,
+ * followed by room for one chunk. Returns the SHA-256 (hex) of what was sent.
+ * A source that ends early is an IO error; bytes past `size` are not sent.
+ */
+export async function sendBody(
+  fc: FrameConn,
+  id: number,
+  source: ByteSource,
+  size: number,
+  buf: Uint8Array,
+  options: SendBodyOptions = {},
+): Promise<string> {
+  const hash = createHash("sha256");
+  const chunk = buf.length - HEADER_SIZE;
+  let sent = 0;
+  while (sent < size) {
+    if (options.stopped?.()) throw new FerryError("CANCELLED", "transfer stopped");
+    const want = Math.min(chunk, size - sent);
+    const n = await source.read(buf.subarray(HEADER_SIZE, HEADER_SIZE + want));
+    if (n === null) {
+      throw new FerryError("IO", `file shrank while being read (${sent} of ${size} bytes)`);
+    }
+    hash.update(buf.subarray(HEADER_SIZE, HEADER_SIZE + n));
+    await fc.sendFramed(FrameType.DATA, id, buf, n);
+    sent += n;
+  }
+  const sha256 = hash.digest("hex");
+  await fc.sendMessage(FrameType.END, id, { sha256 });
+  return sha256;
+}
+
+/**
+ * Receives one body: feed it the DATA and END frames of a transfer; it
+ * writes DATA to the sink and, at END, checks size and hash.
+ *
+ * @example
+ * ```ts ignore
+ * const receiver = new BodyReceiver(size, file);
+ * for (;;) {
+ *   const sha256 = await receiver.accept(await fc.read());
+ *   if (sha256) break;
+ * }
+ * ```
+ */
+export class BodyReceiver {
+  readonly #size: number;
+  readonly #sink: ByteSink;
+  readonly #hash = createHash("sha256");
+  #received = 0;
+  #done = false;
+
+  /** Expect `size` bytes, written to `sink`. */
+  constructor(size: number, sink: ByteSink) {
+    this.#size = size;
+    this.#sink = sink;
+  }
+
+  /** Bytes received so far. */
+  get received(): number {
+    return this.#received;
+  }
+
+  /** Whether END (or ERROR) was seen: no more frames of this body will come. */
+  get done(): boolean {
+    return this.#done;
+  }
+
+  /**
+   * Take the next frame of the body. Returns the verified SHA-256 at END,
+   * `undefined` while more is expected. Throws INTEGRITY on a size or hash
+   * mismatch, the sender's error on ERROR, PROTOCOL on any other frame.
+   */
+  async accept(frame: Frame): Promise<string | undefined> {
+    switch (frame.type) {
+      case FrameType.DATA: {
+        const n = frame.payload.length;
+        if (this.#received + n > this.#size) {
+          throw new FerryError("INTEGRITY", `more data than the announced ${this.#size} bytes`);
+        }
+        this.#hash.update(frame.payload);
+        this.#received += n;
+        await this.#sink.write(frame.payload);
+        return undefined;
+      }
+      case FrameType.END: {
+        this.#done = true;
+        const { sha256 } = parseEnd(decodeMessage(frame));
+        if (this.#received !== this.#size) {
+          throw new FerryError(
+            "INTEGRITY",
+            `size mismatch: received ${this.#received} of ${this.#size} bytes`,
+          );
+        }
+        const actual = this.#hash.digest("hex");
+        if (actual !== sha256) {
+          throw new FerryError("INTEGRITY", "SHA-256 mismatch: content corrupted in transit");
+        }
+        return actual;
+      }
+      case FrameType.ERROR:
+        this.#done = true;
+        throw errorFromMessage(decodeMessage(frame));
+      default:
+        throw new FerryError("PROTOCOL", `unexpected ${frameTypeName(frame.type)} frame in a body`);
+    }
+  }
+}

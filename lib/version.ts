@@ -1,0 +1,10 @@
+/**
+ * The version of this build, from `deno.json`.
+ *
+ * @module
+ */
+
+import meta from "../deno.json" with { type: "json" };
+
+/** ferry's version, e.g. `0.1.0`. */
+export const VERSION: string = meta.version;

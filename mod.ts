@@ -1,0 +1,36 @@
+/**
+ * ferry: fast, verified file transfer between machines.
+ *
+ * Start a server and talk to it from the same program:
+ *
+ * ```ts
+ * import { connect, serve } from "./mod.ts";
+ *
+ * const root = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${root}/hello.txt`, "hello");
+ * const server = await serve({ root, port: 0, log: () => {} });
+ * const client = await connect({ hostname: "127.0.0.1", port: server.addr.port });
+ * const entries = await client.list("");
+ * console.assert(entries[0].name === "hello.txt");
+ * await client.close();
+ * await server.close();
+ * ```
+ *
+ * @module
+ */
+
+export {
+  type Address,
+  connect,
+  type ConnectOptions,
+  DEFAULT_ADDRESS,
+  FerryClient,
+  parseAddress,
+  type TransferResult,
+} from "./lib/client.ts";
+export { DEFAULT_PORT, type FerryServer, serve, type ServeOptions } from "./lib/server.ts";
+export type { Entry, EntryType } from "./lib/commands.ts";
+export { type ErrorCode, EXIT_CODES, FerryError } from "./lib/errors.ts";
+export { LocalStorage } from "./lib/local_storage.ts";
+export type { ReadHandle, Storage, Upload } from "./lib/storage.ts";
+export { VERSION } from "./lib/version.ts";

@@ -1,0 +1,126 @@
+/** Integration: the ferry CLI as a user drives it, one-shot and as a piped shell. */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { parseClientArgs } from "../lib/client_cli.ts";
+import { parseServerArgs } from "../lib/server_cli.ts";
+import { parseAddress } from "../lib/client.ts";
+import { FerryError } from "../lib/errors.ts";
+import { listTree, runClient, startServer, tempDir } from "./helpers.ts";
+
+Deno.test("the piped interactive shell runs commands in order", async () => {
+  await using server = await startServer();
+  await using local = await tempDir();
+  await Deno.writeTextFile(join(local.path, "a.txt"), "alpha");
+  await Deno.writeTextFile(join(local.path, "my file.txt"), "spaced");
+  const script = [
+    "put a.txt",
+    `put "my file.txt" docs/`,
+    "",
+    "ls",
+    "ls docs",
+    "get docs/my\\ file.txt copy.txt",
+    "close",
+    "put a.txt never.txt",
+  ].join("\n");
+  const run = await runClient(server.address, [], { stdin: script, cwd: local.path });
+  assert.equal(run.code, 0, run.stderr);
+  assert.equal(run.stdout, "a.txt\ndocs/\nmy file.txt\n");
+  assert.equal(run.stderr, "");
+  assert.equal(await Deno.readTextFile(join(local.path, "copy.txt")), "spaced");
+  assert.deepEqual(await listTree(server.root), ["a.txt", "docs", "docs/my file.txt"]);
+});
+
+Deno.test("a failing shell command prints one line, the shell goes on, the exit code says so", async () => {
+  await using server = await startServer();
+  await using local = await tempDir();
+  await Deno.writeTextFile(join(local.path, "a.txt"), "alpha");
+  const script = 'get missing.txt\nfrobnicate\nput "unterminated\nput a.txt\nls\n';
+  const run = await runClient(server.address, [], { stdin: script, cwd: local.path });
+  assert.equal(run.stdout, "a.txt\n");
+  assert.deepEqual(run.stderr.trimEnd().split("\n"), [
+    "ferry: missing.txt: not found",
+    "ferry: unknown command: frobnicate (try 'help')",
+    'ferry: unterminated " quote',
+  ]);
+  assert.equal(run.code, 2, "exit code of the last failure (usage)");
+  const help = await runClient(server.address, [], { stdin: "help\nexit\n" });
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /get REMOTE \[LOCAL\]/);
+  assert.match(help.stdout, /close/);
+  // No prompt when stdin is not a terminal.
+  assert.doesNotMatch(help.stdout, /ferry> /);
+});
+
+Deno.test("end of input ends the shell; a dead server is a connection error", async () => {
+  await using server = await startServer();
+  const eof = await runClient(server.address, [], { stdin: "ls" });
+  assert.equal(eof.code, 0, eof.stderr);
+  await server.stop();
+  const dead = await runClient(server.address, [], { stdin: "ls\n" });
+  assert.equal(dead.code, 3);
+  assert.match(dead.stderr, /^ferry: cannot connect to .*connection refused\n$/);
+});
+
+Deno.test("one-shot usage errors, --help and --version", async () => {
+  const address = "127.0.0.1:1";
+  const help = await runClient(address, ["--help"]);
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /Usage:/);
+  assert.match(help.stdout, /FERRY_SERVER/);
+  const version = await runClient(address, ["--version"]);
+  assert.match(version.stdout, /^ferry \d+\.\d+\.\d+\n$/);
+  const unknown = await runClient(address, ["fetch", "x"]);
+  assert.equal(unknown.code, 2);
+  assert.equal(unknown.stderr, "ferry: unknown command: fetch (try 'help')\n");
+  const badFlag = await runClient(address, ["--frobnicate"]);
+  assert.equal(badFlag.code, 2);
+  assert.match(badFlag.stderr, /^ferry: .*frobnicate.*\n$/);
+  const tooMany = await runClient(address, ["get", "a", "b", "c"]);
+  assert.equal(tooMany.code, 2);
+  assert.equal(tooMany.stderr, "ferry: usage: get REMOTE [LOCAL]\n");
+});
+
+Deno.test("FERRY_SERVER picks the server; --server wins over it", async () => {
+  await using server = await startServer();
+  await Deno.writeTextFile(join(server.root, "x.txt"), "x");
+  const client = new URL("../client.ts", import.meta.url).pathname;
+  const viaEnv = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", client, "ls"],
+    env: { FERRY_SERVER: server.address },
+  }).output();
+  assert.equal(new TextDecoder().decode(viaEnv.stdout), "x.txt\n");
+  assert.deepEqual(parseClientArgs(["-s", "h:1", "ls"], { FERRY_SERVER: "e:2" }).server, "h:1");
+  assert.deepEqual(parseClientArgs(["ls"], { FERRY_SERVER: "e:2" }).server, "e:2");
+  assert.deepEqual(parseClientArgs([], {}).server, "127.0.0.1:9500");
+});
+
+Deno.test("parseAddress and parseServerArgs", () => {
+  assert.deepEqual(parseAddress("example.com:9000"), { hostname: "example.com", port: 9000 });
+  assert.deepEqual(parseAddress("example.com"), { hostname: "example.com", port: 9500 });
+  assert.deepEqual(parseAddress(":7"), { hostname: "127.0.0.1", port: 7 });
+  assert.deepEqual(parseAddress("[::1]:9"), { hostname: "::1", port: 9 });
+  for (const bad of ["h:0", "h:65536", "h:x", "a b:1", "[::1", "h:1:2"]) {
+    assert.throws(() => parseAddress(bad), (e) => e instanceof FerryError && e.code === "USAGE");
+  }
+  const args = parseServerArgs([]);
+  assert.deepEqual([args.root, args.host, args.port], [".", "127.0.0.1", 9500]);
+  assert.equal(parseServerArgs(["-p", "0", "-r", "/srv"]).root, "/srv");
+  for (const bad of [["--port", "99999"], ["--port", "abc"], ["--nope"], ["extra"]]) {
+    assert.throws(() => parseServerArgs(bad), (e) => e instanceof FerryError && e.code === "USAGE");
+  }
+});
+
+Deno.test("ferryd refuses a missing root and a busy port with one line", async () => {
+  const server = new URL("../server.ts", import.meta.url).pathname;
+  const run = (args: string[]) =>
+    new Deno.Command(Deno.execPath(), { args: ["run", "-A", server, ...args] }).output();
+  const missing = await run(["--root", "/definitely/not/here", "--port", "0"]);
+  assert.equal(missing.code, 5);
+  assert.match(new TextDecoder().decode(missing.stderr), /^ferryd: root .*not found\n$/);
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const busy = await run(["--port", String(listener.addr.port)]);
+  listener.close();
+  assert.equal(busy.code, 3);
+  assert.match(new TextDecoder().decode(busy.stderr), /^ferryd: .*\n$/);
+});

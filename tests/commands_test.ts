@@ -1,0 +1,62 @@
+import assert from "node:assert/strict";
+import {
+  errorFromMessage,
+  MAX_PATH_BYTES,
+  parseEnd,
+  parseHello,
+  parseLsReply,
+  parseRequest,
+} from "../lib/commands.ts";
+import { FerryError } from "../lib/errors.ts";
+
+const rejects = (fn: () => unknown, code: string) =>
+  assert.throws(fn, (e) => e instanceof FerryError && e.code === code);
+
+Deno.test("parseRequest: valid requests", () => {
+  assert.deepEqual(parseRequest({ op: "ls" }), { op: "ls", path: "" });
+  assert.deepEqual(parseRequest({ op: "ls", path: "a" }), { op: "ls", path: "a" });
+  assert.deepEqual(parseRequest({ op: "get", path: "a" }), { op: "get", path: "a" });
+  assert.deepEqual(parseRequest({ op: "put", path: "a", size: 0 }), {
+    op: "put",
+    path: "a",
+    size: 0,
+  });
+  assert.deepEqual(parseRequest({ op: "close" }), { op: "close" });
+});
+
+Deno.test("parseRequest: every field from the network is checked", () => {
+  rejects(() => parseRequest({}), "USAGE");
+  rejects(() => parseRequest({ op: "rm -rf" }), "USAGE");
+  rejects(() => parseRequest({ op: 5 }), "USAGE");
+  rejects(() => parseRequest({ op: "get" }), "PROTOCOL");
+  rejects(() => parseRequest({ op: "get", path: 5 }), "PROTOCOL");
+  rejects(() => parseRequest({ op: "get", path: "x".repeat(MAX_PATH_BYTES + 1) }), "PROTOCOL");
+  for (const size of [-1, 1.5, "10", null, 2 ** 53, Infinity, NaN]) {
+    rejects(() => parseRequest({ op: "put", path: "a", size }), "PROTOCOL");
+  }
+});
+
+Deno.test("parseHello / parseEnd / parseLsReply validate their fields", () => {
+  assert.equal(parseHello({ version: 1, agent: "x".repeat(500) }).agent?.length, 100);
+  rejects(() => parseHello({ version: "1" }), "PROTOCOL");
+  rejects(() => parseEnd({ sha256: "abc" }), "PROTOCOL");
+  rejects(() => parseEnd({ sha256: "A".repeat(64) }), "PROTOCOL");
+  assert.equal(parseEnd({ sha256: "a".repeat(64) }).sha256, "a".repeat(64));
+  rejects(() => parseLsReply({ entries: {}, more: false }), "PROTOCOL");
+  rejects(
+    () => parseLsReply({ entries: [{ name: "a", type: "bomb", size: 1, mtime: 0 }], more: false }),
+    "PROTOCOL",
+  );
+  rejects(() => parseLsReply({ entries: [null], more: false }), "PROTOCOL");
+  assert.equal(
+    parseLsReply({ entries: [{ name: "a", type: "file", size: 1, mtime: 0 }], more: true }).more,
+    true,
+  );
+});
+
+Deno.test("errorFromMessage: unknown codes become PROTOCOL, messages are bounded", () => {
+  assert.equal(errorFromMessage({ code: "NOT_FOUND", message: "x" }).code, "NOT_FOUND");
+  assert.equal(errorFromMessage({ code: "toString", message: "x" }).code, "PROTOCOL");
+  assert.equal(errorFromMessage({ code: 1 }).message, "remote error");
+  assert.equal(errorFromMessage({ code: "IO", message: "m".repeat(10_000) }).message.length, 500);
+});

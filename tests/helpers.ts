@@ -1,0 +1,212 @@
+/** Helpers for integration tests: a real ferryd and the real ferry CLI as subprocesses. */
+
+import { join } from "node:path";
+import { PROTOCOL_VERSION } from "../lib/commands.ts";
+import { decodeMessage, FrameType } from "../lib/frame.ts";
+import { FrameConn } from "../lib/frame_conn.ts";
+
+const SERVER = new URL("../server.ts", import.meta.url).pathname;
+const CLIENT = new URL("../client.ts", import.meta.url).pathname;
+
+/** A ferryd subprocess on an ephemeral port. */
+export interface ServerProcess {
+  port: number;
+  address: string;
+  root: string;
+  process: Deno.ChildProcess;
+  /** Everything the server has logged to stderr so far. */
+  log(): string;
+  /** SIGTERM it and wait; returns its exit code. */
+  stop(): Promise<number>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** Start `server.ts --port 0` serving `root` (a new temp dir by default). */
+export async function startServer(
+  options: { root?: string; args?: string[] } = {},
+): Promise<ServerProcess> {
+  const root = options.root ?? await Deno.makeTempDir({ prefix: "ferry-root-" });
+  const process = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", SERVER, "--port", "0", "--root", root, ...(options.args ?? [])],
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).spawn();
+  let stderr = "";
+  (async () => {
+    for await (const text of process.stderr.pipeThrough(new TextDecoderStream())) stderr += text;
+  })();
+  const reader = process.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let out = "";
+  while (!out.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`server exited before listening: ${stderr}`);
+    out += value;
+  }
+  reader.releaseLock();
+  const m = /listening on (\S+):(\d+)/.exec(out);
+  if (!m) throw new Error(`unexpected server banner: ${out}`);
+  const port = Number(m[2]);
+  let stopped: Promise<number> | undefined;
+  const stop = () => {
+    stopped ??= (async () => {
+      try {
+        process.kill("SIGTERM");
+      } catch {
+        // Already exited.
+      }
+      const status = await process.status;
+      return status.code;
+    })();
+    return stopped;
+  };
+  return {
+    port,
+    address: `127.0.0.1:${port}`,
+    root,
+    process,
+    log: () => stderr,
+    stop,
+    async [Symbol.asyncDispose]() {
+      await stop();
+      await Deno.remove(root, { recursive: true }).catch(() => {});
+    },
+  };
+}
+
+/** Result of one client run. */
+export interface ClientRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Options for {@linkcode runClient}. */
+export interface ClientOptions {
+  stdin?: string;
+  cwd?: string;
+  env?: Record<string, string>;
+}
+
+/** Run `client.ts --server ADDRESS ARGS...` to completion. */
+export async function runClient(
+  address: string,
+  args: string[],
+  options: ClientOptions = {},
+): Promise<ClientRun> {
+  const child = spawnClient(address, args, { ...options, stdin: options.stdin ?? "" });
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(options.stdin ?? ""));
+  await writer.close();
+  const out = await child.output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+/** Start the client without waiting for it; stdin is piped. */
+export function spawnClient(
+  address: string,
+  args: string[],
+  options: ClientOptions = {},
+): Deno.ChildProcess {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", CLIENT, "--server", address, ...args],
+    cwd: options.cwd,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1", ...options.env },
+  }).spawn();
+}
+
+/** A fresh temporary directory, removed on dispose. */
+export async function tempDir(prefix = "ferry-test-"): Promise<
+  { path: string; [Symbol.asyncDispose](): Promise<void> }
+> {
+  const path = await Deno.makeTempDir({ prefix });
+  return {
+    path,
+    [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }).catch(() => {}),
+  };
+}
+
+/** Random bytes of any length (getRandomValues caps one call at 64 KiB). */
+export function randomBytes(size: number): Uint8Array {
+  const out = new Uint8Array(size);
+  for (let i = 0; i < size; i += 65536) {
+    crypto.getRandomValues(out.subarray(i, Math.min(size, i + 65536)));
+  }
+  return out;
+}
+
+/** Write a file of `size` bytes: random, repeated in 1 MiB blocks beyond the first MiB. */
+export async function writeRandomFile(path: string, size: number): Promise<void> {
+  const block = randomBytes(Math.min(size, 1 << 20));
+  using file = await Deno.open(path, { write: true, create: true, truncate: true });
+  for (let left = size; left > 0; left -= block.length) {
+    let chunk = block.subarray(0, Math.min(left, block.length));
+    while (chunk.length > 0) chunk = chunk.subarray(file.writeSync(chunk));
+  }
+}
+
+/** Whether two files have identical content. */
+export async function sameContent(a: string, b: string): Promise<boolean> {
+  const [x, y] = await Promise.all([Deno.readFile(a), Deno.readFile(b)]);
+  return x.length === y.length && x.every((v, i) => v === y[i]);
+}
+
+/** Every name under `dir`, recursively, relative to it. */
+export async function listTree(dir: string): Promise<string[]> {
+  const names: string[] = [];
+  for await (const e of Deno.readDir(dir)) {
+    names.push(e.name);
+    if (e.isDirectory) {
+      for (const sub of await listTree(join(dir, e.name))) names.push(`${e.name}/${sub}`);
+    }
+  }
+  return names.sort();
+}
+
+/** Peak resident memory (VmHWM) of a running process, in bytes; 0 once it has exited. */
+export function peakRss(pid: number): number {
+  try {
+    const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+    const m = /VmHWM:\s+(\d+) kB/.exec(status);
+    return m ? Number(m[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** Resident memory now (VmRSS) of a running process, in bytes. */
+export function currentRss(pid: number): number {
+  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) * 1024;
+}
+
+/** Wait until `check` is true, polling; throws after `timeoutMs`. */
+export async function waitFor(check: () => boolean, timeoutMs = 10_000, what = "condition") {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** A hand-driven protocol session, for tests that must misbehave on purpose. */
+export async function rawSession(port: number): Promise<FrameConn> {
+  const fc = new FrameConn(await Deno.connect({ hostname: "127.0.0.1", port }));
+  await fc.sendMessage(FrameType.HELLO, 0, { version: PROTOCOL_VERSION, agent: "raw-test" });
+  const frame = await fc.read();
+  if (frame?.type !== FrameType.WELCOME) throw new Error("no WELCOME");
+  return fc;
+}
+
+/** Read the next frame and decode its JSON payload. */
+export async function readMessage(
+  fc: FrameConn,
+): Promise<{ type: number; id: number; msg: Record<string, unknown> }> {
+  const frame = await fc.read();
+  if (!frame) throw new Error("connection closed");
+  return { type: frame.type, id: frame.id, msg: decodeMessage(frame) };
+}

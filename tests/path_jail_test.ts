@@ -1,0 +1,176 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { FerryError } from "../lib/errors.ts";
+import { LocalStorage } from "../lib/local_storage.ts";
+import { escapeName, normalizePath } from "../lib/path_jail.ts";
+import { tempDir } from "./helpers.ts";
+
+function refused(fn: () => unknown, why: RegExp) {
+  assert.throws(
+    fn,
+    (e) => e instanceof FerryError && e.code === "PATH_REFUSED" && why.test(e.message),
+  );
+}
+
+async function refusedAsync(fn: () => Promise<unknown>, code = "PATH_REFUSED") {
+  await assert.rejects(fn, (e) => e instanceof FerryError && e.code === code);
+}
+
+Deno.test("normalizePath: canonical forms", () => {
+  const cases: [string, string][] = [
+    ["", ""],
+    [".", ""],
+    ["a", "a"],
+    ["a/b/c", "a/b/c"],
+    ["a//b/", "a/b"],
+    ["./a/./b", "a/b"],
+    ["a/../b", "b"],
+    ["a/b/../..", ""],
+    ["dir with space/naïve ☃.txt", "dir with space/naïve ☃.txt"],
+    ["..a/b..", "..a/b.."],
+  ];
+  for (const [input, want] of cases) assert.equal(normalizePath(input), want, input);
+});
+
+Deno.test("normalizePath: refuses what leaves or abuses the root", () => {
+  refused(() => normalizePath(".."), /leaves the root/);
+  refused(() => normalizePath("../etc/passwd"), /leaves the root/);
+  refused(() => normalizePath("a/../../b"), /leaves the root/);
+  refused(() => normalizePath("/etc/passwd"), /absolute/);
+  refused(() => normalizePath("a\\..\\..\\b"), /backslash/);
+  refused(() => normalizePath("..\\x"), /backslash/);
+  refused(() => normalizePath("C:\\Windows"), /backslash|drive/);
+  refused(() => normalizePath("C:/Windows"), /drive/);
+  refused(() => normalizePath("a\u0000b"), /control/);
+  refused(() => normalizePath("a\nb"), /control/);
+  refused(() => normalizePath("a\u001b[31mred"), /control/);
+  refused(() => normalizePath("a\u009bb"), /control/);
+  refused(() => normalizePath("a\u007f"), /control/);
+  refused(() => normalizePath("bad\ud800"), /Unicode/);
+  refused(() => normalizePath("x".repeat(256)), /too long/);
+  refused(() => normalizePath(".ferry-0123.part"), /reserved/);
+  refused(() => normalizePath("dir/.ferry-anything"), /reserved/);
+  assert.equal(normalizePath("x".repeat(255)), "x".repeat(255));
+  // 100 three-byte characters = 300 bytes: too long although only 100 code units.
+  refused(() => normalizePath("☃".repeat(100)), /too long/);
+});
+
+Deno.test("escapeName: control characters and escapes are never printed raw", () => {
+  assert.equal(escapeName("plain näme.txt"), "plain näme.txt");
+  assert.equal(escapeName("a\nb"), "a\\x0ab");
+  assert.equal(escapeName("\u001b]0;pwned\u0007"), "\\x1b]0;pwned\\x07");
+  assert.equal(escapeName("back\\slash"), "back\\\\slash");
+  assert.equal(escapeName("\u009b"), "\\x9b");
+  assert.equal(escapeName("lone\ud800"), "lone\\ud800");
+});
+
+/**
+ * A root with symlinks in every position:
+ *   root/inside.txt, root/dir/f.txt
+ *   root/in-link -> dir (inside)          root/out-link -> outside dir
+ *   root/out-file -> outside/secret.txt   root/dangling -> outside/missing
+ *   root/dir/up -> ../../outside (a relative escape, one level down)
+ *   root/chain -> in-link2 -> out-link (inside, then outside)
+ */
+async function jailFixture(base: string) {
+  const root = join(base, "root");
+  const outside = join(base, "outside");
+  await Deno.mkdir(join(root, "dir"), { recursive: true });
+  await Deno.mkdir(outside);
+  await Deno.writeTextFile(join(root, "inside.txt"), "in");
+  await Deno.writeTextFile(join(root, "dir", "f.txt"), "f");
+  await Deno.writeTextFile(join(outside, "secret.txt"), "secret");
+  await Deno.symlink("dir", join(root, "in-link"));
+  await Deno.symlink(outside, join(root, "out-link"));
+  await Deno.symlink(join(outside, "secret.txt"), join(root, "out-file"));
+  await Deno.symlink(join(outside, "missing"), join(root, "dangling"));
+  await Deno.symlink("../../outside", join(root, "dir", "up"));
+  await Deno.symlink("out-link", join(root, "in-link2"));
+  await Deno.symlink("in-link2", join(root, "chain"));
+  return { root, outside };
+}
+
+Deno.test("LocalStorage: symlinks inside the root are followed", async () => {
+  await using dir = await tempDir();
+  const { root } = await jailFixture(dir.path);
+  const storage = await LocalStorage.open(root);
+  const names = [];
+  for await (const e of storage.list("in-link")) names.push(e.name);
+  assert.deepEqual(names.sort(), ["f.txt", "up"]);
+  const handle = await storage.openRead("in-link/f.txt");
+  assert.equal(handle.size, 1);
+  handle.close();
+  const up = await storage.createUpload("in-link/new.txt", 0);
+  await up.commit();
+  assert.equal(await Deno.readTextFile(join(root, "dir", "new.txt")), "");
+});
+
+Deno.test("LocalStorage: symlinks out of the root are refused in every position", async () => {
+  await using dir = await tempDir();
+  const { root, outside } = await jailFixture(dir.path);
+  const storage = await LocalStorage.open(root);
+  const escapes = [
+    "out-link", // a directory symlink, as the final component
+    "out-link/secret.txt", // as an intermediate component
+    "out-file", // a file symlink
+    "dir/up/secret.txt", // relative escape one level down
+    "chain/secret.txt", // a chain that ends outside
+  ];
+  for (const path of escapes) {
+    await refusedAsync(() => storage.openRead(path));
+    await refusedAsync(() => storage.createUpload(path, 1));
+    await refusedAsync(async () => {
+      for await (const _ of storage.list(path));
+    });
+  }
+  // Writes below a symlinked directory, to names that do not exist yet.
+  await refusedAsync(() => storage.createUpload("out-link/new.txt", 1));
+  await refusedAsync(() => storage.createUpload("out-link/deep/new.txt", 1));
+  await refusedAsync(() => storage.createUpload("chain/new.txt", 1));
+  // A dangling link must not be written through, as file or as directory.
+  await refusedAsync(() => storage.createUpload("dangling", 1));
+  await refusedAsync(() => storage.createUpload("dangling/x.txt", 1));
+  assert.deepEqual(
+    (await Array.fromAsync(Deno.readDir(outside))).map((e) => e.name),
+    ["secret.txt"],
+  );
+});
+
+Deno.test("LocalStorage: a root that is itself a symlink works", async () => {
+  await using dir = await tempDir();
+  const { root } = await jailFixture(dir.path);
+  const link = join(dir.path, "root-link");
+  await Deno.symlink(root, link);
+  const storage = await LocalStorage.open(link);
+  const handle = await storage.openRead("inside.txt");
+  assert.equal(handle.size, 2);
+  handle.close();
+  await refusedAsync(() => storage.openRead("out-file"));
+});
+
+Deno.test("LocalStorage: missing paths, directories and temp files", async () => {
+  await using dir = await tempDir();
+  const { root } = await jailFixture(dir.path);
+  const storage = await LocalStorage.open(root);
+  await refusedAsync(() => storage.openRead("nope.txt"), "NOT_FOUND");
+  await refusedAsync(() => storage.openRead("dir"), "NOT_A_FILE");
+  await refusedAsync(() => storage.createUpload("dir", 1), "NOT_A_FILE");
+  await refusedAsync(() => storage.createUpload("", 1), "NOT_A_FILE");
+  await refusedAsync(() => storage.createUpload("inside.txt/x", 1), "NOT_A_DIRECTORY");
+  await refusedAsync(() => LocalStorage.open(join(root, "inside.txt")), "NOT_A_DIRECTORY");
+  await refusedAsync(() => LocalStorage.open(join(root, "missing")), "NOT_FOUND");
+  const upload = await storage.createUpload("a/b/c.txt", 2);
+  await upload.write(new Uint8Array([104, 105]));
+  const listed = [];
+  for await (const e of storage.list("a/b")) listed.push(e.name);
+  assert.deepEqual(listed, [], "an upload in progress is not listed");
+  await upload.commit();
+  assert.equal(await Deno.readTextFile(join(root, "a/b/c.txt")), "hi");
+  const aborted = await storage.createUpload("a/b/d.txt", 2);
+  await aborted.abort();
+  assert.deepEqual(
+    (await Array.fromAsync(Deno.readDir(join(root, "a/b")))).map((e) => e.name),
+    ["c.txt"],
+    "abort removes the temporary file",
+  );
+});

@@ -1,0 +1,24 @@
+import assert from "node:assert/strict";
+import { FerryError } from "../lib/errors.ts";
+import { splitWords } from "../lib/shell_words.ts";
+
+Deno.test("splitWords: plain, quoted and escaped words", () => {
+  assert.deepEqual(splitWords(""), []);
+  assert.deepEqual(splitWords("   "), []);
+  assert.deepEqual(splitWords("ls"), ["ls"]);
+  assert.deepEqual(splitWords("  get  a.txt\tb.txt "), ["get", "a.txt", "b.txt"]);
+  assert.deepEqual(splitWords(`put "my file.txt" 'dir/x y'`), ["put", "my file.txt", "dir/x y"]);
+  assert.deepEqual(splitWords(`put my\\ file.txt`), ["put", "my file.txt"]);
+  assert.deepEqual(splitWords(`get "a \\"q\\" b"`), ["get", 'a "q" b']);
+  assert.deepEqual(splitWords(`get 'it''s'`), ["get", "its"]);
+  assert.deepEqual(splitWords(`get ""`), ["get", ""]);
+  assert.deepEqual(splitWords(`get a"b c"d`), ["get", "ab cd"]);
+  assert.deepEqual(splitWords(`get 'a\\b'`), ["get", "a\\b"]);
+  assert.deepEqual(splitWords("get naïve☃"), ["get", "naïve☃"]);
+});
+
+Deno.test("splitWords: unbalanced quotes are usage errors", () => {
+  for (const line of [`get "a`, `get 'a`, "get a\\"]) {
+    assert.throws(() => splitWords(line), (e) => e instanceof FerryError && e.code === "USAGE");
+  }
+});
