@@ -7,11 +7,24 @@
  */
 
 import { basename, dirname, join } from "node:path";
-import { toFerryError } from "./errors.ts";
+import { FerryError, toFerryError } from "./errors.ts";
 import { RESERVED_PREFIX } from "./path_jail.ts";
 
 /** Suffix of ferry's temporary files (after {@linkcode RESERVED_PREFIX}). */
 export const TEMP_SUFFIX = ".part";
+
+/** Permission bits kept on received files: no setuid, setgid or sticky bit. */
+export const PERMISSION_BITS = 0o777;
+
+/** What {@linkcode AtomicFile.commit} applies before the file appears. */
+export interface CommitOptions {
+  /** Permission bits (masked with {@linkcode PERMISSION_BITS}). */
+  mode?: number;
+  /** Modification time, ms since the epoch. */
+  mtime?: number;
+  /** Fail with EXISTS rather than replace an existing file. */
+  noClobber?: boolean;
+}
 
 /** Whether `name` is one of ferry's temporary files. */
 export function isTempName(name: string): boolean {
@@ -74,14 +87,33 @@ export class AtomicFile {
     }
   }
 
-  /** Close the file and rename it into place, replacing any file there. */
-  async commit(): Promise<void> {
+  /**
+   * Close the file, apply `options`, and move it into place: replacing any
+   * file there, or with `noClobber` failing with EXISTS if there is one
+   * (a hard link, so the check and the move are one atomic step).
+   */
+  async commit(options: CommitOptions = {}): Promise<void> {
     this.#closeFile();
     try {
-      await Deno.rename(this.tempPath, this.path);
-      this.#done = true;
+      if (options.mode !== undefined && Deno.build.os !== "windows") {
+        await Deno.chmod(this.tempPath, options.mode & PERMISSION_BITS);
+      }
+      if (options.mtime !== undefined) {
+        await Deno.utime(this.tempPath, new Date(), new Date(options.mtime));
+      }
+      if (options.noClobber) {
+        await Deno.link(this.tempPath, this.path);
+        this.#done = true;
+        await Deno.remove(this.tempPath).catch(() => {});
+      } else {
+        await Deno.rename(this.tempPath, this.path);
+        this.#done = true;
+      }
     } catch (err) {
       await this.abort();
+      if (err instanceof Deno.errors.AlreadyExists) {
+        throw new FerryError("EXISTS", `already exists: ${basename(this.path)}`);
+      }
       throw toFerryError(err, `cannot store ${basename(this.path)}`);
     }
   }

@@ -9,16 +9,20 @@ import {
   type Entry,
   errorFromMessage,
   errorToMessage,
+  type GetReply,
+  parseEntry,
   parseGetReply,
   parseLsReply,
+  parseSumReply,
   parseWelcome,
   PROTOCOL_VERSION,
+  type SumReply,
   type Welcome,
 } from "./commands.ts";
 import { FerryError, toFerryError } from "./errors.ts";
 import { decodeMessage, type Frame, FrameType, frameTypeName, HEADER_SIZE } from "./frame.ts";
 import { FrameConn } from "./frame_conn.ts";
-import { AtomicFile } from "./atomic_file.ts";
+import { AtomicFile, PERMISSION_BITS } from "./atomic_file.ts";
 import { BodyReceiver, sendBody } from "./transfer.ts";
 import { VERSION } from "./version.ts";
 
@@ -65,6 +69,16 @@ export interface TransferResult {
   sha256: string;
   /** Wall-clock duration. */
   seconds: number;
+}
+
+/** Options for {@linkcode FerryClient.get} and {@linkcode FerryClient.put}. */
+export interface TransferOptions {
+  /** Refuse (EXISTS) rather than replace an existing destination file. */
+  noClobber?: boolean;
+  /** Called once the size is known, before any content moves. */
+  onStart?: (size: number) => void;
+  /** Called as content moves, with the bytes moved so far. */
+  onProgress?: (bytes: number) => void;
 }
 
 interface Pending {
@@ -151,26 +165,57 @@ export class FerryClient {
     return this.#failure;
   }
 
-  /** List a directory (`""` is the root), or describe a single file. */
-  list(path: string): Promise<Entry[]> {
-    const entries: Entry[] = [];
-    return this.#request({ op: "ls", path }, (frame, done) => {
-      const page = parseLsReply(this.#expectReply(frame));
-      entries.push(...page.entries);
-      if (!page.more) done(entries);
-    });
+  /**
+   * List a directory (`""` is the root), or describe a single file. With
+   * `recursive`, every entry below it, named by relative path.
+   */
+  list(path: string, options: { recursive?: boolean } = {}): Promise<Entry[]> {
+    return this.#entries({ op: "ls", path, recursive: options.recursive ?? false });
+  }
+
+  /** Entries whose root-relative path matches `pattern` (`*`, `?`, `[...]`); names are paths. */
+  glob(pattern: string): Promise<Entry[]> {
+    return this.#entries({ op: "glob", pattern });
+  }
+
+  /** Describe one remote path. */
+  async stat(path: string): Promise<Entry> {
+    return parseEntry((await this.#simple({ op: "stat", path })).entry);
+  }
+
+  /** SHA-256 and size of a remote file, computed by the server. */
+  async sum(path: string): Promise<SumReply> {
+    return parseSumReply(await this.#simple({ op: "sum", path }));
+  }
+
+  /** Create a remote directory; with `parents`, also its parents, and no error if it exists. */
+  async mkdir(path: string, options: { parents?: boolean } = {}): Promise<void> {
+    await this.#simple({ op: "mkdir", path, parents: options.parents ?? false });
+  }
+
+  /** Remove a remote file or empty directory; with `recursive`, a whole tree. */
+  async remove(path: string, options: { recursive?: boolean } = {}): Promise<void> {
+    await this.#simple({ op: "rm", path, recursive: options.recursive ?? false });
+  }
+
+  /** Rename `from` to `to` (into `to` if it is a directory); returns the new path. */
+  async move(from: string, to: string): Promise<string> {
+    const reply = await this.#simple({ op: "mv", from, to });
+    if (typeof reply.path !== "string") throw new FerryError("PROTOCOL", "mv reply lacks path");
+    return reply.path;
   }
 
   /**
    * Download `remote` into the local file `local`. The content lands under a
    * temporary name and is renamed into place only after its size and SHA-256
-   * check out; on any failure no file is left behind.
+   * check out, with the remote file's mode and modification time; on any
+   * failure no file is left behind.
    */
-  get(remote: string, local: string): Promise<TransferResult> {
+  get(remote: string, local: string, options: TransferOptions = {}): Promise<TransferResult> {
     const started = performance.now();
     let file: AtomicFile | undefined;
     let receiver: BodyReceiver | undefined;
-    let bodyFollows = false;
+    let meta: GetReply | undefined;
     let localError: FerryError | undefined;
     return this.#request({ op: "get", path: remote }, async (frame, done, fail) => {
       if (localError) {
@@ -179,28 +224,31 @@ export class FerryClient {
         return;
       }
       try {
-        if (!bodyFollows) {
-          const meta = parseGetReply(this.#expectReply(frame));
-          bodyFollows = true;
+        if (!meta) {
+          meta = parseGetReply(this.#expectReply(frame));
+          options.onStart?.(meta.size);
           file = await AtomicFile.create(local);
-          receiver = new BodyReceiver(meta.size, file);
+          receiver = new BodyReceiver(meta.size, file, options.onProgress);
           return;
         }
         const sha256 = await receiver!.accept(frame);
         if (sha256 === undefined) return;
-        await file!.commit();
+        await file!.commit({ mode: meta.mode, mtime: meta.mtime, noClobber: options.noClobber });
         done({ bytes: receiver!.received, sha256, seconds: elapsed(started) });
       } catch (err) {
         await file?.abort();
         const e = toFerryError(err);
-        if (bodyFollows && !receiver?.done) localError = e;
+        if (meta && !receiver?.done) localError = e;
         else fail(e);
       }
     });
   }
 
-  /** Upload the local file `local` to `remote`, replacing it atomically once verified. */
-  async put(local: string, remote: string): Promise<TransferResult> {
+  /**
+   * Upload the local file `local` to `remote`, with its mode and modification
+   * time, replacing any file there atomically once verified.
+   */
+  async put(local: string, remote: string, options: TransferOptions = {}): Promise<TransferResult> {
     const started = performance.now();
     let file: Deno.FsFile;
     try {
@@ -211,10 +259,19 @@ export class FerryClient {
     try {
       const info = await file.stat();
       if (!info.isFile) throw new FerryError("NOT_A_FILE", `not a file: ${local}`);
+      options.onStart?.(info.size);
       let sha256 = "";
       let localError: FerryError | undefined;
+      const message = {
+        op: "put",
+        path: remote,
+        size: info.size,
+        mode: info.mode === null ? undefined : info.mode & PERMISSION_BITS,
+        mtime: info.mtime?.getTime(),
+        noClobber: options.noClobber ?? false,
+      };
       const reply = this.#request<void>(
-        { op: "put", path: remote, size: info.size },
+        message,
         (frame, done) => {
           this.#expectReply(frame);
           done();
@@ -223,6 +280,7 @@ export class FerryClient {
           try {
             sha256 = await sendBody(this.#fc, id, file, info.size, this.#sendBuf, {
               stopped: () => !this.#pending.has(id),
+              onProgress: options.onProgress,
             });
           } catch (err) {
             const e = toFerryError(err);
@@ -253,6 +311,21 @@ export class FerryClient {
       }).catch(() => {});
     }
     this.#fail(new FerryError("CONNECT", "connection closed"));
+  }
+
+  /** A request answered by exactly one REPLY. */
+  #simple(message: Record<string, unknown>): Promise<Record<string, unknown>> {
+    return this.#request(message, (frame, done) => done(this.#expectReply(frame)));
+  }
+
+  /** A request answered by pages of entries. */
+  #entries(message: Record<string, unknown>): Promise<Entry[]> {
+    const entries: Entry[] = [];
+    return this.#request(message, (frame, done) => {
+      const page = parseLsReply(this.#expectReply(frame));
+      entries.push(...page.entries);
+      if (!page.more) done(entries);
+    });
   }
 
   /**

@@ -8,23 +8,50 @@
 
 import { basename, join } from "node:path";
 import { parseArgs } from "node:util";
-import { connect, DEFAULT_ADDRESS, type FerryClient, type TransferResult } from "./client.ts";
-import { exitCodeFor, FerryError, toFerryError } from "./errors.ts";
-import { escapeName } from "./path_jail.ts";
+import {
+  type BatchOptions,
+  deleteExtraneous,
+  localPathFor,
+  type Plan,
+  planGet,
+  planPut,
+  transferPlan,
+} from "./batch.ts";
+import { connect, DEFAULT_ADDRESS, type FerryClient } from "./client.ts";
+import type { Entry } from "./commands.ts";
+import { EXIT_CODES, exitCodeFor, FerryError, toFerryError } from "./errors.ts";
+import { expandGlob, hasGlob } from "./glob.ts";
+import { walkLocal } from "./local_storage.ts";
+import { escapeName, normalizePath } from "./path_jail.ts";
+import { formatBytes, type OutputMode, Reporter, type Sink } from "./report.ts";
 import { splitWords } from "./shell_words.ts";
 import { VERSION } from "./version.ts";
 
-/** Where a command writes; swapped in tests of the pure parts. */
-export interface Io {
-  out(line: string): void;
-  err(line: string): void;
-}
+type Flag = { type: "boolean"; short?: string } | { type: "string"; short?: string };
+type Values = Record<string, string | boolean | undefined>;
 
-const consoleIo: Io = { out: (l) => console.log(l), err: (l) => console.error(l) };
+/** Options every command accepts, one-shot or in the shell. */
+const OUTPUT_FLAGS: Record<string, Flag> = {
+  json: { type: "boolean" },
+  quiet: { type: "boolean", short: "q" },
+};
+
+/** Options only the command line (not the shell) accepts, before the command. */
+const GLOBAL_FLAGS: Record<string, Flag> = {
+  ...OUTPUT_FLAGS,
+  server: { type: "string", short: "s" },
+  help: { type: "boolean", short: "h" },
+  version: { type: "boolean", short: "V" },
+};
 
 interface Context {
   client(): Promise<FerryClient>;
-  io: Io;
+  /** A remote path as typed, made root-relative against the shell's directory. */
+  remote(path: string): string;
+  sink: Sink;
+  mode: OutputMode;
+  /** Shell state: the remote working directory ("" is the root). */
+  cwd: string;
 }
 
 interface Command {
@@ -32,43 +59,234 @@ interface Command {
   summary: string;
   min: number;
   max: number;
-  run(ctx: Context, args: string[]): Promise<void>;
+  flags?: Record<string, Flag>;
+  shellOnly?: boolean;
+  /** Returns an exit status when it is not simply 0. */
+  run(ctx: Context, args: string[], flags: Values): Promise<number | void>;
+}
+
+const consoleSink: Sink = {
+  out: (line) => console.log(line),
+  err: (line) => console.error(line),
+  draw: (text) => void Deno.stderr.writeSync(new TextEncoder().encode(text)),
+  tty: Deno.stderr.isTerminal(),
+};
+
+const TYPE_CHAR: Record<Entry["type"], string> = { file: "-", dir: "d", symlink: "l", other: "?" };
+
+function permissions(mode: number): string {
+  const bits = "rwxrwxrwx";
+  let out = "";
+  for (let i = 0; i < 9; i++) out += mode & (1 << (8 - i)) ? bits[i] : "-";
+  return out;
+}
+
+function longLine(e: Entry): string {
+  const time = new Date(e.mtime).toISOString().slice(0, 16).replace("T", " ");
+  const size = String(e.size).padStart(12);
+  return `${TYPE_CHAR[e.type]}${permissions(e.mode)} ${size} ${time} ${escapeName(e.name)}`;
+}
+
+function byName(a: Entry, b: Entry): number {
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+}
+
+const TRANSFER_FLAGS: Record<string, Flag> = {
+  recursive: { type: "boolean", short: "r" },
+  "no-clobber": { type: "boolean", short: "n" },
+  sync: { type: "boolean" },
+};
+
+function batchOptions(flags: Values): BatchOptions {
+  return {
+    noClobber: Boolean(flags["no-clobber"]),
+    sync: Boolean(flags.sync),
+    delete: Boolean(flags.delete),
+  };
 }
 
 const COMMANDS: Record<string, Command> = {
   ls: {
-    usage: "ls [PATH]",
+    usage: "ls [-l] [-R] [--json] [PATH]",
     summary: "list a remote directory (or show one file)",
     min: 0,
     max: 1,
-    async run(ctx, [path = ""]) {
-      const entries = await (await ctx.client()).list(path);
-      entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-      for (const e of entries) ctx.io.out(escapeName(e.name) + (e.type === "dir" ? "/" : ""));
+    flags: { long: { type: "boolean", short: "l" }, recursive: { type: "boolean", short: "R" } },
+    async run(ctx, [path = ""], flags) {
+      const client = await ctx.client();
+      const entries = await client.list(ctx.remote(path), { recursive: Boolean(flags.recursive) });
+      entries.sort(byName);
+      for (const e of entries) {
+        if (ctx.mode === "json") ctx.sink.out(JSON.stringify(e));
+        else if (flags.long) ctx.sink.out(longLine(e));
+        else ctx.sink.out(escapeName(e.name) + (e.type === "dir" ? "/" : ""));
+      }
+    },
+  },
+  stat: {
+    usage: "stat PATH",
+    summary: "show type, size, mode and modification time",
+    min: 1,
+    max: 1,
+    async run(ctx, [path]) {
+      const e = await (await ctx.client()).stat(ctx.remote(path));
+      if (ctx.mode === "json") return ctx.sink.out(JSON.stringify(e));
+      ctx.sink.out(
+        [
+          `name:  ${escapeName(e.name)}`,
+          `type:  ${e.type}`,
+          `size:  ${e.size} (${formatBytes(e.size)})`,
+          `mode:  ${e.mode.toString(8).padStart(4, "0")} (${permissions(e.mode)})`,
+          `mtime: ${new Date(e.mtime).toISOString()}`,
+        ].join("\n"),
+      );
     },
   },
   get: {
-    usage: "get REMOTE [LOCAL]",
-    summary: "download a file (into LOCAL, or a directory LOCAL, or ./NAME)",
+    usage: "get [-r] [-n] [--sync] REMOTE [LOCAL]",
+    summary: "download a file, a glob's matches, or with -r a tree",
     min: 1,
     max: 2,
-    async run(ctx, [remote, local]) {
-      const target = await localTarget(remote, local);
-      report(ctx, "get", remote, target, await (await ctx.client()).get(remote, target));
+    flags: TRANSFER_FLAGS,
+    async run(ctx, [remote, local], flags) {
+      const client = await ctx.client();
+      const plan = await planGetArgs(client, ctx.remote(remote), local, Boolean(flags.recursive));
+      return await runPlan(ctx, client, "get", plan, batchOptions(flags));
     },
   },
   put: {
-    usage: "put LOCAL [REMOTE]",
-    summary: "upload a file (to REMOTE, or REMOTE/NAME if it ends in /, or NAME)",
+    usage: "put [-r] [-n] [--sync] [--delete] LOCAL... [REMOTE]",
+    summary: "upload files, a glob's matches, or with -r a tree",
     min: 1,
+    max: Infinity,
+    flags: { ...TRANSFER_FLAGS, delete: { type: "boolean" } },
+    async run(ctx, args, flags) {
+      if (flags.delete && !flags.recursive) {
+        throw new FerryError("USAGE", "--delete only goes with put -r");
+      }
+      const client = await ctx.client();
+      const [sources, target] = args.length > 2
+        ? [args.slice(0, -1), `${args.at(-1)!.replace(/\/+$/, "")}/`]
+        : [[args[0]], args[1]];
+      const plan = await planPutArgs(sources, target, Boolean(flags.recursive), ctx);
+      const options = batchOptions(flags);
+      const status = await runPlan(ctx, client, "put", plan.plan, options, async (reporter) => {
+        if (options.delete && plan.treeRoot !== undefined) {
+          await deleteExtraneous(client, plan.treeRoot, plan.plan, reporter);
+        }
+      });
+      return status;
+    },
+  },
+  mkdir: {
+    usage: "mkdir [-p] PATH",
+    summary: "create a remote directory (-p: and its parents)",
+    min: 1,
+    max: 1,
+    flags: { parents: { type: "boolean", short: "p" } },
+    async run(ctx, [path], flags) {
+      await (await ctx.client()).mkdir(ctx.remote(path), { parents: Boolean(flags.parents) });
+    },
+  },
+  rm: {
+    usage: "rm [-r] PATH",
+    summary: "remove a remote file or empty directory (-r: a whole tree)",
+    min: 1,
+    max: 1,
+    flags: { recursive: { type: "boolean", short: "r" } },
+    async run(ctx, [path], flags) {
+      await (await ctx.client()).remove(ctx.remote(path), { recursive: Boolean(flags.recursive) });
+    },
+  },
+  mv: {
+    usage: "mv SRC DST",
+    summary: "rename or move a remote file or directory",
+    min: 2,
     max: 2,
-    async run(ctx, [local, remote]) {
-      const target = remote === undefined || remote === ""
-        ? basename(local)
-        : remote.endsWith("/")
-        ? remote + basename(local)
-        : remote;
-      report(ctx, "put", local, target, await (await ctx.client()).put(local, target));
+    async run(ctx, [from, to]) {
+      await (await ctx.client()).move(ctx.remote(from), ctx.remote(to));
+    },
+  },
+  sum: {
+    usage: "sum PATH",
+    summary: "SHA-256 of a remote file, computed by the server",
+    min: 1,
+    max: 1,
+    async run(ctx, [path]) {
+      const { sha256, size } = await (await ctx.client()).sum(ctx.remote(path));
+      if (ctx.mode === "json") ctx.sink.out(JSON.stringify({ op: "sum", path, sha256, size }));
+      else ctx.sink.out(`${sha256}  ${escapeName(path)}`);
+    },
+  },
+  cd: {
+    usage: "cd [PATH]",
+    summary: "change the remote directory (shell)",
+    min: 0,
+    max: 1,
+    shellOnly: true,
+    async run(ctx, [path = "/"]) {
+      const target = normalizePath(ctx.remote(path));
+      const e = await (await ctx.client()).stat(target);
+      if (e.type !== "dir") throw new FerryError("NOT_A_DIRECTORY", `not a directory: ${path}`);
+      ctx.cwd = target;
+    },
+  },
+  pwd: {
+    usage: "pwd",
+    summary: "show the remote directory (shell)",
+    min: 0,
+    max: 0,
+    shellOnly: true,
+    // deno-lint-ignore require-await
+    async run(ctx) {
+      ctx.sink.out(`/${escapeName(ctx.cwd)}`);
+    },
+  },
+  lcd: {
+    usage: "lcd PATH",
+    summary: "change the local directory (shell)",
+    min: 1,
+    max: 1,
+    shellOnly: true,
+    // deno-lint-ignore require-await
+    async run(_ctx, [path]) {
+      try {
+        Deno.chdir(path);
+      } catch (err) {
+        throw toFerryError(err, path);
+      }
+    },
+  },
+  lpwd: {
+    usage: "lpwd",
+    summary: "show the local directory (shell)",
+    min: 0,
+    max: 0,
+    shellOnly: true,
+    // deno-lint-ignore require-await
+    async run(ctx) {
+      ctx.sink.out(escapeName(Deno.cwd()));
+    },
+  },
+  lls: {
+    usage: "lls [-l] [PATH]",
+    summary: "list a local directory (shell)",
+    min: 0,
+    max: 1,
+    shellOnly: true,
+    flags: { long: { type: "boolean", short: "l" } },
+    async run(ctx, [path = "."], flags) {
+      let entries: Entry[];
+      try {
+        entries = await Array.fromAsync(walkLocal(path, false));
+      } catch (err) {
+        throw toFerryError(err, path);
+      }
+      for (const e of entries) {
+        ctx.sink.out(
+          flags.long ? longLine(e) : escapeName(e.name) + (e.type === "dir" ? "/" : ""),
+        );
+      }
     },
   },
 };
@@ -76,38 +294,148 @@ const COMMANDS: Record<string, Command> = {
 /** Names that end the interactive shell. */
 const SHELL_EXIT = new Set(["close", "quit", "exit", "bye"]);
 
-async function localTarget(remote: string, local: string | undefined): Promise<string> {
-  const name = basename(remote);
+function baseName(path: string): string {
+  const name = basename(path);
   if (name === "" || name === "." || name === "..") {
-    throw new FerryError("USAGE", `cannot name a local file after ${escapeName(remote)}`);
+    throw new FerryError("USAGE", `cannot name a local file after ${escapeName(path)}`);
   }
+  return name;
+}
+
+/** Where a downloaded file goes: LOCAL, LOCAL/NAME if it is a directory or ends in /, ./NAME. */
+async function localTarget(remote: string, local: string | undefined): Promise<string> {
+  const name = baseName(remote);
   if (local === undefined) return name;
   if (local.endsWith("/")) return join(local, name);
   const info = await Deno.stat(local).catch(() => undefined);
   return info?.isDirectory ? join(local, name) : local;
 }
 
-function report(ctx: Context, op: string, from: string, to: string, r: TransferResult): void {
-  if (!Deno.stderr.isTerminal()) return;
-  const mib = r.bytes / 1048576;
-  const rate = r.seconds > 0 ? ` (${(mib / r.seconds).toFixed(1)} MiB/s)` : "";
-  ctx.io.err(
-    `${op} ${escapeName(from)} -> ${escapeName(to)}: ${r.bytes} bytes in ${
-      r.seconds.toFixed(2)
-    } s${rate}`,
-  );
+async function planGetArgs(
+  client: FerryClient,
+  remote: string,
+  local: string | undefined,
+  recursive: boolean,
+): Promise<Plan> {
+  if (hasGlob(remote)) {
+    const dir = local ?? ".";
+    const plan: Plan = { dirs: [], files: [], skipped: [] };
+    const matches = await client.glob(remote);
+    if (matches.length === 0) throw new FerryError("NOT_FOUND", `no match: ${escapeName(remote)}`);
+    for (const e of matches) {
+      const to = localPathFor(dir, baseName(e.name));
+      if (e.type === "file") plan.files.push({ from: e.name, to, size: e.size });
+      else if (e.type === "dir" && recursive) merge(plan, await planGet(client, e.name, to));
+      else plan.skipped.push({ op: "get", path: e.name, bytes: 0, seconds: 0, skipped: e.type });
+    }
+    return plan;
+  }
+  if (recursive) {
+    const target = local === undefined
+      ? baseName(remote)
+      : local.endsWith("/")
+      ? join(local, baseName(remote))
+      : local;
+    return await planGet(client, remote, target);
+  }
+  const to = await localTarget(remote, local);
+  // Size is learned from the reply; the progress total follows it.
+  return { dirs: [], files: [{ from: remote, to, size: 0 }], skipped: [] };
 }
 
-/** The help text for the CLI (and, with `shell`, for the shell's `help`). */
+function merge(into: Plan, from: Plan): void {
+  into.dirs.push(...from.dirs);
+  into.files.push(...from.files);
+  into.skipped.push(...from.skipped);
+}
+
+async function planPutArgs(
+  sources: string[],
+  target: string | undefined,
+  recursive: boolean,
+  ctx: Context,
+): Promise<{ plan: Plan; treeRoot?: string }> {
+  const locals: string[] = [];
+  for (const source of sources) {
+    if (!hasGlob(source)) {
+      locals.push(source);
+      continue;
+    }
+    const absolute = source.startsWith("/");
+    const base = absolute ? "/" : ".";
+    const list = (dir: string) => walkLocal(join(base, dir), false);
+    const before = locals.length;
+    for await (const { path } of expandGlob(source, list)) {
+      locals.push(absolute ? `/${path}` : path);
+    }
+    if (locals.length === before) {
+      throw new FerryError("NOT_FOUND", `no match: ${escapeName(source)}`);
+    }
+  }
+  // Several sources always go into a directory.
+  const intoDir = locals.length > 1 || sources.some(hasGlob);
+  const dest = (local: string) => {
+    if (target === undefined || target === "") return ctx.remote(baseName(local));
+    if (target.endsWith("/") || intoDir) {
+      return ctx.remote(`${target.replace(/\/+$/, "")}/${baseName(local)}`);
+    }
+    return ctx.remote(target);
+  };
+  const plan: Plan = { dirs: [], files: [], skipped: [] };
+  let treeRoot: string | undefined;
+  for (const local of locals) {
+    let info: Deno.FileInfo;
+    try {
+      info = await Deno.stat(local);
+    } catch (err) {
+      throw toFerryError(err, local);
+    }
+    if (info.isDirectory) {
+      if (!recursive) {
+        plan.skipped.push({ op: "put", path: local, bytes: 0, seconds: 0, skipped: "directory" });
+        continue;
+      }
+      treeRoot = normalizePath(dest(local));
+      merge(plan, await planPut(local, treeRoot));
+    } else {
+      plan.files.push({ from: local, to: dest(local), size: info.size });
+    }
+  }
+  return { plan, treeRoot: locals.length === 1 ? treeRoot : undefined };
+}
+
+/** Run a plan with a reporter; the exit status says whether anything failed. */
+async function runPlan(
+  ctx: Context,
+  client: FerryClient,
+  direction: "get" | "put",
+  plan: Plan,
+  options: BatchOptions,
+  after?: (reporter: Reporter) => Promise<void>,
+): Promise<number> {
+  const reporter = new Reporter(ctx.mode, ctx.sink);
+  await transferPlan(client, direction, plan, reporter, options);
+  await after?.(reporter);
+  const many = plan.files.length + plan.dirs.length > 1;
+  if (many || ctx.mode === "json") reporter.summary(direction);
+  if (reporter.failed === 0) return 0;
+  return !many && reporter.lastError ? exitCodeFor(reporter.lastError) : EXIT_CODES.PARTIAL;
+}
+
+function helpLines(shell: boolean): string[] {
+  const shown = Object.values(COMMANDS).filter((c) => shell || !c.shellOnly);
+  const width = Math.max(...shown.map((c) => c.usage.length)) + 2;
+  return shown.map((c) => `  ${c.usage.padEnd(width)}${c.summary}`);
+}
+
+/** The help text for the CLI, or with `shell` for the shell's `help`. */
 export function helpText(shell = false): string {
-  const width = Math.max(...Object.values(COMMANDS).map((c) => c.usage.length)) + 2;
-  const lines = Object.values(COMMANDS).map((c) => `  ${c.usage.padEnd(width)}${c.summary}`);
   if (shell) {
     return [
       "Commands:",
-      ...lines,
-      `  ${"help".padEnd(width)}show this help`,
-      `  ${"close".padEnd(width)}end the session (also quit, exit, end of input)`,
+      ...helpLines(true),
+      "  help                      show this help",
+      "  close                     end the session (also quit, exit, end of input)",
     ].join("\n");
   }
   return [
@@ -118,16 +446,23 @@ export function helpText(shell = false): string {
     "  ferry [OPTIONS]                  interactive shell (reads commands from stdin)",
     "",
     "Commands:",
-    ...lines,
+    ...helpLines(false),
     "",
     "Options:",
     `  -s, --server HOST:PORT  server address (env FERRY_SERVER; default ${DEFAULT_ADDRESS})`,
+    "      --json              one JSON object per line per result, and a summary",
+    "  -q, --quiet             no progress, no summaries; only errors",
     "  -h, --help              show this help",
     "  -V, --version           show the version",
     "",
+    "Transfer options: -r recursive, -n/--no-clobber never replace, --sync skip files whose",
+    "size and SHA-256 already match, --delete (put -r) remove remote files absent locally.",
+    "",
     "Examples:",
     "  ferry put dist/app.tar.gz releases/",
-    "  ferry --server files.internal:9500 get releases/app.tar.gz",
+    "  ferry put 'dist/*.tar.gz' releases/",
+    "  ferry put -r --sync --delete site/ www",
+    "  ferry --server files.internal:9500 get -r releases/v1 ./v1",
     "  printf 'put a.txt\\nls\\nclose\\n' | ferry",
   ].join("\n");
 }
@@ -135,63 +470,89 @@ export function helpText(shell = false): string {
 /** Parsed command line. */
 export interface ClientArgs {
   server: string;
+  mode: OutputMode;
   help: boolean;
   version: boolean;
+  /** The command and its arguments, unparsed. */
   command: string[];
 }
 
+function parseFlags(args: string[], flags: Record<string, Flag>) {
+  try {
+    const { values, positionals } = parseArgs({
+      args,
+      options: flags,
+      allowPositionals: true,
+      strict: true,
+    });
+    return { values: { ...values } as Values, positionals };
+  } catch (err) {
+    throw new FerryError("USAGE", (err as Error).message.split("\n")[0]);
+  }
+}
+
+function outputMode(values: Values): OutputMode {
+  return values.json ? "json" : values.quiet ? "quiet" : "human";
+}
+
 /**
- * Parse the client's arguments; `env` supplies defaults (`FERRY_SERVER`).
+ * Parse the client's arguments: global options up to the first word that
+ * is not one, then the command. `env` supplies defaults (`FERRY_SERVER`).
  *
  * @example
  * ```ts
  * import { parseClientArgs } from "./client_cli.ts";
- * const args = parseClientArgs(["-s", "h:1", "ls"], {});
- * console.assert(args.server === "h:1" && args.command[0] === "ls");
+ * const args = parseClientArgs(["-s", "h:1", "ls", "-l"], {});
+ * console.assert(args.server === "h:1" && args.command.join(" ") === "ls -l");
  * ```
  */
 export function parseClientArgs(
   argv: string[],
   env: Record<string, string | undefined>,
 ): ClientArgs {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        server: { type: "string", short: "s" },
-        help: { type: "boolean", short: "h" },
-        version: { type: "boolean", short: "V" },
-      },
-    });
-  } catch (err) {
-    throw new FerryError("USAGE", (err as Error).message);
+  let i = 0;
+  while (i < argv.length && argv[i].startsWith("-") && argv[i] !== "-") {
+    if (argv[i] === "--") {
+      i++;
+      break;
+    }
+    if (argv[i] === "-s" || argv[i] === "--server") i++;
+    i++;
   }
-  const { values, positionals } = parsed;
+  const { values } = parseFlags(argv.slice(0, i), GLOBAL_FLAGS);
   return {
-    server: values.server ?? env.FERRY_SERVER ?? DEFAULT_ADDRESS,
-    help: values.help ?? false,
-    version: values.version ?? false,
-    command: positionals,
+    server: (values.server as string | undefined) ?? env.FERRY_SERVER ?? DEFAULT_ADDRESS,
+    mode: outputMode(values),
+    help: Boolean(values.help),
+    version: Boolean(values.version),
+    command: argv.slice(i),
   };
 }
 
-function findCommand(name: string): Command {
-  if (!Object.hasOwn(COMMANDS, name)) {
-    throw new FerryError("USAGE", `unknown command: ${escapeName(name)} (try 'help')`);
+function findCommand(name: string, shell: boolean): Command {
+  const cmd = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+  if (!cmd || (cmd.shellOnly && !shell)) {
+    const hint = shell ? "help" : "ferry --help";
+    throw new FerryError("USAGE", `unknown command: ${escapeName(name)} (try '${hint}')`);
   }
-  return COMMANDS[name];
+  return cmd;
 }
 
-async function runCommand(ctx: Context, words: string[]): Promise<void> {
-  const [name, ...args] = words;
-  const cmd = findCommand(name);
-  if (args.length < cmd.min || args.length > cmd.max) {
+/** Run one command line (already split into words); returns its exit status. */
+async function runCommand(ctx: Context, words: string[], shell: boolean): Promise<number> {
+  const [name, ...rest] = words;
+  const cmd = findCommand(name, shell);
+  const { values, positionals } = parseFlags(rest, { ...OUTPUT_FLAGS, ...cmd.flags });
+  if (positionals.length < cmd.min || positionals.length > cmd.max) {
     throw new FerryError("USAGE", `usage: ${cmd.usage}`);
   }
-  await cmd.run(ctx, args);
+  const saved = ctx.mode;
+  if (values.json || values.quiet) ctx.mode = outputMode(values);
+  try {
+    return await cmd.run(ctx, positionals, values) ?? 0;
+  } finally {
+    ctx.mode = saved;
+  }
 }
 
 /** Programming errors: shown as internal errors, never dressed up as an expected failure. */
@@ -201,22 +562,34 @@ function isBug(err: unknown): boolean {
 }
 
 /** Print `err` as one line and return its exit code: the one place errors meet the user. */
-function fail(io: Io, err: unknown): number {
+function fail(sink: Sink, err: unknown): number {
   if (isBug(err)) {
-    io.err(`ferry: internal error: ${err instanceof Error ? err.message : String(err)}`);
+    sink.err(`ferry: internal error: ${err instanceof Error ? err.message : String(err)}`);
     if (Deno.env.get("FERRY_DEBUG")) console.error(err);
     return 1;
   }
   const e = toFerryError(err);
-  io.err(`ferry: ${e.message}`);
+  sink.err(`ferry: ${e.message}`);
   return exitCodeFor(e);
 }
 
-/** A lazily (re)connecting client for one CLI run. */
-function session(server: string): Context & { end(): Promise<void> } {
+/** A lazily (re)connecting session for one CLI run; `shell` enables the working directory. */
+function session(
+  server: string,
+  mode: OutputMode,
+  shell: boolean,
+): Context & { end(): Promise<void> } {
   let client: FerryClient | undefined;
-  return {
-    io: consoleIo,
+  const ctx = {
+    sink: consoleSink,
+    mode,
+    cwd: "",
+    remote(path: string) {
+      // One-shot paths go as typed and the server judges them; the shell has a cwd and a "/".
+      if (!shell) return path;
+      if (path.startsWith("/")) return path.replace(/^\/+/, "");
+      return ctx.cwd === "" ? path : path === "" ? ctx.cwd : `${ctx.cwd}/${path}`;
+    },
     async client() {
       if (!client || client.failure) client = await connect(server);
       return client;
@@ -225,6 +598,7 @@ function session(server: string): Context & { end(): Promise<void> } {
       await client?.close();
     },
   };
+  return ctx;
 }
 
 async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
@@ -252,11 +626,14 @@ async function shell(ctx: Context): Promise<number> {
       const words = splitWords(line);
       if (words.length > 0) {
         if (SHELL_EXIT.has(words[0])) break;
-        if (words[0] === "help" || words[0] === "?") ctx.io.out(helpText(true));
-        else await runCommand(ctx, words);
+        if (words[0] === "help" || words[0] === "?") ctx.sink.out(helpText(true));
+        else {
+          const result = await runCommand(ctx, words, true);
+          if (result !== 0) status = result;
+        }
       }
     } catch (err) {
-      status = fail(ctx.io, err);
+      status = fail(ctx.sink, err);
     }
     prompt();
   }
@@ -277,7 +654,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     args = parseClientArgs(argv, Deno.env.toObject());
   } catch (err) {
-    return fail(consoleIo, err);
+    return fail(consoleSink, err);
   }
   if (args.help || args.command[0] === "help") {
     console.log(helpText());
@@ -287,16 +664,15 @@ export async function main(argv: string[]): Promise<number> {
     console.log(`ferry ${VERSION}`);
     return 0;
   }
-  const ctx = session(args.server);
+  const ctx = session(args.server, args.mode, args.command.length === 0);
   try {
     if (args.command.length === 0) {
       await ctx.client();
       return await shell(ctx);
     }
-    await runCommand(ctx, args.command);
-    return 0;
+    return await runCommand(ctx, args.command, false);
   } catch (err) {
-    return fail(ctx.io, err);
+    return fail(ctx.sink, err);
   } finally {
     await ctx.end().catch(() => {});
   }

@@ -37,6 +37,20 @@ export interface Welcome {
 export interface LsRequest {
   op: "ls";
   path: string;
+  /** Walk the whole tree below `path`; names are then relative paths. Symlinks are not followed. */
+  recursive: boolean;
+}
+
+/** Entries whose root-relative path matches a glob pattern (`*`, `?`, `[...]`), in pages. */
+export interface GlobRequest {
+  op: "glob";
+  pattern: string;
+}
+
+/** Describe one path. */
+export interface StatRequest {
+  op: "stat";
+  path: string;
 }
 
 /** Download a file: REPLY with its metadata, then DATA frames, then END. */
@@ -51,6 +65,40 @@ export interface PutRequest {
   path: string;
   /** Exact size of the content that follows. */
   size: number;
+  /** Permission bits to give the file (setuid, setgid and sticky are dropped). */
+  mode?: number;
+  /** Modification time to give the file, ms since the epoch. */
+  mtime?: number;
+  /** Refuse (EXISTS) rather than replace an existing file. */
+  noClobber: boolean;
+}
+
+/** Create a directory. */
+export interface MkdirRequest {
+  op: "mkdir";
+  path: string;
+  /** Create missing parents, and succeed if it exists. */
+  parents: boolean;
+}
+
+/** Remove a file or an empty directory; with `recursive`, a whole tree. */
+export interface RmRequest {
+  op: "rm";
+  path: string;
+  recursive: boolean;
+}
+
+/** Rename `from` to `to` (into `to` if it is a directory). */
+export interface MvRequest {
+  op: "mv";
+  from: string;
+  to: string;
+}
+
+/** SHA-256 of a file, computed by the server. */
+export interface SumRequest {
+  op: "sum";
+  path: string;
 }
 
 /** Ask the server to end the session after replying. */
@@ -59,21 +107,31 @@ export interface CloseRequest {
 }
 
 /** Every request a client may send. */
-export type Request = LsRequest | GetRequest | PutRequest | CloseRequest;
-
-/** The operations, in the order `help` lists them. */
-export const OPS = ["ls", "get", "put", "close"] as const;
+export type Request =
+  | LsRequest
+  | GlobRequest
+  | StatRequest
+  | GetRequest
+  | PutRequest
+  | MkdirRequest
+  | RmRequest
+  | MvRequest
+  | SumRequest
+  | CloseRequest;
 
 /** What kind of thing a directory entry is. */
 export type EntryType = "file" | "dir" | "symlink" | "other";
 
 /** One directory entry, as listed by `ls`. */
 export interface Entry {
+  /** Name, or path relative to the listed directory in recursive listings. */
   name: string;
   type: EntryType;
   size: number;
   /** Modification time, milliseconds since the epoch (0 when unknown). */
   mtime: number;
+  /** Permission bits (0 when unknown). */
+  mode: number;
 }
 
 /** One page of an `ls` reply; `more` says another page follows. */
@@ -86,6 +144,13 @@ export interface LsReply {
 export interface GetReply {
   size: number;
   mtime: number;
+  mode: number;
+}
+
+/** The REPLY to `sum`. */
+export interface SumReply {
+  sha256: string;
+  size: number;
 }
 
 /** Trailer of a file's content. */
@@ -122,6 +187,7 @@ const isString = (v: unknown): v is string => typeof v === "string";
 const isBool = (v: unknown): v is boolean => typeof v === "boolean";
 /** A non-negative safe integer: every size, offset and count on the wire is one. */
 export const isCount = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
+const isMode = (v: unknown): v is number => isCount(v) && (v as number) <= 0o7777;
 const isPath = (v: unknown): v is string =>
   typeof v === "string" && new TextEncoder().encode(v).length <= MAX_PATH_BYTES;
 
@@ -161,14 +227,36 @@ export function parseWelcome(msg: Record<string, unknown>): Welcome {
  */
 export function parseRequest(msg: Record<string, unknown>): Request {
   const op = msg.op;
-  const path = () => field(msg, "path", isPath, `a string of at most ${MAX_PATH_BYTES} bytes`);
+  const path = (name = "path") =>
+    field(msg, name, isPath, `a string of at most ${MAX_PATH_BYTES} bytes`);
+  const flag = (name: string) =>
+    msg[name] === undefined ? false : field(msg, name, isBool, "a boolean");
+  const optional = (name: string, check: (v: unknown) => v is number, what: string) =>
+    msg[name] === undefined ? undefined : field(msg, name, check, what);
   switch (op) {
     case "ls":
-      return { op, path: msg.path === undefined ? "" : path() };
+      return { op, path: msg.path === undefined ? "" : path(), recursive: flag("recursive") };
+    case "glob":
+      return { op, pattern: path("pattern") };
+    case "stat":
     case "get":
+    case "sum":
       return { op, path: path() };
     case "put":
-      return { op, path: path(), size: field(msg, "size", isCount, "a byte count") };
+      return {
+        op,
+        path: path(),
+        size: field(msg, "size", isCount, "a byte count"),
+        mode: optional("mode", isMode, "permission bits"),
+        mtime: optional("mtime", isCount, "a time"),
+        noClobber: flag("noClobber"),
+      };
+    case "mkdir":
+      return { op, path: path(), parents: flag("parents") };
+    case "rm":
+      return { op, path: path(), recursive: flag("recursive") };
+    case "mv":
+      return { op, from: path("from"), to: path("to") };
     case "close":
       return { op };
     default:
@@ -179,23 +267,26 @@ export function parseRequest(msg: Record<string, unknown>): Request {
   }
 }
 
-/** Validate one page of an `ls` reply. */
+/** Validate one directory entry from a listing or a stat reply. */
+export function parseEntry(value: unknown): Entry {
+  if (typeof value !== "object" || value === null) throw protocolError("bad entry");
+  const rec = value as Record<string, unknown>;
+  const type = field(rec, "type", isString, "an entry type");
+  if (!ENTRY_TYPES.includes(type)) throw protocolError(`bad entry type ${type.slice(0, 20)}`);
+  return {
+    name: field(rec, "name", isPath, "a name"),
+    type: type as EntryType,
+    size: field(rec, "size", isCount, "a size"),
+    mtime: field(rec, "mtime", isCount, "a time"),
+    mode: field(rec, "mode", isMode, "permission bits"),
+  };
+}
+
+/** Validate one page of an `ls` or `glob` reply. */
 export function parseLsReply(msg: Record<string, unknown>): LsReply {
   const raw = msg.entries;
-  if (!Array.isArray(raw)) throw protocolError("ls reply lacks entries");
-  const entries = raw.map((e: unknown): Entry => {
-    if (typeof e !== "object" || e === null) throw protocolError("bad ls entry");
-    const rec = e as Record<string, unknown>;
-    const type = field(rec, "type", isString, "an entry type");
-    if (!ENTRY_TYPES.includes(type)) throw protocolError(`bad entry type ${type}`);
-    return {
-      name: field(rec, "name", isString, "a name"),
-      type: type as EntryType,
-      size: field(rec, "size", isCount, "a size"),
-      mtime: field(rec, "mtime", isCount, "a time"),
-    };
-  });
-  return { entries, more: field(msg, "more", isBool, "a boolean") };
+  if (!Array.isArray(raw)) throw protocolError("listing reply lacks entries");
+  return { entries: raw.map(parseEntry), more: field(msg, "more", isBool, "a boolean") };
 }
 
 /** Validate the REPLY that opens a download. */
@@ -203,7 +294,13 @@ export function parseGetReply(msg: Record<string, unknown>): GetReply {
   return {
     size: field(msg, "size", isCount, "a size"),
     mtime: field(msg, "mtime", isCount, "a time"),
+    mode: field(msg, "mode", isMode, "permission bits"),
   };
+}
+
+/** Validate a `sum` reply. */
+export function parseSumReply(msg: Record<string, unknown>): SumReply {
+  return { sha256: parseEnd(msg).sha256, size: field(msg, "size", isCount, "a size") };
 }
 
 /** Validate an END trailer. */

@@ -23,7 +23,8 @@ export type ErrorCode =
   | "PERMISSION"
   | "INTEGRITY"
   | "IO"
-  | "CANCELLED";
+  | "CANCELLED"
+  | "PARTIAL";
 
 /**
  * Exit status of the CLI for each error code. The table is documented in the
@@ -44,6 +45,7 @@ export const EXIT_CODES: Readonly<Record<ErrorCode, number>> = {
   INTEGRITY: 8,
   IO: 9,
   CANCELLED: 130,
+  PARTIAL: 10,
 };
 
 /**

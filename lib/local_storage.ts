@@ -6,12 +6,12 @@
  * @module
  */
 
-import { dirname, join, sep } from "node:path";
+import { basename, dirname, join, sep } from "node:path";
 import { AtomicFile } from "./atomic_file.ts";
 import type { Entry, EntryType } from "./commands.ts";
 import { FerryError, toFerryError } from "./errors.ts";
 import { escapeName, RESERVED_PREFIX } from "./path_jail.ts";
-import type { ReadHandle, Storage, Upload } from "./storage.ts";
+import type { ReadHandle, Storage, Upload, UploadOptions } from "./storage.ts";
 
 function entryType(info: Deno.FileInfo): EntryType {
   if (info.isSymlink) return "symlink";
@@ -19,12 +19,47 @@ function entryType(info: Deno.FileInfo): EntryType {
   return info.isFile ? "file" : "other";
 }
 
-function toEntry(name: string, info: Deno.FileInfo): Entry {
-  return { name, type: entryType(info), size: info.size, mtime: info.mtime?.getTime() ?? 0 };
+/** A directory entry for `info`. Exported for the client, which lists local trees the same way. */
+export function toEntry(name: string, info: Deno.FileInfo): Entry {
+  return {
+    name,
+    type: entryType(info),
+    size: info.size,
+    mtime: info.mtime?.getTime() ?? 0,
+    mode: (info.mode ?? 0) & 0o7777,
+  };
+}
+
+/**
+ * Entries below the directory `dir` on local disk, depth first, named by
+ * path relative to it (with `/`). Symlinks are listed, never followed;
+ * ferry's own temporary files are skipped.
+ */
+export async function* walkLocal(dir: string, recursive: boolean): AsyncGenerator<Entry> {
+  const pending = [""];
+  while (pending.length > 0) {
+    const rel = pending.pop()!;
+    const names: string[] = [];
+    for await (const item of Deno.readDir(rel === "" ? dir : join(dir, rel))) {
+      if (!item.name.startsWith(RESERVED_PREFIX)) names.push(item.name);
+    }
+    names.sort();
+    for (const name of names) {
+      const path = rel === "" ? name : `${rel}/${name}`;
+      const info = await Deno.lstat(join(dir, path)).catch(() => undefined);
+      if (!info) continue;
+      yield toEntry(path, info);
+      if (recursive && info.isDirectory) pending.push(path);
+    }
+  }
 }
 
 function notFound(path: string): FerryError {
   return new FerryError("NOT_FOUND", `not found: ${escapeName(path)}`);
+}
+
+function refusedRoot(what: string): FerryError {
+  return new FerryError("PATH_REFUSED", `path refused: cannot ${what} the root directory`);
 }
 
 /**
@@ -59,22 +94,23 @@ export class LocalStorage implements Storage {
     return new LocalStorage(real);
   }
 
-  async *list(path: string): AsyncIterable<Entry> {
+  async *list(path: string, options: { recursive?: boolean } = {}): AsyncIterable<Entry> {
     const full = await this.#resolve(path);
     const info = await this.#stat(full, path);
     if (!info.isDirectory) {
-      yield toEntry(path.split("/").pop() ?? path, info);
+      yield toEntry(basename(path), info);
       return;
     }
     try {
-      for await (const item of Deno.readDir(full)) {
-        if (item.name.startsWith(RESERVED_PREFIX)) continue;
-        const child = await Deno.lstat(join(full, item.name)).catch(() => undefined);
-        if (child) yield toEntry(item.name, child);
-      }
+      yield* walkLocal(full, options.recursive ?? false);
     } catch (err) {
       throw toFerryError(err, `cannot list ${escapeName(path)}`);
     }
+  }
+
+  async stat(path: string): Promise<Entry> {
+    const info = await this.#stat(await this.#resolve(path), path);
+    return toEntry(path === "" ? "." : basename(path), info);
   }
 
   async openRead(path: string): Promise<ReadHandle> {
@@ -88,9 +124,11 @@ export class LocalStorage implements Storage {
     try {
       const info = await file.stat();
       if (!info.isFile) throw new FerryError("NOT_A_FILE", `not a file: ${escapeName(path)}`);
+      const entry = toEntry(basename(path), info);
       return {
-        size: info.size,
-        mtime: info.mtime?.getTime() ?? 0,
+        size: entry.size,
+        mtime: entry.mtime,
+        mode: entry.mode,
         read: (buf) => file.read(buf),
         close: () => file.close(),
       };
@@ -100,15 +138,72 @@ export class LocalStorage implements Storage {
     }
   }
 
-  async createUpload(path: string, _size: number): Promise<Upload> {
+  async createUpload(path: string, options: UploadOptions): Promise<Upload> {
     if (path === "") throw new FerryError("NOT_A_FILE", "cannot write to the root directory");
     const full = await this.#resolve(path);
     const existing = await Deno.stat(full).catch(() => undefined);
     if (existing?.isDirectory) {
       throw new FerryError("NOT_A_FILE", `is a directory: ${escapeName(path)}`);
     }
-    await this.#makeParents(path);
-    return await AtomicFile.create(full);
+    if (existing && options.noClobber) {
+      throw new FerryError("EXISTS", `already exists: ${escapeName(path)}`);
+    }
+    await this.#makeDirs(path.split("/").slice(0, -1), path);
+    const file = await AtomicFile.create(full);
+    return {
+      write: (chunk) => file.write(chunk),
+      commit: () => file.commit(options),
+      abort: () => file.abort(),
+    };
+  }
+
+  async mkdir(path: string, options: { parents?: boolean } = {}): Promise<void> {
+    if (path === "") {
+      if (options.parents) return;
+      throw new FerryError("EXISTS", "already exists: the root directory");
+    }
+    await this.#resolve(path);
+    const parts = path.split("/");
+    if (options.parents) return await this.#makeDirs(parts, path);
+    try {
+      await Deno.mkdir(join(this.root, path));
+    } catch (err) {
+      throw toFerryError(err, escapeName(path));
+    }
+  }
+
+  async remove(path: string, options: { recursive?: boolean } = {}): Promise<void> {
+    if (path === "") throw refusedRoot("remove");
+    const full = await this.#resolve(path);
+    await this.#stat(full, path);
+    try {
+      await Deno.remove(full, { recursive: options.recursive ?? false });
+    } catch (err) {
+      if ((err as { code?: string }).code === "ENOTEMPTY") {
+        throw new FerryError("EXISTS", `directory not empty: ${escapeName(path)} (use rm -r)`);
+      }
+      throw toFerryError(err, escapeName(path));
+    }
+  }
+
+  async move(from: string, to: string): Promise<string> {
+    if (from === "" || to === "") throw refusedRoot("move");
+    const source = await this.#resolve(from);
+    await this.#stat(source, from);
+    let target = to;
+    const toInfo = await Deno.stat(await this.#resolve(to)).catch(() => undefined);
+    if (toInfo?.isDirectory) target = `${to}/${basename(from)}`;
+    if (target === from) return target;
+    if (target.startsWith(`${from}/`)) {
+      throw new FerryError("PATH_REFUSED", `cannot move ${escapeName(from)} into itself`);
+    }
+    const dest = await this.#resolve(target);
+    try {
+      await Deno.rename(source, dest);
+    } catch (err) {
+      throw toFerryError(err, `cannot move ${escapeName(from)}`);
+    }
+    return target;
   }
 
   /**
@@ -150,9 +245,8 @@ export class LocalStorage implements Storage {
     }
   }
 
-  /** Create the missing directories above `path`, one checked component at a time. */
-  async #makeParents(path: string): Promise<void> {
-    const parts = path.split("/").slice(0, -1);
+  /** Create the directories `parts` below the root, one checked component at a time. */
+  async #makeDirs(parts: string[], path: string): Promise<void> {
     let dir = this.root;
     for (const part of parts) {
       dir = join(dir, part);

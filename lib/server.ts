@@ -10,6 +10,7 @@ import {
   parseHello,
   parseRequest,
   PROTOCOL_VERSION,
+  type PutRequest,
   type Request,
   type Welcome,
 } from "./commands.ts";
@@ -19,7 +20,8 @@ import { FrameConn } from "./frame_conn.ts";
 import { LocalStorage } from "./local_storage.ts";
 import { escapeName, normalizePath } from "./path_jail.ts";
 import type { Storage, Upload } from "./storage.ts";
-import { BodyReceiver, sendBody } from "./transfer.ts";
+import { BodyReceiver, hashSource, sendBody } from "./transfer.ts";
+import { expandGlob } from "./glob.ts";
 import { VERSION } from "./version.ts";
 
 /** Options for {@linkcode serve}. */
@@ -246,24 +248,63 @@ class Session {
     const started = performance.now();
     try {
       req = parseRequest(decodeMessage(frame));
+      const reply = (msg: unknown) => this.#fc.sendMessage(FrameType.REPLY, id, msg);
+      const storage = this.#storage;
       switch (req.op) {
         case "ls":
-          await this.#ls(id, req.path);
-          return true;
+          await this.#sendEntries(
+            id,
+            storage.list(normalizePath(req.path), { recursive: req.recursive }),
+          );
+          break;
+        case "glob":
+          await this.#sendEntries(id, this.#glob(normalizePath(req.pattern)));
+          break;
+        case "stat":
+          await reply({ entry: await storage.stat(normalizePath(req.path)) });
+          break;
         case "get":
           this.#logTransfer("get", req.path, await this.#get(id, req.path), started);
-          return true;
+          break;
         case "put":
-          this.#logTransfer("put", req.path, await this.#put(id, req.path, req.size), started);
-          return true;
+          this.#logTransfer("put", req.path, await this.#put(id, req), started);
+          break;
+        case "sum": {
+          const handle = await storage.openRead(normalizePath(req.path));
+          try {
+            const sha256 = await hashSource(handle, handle.size, this.#buffer());
+            await reply({ sha256, size: handle.size });
+          } finally {
+            handle.close();
+          }
+          break;
+        }
+        case "mkdir":
+          await storage.mkdir(normalizePath(req.path), { parents: req.parents });
+          this.#log(`${this.#peer} mkdir ${escapeName(req.path)} ok`);
+          await reply({});
+          break;
+        case "rm":
+          await storage.remove(normalizePath(req.path), { recursive: req.recursive });
+          this.#log(`${this.#peer} rm ${escapeName(req.path)} ok`);
+          await reply({});
+          break;
+        case "mv": {
+          const path = await storage.move(normalizePath(req.from), normalizePath(req.to));
+          this.#log(`${this.#peer} mv ${escapeName(req.from)} ${escapeName(path)} ok`);
+          await reply({ path });
+          break;
+        }
         case "close":
-          await this.#fc.sendMessage(FrameType.REPLY, id, {});
+          await reply({});
           return false;
       }
+      return true;
     } catch (err) {
       const e = toFerryError(err);
-      if (req?.op === "get" || req?.op === "put") {
-        this.#log(`${this.#peer} ${req.op} ${escapeName(req.path)} failed: ${e.message}`);
+      if (req && req.op !== "close") {
+        const what = "path" in req ? req.path : "pattern" in req ? req.pattern : req.from;
+        this.#log(`${this.#peer} ${req.op} ${escapeName(what)} failed: ${e.message}`);
       }
       // A request that parsed but then broke the framing leaves the stream in an unknown state.
       const fatal = e.code === "CONNECT" || e.code === "TIMEOUT" || (e.code === "PROTOCOL" && req);
@@ -285,12 +326,13 @@ class Session {
     );
   }
 
-  async #ls(id: number, rawPath: string): Promise<void> {
+  /** Send entries as REPLY pages, each under the control-frame limit. */
+  async #sendEntries(id: number, entries: AsyncIterable<Entry>): Promise<void> {
     const budget = this.#welcome.limits.maxControl - 64;
     const encoder = new TextEncoder();
     let page: Entry[] = [];
     let pageBytes = 0;
-    for await (const entry of this.#storage.list(normalizePath(rawPath))) {
+    for await (const entry of entries) {
       const bytes = encoder.encode(JSON.stringify(entry)).length + 1;
       if (page.length > 0 && pageBytes + bytes > budget) {
         await this.#fc.sendMessage(FrameType.REPLY, id, { entries: page, more: true });
@@ -303,23 +345,38 @@ class Session {
     await this.#fc.sendMessage(FrameType.REPLY, id, { entries: page, more: false });
   }
 
+  async *#glob(pattern: string): AsyncGenerator<Entry> {
+    const list = (dir: string) => this.#storage.list(dir);
+    for await (const { path, entry } of expandGlob(pattern, list)) yield { ...entry, name: path };
+  }
+
+  #buffer(): Uint8Array {
+    return this.#sendBuf ??= new Uint8Array(HEADER_SIZE + CHUNK_SIZE);
+  }
+
   async #get(id: number, rawPath: string): Promise<number> {
     const handle = await this.#storage.openRead(normalizePath(rawPath));
     try {
-      await this.#fc.sendMessage(FrameType.REPLY, id, { size: handle.size, mtime: handle.mtime });
-      this.#sendBuf ??= new Uint8Array(HEADER_SIZE + CHUNK_SIZE);
-      await sendBody(this.#fc, id, handle, handle.size, this.#sendBuf);
-      return handle.size;
+      const { size, mtime, mode } = handle;
+      await this.#fc.sendMessage(FrameType.REPLY, id, { size, mtime, mode });
+      await sendBody(this.#fc, id, handle, size, this.#buffer());
+      return size;
     } finally {
       handle.close();
     }
   }
 
-  async #put(id: number, rawPath: string, size: number): Promise<number> {
+  async #put(id: number, req: PutRequest): Promise<number> {
+    const { size, mode, mtime, noClobber } = req;
     let upload: Upload | undefined;
     let receiver: BodyReceiver | undefined;
     try {
-      upload = await this.#storage.createUpload(normalizePath(rawPath), size);
+      upload = await this.#storage.createUpload(normalizePath(req.path), {
+        size,
+        mode,
+        mtime,
+        noClobber,
+      });
       receiver = new BodyReceiver(size, upload);
       for (;;) {
         const frame = await this.#fc.read();

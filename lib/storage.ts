@@ -14,6 +14,8 @@ export interface ReadHandle {
   readonly size: number;
   /** Modification time, ms since the epoch. */
   readonly mtime: number;
+  /** Permission bits. */
+  readonly mode: number;
   /** Read into `buf`; `null` at end of file. */
   read(buf: Uint8Array): Promise<number | null>;
   /** Release the handle. */
@@ -30,15 +32,39 @@ export interface Upload {
   abort(): Promise<void>;
 }
 
+/** How an upload is to be stored. */
+export interface UploadOptions {
+  /** Bytes that will be written. */
+  size: number;
+  /** Permission bits for the stored file (setuid, setgid and sticky are dropped). */
+  mode?: number;
+  /** Modification time for the stored file, ms since the epoch. */
+  mtime?: number;
+  /** Fail with EXISTS instead of replacing a file already there. */
+  noClobber?: boolean;
+}
+
 /**
  * Where served files live. `LocalStorage` implements it over a directory;
  * the interface is small so that an object store can implement it too.
  */
 export interface Storage {
-  /** Entries of the directory at `path`, or the single entry if it names a file. */
-  list(path: string): AsyncIterable<Entry>;
+  /**
+   * Entries of the directory at `path`, or the single entry if it names a
+   * file. With `recursive`, every entry below it, named by relative path;
+   * symlinks are listed, never followed.
+   */
+  list(path: string, options?: { recursive?: boolean }): AsyncIterable<Entry>;
+  /** Describe `path`; the entry's name is its last component. */
+  stat(path: string): Promise<Entry>;
   /** Open the regular file at `path` for reading. */
   openRead(path: string): Promise<ReadHandle>;
-  /** Start writing `size` bytes to `path`, creating parent directories. */
-  createUpload(path: string, size: number): Promise<Upload>;
+  /** Start writing a file at `path`, creating parent directories. */
+  createUpload(path: string, options: UploadOptions): Promise<Upload>;
+  /** Create a directory (and its parents, with `parents`). */
+  mkdir(path: string, options?: { parents?: boolean }): Promise<void>;
+  /** Remove a file or an empty directory; a whole tree with `recursive`. */
+  remove(path: string, options?: { recursive?: boolean }): Promise<void>;
+  /** Rename `from` to `to`, or into `to` if it is a directory. Returns the new path. */
+  move(from: string, to: string): Promise<string>;
 }

@@ -26,6 +26,8 @@ export interface ByteSink {
 export interface SendBodyOptions {
   /** Checked between chunks; when it returns true the body stops early and the call throws CANCELLED. */
   stopped?: () => boolean;
+  /** Called after each chunk with the bytes sent so far. */
+  onProgress?: (bytes: number) => void;
 }
 
 /**
@@ -55,6 +57,7 @@ export async function sendBody(
     hash.update(buf.subarray(HEADER_SIZE, HEADER_SIZE + n));
     await fc.sendFramed(FrameType.DATA, id, buf, n);
     sent += n;
+    options.onProgress?.(sent);
   }
   const sha256 = hash.digest("hex");
   await fc.sendMessage(FrameType.END, id, { sha256 });
@@ -77,14 +80,16 @@ export async function sendBody(
 export class BodyReceiver {
   readonly #size: number;
   readonly #sink: ByteSink;
+  readonly #onProgress: ((bytes: number) => void) | undefined;
   readonly #hash = createHash("sha256");
   #received = 0;
   #done = false;
 
-  /** Expect `size` bytes, written to `sink`. */
-  constructor(size: number, sink: ByteSink) {
+  /** Expect `size` bytes, written to `sink`; `onProgress` hears the running total. */
+  constructor(size: number, sink: ByteSink, onProgress?: (bytes: number) => void) {
     this.#size = size;
     this.#sink = sink;
+    this.#onProgress = onProgress;
   }
 
   /** Bytes received so far. */
@@ -112,6 +117,7 @@ export class BodyReceiver {
         this.#hash.update(frame.payload);
         this.#received += n;
         await this.#sink.write(frame.payload);
+        this.#onProgress?.(this.#received);
         return undefined;
       }
       case FrameType.END: {
@@ -136,4 +142,23 @@ export class BodyReceiver {
         throw new FerryError("PROTOCOL", `unexpected ${frameTypeName(frame.type)} frame in a body`);
     }
   }
+}
+
+/** SHA-256 (hex) of exactly `size` bytes of `source`, read through `buf`. */
+export async function hashSource(
+  source: ByteSource,
+  size: number,
+  buf: Uint8Array,
+): Promise<string> {
+  const hash = createHash("sha256");
+  let done = 0;
+  while (done < size) {
+    const n = await source.read(buf.subarray(0, Math.min(buf.length, size - done)));
+    if (n === null) {
+      throw new FerryError("IO", `file shrank while being read (${done} of ${size} bytes)`);
+    }
+    hash.update(buf.subarray(0, n));
+    done += n;
+  }
+  return hash.digest("hex");
 }

@@ -46,7 +46,7 @@ Deno.test("a failing shell command prints one line, the shell goes on, the exit 
   assert.equal(run.code, 2, "exit code of the last failure (usage)");
   const help = await runClient(server.address, [], { stdin: "help\nexit\n" });
   assert.equal(help.code, 0);
-  assert.match(help.stdout, /get REMOTE \[LOCAL\]/);
+  assert.match(help.stdout, /get \[-r\] \[-n\] \[--sync\] REMOTE \[LOCAL\]/);
   assert.match(help.stdout, /close/);
   // No prompt when stdin is not a terminal.
   assert.doesNotMatch(help.stdout, /ferry> /);
@@ -72,13 +72,13 @@ Deno.test("one-shot usage errors, --help and --version", async () => {
   assert.match(version.stdout, /^ferry \d+\.\d+\.\d+\n$/);
   const unknown = await runClient(address, ["fetch", "x"]);
   assert.equal(unknown.code, 2);
-  assert.equal(unknown.stderr, "ferry: unknown command: fetch (try 'help')\n");
+  assert.equal(unknown.stderr, "ferry: unknown command: fetch (try 'ferry --help')\n");
   const badFlag = await runClient(address, ["--frobnicate"]);
   assert.equal(badFlag.code, 2);
   assert.match(badFlag.stderr, /^ferry: .*frobnicate.*\n$/);
   const tooMany = await runClient(address, ["get", "a", "b", "c"]);
   assert.equal(tooMany.code, 2);
-  assert.equal(tooMany.stderr, "ferry: usage: get REMOTE [LOCAL]\n");
+  assert.equal(tooMany.stderr, "ferry: usage: get [-r] [-n] [--sync] REMOTE [LOCAL]\n");
 });
 
 Deno.test("FERRY_SERVER picks the server; --server wins over it", async () => {

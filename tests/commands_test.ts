@@ -13,14 +13,46 @@ const rejects = (fn: () => unknown, code: string) =>
   assert.throws(fn, (e) => e instanceof FerryError && e.code === code);
 
 Deno.test("parseRequest: valid requests", () => {
-  assert.deepEqual(parseRequest({ op: "ls" }), { op: "ls", path: "" });
-  assert.deepEqual(parseRequest({ op: "ls", path: "a" }), { op: "ls", path: "a" });
+  assert.deepEqual(parseRequest({ op: "ls" }), { op: "ls", path: "", recursive: false });
+  assert.deepEqual(parseRequest({ op: "ls", path: "a", recursive: true }), {
+    op: "ls",
+    path: "a",
+    recursive: true,
+  });
   assert.deepEqual(parseRequest({ op: "get", path: "a" }), { op: "get", path: "a" });
   assert.deepEqual(parseRequest({ op: "put", path: "a", size: 0 }), {
     op: "put",
     path: "a",
     size: 0,
+    mode: undefined,
+    mtime: undefined,
+    noClobber: false,
   });
+  assert.deepEqual(
+    parseRequest({ op: "put", path: "a", size: 1, mode: 0o755, mtime: 5, noClobber: true }),
+    { op: "put", path: "a", size: 1, mode: 0o755, mtime: 5, noClobber: true },
+  );
+  assert.deepEqual(parseRequest({ op: "mv", from: "a", to: "b" }), {
+    op: "mv",
+    from: "a",
+    to: "b",
+  });
+  assert.deepEqual(parseRequest({ op: "rm", path: "a" }), {
+    op: "rm",
+    path: "a",
+    recursive: false,
+  });
+  assert.deepEqual(parseRequest({ op: "mkdir", path: "a", parents: true }), {
+    op: "mkdir",
+    path: "a",
+    parents: true,
+  });
+  assert.deepEqual(parseRequest({ op: "glob", pattern: "*.txt" }), {
+    op: "glob",
+    pattern: "*.txt",
+  });
+  assert.deepEqual(parseRequest({ op: "sum", path: "a" }), { op: "sum", path: "a" });
+  assert.deepEqual(parseRequest({ op: "stat", path: "a" }), { op: "stat", path: "a" });
   assert.deepEqual(parseRequest({ op: "close" }), { op: "close" });
 });
 
@@ -34,6 +66,11 @@ Deno.test("parseRequest: every field from the network is checked", () => {
   for (const size of [-1, 1.5, "10", null, 2 ** 53, Infinity, NaN]) {
     rejects(() => parseRequest({ op: "put", path: "a", size }), "PROTOCOL");
   }
+  rejects(() => parseRequest({ op: "put", path: "a", size: 1, mode: 0o10000 }), "PROTOCOL");
+  rejects(() => parseRequest({ op: "put", path: "a", size: 1, noClobber: "yes" }), "PROTOCOL");
+  rejects(() => parseRequest({ op: "rm", path: "a", recursive: 1 }), "PROTOCOL");
+  rejects(() => parseRequest({ op: "mv", from: "a" }), "PROTOCOL");
+  rejects(() => parseRequest({ op: "glob" }), "PROTOCOL");
 });
 
 Deno.test("parseHello / parseEnd / parseLsReply validate their fields", () => {
@@ -44,12 +81,19 @@ Deno.test("parseHello / parseEnd / parseLsReply validate their fields", () => {
   assert.equal(parseEnd({ sha256: "a".repeat(64) }).sha256, "a".repeat(64));
   rejects(() => parseLsReply({ entries: {}, more: false }), "PROTOCOL");
   rejects(
-    () => parseLsReply({ entries: [{ name: "a", type: "bomb", size: 1, mtime: 0 }], more: false }),
+    () =>
+      parseLsReply({
+        entries: [{ name: "a", type: "bomb", size: 1, mtime: 0, mode: 0 }],
+        more: false,
+      }),
     "PROTOCOL",
   );
   rejects(() => parseLsReply({ entries: [null], more: false }), "PROTOCOL");
   assert.equal(
-    parseLsReply({ entries: [{ name: "a", type: "file", size: 1, mtime: 0 }], more: true }).more,
+    parseLsReply({
+      entries: [{ name: "a", type: "file", size: 1, mtime: 0, mode: 0o644 }],
+      more: true,
+    }).more,
     true,
   );
 });

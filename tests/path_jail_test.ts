@@ -100,7 +100,7 @@ Deno.test("LocalStorage: symlinks inside the root are followed", async () => {
   const handle = await storage.openRead("in-link/f.txt");
   assert.equal(handle.size, 1);
   handle.close();
-  const up = await storage.createUpload("in-link/new.txt", 0);
+  const up = await storage.createUpload("in-link/new.txt", { size: 0 });
   await up.commit();
   assert.equal(await Deno.readTextFile(join(root, "dir", "new.txt")), "");
 });
@@ -118,18 +118,18 @@ Deno.test("LocalStorage: symlinks out of the root are refused in every position"
   ];
   for (const path of escapes) {
     await refusedAsync(() => storage.openRead(path));
-    await refusedAsync(() => storage.createUpload(path, 1));
+    await refusedAsync(() => storage.createUpload(path, { size: 1 }));
     await refusedAsync(async () => {
       for await (const _ of storage.list(path));
     });
   }
   // Writes below a symlinked directory, to names that do not exist yet.
-  await refusedAsync(() => storage.createUpload("out-link/new.txt", 1));
-  await refusedAsync(() => storage.createUpload("out-link/deep/new.txt", 1));
-  await refusedAsync(() => storage.createUpload("chain/new.txt", 1));
+  await refusedAsync(() => storage.createUpload("out-link/new.txt", { size: 1 }));
+  await refusedAsync(() => storage.createUpload("out-link/deep/new.txt", { size: 1 }));
+  await refusedAsync(() => storage.createUpload("chain/new.txt", { size: 1 }));
   // A dangling link must not be written through, as file or as directory.
-  await refusedAsync(() => storage.createUpload("dangling", 1));
-  await refusedAsync(() => storage.createUpload("dangling/x.txt", 1));
+  await refusedAsync(() => storage.createUpload("dangling", { size: 1 }));
+  await refusedAsync(() => storage.createUpload("dangling/x.txt", { size: 1 }));
   assert.deepEqual(
     (await Array.fromAsync(Deno.readDir(outside))).map((e) => e.name),
     ["secret.txt"],
@@ -154,19 +154,19 @@ Deno.test("LocalStorage: missing paths, directories and temp files", async () =>
   const storage = await LocalStorage.open(root);
   await refusedAsync(() => storage.openRead("nope.txt"), "NOT_FOUND");
   await refusedAsync(() => storage.openRead("dir"), "NOT_A_FILE");
-  await refusedAsync(() => storage.createUpload("dir", 1), "NOT_A_FILE");
-  await refusedAsync(() => storage.createUpload("", 1), "NOT_A_FILE");
-  await refusedAsync(() => storage.createUpload("inside.txt/x", 1), "NOT_A_DIRECTORY");
+  await refusedAsync(() => storage.createUpload("dir", { size: 1 }), "NOT_A_FILE");
+  await refusedAsync(() => storage.createUpload("", { size: 1 }), "NOT_A_FILE");
+  await refusedAsync(() => storage.createUpload("inside.txt/x", { size: 1 }), "NOT_A_DIRECTORY");
   await refusedAsync(() => LocalStorage.open(join(root, "inside.txt")), "NOT_A_DIRECTORY");
   await refusedAsync(() => LocalStorage.open(join(root, "missing")), "NOT_FOUND");
-  const upload = await storage.createUpload("a/b/c.txt", 2);
+  const upload = await storage.createUpload("a/b/c.txt", { size: 2 });
   await upload.write(new Uint8Array([104, 105]));
   const listed = [];
   for await (const e of storage.list("a/b")) listed.push(e.name);
   assert.deepEqual(listed, [], "an upload in progress is not listed");
   await upload.commit();
   assert.equal(await Deno.readTextFile(join(root, "a/b/c.txt")), "hi");
-  const aborted = await storage.createUpload("a/b/d.txt", 2);
+  const aborted = await storage.createUpload("a/b/d.txt", { size: 2 });
   await aborted.abort();
   assert.deepEqual(
     (await Array.fromAsync(Deno.readDir(join(root, "a/b")))).map((e) => e.name),

@@ -159,7 +159,7 @@ function lyingServer(content: Uint8Array) {
       limits: DEFAULT_LIMITS,
     });
     const req = await fc.read();
-    await fc.sendMessage(FrameType.REPLY, req!.id, { size: content.length, mtime: 0 });
+    await fc.sendMessage(FrameType.REPLY, req!.id, { size: content.length, mtime: 0, mode: 0o644 });
     const buf = new Uint8Array(HEADER_SIZE + content.length);
     buf.set(content, HEADER_SIZE);
     await fc.sendFramed(FrameType.DATA, req!.id, buf, content.length);

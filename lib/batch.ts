@@ -1,0 +1,264 @@
+/**
+ * Many files at once: trees, globs and sync. Requests go out pipelined on
+ * one connection, a window of them in flight, so small files do not pay a
+ * round trip each.
+ *
+ * @module
+ */
+
+import { createHash } from "node:crypto";
+import { join } from "node:path";
+import type { FerryClient, TransferOptions, TransferResult } from "./client.ts";
+import type { Entry } from "./commands.ts";
+import { FerryError, toFerryError } from "./errors.ts";
+import { walkLocal } from "./local_storage.ts";
+import { escapeName, normalizePath } from "./path_jail.ts";
+import type { Outcome, Reporter } from "./report.ts";
+
+/** Requests in flight at once on one connection. */
+export const WINDOW = 64;
+
+/** One file to move: `from` on the sending side, `to` on the receiving side. */
+export interface FileJob {
+  from: string;
+  to: string;
+  size: number;
+}
+
+/** A tree, flattened: directories to create (parents first), files to move, things skipped. */
+export interface Plan {
+  dirs: string[];
+  files: FileJob[];
+  skipped: Outcome[];
+}
+
+/** How existing destination files are treated. */
+export interface BatchOptions {
+  /** Skip (as `exists`) rather than replace an existing destination file. */
+  noClobber?: boolean;
+  /** Skip files whose size and SHA-256 already match (as `unchanged`). */
+  sync?: boolean;
+  /** After a tree upload, remove remote entries the local tree does not have. */
+  delete?: boolean;
+}
+
+/** Run `fn` over `items` with at most `limit` running at once, in order of start. */
+export async function runPool<T>(
+  items: T[],
+  limit: number,
+  fn: (item: T, worker: number) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  const worker = async (w: number) => {
+    while (next < items.length) await fn(items[next++], w);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, (_, w) => worker(w)));
+}
+
+/**
+ * The local path for `name`, a relative path received from the server,
+ * under `base`. Anything that is not a plain relative path (absolute, `..`,
+ * control characters, reserved names) is refused, so whatever a server
+ * sends, nothing is written outside `base`.
+ *
+ * @example
+ * ```ts
+ * import { localPathFor } from "./batch.ts";
+ * console.assert(localPathFor("/tmp/dest", "a/b.txt") === "/tmp/dest/a/b.txt");
+ * ```
+ */
+export function localPathFor(base: string, name: string): string {
+  let canonical: string;
+  try {
+    canonical = normalizePath(name);
+  } catch (err) {
+    throw new FerryError("PROTOCOL", `server sent an unsafe name: ${(err as Error).message}`);
+  }
+  if (canonical === "" || canonical !== name) {
+    throw new FerryError("PROTOCOL", `server sent an unsafe name: ${escapeName(name)}`);
+  }
+  return join(base, ...canonical.split("/"));
+}
+
+/** Walk a local directory into a plan for uploading it to `remoteBase`. */
+export async function planPut(localDir: string, remoteBase: string): Promise<Plan> {
+  const plan: Plan = { dirs: [remoteBase], files: [], skipped: [] };
+  const prefix = remoteBase === "" ? "" : `${remoteBase}/`;
+  try {
+    for await (const e of walkLocal(localDir, true)) {
+      const to = prefix + e.name;
+      if (e.type === "dir") plan.dirs.push(to);
+      else if (e.type === "file") {
+        plan.files.push({ from: join(localDir, e.name), to, size: e.size });
+      } else plan.skipped.push({ op: "put", path: to, bytes: 0, seconds: 0, skipped: e.type });
+    }
+  } catch (err) {
+    throw toFerryError(err, escapeName(localDir));
+  }
+  return plan;
+}
+
+/** List a remote directory into a plan for downloading it to `localBase`. */
+export async function planGet(
+  client: FerryClient,
+  remoteDir: string,
+  localBase: string,
+): Promise<Plan> {
+  const plan: Plan = { dirs: [localBase], files: [], skipped: [] };
+  const prefix = remoteDir === "" ? "" : `${remoteDir}/`;
+  for (const e of await client.list(remoteDir, { recursive: true })) {
+    const to = localPathFor(localBase, e.name);
+    const from = prefix + e.name;
+    if (e.type === "dir") plan.dirs.push(to);
+    else if (e.type === "file") plan.files.push({ from, to, size: e.size });
+    else plan.skipped.push({ op: "get", path: from, bytes: 0, seconds: 0, skipped: e.type });
+  }
+  return plan;
+}
+
+async function hashLocal(path: string, buf: Uint8Array): Promise<string | undefined> {
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(path, { read: true });
+  } catch {
+    return undefined;
+  }
+  try {
+    const hash = createHash("sha256");
+    for (;;) {
+      const n = await file.read(buf);
+      if (n === null) return hash.digest("hex");
+      hash.update(buf.subarray(0, n));
+    }
+  } finally {
+    file.close();
+  }
+}
+
+type Direction = "put" | "get";
+
+/**
+ * Move `plan`'s files in one direction, `WINDOW` requests in flight,
+ * reporting each outcome. Directories are created first (empty ones too).
+ */
+export async function transferPlan(
+  client: FerryClient,
+  direction: Direction,
+  plan: Plan,
+  reporter: Reporter,
+  options: BatchOptions = {},
+): Promise<void> {
+  for (const skipped of plan.skipped) reporter.result(skipped);
+  // Directories first, so that empty ones exist too; a failure is reported and the rest go on.
+  await runPool(plan.dirs, WINDOW, async (dir) => {
+    try {
+      if (direction === "put") await client.mkdir(dir, { parents: true });
+      else await Deno.mkdir(dir, { recursive: true });
+    } catch (err) {
+      reporter.result({
+        op: "mkdir",
+        path: dir,
+        bytes: 0,
+        seconds: 0,
+        error: toFerryError(err, dir),
+      });
+    }
+  });
+  reporter.plan(plan.files.length, plan.files.reduce((n, f) => n + f.size, 0));
+  const buffers: Uint8Array[] = [];
+  await runPool(plan.files, WINDOW, async (job, worker) => {
+    const path = direction === "put" ? job.to : job.from;
+    const started = performance.now();
+    const outcome = (fields: Partial<Outcome>): Outcome => ({
+      op: direction,
+      path,
+      bytes: 0,
+      seconds: (performance.now() - started) / 1000,
+      ...fields,
+    });
+    try {
+      if (options.sync) {
+        const buf = buffers[worker] ??= new Uint8Array(256 * 1024);
+        const sha256 = await sameContent(client, direction, job, buf);
+        if (sha256) return reporter.result(outcome({ sha256, skipped: "unchanged" }));
+      }
+      const transfer: TransferOptions = { noClobber: options.noClobber, ...reporter.track(path) };
+      const r: TransferResult = direction === "put"
+        ? await client.put(job.from, job.to, transfer)
+        : await client.get(job.from, job.to, transfer);
+      reporter.result(outcome({ bytes: r.bytes, sha256: r.sha256, seconds: r.seconds }));
+    } catch (err) {
+      const e = toFerryError(err);
+      if (e.code === "EXISTS" && options.noClobber) {
+        return reporter.result(outcome({ skipped: "exists" }));
+      }
+      reporter.result(outcome({ error: e }));
+    }
+  });
+}
+
+/**
+ * Whether the destination of `job` already holds the same content: same
+ * size, then same SHA-256 (computed by the server for the remote side).
+ * Returns the shared hash, or undefined if they differ.
+ */
+async function sameContent(
+  client: FerryClient,
+  direction: Direction,
+  job: FileJob,
+  buf: Uint8Array,
+): Promise<string | undefined> {
+  const [localPath, remotePath] = direction === "put" ? [job.from, job.to] : [job.to, job.from];
+  const local = await Deno.stat(localPath).catch(() => undefined);
+  if (!local?.isFile || local.size !== job.size) return undefined;
+  const remote = await client.sum(remotePath).catch((err) => {
+    if (toFerryError(err).code === "NOT_FOUND") return undefined;
+    throw err;
+  });
+  if (!remote || remote.size !== job.size) return undefined;
+  const sha = await hashLocal(localPath, buf);
+  return sha === remote.sha256 ? sha : undefined;
+}
+
+/**
+ * Remove what the remote tree under `remoteBase` has and `plan` does not:
+ * whole directories at once, deepest last. Dangerous by design (`--delete`).
+ */
+export async function deleteExtraneous(
+  client: FerryClient,
+  remoteBase: string,
+  plan: Plan,
+  reporter: Reporter,
+): Promise<void> {
+  const keep = new Set([
+    ...plan.dirs,
+    ...plan.files.map((f) => f.to),
+    ...plan.skipped.map((s) => s.path),
+  ]);
+  const prefix = remoteBase === "" ? "" : `${remoteBase}/`;
+  const remote: Entry[] = await client.list(remoteBase, { recursive: true });
+  const doomed: Entry[] = [];
+  const doomedDirs = new Set<string>();
+  // Listings name a directory before its contents, so an ancestor is always seen first.
+  const insideDoomed = (name: string) => {
+    for (let i = name.lastIndexOf("/"); i > 0; i = name.lastIndexOf("/", i - 1)) {
+      if (doomedDirs.has(name.slice(0, i))) return true;
+    }
+    return false;
+  };
+  for (const e of remote) {
+    if (keep.has(prefix + e.name) || insideDoomed(e.name)) continue;
+    doomed.push(e);
+    if (e.type === "dir") doomedDirs.add(e.name);
+  }
+  await runPool(doomed, WINDOW, async (e) => {
+    const path = prefix + e.name;
+    const started = performance.now();
+    try {
+      await client.remove(path, { recursive: e.type === "dir" });
+      reporter.result({ op: "rm", path, bytes: 0, seconds: (performance.now() - started) / 1000 });
+    } catch (err) {
+      reporter.result({ op: "rm", path, bytes: 0, seconds: 0, error: toFerryError(err) });
+    }
+  });
+}

@@ -1,0 +1,209 @@
+/**
+ * What the CLI tells the user as work completes: a progress line redrawn in
+ * place on a terminal, nothing but results otherwise, or one JSON object per
+ * line for machines (`--json`).
+ *
+ * @module
+ */
+
+import type { FerryError } from "./errors.ts";
+import { escapeName } from "./path_jail.ts";
+
+/** One completed (or skipped, or failed) operation on one path. */
+export interface Outcome {
+  op: string;
+  path: string;
+  bytes: number;
+  sha256?: string;
+  seconds: number;
+  /** Why nothing was done, e.g. `unchanged`, `exists`, `symlink`. */
+  skipped?: string;
+  error?: FerryError;
+}
+
+/** How results are shown. */
+export type OutputMode = "human" | "quiet" | "json";
+
+/** Where the reporter writes; the CLI passes stdout/stderr, tests capture. */
+export interface Sink {
+  /** Write a line to stdout. */
+  out(line: string): void;
+  /** Write a line to stderr. */
+  err(line: string): void;
+  /** Write raw text to stderr (the progress line). */
+  draw(text: string): void;
+  /** Whether stderr is a terminal (progress is drawn only then). */
+  tty: boolean;
+}
+
+/** Format a byte count for people: `1.5 MiB`. */
+export function formatBytes(n: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) {
+    n /= 1024;
+    i++;
+  }
+  return `${i === 0 ? n : n.toFixed(1)} ${units[i]}`;
+}
+
+function formatDuration(seconds: number): string {
+  if (!Number.isFinite(seconds)) return "--:--";
+  const s = Math.round(seconds);
+  const m = Math.floor(s / 60);
+  return `${m}:${String(s % 60).padStart(2, "0")}`;
+}
+
+/**
+ * Collects outcomes, draws progress, and prints the summary.
+ *
+ * @example
+ * ```ts
+ * import { Reporter } from "./report.ts";
+ * const lines: string[] = [];
+ * const sink = { out: (t: string) => lines.push(t), err: () => {}, draw: () => {}, tty: false };
+ * const r = new Reporter("json", sink);
+ * r.result({ op: "put", path: "a.txt", bytes: 5, seconds: 0.1 });
+ * console.assert(JSON.parse(lines[0]).path === "a.txt");
+ * ```
+ */
+export class Reporter {
+  readonly #mode: OutputMode;
+  readonly #sink: Sink;
+  readonly #started = performance.now();
+  #files = 0;
+  #bytes = 0;
+  #skipped = 0;
+  #failed = 0;
+  #lastError: FerryError | undefined;
+  #totalFiles = 0;
+  #totalBytes = 0;
+  #doneBytes = 0;
+  #current: { path: string; size: number; bytes: number } | undefined;
+  #lastDraw = 0;
+  #drawn = false;
+
+  /** Report in `mode` to `sink`. */
+  constructor(mode: OutputMode, sink: Sink) {
+    this.#mode = mode;
+    this.#sink = sink;
+  }
+
+  /** Failures so far. */
+  get failed(): number {
+    return this.#failed;
+  }
+
+  /** The most recent failure, if any. */
+  get lastError(): FerryError | undefined {
+    return this.#lastError;
+  }
+
+  /** Announce the work ahead, for the total in the progress line. */
+  plan(files: number, bytes: number): void {
+    this.#totalFiles += files;
+    this.#totalBytes += bytes;
+  }
+
+  /** Progress callbacks for one transfer of `path`. */
+  track(path: string): { onStart(size: number): void; onProgress(bytes: number): void } {
+    return {
+      onStart: (size) => {
+        this.#current = { path, size, bytes: 0 };
+        this.#draw(true);
+      },
+      onProgress: (bytes) => {
+        if (this.#current?.path !== path) return;
+        this.#current.bytes = bytes;
+        this.#draw(false);
+      },
+    };
+  }
+
+  /** Record one outcome, and print it as the mode says. */
+  result(o: Outcome): void {
+    if (o.error) {
+      this.#failed++;
+      this.#lastError = o.error;
+    } else if (o.skipped) this.#skipped++;
+    else {
+      this.#files++;
+      this.#bytes += o.bytes;
+    }
+    this.#doneBytes += o.bytes;
+    if (this.#current?.path === o.path) this.#current = undefined;
+    this.#clear();
+    if (this.#mode === "json") {
+      this.#sink.out(JSON.stringify({
+        op: o.op,
+        path: o.path,
+        bytes: o.bytes,
+        sha256: o.sha256 ?? null,
+        seconds: Number(o.seconds.toFixed(3)),
+        skipped: o.skipped ?? null,
+        ...(o.error ? { error: { code: o.error.code, message: o.error.message } } : {}),
+      }));
+    } else if (this.#mode === "human" && !o.error) {
+      if (o.skipped) this.#sink.out(`skipped ${escapeName(o.path)} (${o.skipped})`);
+      else if (o.op === "rm") this.#sink.out(`deleted ${escapeName(o.path)}`);
+    }
+    if (o.error) this.#sink.err(`ferry: ${o.error.message}`);
+  }
+
+  /** Print the closing summary (JSON always; human only on a terminal). */
+  summary(op: string): void {
+    this.#clear();
+    const seconds = (performance.now() - this.#started) / 1000;
+    if (this.#mode === "json") {
+      this.#sink.out(JSON.stringify({
+        op: "summary",
+        command: op,
+        files: this.#files,
+        bytes: this.#bytes,
+        skipped: this.#skipped,
+        failed: this.#failed,
+        seconds: Number(seconds.toFixed(3)),
+      }));
+    } else if (this.#mode === "human" && this.#sink.tty) {
+      const rate = seconds > 0 ? ` (${formatBytes(this.#bytes / seconds)}/s)` : "";
+      const extra = [
+        this.#skipped ? `${this.#skipped} skipped` : "",
+        this.#failed ? `${this.#failed} failed` : "",
+      ].filter(Boolean).join(", ");
+      this.#sink.err(
+        `${op}: ${this.#files} file${this.#files === 1 ? "" : "s"}, ${
+          formatBytes(this.#bytes)
+        } in ${seconds.toFixed(2)} s${rate}${extra ? `, ${extra}` : ""}`,
+      );
+    }
+  }
+
+  #draw(force: boolean): void {
+    if (this.#mode !== "human" || !this.#sink.tty || !this.#current) return;
+    const now = performance.now();
+    if (!force && now - this.#lastDraw < 100) return;
+    this.#lastDraw = now;
+    const seconds = (now - this.#started) / 1000;
+    const done = this.#doneBytes + this.#current.bytes;
+    const rate = seconds > 0 ? done / seconds : 0;
+    const total = Math.max(this.#totalBytes, done);
+    const eta = rate > 0 ? (total - done) / rate : Infinity;
+    const count = this.#totalFiles > 1
+      ? `[${this.#files + this.#skipped + this.#failed + 1}/${this.#totalFiles}] `
+      : "";
+    const name = escapeName(this.#current.path);
+    const shown = name.length > 40 ? `…${name.slice(-39)}` : name;
+    this.#sink.draw(
+      `\r\x1b[K${count}${shown}  ${formatBytes(done)} / ${formatBytes(total)}  ${
+        formatBytes(rate)
+      }/s  ETA ${formatDuration(eta)}`,
+    );
+    this.#drawn = true;
+  }
+
+  #clear(): void {
+    if (!this.#drawn) return;
+    this.#sink.draw("\r\x1b[K");
+    this.#drawn = false;
+  }
+}
