@@ -64,10 +64,10 @@ export class AtomicFile {
   }
 
   /** Create the temporary file beside `path`. The directory must exist. */
-  static async create(path: string): Promise<AtomicFile> {
+  static create(path: string): AtomicFile {
     const tempPath = join(dirname(path), tempName());
     try {
-      const file = await Deno.open(tempPath, { write: true, createNew: true, mode: 0o666 });
+      const file = Deno.openSync(tempPath, { write: true, createNew: true, mode: 0o666 });
       return new AtomicFile(path, tempPath, file);
     } catch (err) {
       throw toFerryError(err, `cannot write ${basename(path)}`);
@@ -90,25 +90,29 @@ export class AtomicFile {
   /**
    * Close the file, apply `options`, and move it into place: replacing any
    * file there, or with `noClobber` failing with EXISTS if there is one
-   * (a hard link, so the check and the move are one atomic step).
+   * (a hard link, so the check and the move are one atomic step). Returns
+   * the committed file's info.
    */
-  async commit(options: CommitOptions = {}): Promise<void> {
+  async commit(options: CommitOptions = {}): Promise<Deno.FileInfo> {
     this.#closeFile();
     try {
       if (options.mode !== undefined && Deno.build.os !== "windows") {
-        await Deno.chmod(this.tempPath, options.mode & PERMISSION_BITS);
+        Deno.chmodSync(this.tempPath, options.mode & PERMISSION_BITS);
       }
       if (options.mtime !== undefined) {
-        await Deno.utime(this.tempPath, new Date(), new Date(options.mtime));
+        Deno.utimeSync(this.tempPath, new Date(), new Date(options.mtime));
       }
+      // Stat before the move: the inode and times travel with it, and nobody else has touched it.
+      const info = Deno.statSync(this.tempPath);
       if (options.noClobber) {
-        await Deno.link(this.tempPath, this.path);
+        Deno.linkSync(this.tempPath, this.path);
         this.#done = true;
         await Deno.remove(this.tempPath).catch(() => {});
       } else {
-        await Deno.rename(this.tempPath, this.path);
+        Deno.renameSync(this.tempPath, this.path);
         this.#done = true;
       }
+      return info;
     } catch (err) {
       await this.abort();
       if (err instanceof Deno.errors.AlreadyExists) {

@@ -227,7 +227,7 @@ export class FerryClient {
         if (!meta) {
           meta = parseGetReply(this.#expectReply(frame));
           options.onStart?.(meta.size);
-          file = await AtomicFile.create(local);
+          file = AtomicFile.create(local);
           receiver = new BodyReceiver(meta.size, file, options.onProgress);
           return;
         }
@@ -252,12 +252,12 @@ export class FerryClient {
     const started = performance.now();
     let file: Deno.FsFile;
     try {
-      file = await Deno.open(local, { read: true });
+      file = Deno.openSync(local, { read: true });
     } catch (err) {
       throw toFerryError(err, local);
     }
     try {
-      const info = await file.stat();
+      const info = file.statSync();
       if (!info.isFile) throw new FerryError("NOT_A_FILE", `not a file: ${local}`);
       options.onStart?.(info.size);
       let sha256 = "";

@@ -22,6 +22,7 @@ import { escapeName, normalizePath } from "./path_jail.ts";
 import type { Storage, Upload } from "./storage.ts";
 import { BodyReceiver, hashSource, sendBody } from "./transfer.ts";
 import { expandGlob } from "./glob.ts";
+import { HashCache } from "./hash_cache.ts";
 import { VERSION } from "./version.ts";
 
 /** Options for {@linkcode serve}. */
@@ -94,6 +95,7 @@ export async function serve(options: ServeOptions = {}): Promise<FerryServer> {
   const maxConnections = options.maxConnections ?? 1000;
   const sessions = new Set<Promise<void>>();
   const conns = new Set<FrameConn>();
+  const hashes = new HashCache();
   let closing = false;
 
   const welcome: Welcome = {
@@ -113,7 +115,14 @@ export async function serve(options: ServeOptions = {}): Promise<FerryServer> {
       return;
     }
     conns.add(fc);
-    const session = new Session(fc, storage, peer, welcome, log, options.idleTimeoutMs ?? 300_000);
+    const session = new Session(fc, {
+      storage,
+      peer,
+      welcome,
+      log,
+      idleTimeoutMs: options.idleTimeoutMs ?? 300_000,
+      hashes,
+    });
     const done = session.run().finally(() => {
       conns.delete(fc);
       sessions.delete(done);
@@ -161,6 +170,16 @@ export async function serve(options: ServeOptions = {}): Promise<FerryServer> {
   };
 }
 
+/** What every session of one server shares. */
+interface SessionContext {
+  storage: Storage;
+  peer: string;
+  welcome: Welcome;
+  log: (line: string) => void;
+  idleTimeoutMs: number;
+  hashes: HashCache;
+}
+
 /** One client connection: handshake, then requests in order until close or end of stream. */
 class Session {
   readonly #fc: FrameConn;
@@ -169,24 +188,19 @@ class Session {
   readonly #welcome: Welcome;
   readonly #log: (line: string) => void;
   readonly #idleTimeoutMs: number;
+  readonly #hashes: HashCache;
   #sendBuf: Uint8Array | undefined;
   /** Id of a rejected upload whose remaining DATA/END frames are skipped. */
   #discardId: number | undefined;
 
-  constructor(
-    fc: FrameConn,
-    storage: Storage,
-    peer: string,
-    welcome: Welcome,
-    log: (line: string) => void,
-    idleTimeoutMs: number,
-  ) {
+  constructor(fc: FrameConn, ctx: SessionContext) {
     this.#fc = fc;
-    this.#storage = storage;
-    this.#peer = peer;
-    this.#welcome = welcome;
-    this.#log = log;
-    this.#idleTimeoutMs = idleTimeoutMs;
+    this.#storage = ctx.storage;
+    this.#peer = ctx.peer;
+    this.#welcome = ctx.welcome;
+    this.#log = ctx.log;
+    this.#idleTimeoutMs = ctx.idleTimeoutMs;
+    this.#hashes = ctx.hashes;
   }
 
   async run(): Promise<void> {
@@ -286,11 +300,13 @@ class Session {
           break;
         case "rm":
           await storage.remove(normalizePath(req.path), { recursive: req.recursive });
+          this.#hashes.delete(normalizePath(req.path));
           this.#log(`${this.#peer} rm ${escapeName(req.path)} ok`);
           await reply({});
           break;
         case "mv": {
           const path = await storage.move(normalizePath(req.from), normalizePath(req.to));
+          this.#hashes.delete(normalizePath(req.from));
           this.#log(`${this.#peer} mv ${escapeName(req.from)} ${escapeName(path)} ok`);
           await reply({ path });
           break;
@@ -355,11 +371,14 @@ class Session {
   }
 
   async #get(id: number, rawPath: string): Promise<number> {
-    const handle = await this.#storage.openRead(normalizePath(rawPath));
+    const path = normalizePath(rawPath);
+    const handle = await this.#storage.openRead(path);
     try {
-      const { size, mtime, mode } = handle;
+      const { size, mtime, mode, version } = handle;
       await this.#fc.sendMessage(FrameType.REPLY, id, { size, mtime, mode });
-      await sendBody(this.#fc, id, handle, size, this.#buffer());
+      const known = this.#hashes.get(path, version);
+      const sha256 = await sendBody(this.#fc, id, handle, size, this.#buffer(), { sha256: known });
+      this.#hashes.set(path, version, sha256);
       return size;
     } finally {
       handle.close();
@@ -368,10 +387,12 @@ class Session {
 
   async #put(id: number, req: PutRequest): Promise<number> {
     const { size, mode, mtime, noClobber } = req;
+    const path = normalizePath(req.path);
     let upload: Upload | undefined;
     let receiver: BodyReceiver | undefined;
+    let sha256: string | undefined;
     try {
-      upload = await this.#storage.createUpload(normalizePath(req.path), {
+      upload = await this.#storage.createUpload(path, {
         size,
         mode,
         mtime,
@@ -384,9 +405,10 @@ class Session {
         if (frame.id !== id) {
           throw new FerryError("PROTOCOL", `frame for request ${frame.id} inside upload ${id}`);
         }
-        if (await receiver.accept(frame)) break;
+        sha256 = await receiver.accept(frame);
+        if (sha256) break;
       }
-      await upload.commit();
+      this.#hashes.set(path, await upload.commit(), sha256);
     } catch (err) {
       await upload?.abort();
       // Failed before the body's END or ERROR: skip the frames still on their way.

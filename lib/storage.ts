@@ -16,6 +16,12 @@ export interface ReadHandle {
   readonly mtime: number;
   /** Permission bits. */
   readonly mode: number;
+  /**
+   * Identifies this exact content (for local disk: inode, size and mtime).
+   * The server caches SHA-256s under it, so it must change whenever the
+   * content may have.
+   */
+  readonly version: string;
   /** Read into `buf`; `null` at end of file. */
   read(buf: Uint8Array): Promise<number | null>;
   /** Release the handle. */
@@ -26,8 +32,8 @@ export interface ReadHandle {
 export interface Upload {
   /** Append a chunk. The chunk is only valid during the call. */
   write(chunk: Uint8Array): void | Promise<void>;
-  /** Make the content visible under its final name, atomically. */
-  commit(): Promise<void>;
+  /** Make the content visible under its final name, atomically; returns its version. */
+  commit(): Promise<string>;
   /** Discard everything written. Safe to call at any time. */
   abort(): Promise<void>;
 }

@@ -28,13 +28,23 @@ export interface SendBodyOptions {
   stopped?: () => boolean;
   /** Called after each chunk with the bytes sent so far. */
   onProgress?: (bytes: number) => void;
+  /** The content's SHA-256, when already known: skips hashing on this side. */
+  sha256?: string;
 }
 
 /**
- * Send exactly `size` bytes of `source` as DATA frames, then END. `buf` is
- * the reused send buffer: `HEADER_SIZE` bytes of room for the header,
- * followed by room for one chunk. Returns the SHA-256 (hex) of what was sent.
- * A source that ends early is an IO error; bytes past `size` are not sent.
+ * Send exactly `size` bytes of `source` as DATA frames, then END. Returns the
+ * SHA-256 (hex) of what was sent. A source that ends early is an IO error;
+ * bytes past `size` are not sent.
+ *
+ * `buf` is the reused send buffer, used as two halves: the next chunk is read
+ * and hashed into one while the other is still being written to the socket.
+ * Each half keeps `HEADER_SIZE` bytes of room in front, so that the header is
+ * written in place and no chunk is ever copied.
+ *
+ * With `options.sha256` (a hash the caller already knows, e.g. cached by the
+ * server) nothing is hashed here; the receiver still checks it, so a stale
+ * hash can only fail the transfer, never corrupt it.
  */
 export async function sendBody(
   fc: FrameConn,
@@ -44,22 +54,35 @@ export async function sendBody(
   buf: Uint8Array,
   options: SendBodyOptions = {},
 ): Promise<string> {
-  const hash = createHash("sha256");
-  const chunk = buf.length - HEADER_SIZE;
+  const hash = options.sha256 ? undefined : createHash("sha256");
+  const half = Math.floor(buf.length / 2);
+  const halves = [buf.subarray(0, half), buf.subarray(half, 2 * half)];
+  const chunk = half - HEADER_SIZE;
   let sent = 0;
-  while (sent < size) {
-    if (options.stopped?.()) throw new FerryError("CANCELLED", "transfer stopped");
-    const want = Math.min(chunk, size - sent);
-    const n = await source.read(buf.subarray(HEADER_SIZE, HEADER_SIZE + want));
-    if (n === null) {
-      throw new FerryError("IO", `file shrank while being read (${sent} of ${size} bytes)`);
+  let writing: Promise<void> | undefined;
+  try {
+    for (let i = 0; sent < size; i ^= 1) {
+      if (options.stopped?.()) throw new FerryError("CANCELLED", "transfer stopped");
+      const b = halves[i];
+      const want = Math.min(chunk, size - sent);
+      const n = await source.read(b.subarray(HEADER_SIZE, HEADER_SIZE + want));
+      if (n === null) {
+        throw new FerryError("IO", `file shrank while being read (${sent} of ${size} bytes)`);
+      }
+      hash?.update(b.subarray(HEADER_SIZE, HEADER_SIZE + n));
+      // The other half's write must finish before this one starts: then this
+      // half, used two rounds ago, is free again by the time it is refilled.
+      await writing;
+      writing = fc.sendFramed(FrameType.DATA, id, b, n);
+      sent += n;
+      options.onProgress?.(sent);
     }
-    hash.update(buf.subarray(HEADER_SIZE, HEADER_SIZE + n));
-    await fc.sendFramed(FrameType.DATA, id, buf, n);
-    sent += n;
-    options.onProgress?.(sent);
+    await writing;
+  } catch (err) {
+    await writing?.catch(() => {});
+    throw err;
   }
-  const sha256 = hash.digest("hex");
+  const sha256 = hash ? hash.digest("hex") : options.sha256!;
   await fc.sendMessage(FrameType.END, id, { sha256 });
   return sha256;
 }

@@ -1,0 +1,60 @@
+/**
+ * SHA-256s the server already knows, so that serving a file it stored or
+ * served before costs no hashing: on two cores, hashing on both ends is the
+ * next limit after the copy itself.
+ *
+ * @module
+ */
+
+/**
+ * A bounded map from path to the SHA-256 of one version of its content. An
+ * entry only answers for the exact version it was stored with, and the
+ * receiver verifies every hash anyway: a stale entry can fail a transfer,
+ * never corrupt one.
+ *
+ * @example
+ * ```ts
+ * import { HashCache } from "./hash_cache.ts";
+ * const cache = new HashCache(2);
+ * cache.set("a.txt", "v1", "ab".repeat(32));
+ * console.assert(cache.get("a.txt", "v1") !== undefined);
+ * console.assert(cache.get("a.txt", "v2") === undefined);
+ * ```
+ */
+export class HashCache {
+  readonly #max: number;
+  readonly #entries = new Map<string, { version: string; sha256: string }>();
+
+  /** Keep at most `max` entries, dropping the least recently used. */
+  constructor(max = 10_000) {
+    this.#max = max;
+  }
+
+  /** The hash of `path` at `version`, if known. */
+  get(path: string, version: string): string | undefined {
+    const entry = this.#entries.get(path);
+    if (!entry || entry.version !== version) return undefined;
+    this.#entries.delete(path);
+    this.#entries.set(path, entry);
+    return entry.sha256;
+  }
+
+  /** Remember the hash of `path` at `version`. */
+  set(path: string, version: string, sha256: string): void {
+    this.#entries.delete(path);
+    this.#entries.set(path, { version, sha256 });
+    if (this.#entries.size > this.#max) {
+      this.#entries.delete(this.#entries.keys().next().value!);
+    }
+  }
+
+  /** Forget `path`. */
+  delete(path: string): void {
+    this.#entries.delete(path);
+  }
+
+  /** Number of entries. */
+  get size(): number {
+    return this.#entries.size;
+  }
+}
