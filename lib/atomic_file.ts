@@ -8,7 +8,7 @@
 
 import { basename, dirname, join } from "node:path";
 import { FerryError, toFerryError } from "./errors.ts";
-import { RESERVED_PREFIX } from "./path_jail.ts";
+import { escapeName, RESERVED_PREFIX } from "./path_jail.ts";
 
 /** Suffix of ferry's temporary files (after {@linkcode RESERVED_PREFIX}). */
 export const TEMP_SUFFIX = ".part";
@@ -29,6 +29,24 @@ export interface CommitOptions {
 /** Whether `name` is one of ferry's temporary files. */
 export function isTempName(name: string): boolean {
   return name.startsWith(RESERVED_PREFIX) && name.endsWith(TEMP_SUFFIX);
+}
+
+/** Temporary files this process is writing, so that an interrupted CLI can remove them. */
+const live = new Set<string>();
+
+/**
+ * Remove every temporary file this process still has open. For a signal
+ * handler: synchronous, and it never throws.
+ */
+export function removeLiveTempFiles(): void {
+  for (const path of live) {
+    try {
+      Deno.removeSync(path);
+    } catch {
+      // Already gone.
+    }
+  }
+  live.clear();
 }
 
 function tempName(): string {
@@ -68,9 +86,10 @@ export class AtomicFile {
     const tempPath = join(dirname(path), tempName());
     try {
       const file = Deno.openSync(tempPath, { write: true, createNew: true, mode: 0o666 });
+      live.add(tempPath);
       return new AtomicFile(path, tempPath, file);
     } catch (err) {
-      throw toFerryError(err, `cannot write ${basename(path)}`);
+      throw toFerryError(err, `cannot write ${escapeName(basename(path))}`);
     }
   }
 
@@ -83,7 +102,7 @@ export class AtomicFile {
     try {
       while (offset < chunk.length) offset += this.#file!.writeSync(chunk.subarray(offset));
     } catch (err) {
-      throw toFerryError(err, `cannot write ${basename(this.path)}`);
+      throw toFerryError(err, `cannot write ${escapeName(basename(this.path))}`);
     }
   }
 
@@ -91,9 +110,10 @@ export class AtomicFile {
    * Close the file, apply `options`, and move it into place: replacing any
    * file there, or with `noClobber` failing with EXISTS if there is one
    * (a hard link, so the check and the move are one atomic step). Returns
-   * the committed file's info.
+   * the committed file's info, or undefined if another writer replaced it
+   * at once (so that nothing is cached about someone else's file).
    */
-  async commit(options: CommitOptions = {}): Promise<Deno.FileInfo> {
+  async commit(options: CommitOptions = {}): Promise<Deno.FileInfo | undefined> {
     this.#closeFile();
     try {
       if (options.mode !== undefined && Deno.build.os !== "windows") {
@@ -102,23 +122,21 @@ export class AtomicFile {
       if (options.mtime !== undefined) {
         Deno.utimeSync(this.tempPath, new Date(), new Date(options.mtime));
       }
-      // Stat before the move: the inode and times travel with it, and nobody else has touched it.
-      const info = Deno.statSync(this.tempPath);
-      if (options.noClobber) {
-        Deno.linkSync(this.tempPath, this.path);
-        this.#done = true;
-        await Deno.remove(this.tempPath).catch(() => {});
-      } else {
-        Deno.renameSync(this.tempPath, this.path);
-        this.#done = true;
-      }
-      return info;
+      const ino = Deno.statSync(this.tempPath).ino;
+      if (options.noClobber) Deno.linkSync(this.tempPath, this.path);
+      else Deno.renameSync(this.tempPath, this.path);
+      this.#finish();
+      if (options.noClobber) await Deno.remove(this.tempPath).catch(() => {});
+      // After the move: renaming changes the inode's ctime, which is part of a version.
+      const info = Deno.statSync(this.path);
+      return info.ino === ino ? info : undefined;
     } catch (err) {
       await this.abort();
+      const name = escapeName(basename(this.path));
       if (err instanceof Deno.errors.AlreadyExists) {
-        throw new FerryError("EXISTS", `already exists: ${basename(this.path)}`);
+        throw new FerryError("EXISTS", `already exists: ${name}`);
       }
-      throw toFerryError(err, `cannot store ${basename(this.path)}`);
+      throw toFerryError(err, `cannot store ${name}`);
     }
   }
 
@@ -126,8 +144,13 @@ export class AtomicFile {
   async abort(): Promise<void> {
     this.#closeFile();
     if (this.#done) return;
-    this.#done = true;
+    this.#finish();
     await Deno.remove(this.tempPath).catch(() => {});
+  }
+
+  #finish(): void {
+    this.#done = true;
+    live.delete(this.tempPath);
   }
 
   #closeFile(): void {

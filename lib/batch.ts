@@ -160,7 +160,7 @@ export async function transferPlan(
         path: dir,
         bytes: 0,
         seconds: 0,
-        error: toFerryError(err, dir),
+        error: toFerryError(err, escapeName(dir)),
       });
     }
   });

@@ -23,7 +23,8 @@ import { FerryError, toFerryError } from "./errors.ts";
 import { decodeMessage, type Frame, FrameType, frameTypeName, HEADER_SIZE } from "./frame.ts";
 import { FrameConn } from "./frame_conn.ts";
 import { AtomicFile, PERMISSION_BITS } from "./atomic_file.ts";
-import { BodyReceiver, sendBody } from "./transfer.ts";
+import { BodyReceiver, type ByteSource, sendBody } from "./transfer.ts";
+import { escapeName } from "./path_jail.ts";
 import { VERSION } from "./version.ts";
 
 /** Default server address. */
@@ -114,7 +115,8 @@ export async function connect(
     throw e.code === "IO" || e.code === "NOT_FOUND" ? new FerryError("CONNECT", e.message) : e;
   }
   conn.setNoDelay(true);
-  const fc = new FrameConn(conn, { timeoutMs });
+  // One client, one connection: a roomy receive buffer lets a read take in several frames.
+  const fc = new FrameConn(conn, { timeoutMs, bufferSize: 2 * 1024 * 1024 });
   try {
     await fc.sendMessage(FrameType.HELLO, 0, {
       version: PROTOCOL_VERSION,
@@ -156,7 +158,8 @@ export class FerryClient {
   constructor(fc: FrameConn, welcome: Welcome) {
     this.#fc = fc;
     this.welcome = welcome;
-    this.#sendBuf = new Uint8Array(HEADER_SIZE + welcome.limits.maxData);
+    // Two halves, one frame each: see sendBody.
+    this.#sendBuf = new Uint8Array(2 * (HEADER_SIZE + welcome.limits.maxData));
     this.#readLoop();
   }
 
@@ -211,37 +214,47 @@ export class FerryClient {
    * check out, with the remote file's mode and modification time; on any
    * failure no file is left behind.
    */
-  get(remote: string, local: string, options: TransferOptions = {}): Promise<TransferResult> {
+  async get(remote: string, local: string, options: TransferOptions = {}): Promise<TransferResult> {
     const started = performance.now();
     let file: AtomicFile | undefined;
     let receiver: BodyReceiver | undefined;
     let meta: GetReply | undefined;
     let localError: FerryError | undefined;
-    return this.#request({ op: "get", path: remote }, async (frame, done, fail) => {
-      if (localError) {
-        // Drain the rest of the body, then report the local failure.
-        if (frame.type !== FrameType.DATA) fail(localError);
-        return;
-      }
-      try {
-        if (!meta) {
-          meta = parseGetReply(this.#expectReply(frame));
-          options.onStart?.(meta.size);
-          file = AtomicFile.create(local);
-          receiver = new BodyReceiver(meta.size, file, options.onProgress);
+    const request = this.#request<TransferResult>(
+      { op: "get", path: remote },
+      async (frame, done, fail) => {
+        if (localError) {
+          // Drain the rest of the body, then report the local failure.
+          if (frame.type !== FrameType.DATA) fail(localError);
           return;
         }
-        const sha256 = await receiver!.accept(frame);
-        if (sha256 === undefined) return;
-        await file!.commit({ mode: meta.mode, mtime: meta.mtime, noClobber: options.noClobber });
-        done({ bytes: receiver!.received, sha256, seconds: elapsed(started) });
-      } catch (err) {
-        await file?.abort();
-        const e = toFerryError(err);
-        if (meta && !receiver?.done) localError = e;
-        else fail(e);
-      }
-    });
+        try {
+          if (!meta) {
+            meta = parseGetReply(this.#expectReply(frame));
+            options.onStart?.(meta.size);
+            file = AtomicFile.create(local);
+            receiver = new BodyReceiver(meta.size, file, options.onProgress);
+            return;
+          }
+          const sha256 = await receiver!.accept(frame);
+          if (sha256 === undefined) return;
+          await file!.commit({ mode: meta.mode, mtime: meta.mtime, noClobber: options.noClobber });
+          done({ bytes: receiver!.received, sha256, seconds: elapsed(started) });
+        } catch (err) {
+          await file?.abort();
+          const e = toFerryError(err);
+          if (meta && !receiver?.done) localError = e;
+          else fail(e);
+        }
+      },
+    );
+    // However the request ends (an ERROR from the server, a lost connection), no temp file stays.
+    try {
+      return await request;
+    } catch (err) {
+      await file?.abort();
+      throw err;
+    }
   }
 
   /**
@@ -254,11 +267,14 @@ export class FerryClient {
     try {
       file = Deno.openSync(local, { read: true });
     } catch (err) {
-      throw toFerryError(err, local);
+      throw toFerryError(err, escapeName(local));
     }
+    // The body owns the file once it starts: it may still be reading when an early
+    // error from the server settles the request.
+    let bodyStarted = false;
     try {
       const info = file.statSync();
-      if (!info.isFile) throw new FerryError("NOT_A_FILE", `not a file: ${local}`);
+      if (!info.isFile) throw new FerryError("NOT_A_FILE", `not a file: ${escapeName(local)}`);
       options.onStart?.(info.size);
       let sha256 = "";
       let localError: FerryError | undefined;
@@ -277,8 +293,9 @@ export class FerryClient {
           done();
         },
         async (id) => {
+          bodyStarted = true;
           try {
-            sha256 = await sendBody(this.#fc, id, file, info.size, this.#sendBuf, {
+            sha256 = await sendBody(this.#fc, id, syncSource(file), info.size, this.#sendBuf, {
               stopped: () => !this.#pending.has(id),
               onProgress: options.onProgress,
             });
@@ -288,6 +305,8 @@ export class FerryClient {
             if (e.code !== "CANCELLED") localError = e;
             // Ends the body early; the server drops what it has and answers with an error.
             await this.#fc.sendMessage(FrameType.ERROR, id, errorToMessage(e));
+          } finally {
+            file.close();
           }
         },
       );
@@ -298,7 +317,7 @@ export class FerryClient {
       }
       return { bytes: info.size, sha256, seconds: elapsed(started) };
     } finally {
-      file.close();
+      if (!bodyStarted) file.close();
     }
   }
 
@@ -409,6 +428,14 @@ export class FerryClient {
     for (const pending of this.#pending.values()) pending.fail(err);
     this.#pending.clear();
   }
+}
+
+/**
+ * A local file read synchronously: a page-cache read is microseconds, a trip
+ * through the async thread pool is not, and small files are all overhead.
+ */
+function syncSource(file: Deno.FsFile): ByteSource {
+  return { read: (buf) => Promise.resolve(file.readSync(buf)) };
 }
 
 function elapsed(started: number): number {

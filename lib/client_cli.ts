@@ -22,6 +22,7 @@ import type { Entry } from "./commands.ts";
 import { EXIT_CODES, exitCodeFor, FerryError, toFerryError } from "./errors.ts";
 import { expandGlob, hasGlob } from "./glob.ts";
 import { walkLocal } from "./local_storage.ts";
+import { removeLiveTempFiles } from "./atomic_file.ts";
 import { escapeName, normalizePath } from "./path_jail.ts";
 import { formatBytes, type OutputMode, Reporter, type Sink } from "./report.ts";
 import { splitWords } from "./shell_words.ts";
@@ -253,7 +254,7 @@ const COMMANDS: Record<string, Command> = {
       try {
         Deno.chdir(path);
       } catch (err) {
-        throw toFerryError(err, path);
+        throw toFerryError(err, escapeName(path));
       }
     },
   },
@@ -280,7 +281,7 @@ const COMMANDS: Record<string, Command> = {
       try {
         entries = await Array.fromAsync(walkLocal(path, false));
       } catch (err) {
-        throw toFerryError(err, path);
+        throw toFerryError(err, escapeName(path));
       }
       for (const e of entries) {
         ctx.sink.out(
@@ -292,7 +293,7 @@ const COMMANDS: Record<string, Command> = {
 };
 
 /** Names that end the interactive shell. */
-const SHELL_EXIT = new Set(["close", "quit", "exit", "bye"]);
+const SHELL_EXIT = new Set(["close", "quit", "exit"]);
 
 function baseName(path: string): string {
   const name = basename(path);
@@ -388,7 +389,7 @@ async function planPutArgs(
     try {
       info = await Deno.stat(local);
     } catch (err) {
-      throw toFerryError(err, local);
+      throw toFerryError(err, escapeName(local));
     }
     if (info.isDirectory) {
       if (!recursive) {
@@ -665,6 +666,13 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const ctx = session(args.server, args.mode, args.command.length === 0);
+  // Interrupted mid-transfer: leave no temporary file behind (the server drops its own).
+  const interrupted = () => {
+    removeLiveTempFiles();
+    Deno.exit(EXIT_CODES.CANCELLED);
+  };
+  const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
+  for (const s of signals) Deno.addSignalListener(s, interrupted);
   try {
     if (args.command.length === 0) {
       await ctx.client();
@@ -675,5 +683,6 @@ export async function main(argv: string[]): Promise<number> {
     return fail(ctx.sink, err);
   } finally {
     await ctx.end().catch(() => {});
+    for (const s of signals) Deno.removeSignalListener(s, interrupted);
   }
 }

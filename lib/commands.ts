@@ -8,6 +8,7 @@
 
 import { type ErrorCode, FerryError, isErrorCode } from "./errors.ts";
 import type { FrameLimits } from "./frame.ts";
+import { escapeControls, escapeName } from "./path_jail.ts";
 
 /** The protocol version this build speaks. */
 export const PROTOCOL_VERSION = 1;
@@ -188,8 +189,7 @@ const isBool = (v: unknown): v is boolean => typeof v === "boolean";
 /** A non-negative safe integer: every size, offset and count on the wire is one. */
 export const isCount = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
 const isMode = (v: unknown): v is number => isCount(v) && (v as number) <= 0o7777;
-const isPath = (v: unknown): v is string =>
-  typeof v === "string" && new TextEncoder().encode(v).length <= MAX_PATH_BYTES;
+const isTime = (v: unknown): v is number => isCount(v) && (v as number) <= 8.64e15;
 
 /** Validate a HELLO payload. */
 export function parseHello(msg: Record<string, unknown>): Hello {
@@ -204,12 +204,13 @@ export function parseWelcome(msg: Record<string, unknown>): Welcome {
   const agent = field(msg, "agent", isString, "a string");
   const limits = msg.limits as Record<string, unknown> | undefined;
   if (typeof limits !== "object" || limits === null) throw protocolError("WELCOME lacks limits");
+  const sane = (v: unknown): v is number => isCount(v) && v >= 1024 && v <= 16 * 1024 * 1024;
   return {
     version,
     agent,
     limits: {
-      maxControl: field(limits, "maxControl", isCount, "a count"),
-      maxData: field(limits, "maxData", isCount, "a count"),
+      maxControl: field(limits, "maxControl", sane, "a size from 1 KiB to 16 MiB"),
+      maxData: field(limits, "maxData", sane, "a size from 1 KiB to 16 MiB"),
     },
   };
 }
@@ -227,8 +228,13 @@ export function parseWelcome(msg: Record<string, unknown>): Welcome {
  */
 export function parseRequest(msg: Record<string, unknown>): Request {
   const op = msg.op;
-  const path = (name = "path") =>
-    field(msg, name, isPath, `a string of at most ${MAX_PATH_BYTES} bytes`);
+  const path = (name = "path") => {
+    const value = field(msg, name, isString, "a string");
+    if (new TextEncoder().encode(value).length > MAX_PATH_BYTES) {
+      throw new FerryError("PATH_REFUSED", `path refused: longer than ${MAX_PATH_BYTES} bytes`);
+    }
+    return value;
+  };
   const flag = (name: string) =>
     msg[name] === undefined ? false : field(msg, name, isBool, "a boolean");
   const optional = (name: string, check: (v: unknown) => v is number, what: string) =>
@@ -248,7 +254,7 @@ export function parseRequest(msg: Record<string, unknown>): Request {
         path: path(),
         size: field(msg, "size", isCount, "a byte count"),
         mode: optional("mode", isMode, "permission bits"),
-        mtime: optional("mtime", isCount, "a time"),
+        mtime: optional("mtime", isTime, "a time"),
         noClobber: flag("noClobber"),
       };
     case "mkdir":
@@ -262,7 +268,7 @@ export function parseRequest(msg: Record<string, unknown>): Request {
     default:
       throw new FerryError(
         "USAGE",
-        `unknown command ${typeof op === "string" ? JSON.stringify(op.slice(0, 40)) : ""}`.trim(),
+        `unknown command${typeof op === "string" ? ` ${escapeName(op.slice(0, 40))}` : ""}`,
       );
   }
 }
@@ -274,7 +280,7 @@ export function parseEntry(value: unknown): Entry {
   const type = field(rec, "type", isString, "an entry type");
   if (!ENTRY_TYPES.includes(type)) throw protocolError(`bad entry type ${type.slice(0, 20)}`);
   return {
-    name: field(rec, "name", isPath, "a name"),
+    name: field(rec, "name", isString, "a name"),
     type: type as EntryType,
     size: field(rec, "size", isCount, "a size"),
     mtime: field(rec, "mtime", isCount, "a time"),
@@ -310,10 +316,16 @@ export function parseEnd(msg: Record<string, unknown>): End {
   };
 }
 
-/** Turn an ERROR payload into the error it describes; unknown codes become PROTOCOL. */
+/**
+ * Turn an ERROR payload into the error it describes; unknown codes become
+ * PROTOCOL. The message comes from the peer: it is bounded and escaped here,
+ * once, so that no log line or terminal ever sees its control characters.
+ */
 export function errorFromMessage(msg: Record<string, unknown>): FerryError {
   const code = isErrorCode(msg.code) ? msg.code : "PROTOCOL";
-  const message = typeof msg.message === "string" ? msg.message.slice(0, 500) : "remote error";
+  const message = typeof msg.message === "string"
+    ? escapeControls(msg.message.slice(0, 500))
+    : "remote error";
   return new FerryError(code, message);
 }
 

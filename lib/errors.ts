@@ -89,7 +89,10 @@ export function isErrorCode(code: unknown): code is ErrorCode {
 export function toFerryError(err: unknown, context?: string): FerryError {
   if (err instanceof FerryError) return err;
   const where = context ? `${context}: ` : "";
-  const detail = err instanceof Error ? err.message : String(err);
+  // Deno's messages end in the syscall and the full host path ("...: realpath '/srv/x'"):
+  // that path is not the peer's business, and may hold control characters.
+  const detail = (err instanceof Error ? err.message : String(err))
+    .replace(/ \(os error \d+\)/, "").replace(/: \w+ '.*$/s, "");
   const make = (code: ErrorCode, text: string) =>
     new FerryError(code, `${where}${text}`, { cause: err });
   if (err instanceof Deno.errors.NotFound) return make("NOT_FOUND", "not found");
@@ -109,6 +112,7 @@ export function toFerryError(err: unknown, context?: string): FerryError {
     return make("CONNECT", "connection lost");
   }
   if (err instanceof Deno.errors.TimedOut) return make("TIMEOUT", "timed out");
+  if (err instanceof Deno.errors.FilesystemLoop) return make("PATH_REFUSED", "symlink loop");
   if (err instanceof Deno.errors.AddrNotAvailable || err instanceof Deno.errors.AddrInUse) {
     return make("CONNECT", detail);
   }

@@ -63,7 +63,7 @@ export interface FrameLimits {
 /** The limits of protocol version 1; the server announces them in WELCOME. */
 export const DEFAULT_LIMITS: Readonly<FrameLimits> = {
   maxControl: 64 * 1024,
-  maxData: 1024 * 1024,
+  maxData: 256 * 1024,
 };
 
 /** A decoded frame. `payload` is a view that stays valid until the decoder is next filled. */
@@ -76,10 +76,14 @@ export interface Frame {
   payload: Uint8Array;
 }
 
-/** Largest payload allowed for a frame type under `limits`; 0 for unknown types. */
-export function payloadLimit(type: number, limits: FrameLimits): number {
-  if (type === FrameType.DATA) return limits.maxData;
-  return type >= FrameType.HELLO && type <= FrameType.ERROR ? limits.maxControl : 0;
+/** Whether `type` is one of the {@linkcode FrameType}s. */
+export function isFrameType(type: number): type is FrameType {
+  return type >= FrameType.HELLO && type <= FrameType.ERROR;
+}
+
+/** Largest payload allowed for a (known) frame type under `limits`. */
+export function payloadLimit(type: FrameType, limits: FrameLimits): number {
+  return type === FrameType.DATA ? limits.maxData : limits.maxControl;
 }
 
 /**
@@ -173,23 +177,35 @@ export function decodeMessage(frame: Frame): Record<string, unknown> {
  * ```
  */
 export class FrameDecoder {
-  readonly #limits: FrameLimits;
-  readonly #buf: Uint8Array;
-  readonly #view: DataView;
+  #limits: FrameLimits;
+  readonly #capacity: number;
+  #buf: Uint8Array;
+  #view: DataView;
   #start = 0;
   #end = 0;
 
-  /** Create a decoder whose buffer holds the largest frame `limits` allow. */
-  constructor(limits: FrameLimits = DEFAULT_LIMITS, bufferSize?: number) {
+  /**
+   * Create a decoder for frames within `limits`. Its buffer starts small and
+   * grows on demand up to `capacity` (at least one frame of the largest kind;
+   * more lets one read take in several frames), so an idle or handshaking
+   * connection costs little memory.
+   */
+  constructor(limits: FrameLimits = DEFAULT_LIMITS, capacity?: number) {
     this.#limits = limits;
-    const min = HEADER_SIZE + Math.max(limits.maxControl, limits.maxData);
-    this.#buf = new Uint8Array(Math.max(min, bufferSize ?? min));
+    this.#capacity = Math.max(maxFrame(limits), capacity ?? 0);
+    this.#buf = new Uint8Array(Math.min(INITIAL_BUFFER, this.#capacity));
     this.#view = new DataView(this.#buf.buffer);
   }
 
   /** Bytes received but not yet returned as frames. */
   get buffered(): number {
     return this.#end - this.#start;
+  }
+
+  /** Apply new limits to the frames that follow (never above the capacity). */
+  setLimits(limits: FrameLimits): void {
+    if (maxFrame(limits) > this.#capacity) throw new RangeError("limits exceed the capacity");
+    this.#limits = limits;
   }
 
   /**
@@ -199,10 +215,15 @@ export class FrameDecoder {
   space(): Uint8Array {
     if (this.#start === this.#end) {
       this.#start = this.#end = 0;
-    } else if (this.#start > 0 && this.#buf.length - this.#end < this.#needed()) {
-      this.#buf.copyWithin(0, this.#start, this.#end);
-      this.#end -= this.#start;
-      this.#start = 0;
+    }
+    const needed = this.#needed();
+    if (this.#buf.length - this.#end < needed) {
+      if (this.#start > 0) {
+        this.#buf.copyWithin(0, this.#start, this.#end);
+        this.#end -= this.#start;
+        this.#start = 0;
+      }
+      if (this.#buf.length - this.#end < needed) this.#grow(this.#end + needed);
     }
     return this.#buf.subarray(this.#end);
   }
@@ -230,27 +251,49 @@ export class FrameDecoder {
   next(): Frame | undefined {
     const available = this.#end - this.#start;
     if (available < HEADER_SIZE) return undefined;
-    const type = this.#view.getUint8(this.#start);
+    const { type, length } = this.#header();
+    if (available < HEADER_SIZE + length) return undefined;
     const id = this.#view.getUint32(this.#start + 1);
+    const begin = this.#start + HEADER_SIZE;
+    this.#start = begin + length;
+    return { type, id, payload: this.#buf.subarray(begin, begin + length) };
+  }
+
+  /** The header at the head of the buffer, checked against the limits before anything grows. */
+  #header(): { type: FrameType; length: number } {
+    const type = this.#view.getUint8(this.#start);
     const length = this.#view.getUint32(this.#start + 5);
+    if (!isFrameType(type)) throw new FerryError("PROTOCOL", `unknown frame type ${type}`);
     const limit = payloadLimit(type, this.#limits);
-    if (limit === 0) throw new FerryError("PROTOCOL", `unknown frame type ${type}`);
     if (length > limit) {
       throw new FerryError(
         "PROTOCOL",
         `${frameTypeName(type)} frame of ${length} bytes exceeds the limit of ${limit}`,
       );
     }
-    if (available < HEADER_SIZE + length) return undefined;
-    const begin = this.#start + HEADER_SIZE;
-    this.#start = begin + length;
-    return { type: type as FrameType, id, payload: this.#buf.subarray(begin, begin + length) };
+    return { type, length };
   }
 
   /** Bytes the frame at the head of the buffer still needs (a header's worth if unknown). */
   #needed(): number {
     const available = this.#end - this.#start;
     if (available < HEADER_SIZE) return HEADER_SIZE - available;
-    return HEADER_SIZE + this.#view.getUint32(this.#start + 5) - available;
+    return HEADER_SIZE + this.#header().length - available;
   }
+
+  #grow(atLeast: number): void {
+    let size = this.#buf.length;
+    while (size < atLeast) size *= 2;
+    const grown = new Uint8Array(Math.min(size, this.#capacity));
+    grown.set(this.#buf.subarray(0, this.#end));
+    this.#buf = grown;
+    this.#view = new DataView(grown.buffer);
+  }
+}
+
+/** Where a decoder's buffer starts before frames make it grow. */
+const INITIAL_BUFFER = 16 * 1024;
+
+function maxFrame(limits: FrameLimits): number {
+  return HEADER_SIZE + Math.max(limits.maxControl, limits.maxData);
 }

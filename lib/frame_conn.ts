@@ -25,12 +25,36 @@ export interface ByteConn {
   close(): void;
 }
 
+/** Small writes queued behind a write in flight are merged up to this many bytes. */
+const COALESCE_LIMIT = 64 * 1024;
+
+interface QueuedWrite {
+  bytes: Uint8Array;
+  resolve(): void;
+  reject(err: unknown): void;
+}
+
+function concat(batch: QueuedWrite[]): Uint8Array {
+  const out = new Uint8Array(batch.reduce((n, w) => n + w.bytes.length, 0));
+  let offset = 0;
+  for (const { bytes } of batch) {
+    out.set(bytes, offset);
+    offset += bytes.length;
+  }
+  return out;
+}
+
 /** Options for {@linkcode FrameConn}. */
 export interface FrameConnOptions {
   /** Limits applied to incoming frames. */
   limits?: FrameLimits;
   /** Close the connection when a read or write makes no progress for this long (ms). 0 = never. */
   timeoutMs?: number;
+  /**
+   * Receive buffer size; at least one frame of the largest kind. Larger lets
+   * one read take in several frames.
+   */
+  bufferSize?: number;
 }
 
 /**
@@ -54,12 +78,13 @@ export class FrameConn {
   #pending = 0;
   #timedOut = false;
   #closed = false;
-  #writeChain: Promise<unknown> = Promise.resolve();
+  #queue: QueuedWrite[] = [];
+  #flushing: Promise<void> | undefined;
 
   /** Wrap `conn`. */
   constructor(conn: ByteConn, options: FrameConnOptions = {}) {
     this.#conn = conn;
-    this.#decoder = new FrameDecoder(options.limits ?? DEFAULT_LIMITS);
+    this.#decoder = new FrameDecoder(options.limits ?? DEFAULT_LIMITS, options.bufferSize);
     this.#timeoutMs = options.timeoutMs ?? 0;
     this.#arm();
   }
@@ -93,11 +118,17 @@ export class FrameConn {
     }
   }
 
-  /** Write `bytes` completely. Writes from concurrent callers never interleave. */
+  /**
+   * Write `bytes` completely; resolves once they are handed to the kernel, so
+   * the caller may then reuse the buffer. Writes never interleave. Small
+   * frames queued while a write is in flight go out together in one syscall:
+   * pipelined replies and requests cost one write per batch, not per frame.
+   */
   write(bytes: Uint8Array): Promise<void> {
-    const run = this.#writeChain.then(() => this.#writeAll(bytes));
-    this.#writeChain = run.catch(() => {});
-    return run;
+    const { promise, resolve, reject } = Promise.withResolvers<void>();
+    this.#queue.push({ bytes, resolve, reject });
+    this.#flushing ??= this.#flush();
+    return promise;
   }
 
   /** Send a control frame carrying `message` as JSON. */
@@ -114,9 +145,18 @@ export class FrameConn {
     return this.write(buf.subarray(0, HEADER_SIZE + length));
   }
 
-  /** Close the connection; pending reads and writes fail. Safe to call twice. */
-  close(): void {
+  /** Apply new limits to incoming frames, e.g. once the handshake is done. */
+  setLimits(limits: FrameLimits): void {
+    this.#decoder.setLimits(limits);
+  }
+
+  /**
+   * Close the connection; pending reads and writes fail, with TIMEOUT if
+   * `reason` says so. Safe to call twice.
+   */
+  close(reason?: "TIMEOUT"): void {
     if (this.#closed) return;
+    if (reason === "TIMEOUT") this.#timedOut = true;
     this.#closed = true;
     clearInterval(this.#timer);
     try {
@@ -124,6 +164,34 @@ export class FrameConn {
     } catch {
       // Already closed by the peer or the runtime: nothing left to release.
     }
+  }
+
+  async #flush(): Promise<void> {
+    while (this.#queue.length > 0) {
+      const batch = this.#takeBatch();
+      try {
+        await this.#writeAll(batch.length === 1 ? batch[0].bytes : concat(batch));
+        for (const item of batch) item.resolve();
+      } catch (err) {
+        for (const item of [...batch, ...this.#queue.splice(0)]) item.reject(err);
+      }
+    }
+    this.#flushing = undefined;
+  }
+
+  /** The next write: one large buffer as it is, or a run of small ones. */
+  #takeBatch(): QueuedWrite[] {
+    const batch = [this.#queue.shift()!];
+    let size = batch[0].bytes.length;
+    while (
+      size < COALESCE_LIMIT && this.#queue.length > 0 &&
+      size + this.#queue[0].bytes.length <= COALESCE_LIMIT
+    ) {
+      const next = this.#queue.shift()!;
+      batch.push(next);
+      size += next.bytes.length;
+    }
+    return batch;
   }
 
   async #writeAll(bytes: Uint8Array): Promise<void> {
@@ -161,8 +229,7 @@ export class FrameConn {
     const every = Math.max(10, Math.min(1000, this.#timeoutMs / 4));
     this.#timer = setInterval(() => {
       if (this.#pending > 0 && Date.now() - this.#lastProgress > this.#timeoutMs) {
-        this.#timedOut = true;
-        this.close();
+        this.close("TIMEOUT");
       }
     }, every);
     Deno.unrefTimer(this.#timer);

@@ -19,8 +19,69 @@ export function hasGlob(pattern: string): boolean {
   return false;
 }
 
+type Token =
+  | { kind: "star" }
+  | { kind: "one" }
+  | { kind: "lit"; ch: string }
+  | { kind: "class"; negate: boolean; ranges: [string, string][] };
+
+function tokenize(component: string): Token[] {
+  const chars = Array.from(component);
+  const tokens: Token[] = [];
+  for (let i = 0; i < chars.length; i++) {
+    const ch = chars[i];
+    if (ch === "\\" && i + 1 < chars.length) {
+      tokens.push({ kind: "lit", ch: chars[++i] });
+    } else if (ch === "*") {
+      if (tokens.at(-1)?.kind !== "star") tokens.push({ kind: "star" });
+    } else if (ch === "?") {
+      tokens.push({ kind: "one" });
+    } else if (ch === "[") {
+      let j = i + 1;
+      const negate = chars[j] === "!" || chars[j] === "^";
+      if (negate) j++;
+      const ranges: [string, string][] = [];
+      // A "]" right after the opening bracket is a member, as in a shell.
+      for (let first = true; j < chars.length && (first || chars[j] !== "]"); first = false) {
+        const lo = chars[j];
+        if (chars[j + 1] === "-" && j + 2 < chars.length && chars[j + 2] !== "]") {
+          ranges.push([lo, chars[j + 2]]);
+          j += 3;
+        } else {
+          ranges.push([lo, lo]);
+          j++;
+        }
+      }
+      if (j >= chars.length) {
+        tokens.push({ kind: "lit", ch });
+      } else {
+        tokens.push({ kind: "class", negate, ranges });
+        i = j;
+      }
+    } else {
+      tokens.push({ kind: "lit", ch });
+    }
+  }
+  return tokens;
+}
+
+function matchesOne(token: Token, ch: string): boolean {
+  switch (token.kind) {
+    case "one":
+      return true;
+    case "lit":
+      return token.ch === ch;
+    case "class":
+      return token.ranges.some(([lo, hi]) => lo <= ch && ch <= hi) !== token.negate;
+    default:
+      return false;
+  }
+}
+
 /**
- * Compile one path component of a pattern.
+ * Compile one path component of a pattern into a matcher. Matching is the
+ * classic two-pointer wildcard walk, linear in practice and O(n·m) at worst:
+ * no regular expression, so no pattern can make it backtrack exponentially.
  *
  * @example
  * ```ts
@@ -30,37 +91,33 @@ export function hasGlob(pattern: string): boolean {
  * ```
  */
 export function componentMatcher(component: string): (name: string) => boolean {
-  let source = "";
-  for (let i = 0; i < component.length; i++) {
-    const ch = component[i];
-    if (ch === "\\" && i + 1 < component.length) {
-      source += escapeRegExp(component[++i]);
-    } else if (ch === "*") {
-      source += ".*";
-    } else if (ch === "?") {
-      source += ".";
-    } else if (ch === "[") {
-      const close = component.indexOf("]", i + 2);
-      if (close < 0) {
-        source += "\\[";
-        continue;
+  const tokens = tokenize(component);
+  const wild = tokens.some((t) => t.kind !== "lit");
+  return (name) => {
+    // As in a shell, only a pattern that starts with "." matches a hidden name.
+    if (wild && name.startsWith(".") && !component.startsWith(".")) return false;
+    const chars = Array.from(name);
+    let t = 0;
+    let c = 0;
+    let starT = -1;
+    let starC = 0;
+    while (c < chars.length) {
+      if (t < tokens.length && tokens[t].kind === "star") {
+        starT = t++;
+        starC = c;
+      } else if (t < tokens.length && matchesOne(tokens[t], chars[c])) {
+        t++;
+        c++;
+      } else if (starT >= 0) {
+        t = starT + 1;
+        c = ++starC;
+      } else {
+        return false;
       }
-      let body = component.slice(i + 1, close);
-      const negate = body.startsWith("!") || body.startsWith("^");
-      if (negate) body = body.slice(1);
-      source += `[${negate ? "^" : ""}${body.replace(/[\\\]^]/g, "\\$&")}]`;
-      i = close;
-    } else {
-      source += escapeRegExp(ch);
     }
-  }
-  const re = new RegExp(`^${source}$`, "su");
-  const wild = hasGlob(component);
-  return (name) => re.test(name) && !(wild && name.startsWith(".") && !component.startsWith("."));
-}
-
-function escapeRegExp(ch: string): string {
-  return ch.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
+    while (t < tokens.length && tokens[t].kind === "star") t++;
+    return t === tokens.length;
+  };
 }
 
 /** What {@linkcode expandGlob} needs to know of each directory entry. */

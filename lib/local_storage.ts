@@ -67,9 +67,18 @@ function statOrUndefined(path: string, lstat = false): Deno.FileInfo | undefined
   }
 }
 
-/** The content version of a local file: a new write gets a new inode or mtime. */
-function versionOf(info: Deno.FileInfo): string {
-  return `${info.ino ?? 0}:${info.size}:${info.mtime?.getTime() ?? 0}`;
+/**
+ * The content version of a local file, or undefined while it cannot be told
+ * apart from the next one. ctime is in it because nobody can set it: a
+ * rewrite in place that keeps size and mtime (cp -p, reproducible builds)
+ * still changes it. But Deno reports ctime to the second, so a file changed
+ * in the last two seconds may change again without a new version, and gets
+ * none.
+ */
+function versionOf(info: Deno.FileInfo): string | undefined {
+  const ctime = info.ctime?.getTime();
+  if (ctime === undefined || Date.now() - ctime < 2000) return undefined;
+  return `${info.ino ?? 0}:${info.size}:${info.mtime?.getTime() ?? 0}:${ctime}`;
 }
 
 function notFound(path: string): FerryError {
@@ -93,9 +102,12 @@ function refusedRoot(what: string): FerryError {
 export class LocalStorage implements Storage {
   /** The root, with symlinks resolved. */
   readonly root: string;
+  /** What every path inside the root starts with (`/` itself for the root `/`). */
+  readonly #prefix: string;
 
   private constructor(root: string) {
     this.root = root;
+    this.#prefix = root.endsWith(sep) ? root : root + sep;
   }
 
   /** Open the directory `root`; it must exist. */
@@ -133,6 +145,10 @@ export class LocalStorage implements Storage {
 
   async openRead(path: string): Promise<ReadHandle> {
     const { full } = this.#resolve(path);
+    // Check before opening: opening a FIFO would block the whole server.
+    if (!this.#stat(full, path).isFile) {
+      throw new FerryError("NOT_A_FILE", `not a file: ${escapeName(path)}`);
+    }
     let file: Deno.FsFile;
     try {
       file = Deno.openSync(full, { read: true });
@@ -159,20 +175,30 @@ export class LocalStorage implements Storage {
 
   async createUpload(path: string, options: UploadOptions): Promise<Upload> {
     if (path === "") throw new FerryError("NOT_A_FILE", "cannot write to the root directory");
-    const { full, missing } = this.#resolve(path);
-    const existing = missing === 0 ? statOrUndefined(full) : undefined;
+    // Resolve the parent, which usually exists, rather than the new name, which usually
+    // does not: a miss costs an exception, and a tree of small files is thousands of these.
+    const slash = path.lastIndexOf("/");
+    const { full: dir, missing } = this.#resolve(slash < 0 ? "" : path.slice(0, slash));
+    const full = join(dir, path.slice(slash + 1));
+    let existing = statOrUndefined(full, true);
+    if (existing?.isSymlink) {
+      this.#resolve(path);
+      existing = statOrUndefined(full);
+    }
     if (existing?.isDirectory) {
       throw new FerryError("NOT_A_FILE", `is a directory: ${escapeName(path)}`);
     }
     if (existing && options.noClobber) {
       throw new FerryError("EXISTS", `already exists: ${escapeName(path)}`);
     }
-    // Only when an ancestor is missing: most uploads go to an existing directory.
-    if (missing > 1) this.#makeDirs(path.split("/").slice(0, -1), path);
+    if (missing > 0) this.#makeDirs(path.split("/").slice(0, -1), path);
     const file = AtomicFile.create(full);
     return {
       write: (chunk) => file.write(chunk),
-      commit: async () => versionOf(await file.commit(options)),
+      commit: async () => {
+        const info = await file.commit(options);
+        return info && versionOf(info);
+      },
       abort: () => file.abort(),
     };
   }
@@ -243,7 +269,7 @@ export class LocalStorage implements Storage {
     for (let missing = 0;; missing++) {
       try {
         const real = Deno.realPathSync(probe);
-        if (real !== this.root && !real.startsWith(this.root + sep)) {
+        if (real !== this.root && !real.startsWith(this.#prefix)) {
           throw new FerryError(
             "PATH_REFUSED",
             `path refused: leaves the root: ${escapeName(path)}`,
@@ -265,7 +291,9 @@ export class LocalStorage implements Storage {
     try {
       return Deno.statSync(full);
     } catch (err) {
-      throw err instanceof Deno.errors.NotFound ? notFound(path) : toFerryError(err, path);
+      throw err instanceof Deno.errors.NotFound
+        ? notFound(path)
+        : toFerryError(err, escapeName(path));
     }
   }
 

@@ -18,6 +18,8 @@ const encoder = new TextEncoder();
 // C0 controls, DEL and C1 controls: never valid in a name ferry accepts.
 // deno-lint-ignore no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+// Bidirectional overrides and isolates: legal in names, but they reorder what a terminal shows.
+const BIDI = /[\u202a-\u202e\u2066-\u2069]/;
 const DRIVE = /^[A-Za-z]:/;
 
 function refuse(path: string, why: string): FerryError {
@@ -59,6 +61,21 @@ export function normalizePath(path: string): string {
 }
 
 /**
+ * Make text from a peer safe to print: control characters and bidi
+ * overrides become escapes; everything else, backslashes included, is kept
+ * (a peer's message may hold names it escaped already).
+ *
+ * @example
+ * ```ts
+ * import { escapeControls } from "./path_jail.ts";
+ * console.assert(escapeControls("a\\b\u001b") === "a\\b\\x1b");
+ * ```
+ */
+export function escapeControls(text: string): string {
+  return escapeName(text).replaceAll("\\\\", "\\");
+}
+
+/**
  * Make a name safe to print: control characters, escape sequences,
  * backslashes and malformed Unicode are shown as escapes, never raw.
  *
@@ -74,6 +91,7 @@ export function escapeName(name: string): string {
     const code = ch.codePointAt(0)!;
     if (ch === "\\") out += "\\\\";
     else if (CONTROL.test(ch)) out += `\\x${code.toString(16).padStart(2, "0")}`;
+    else if (BIDI.test(ch)) out += `\\u${code.toString(16)}`;
     else if (code >= 0xd800 && code <= 0xdfff) out += `\\u${code.toString(16)}`;
     else out += ch;
   }

@@ -15,7 +15,14 @@ import {
   type Welcome,
 } from "./commands.ts";
 import { FerryError, toFerryError } from "./errors.ts";
-import { decodeMessage, DEFAULT_LIMITS, type Frame, FrameType, HEADER_SIZE } from "./frame.ts";
+import {
+  decodeMessage,
+  DEFAULT_LIMITS,
+  type Frame,
+  type FrameLimits,
+  FrameType,
+  HEADER_SIZE,
+} from "./frame.ts";
 import { FrameConn } from "./frame_conn.ts";
 import { LocalStorage } from "./local_storage.ts";
 import { escapeName, normalizePath } from "./path_jail.ts";
@@ -60,11 +67,20 @@ export interface FerryServer {
 /** Default port, kept from the program ferry grew from. */
 export const DEFAULT_PORT = 9500;
 
+/**
+ * Per-connection receive buffer: two DATA frames. Memory per connection is
+ * this plus, while sending, two frames' worth of send buffer.
+ */
+const RECEIVE_BUFFER = 2 * (HEADER_SIZE + DEFAULT_LIMITS.maxData);
+
+/** Before the handshake a client may send one small HELLO, nothing else: no buffer grows for it. */
+const HANDSHAKE_LIMITS: FrameLimits = { maxControl: 4096, maxData: 0 };
+
 /** Size of one DATA chunk the server sends. */
 const CHUNK_SIZE = DEFAULT_LIMITS.maxData;
 
 function stderrLog(line: string): void {
-  console.error(line);
+  console.error(`${new Date().toISOString()} ${line}`);
 }
 
 function formatAddr(addr: Deno.Addr): string {
@@ -93,6 +109,7 @@ export async function serve(options: ServeOptions = {}): Promise<FerryServer> {
     port: options.port ?? DEFAULT_PORT,
   });
   const maxConnections = options.maxConnections ?? 1000;
+  const handshakeTimeoutMs = options.handshakeTimeoutMs ?? 10_000;
   const sessions = new Set<Promise<void>>();
   const conns = new Set<FrameConn>();
   const hashes = new HashCache();
@@ -106,7 +123,11 @@ export async function serve(options: ServeOptions = {}): Promise<FerryServer> {
 
   function start(conn: Deno.TcpConn): void {
     conn.setNoDelay(true);
-    const fc = new FrameConn(conn, { timeoutMs: options.handshakeTimeoutMs ?? 10_000 });
+    const fc = new FrameConn(conn, {
+      timeoutMs: handshakeTimeoutMs,
+      limits: HANDSHAKE_LIMITS,
+      bufferSize: RECEIVE_BUFFER,
+    });
     const peer = formatAddr(conn.remoteAddr);
     if (conns.size >= maxConnections) {
       log(`${peer} refused: busy (${conns.size} connections)`);
@@ -121,6 +142,7 @@ export async function serve(options: ServeOptions = {}): Promise<FerryServer> {
       welcome,
       log,
       idleTimeoutMs: options.idleTimeoutMs ?? 300_000,
+      handshakeTimeoutMs,
       hashes,
     });
     const done = session.run().finally(() => {
@@ -137,9 +159,12 @@ export async function serve(options: ServeOptions = {}): Promise<FerryServer> {
         conn = await listener.accept();
       } catch (err) {
         if (closing || err instanceof Deno.errors.BadResource) break;
-        // EMFILE and friends: back off and keep serving those already connected.
-        log(`accept failed: ${toFerryError(err).message}`);
-        await new Promise((r) => setTimeout(r, 100));
+        // Out of file descriptors: back off, and keep serving those already connected.
+        // Anything else (a peer that reset before accept) concerns that peer alone.
+        if (/too many open files/i.test(String((err as Error)?.message))) {
+          log(`accept failed: too many open files; retrying in 100 ms`);
+          await new Promise((r) => setTimeout(r, 100));
+        }
         continue;
       }
       start(conn);
@@ -177,6 +202,7 @@ interface SessionContext {
   welcome: Welcome;
   log: (line: string) => void;
   idleTimeoutMs: number;
+  handshakeTimeoutMs: number;
   hashes: HashCache;
 }
 
@@ -188,6 +214,7 @@ class Session {
   readonly #welcome: Welcome;
   readonly #log: (line: string) => void;
   readonly #idleTimeoutMs: number;
+  readonly #handshakeTimeoutMs: number;
   readonly #hashes: HashCache;
   #sendBuf: Uint8Array | undefined;
   /** Id of a rejected upload whose remaining DATA/END frames are skipped. */
@@ -200,6 +227,7 @@ class Session {
     this.#welcome = ctx.welcome;
     this.#log = ctx.log;
     this.#idleTimeoutMs = ctx.idleTimeoutMs;
+    this.#handshakeTimeoutMs = ctx.handshakeTimeoutMs;
     this.#hashes = ctx.hashes;
   }
 
@@ -209,6 +237,7 @@ class Session {
     try {
       const agent = await this.#handshake();
       this.#log(`${this.#peer} connected (${escapeName(agent)})`);
+      this.#fc.setLimits(this.#welcome.limits);
       this.#fc.setTimeout(this.#idleTimeoutMs);
       while (await this.#next());
     } catch (err) {
@@ -225,6 +254,17 @@ class Session {
   }
 
   async #handshake(): Promise<string> {
+    // A whole-handshake deadline, not just a stall timeout: a client trickling one
+    // byte at a time must not hold a connection slot.
+    const deadline = setTimeout(() => this.#fc.close("TIMEOUT"), this.#handshakeTimeoutMs);
+    try {
+      return await this.#hello();
+    } finally {
+      clearTimeout(deadline);
+    }
+  }
+
+  async #hello(): Promise<string> {
     const frame = await this.#fc.read();
     if (!frame) throw new FerryError("CONNECT", "closed before the handshake");
     if (frame.type !== FrameType.HELLO) {
@@ -367,7 +407,8 @@ class Session {
   }
 
   #buffer(): Uint8Array {
-    return this.#sendBuf ??= new Uint8Array(HEADER_SIZE + CHUNK_SIZE);
+    // Two halves, one frame each: see sendBody.
+    return this.#sendBuf ??= new Uint8Array(2 * (HEADER_SIZE + CHUNK_SIZE));
   }
 
   async #get(id: number, rawPath: string): Promise<number> {
@@ -376,9 +417,9 @@ class Session {
     try {
       const { size, mtime, mode, version } = handle;
       await this.#fc.sendMessage(FrameType.REPLY, id, { size, mtime, mode });
-      const known = this.#hashes.get(path, version);
+      const known = version && this.#hashes.get(path, version);
       const sha256 = await sendBody(this.#fc, id, handle, size, this.#buffer(), { sha256: known });
-      this.#hashes.set(path, version, sha256);
+      if (version && !known) this.#hashes.set(path, version, sha256);
       return size;
     } finally {
       handle.close();
@@ -387,11 +428,12 @@ class Session {
 
   async #put(id: number, req: PutRequest): Promise<number> {
     const { size, mode, mtime, noClobber } = req;
-    const path = normalizePath(req.path);
     let upload: Upload | undefined;
     let receiver: BodyReceiver | undefined;
     let sha256: string | undefined;
+    let path = "";
     try {
+      path = normalizePath(req.path);
       upload = await this.#storage.createUpload(path, {
         size,
         mode,
@@ -408,7 +450,8 @@ class Session {
         sha256 = await receiver.accept(frame);
         if (sha256) break;
       }
-      this.#hashes.set(path, await upload.commit(), sha256);
+      const version = await upload.commit();
+      if (version) this.#hashes.set(path, version, sha256);
     } catch (err) {
       await upload?.abort();
       // Failed before the body's END or ERROR: skip the frames still on their way.

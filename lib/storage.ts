@@ -19,9 +19,10 @@ export interface ReadHandle {
   /**
    * Identifies this exact content (for local disk: inode, size and mtime).
    * The server caches SHA-256s under it, so it must change whenever the
-   * content may have.
+   * content may have; undefined when that cannot be promised (nothing is
+   * cached then).
    */
-  readonly version: string;
+  readonly version: string | undefined;
   /** Read into `buf`; `null` at end of file. */
   read(buf: Uint8Array): Promise<number | null>;
   /** Release the handle. */
@@ -32,8 +33,11 @@ export interface ReadHandle {
 export interface Upload {
   /** Append a chunk. The chunk is only valid during the call. */
   write(chunk: Uint8Array): void | Promise<void>;
-  /** Make the content visible under its final name, atomically; returns its version. */
-  commit(): Promise<string>;
+  /**
+   * Make the content visible under its final name, atomically. Returns its
+   * version (see {@linkcode ReadHandle.version}), or undefined if unknown.
+   */
+  commit(): Promise<string | undefined>;
   /** Discard everything written. Safe to call at any time. */
   abort(): Promise<void>;
 }

@@ -39,7 +39,7 @@ Deno.test("a failing shell command prints one line, the shell goes on, the exit 
   const run = await runClient(server.address, [], { stdin: script, cwd: local.path });
   assert.equal(run.stdout, "a.txt\n");
   assert.deepEqual(run.stderr.trimEnd().split("\n"), [
-    "ferry: missing.txt: not found",
+    "ferry: not found: missing.txt",
     "ferry: unknown command: frobnicate (try 'help')",
     'ferry: unterminated " quote',
   ]);

@@ -62,7 +62,7 @@ Deno.test("parseRequest: every field from the network is checked", () => {
   rejects(() => parseRequest({ op: 5 }), "USAGE");
   rejects(() => parseRequest({ op: "get" }), "PROTOCOL");
   rejects(() => parseRequest({ op: "get", path: 5 }), "PROTOCOL");
-  rejects(() => parseRequest({ op: "get", path: "x".repeat(MAX_PATH_BYTES + 1) }), "PROTOCOL");
+  rejects(() => parseRequest({ op: "get", path: "x".repeat(MAX_PATH_BYTES + 1) }), "PATH_REFUSED");
   for (const size of [-1, 1.5, "10", null, 2 ** 53, Infinity, NaN]) {
     rejects(() => parseRequest({ op: "put", path: "a", size }), "PROTOCOL");
   }

@@ -81,7 +81,7 @@ Deno.test("bad requests get an error reply and the session goes on", async () =>
     [{ op: "get", path: 42 }, "PROTOCOL"],
     [{ op: "put", path: "x", size: -5 }, "PROTOCOL"],
     [{ op: "get", path: "a\u0000b" }, "PATH_REFUSED"],
-    [{ op: "get", path: "x".repeat(5000) }, "PROTOCOL"],
+    [{ op: "get", path: "x".repeat(5000) }, "PATH_REFUSED"],
   ];
   let id = 1;
   for (const [req, code] of badRequests) {

@@ -97,7 +97,7 @@ Deno.test("a failed get creates no local file and exits with the documented code
   await using local = await tempDir();
   const missing = await runClient(server.address, ["get", "missing.txt"], { cwd: local.path });
   assert.equal(missing.code, 5);
-  assert.equal(missing.stderr, "ferry: missing.txt: not found\n");
+  assert.equal(missing.stderr, "ferry: not found: missing.txt\n");
   const dir = await runClient(server.address, ["get", ""], { cwd: local.path });
   assert.equal(dir.code, 2);
   await Deno.mkdir(join(server.root, "sub"));

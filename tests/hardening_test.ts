@@ -1,0 +1,263 @@
+/** Regression tests for what adversarial testing found: each names the attack it replays. */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { connect, serve } from "../mod.ts";
+import { DEFAULT_LIMITS, FrameType, HEADER_SIZE } from "../lib/frame.ts";
+import { FrameConn } from "../lib/frame_conn.ts";
+import { componentMatcher } from "../lib/glob.ts";
+import { LocalStorage } from "../lib/local_storage.ts";
+import type { FerryError } from "../lib/errors.ts";
+import {
+  listTree,
+  rawSession,
+  readMessage,
+  runClient,
+  startServer,
+  tempDir,
+  writeRandomFile,
+} from "./helpers.ts";
+
+Deno.test("a refused put leaves the session usable (shell and library)", async () => {
+  await using server = await startServer();
+  await using local = await tempDir();
+  await Deno.writeTextFile(join(local.path, "small.txt"), "x");
+  const shell = await runClient(server.address, [], {
+    stdin: "put small.txt ../x\nls\n",
+    cwd: local.path,
+  });
+  assert.equal(shell.stdout, "", "ls ran (and listed an empty root)");
+  assert.deepEqual(shell.stderr.trim().split("\n"), [
+    "ferry: path refused: leaves the root: ../x",
+  ]);
+
+  // A refused put larger than one chunk: the client must not cut its own connection.
+  const big = join(local.path, "big.bin");
+  await writeRandomFile(big, 8 * DEFAULT_LIMITS.maxData);
+  const client = await connect(server.address);
+  for (let i = 0; i < 3; i++) {
+    await assert.rejects(
+      () => client.put(big, "../x"),
+      (e: FerryError) => e.code === "PATH_REFUSED",
+    );
+    assert.deepEqual(await client.list(""), []);
+  }
+  await client.close();
+});
+
+Deno.test("one bad name in a tree fails that file only", async () => {
+  await using server = await startServer();
+  await using local = await tempDir();
+  const src = join(local.path, "src");
+  await Deno.mkdir(src);
+  for (let i = 0; i < 20; i++) await Deno.writeTextFile(join(src, `f${i}.txt`), `${i}`);
+  await Deno.writeTextFile(join(src, "tab\there.txt"), "bad");
+  const run = await runClient(server.address, ["put", "-r", src, "t"]);
+  assert.equal(run.code, 10);
+  assert.match(run.stderr, /^ferry: path refused: control character: t\/tab\\x09here\.txt\n$/);
+  assert.equal((await listTree(join(server.root, "t"))).length, 20);
+});
+
+/** A server that starts a download and then fails it, by ERROR frame or by hanging up. */
+function failingServer(how: "error" | "hangup") {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const done = (async () => {
+    const fc = new FrameConn(await listener.accept());
+    await fc.read();
+    await fc.sendMessage(FrameType.WELCOME, 0, {
+      version: 1,
+      agent: "failing",
+      limits: DEFAULT_LIMITS,
+    });
+    const req = await fc.read();
+    await fc.sendMessage(FrameType.REPLY, req!.id, { size: 100, mtime: 0, mode: 0o644 });
+    const buf = new Uint8Array(HEADER_SIZE + 10);
+    await fc.sendFramed(FrameType.DATA, req!.id, buf, 10);
+    if (how === "error") {
+      await fc.sendMessage(FrameType.ERROR, req!.id, {
+        code: "IO",
+        message: "file shrank \u001b]0;pwned\u0007",
+      });
+      await fc.read().catch(() => null);
+    }
+    fc.close();
+    listener.close();
+  })();
+  return { address: `127.0.0.1:${listener.addr.port}`, done };
+}
+
+Deno.test("a download that fails midway leaves no temporary file", async () => {
+  for (const how of ["error", "hangup"] as const) {
+    await using local = await tempDir();
+    const server = failingServer(how);
+    const run = await runClient(server.address, ["get", "f.bin"], { cwd: local.path });
+    await server.done;
+    assert.equal(run.code, how === "error" ? 9 : 3, run.stderr);
+    assert.deepEqual(await listTree(local.path), [], how);
+    if (how === "error") {
+      assert.equal(run.stderr, "ferry: file shrank \\x1b]0;pwned\\x07\n", "peer text is escaped");
+    }
+  }
+});
+
+Deno.test("ferry interrupted mid-download removes its temporary file", async () => {
+  await using server = await startServer();
+  await using local = await tempDir();
+  await writeRandomFile(join(server.root, "big.bin"), 1024 * 1024 * 1024);
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      new URL("../client.ts", import.meta.url).pathname,
+      "-s",
+      server.address,
+      "get",
+      "big.bin",
+    ],
+    cwd: local.path,
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  for (let i = 0; i < 500 && (await listTree(local.path)).length === 0; i++) {
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  child.kill("SIGINT");
+  const status = await child.status;
+  assert.equal(status.code, 130);
+  assert.deepEqual(await listTree(local.path), []);
+});
+
+Deno.test("a client trickling its handshake is cut off at the deadline", async () => {
+  await using root = await tempDir();
+  const lines: string[] = [];
+  const server = await serve({
+    root: root.path,
+    port: 0,
+    log: (l) => lines.push(l),
+    handshakeTimeoutMs: 300,
+  });
+  try {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port });
+    const started = Date.now();
+    let closed = false;
+    for (let i = 0; i < 40 && !closed; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      closed = await conn.write(new Uint8Array([FrameType.HELLO])).then(() => false, () => true);
+    }
+    const buf = new Uint8Array(64);
+    while (!closed && await conn.read(buf).catch(() => null) !== null);
+    assert.ok(Date.now() - started < 1500, "closed near the 300 ms deadline");
+    conn.close();
+    assert.ok(lines.some((l) => /TIMEOUT/.test(l)), lines.join("\n"));
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("nothing but a small HELLO is accepted before the handshake", async () => {
+  await using server = await startServer();
+  for (const [type, length] of [[FrameType.DATA, 1], [FrameType.HELLO, 5000]]) {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+    const h = new Uint8Array(HEADER_SIZE);
+    new DataView(h.buffer).setUint8(0, type);
+    new DataView(h.buffer).setUint32(5, length);
+    await conn.write(h);
+    const buf = new Uint8Array(256);
+    const n = await conn.read(buf);
+    assert.equal(buf[0], FrameType.ERROR, `type ${type}`);
+    assert.match(new TextDecoder().decode(buf.subarray(HEADER_SIZE, n!)), /exceeds the limit/);
+    conn.close();
+  }
+});
+
+Deno.test("glob patterns cannot make the matcher backtrack for ever", () => {
+  const name = "a".repeat(200);
+  assert.equal(componentMatcher("************b")(name), false);
+  assert.equal(componentMatcher("*a*a*a*a*a*a*a*a*a*a*b")(name), false);
+  assert.equal(componentMatcher("*a*a*a*a*a*a*a*a*a*a*")(name), true);
+  assert.equal(componentMatcher("[]a]")("]"), true);
+});
+
+Deno.test("a FIFO in the tree is refused, not opened, and the server keeps serving", async () => {
+  await using server = await startServer();
+  const mk = await new Deno.Command("mkfifo", { args: [join(server.root, "pipe")] }).output();
+  assert.ok(mk.success);
+  for (const cmd of [["get", "pipe"], ["sum", "pipe"]]) {
+    const run = await runClient(server.address, cmd, { cwd: server.root });
+    assert.equal(run.code, 6, run.stderr);
+  }
+  assert.equal((await runClient(server.address, ["ls"])).stdout, "pipe\n");
+});
+
+Deno.test("a file rewritten in place with the same size and mtime is served fresh", async () => {
+  await using server = await startServer();
+  await using local = await tempDir();
+  const path = join(server.root, "f.txt");
+  await Deno.writeTextFile(path, "version 1");
+  const mtime = new Date(1_700_000_000_000);
+  await Deno.utime(path, mtime, mtime);
+  const back = join(local.path, "back.txt");
+  assert.equal((await runClient(server.address, ["get", "f.txt", back])).code, 0);
+  // Same inode, same size, same mtime: only ctime tells.
+  using f = await Deno.open(path, { write: true });
+  await f.write(new TextEncoder().encode("version 2"));
+  await Deno.utime(path, mtime, mtime);
+  const again = await runClient(server.address, ["get", "f.txt", back]);
+  assert.equal(again.code, 0, again.stderr);
+  assert.equal(await Deno.readTextFile(back), "version 2");
+});
+
+Deno.test("the root may be /; symlink loops and long paths are refused without host paths", async () => {
+  const slash = await LocalStorage.open("/");
+  const tmp = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(join(tmp, "x"), "x");
+    assert.equal((await slash.stat(join(tmp, "x").slice(1))).size, 1);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+  await using server = await startServer();
+  await Deno.symlink("loop", join(server.root, "loop"));
+  const loop = await runClient(server.address, ["get", "loop/x"]);
+  assert.equal(loop.code, 7, loop.stderr);
+  assert.ok(!loop.stderr.includes(server.root), loop.stderr);
+  const long = await runClient(server.address, ["get", "a/".repeat(2100)]);
+  assert.equal(long.code, 7, long.stderr);
+});
+
+Deno.test("a server announcing absurd limits is refused", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const serving = (async () => {
+    const fc = new FrameConn(await listener.accept());
+    await fc.read();
+    await fc.sendMessage(FrameType.WELCOME, 0, {
+      version: 1,
+      agent: "odd",
+      limits: { maxControl: 65536, maxData: 0 },
+    });
+    await fc.read().catch(() => null);
+    fc.close();
+    listener.close();
+  })();
+  await assert.rejects(
+    () => connect({ hostname: "127.0.0.1", port: listener.addr.port }),
+    (e: FerryError) => e.code === "PROTOCOL",
+  );
+  await serving;
+});
+
+Deno.test("a client's ERROR text is escaped in the server log", async () => {
+  await using server = await startServer();
+  const fc = await rawSession(server.port);
+  await fc.sendMessage(FrameType.REQUEST, 1, { op: "put", path: "x.txt", size: 10 });
+  await fc.sendMessage(FrameType.ERROR, 1, {
+    code: "IO",
+    message: "bye\n2026 forged line\u001b[2J",
+  });
+  const reply = await readMessage(fc);
+  assert.equal(reply.type, FrameType.ERROR);
+  fc.close();
+  await new Promise((r) => setTimeout(r, 100));
+  assert.ok(!server.log().includes("\u001b"), "no raw escape in the log");
+  assert.ok(!server.log().includes("\n2026 forged"), "no forged line");
+});
