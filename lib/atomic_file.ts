@@ -11,7 +11,7 @@ import { FerryError, toFerryError } from "./errors.ts";
 import { escapeName, RESERVED_PREFIX } from "./path_jail.ts";
 
 /** Suffix of ferry's temporary files (after {@linkcode RESERVED_PREFIX}). */
-export const TEMP_SUFFIX = ".part";
+const TEMP_SUFFIX = ".part";
 
 /** Permission bits kept on received files: no setuid, setgid or sticky bit. */
 export const PERMISSION_BITS = 0o777;
@@ -24,11 +24,6 @@ export interface CommitOptions {
   mtime?: number;
   /** Fail with EXISTS rather than replace an existing file. */
   noClobber?: boolean;
-}
-
-/** Whether `name` is one of ferry's temporary files. */
-export function isTempName(name: string): boolean {
-  return name.startsWith(RESERVED_PREFIX) && name.endsWith(TEMP_SUFFIX);
 }
 
 /** Temporary files this process is writing, so that an interrupted CLI can remove them. */
@@ -62,7 +57,7 @@ function tempName(): string {
  * ```ts
  * import { AtomicFile } from "./atomic_file.ts";
  * const dir = await Deno.makeTempDir();
- * const file = await AtomicFile.create(`${dir}/out.txt`);
+ * const file = AtomicFile.create(`${dir}/out.txt`);
  * file.write(new TextEncoder().encode("hello"));
  * await file.commit();
  * ```
@@ -109,11 +104,9 @@ export class AtomicFile {
   /**
    * Close the file, apply `options`, and move it into place: replacing any
    * file there, or with `noClobber` failing with EXISTS if there is one
-   * (a hard link, so the check and the move are one atomic step). Returns
-   * the committed file's info, or undefined if another writer replaced it
-   * at once (so that nothing is cached about someone else's file).
+   * (a hard link, so the check and the move are one atomic step).
    */
-  async commit(options: CommitOptions = {}): Promise<Deno.FileInfo | undefined> {
+  async commit(options: CommitOptions = {}): Promise<void> {
     this.#closeFile();
     try {
       if (options.mode !== undefined && Deno.build.os !== "windows") {
@@ -122,14 +115,10 @@ export class AtomicFile {
       if (options.mtime !== undefined) {
         Deno.utimeSync(this.tempPath, new Date(), new Date(options.mtime));
       }
-      const ino = Deno.statSync(this.tempPath).ino;
       if (options.noClobber) Deno.linkSync(this.tempPath, this.path);
       else Deno.renameSync(this.tempPath, this.path);
       this.#finish();
       if (options.noClobber) await Deno.remove(this.tempPath).catch(() => {});
-      // After the move: renaming changes the inode's ctime, which is part of a version.
-      const info = Deno.statSync(this.path);
-      return info.ino === ino ? info : undefined;
     } catch (err) {
       await this.abort();
       const name = escapeName(basename(this.path));

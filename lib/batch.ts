@@ -42,6 +42,24 @@ export interface BatchOptions {
   delete?: boolean;
 }
 
+async function exists(path: string): Promise<boolean> {
+  return await Deno.lstat(path).then(() => true, () => false);
+}
+
+/**
+ * Refuse a plan in which two files would land on the same name: pipelined,
+ * the last would silently win.
+ */
+export function checkDistinct(plan: Plan): void {
+  const seen = new Set<string>();
+  for (const { to } of plan.files) {
+    if (seen.has(to)) {
+      throw new FerryError("USAGE", `two sources would both be written to ${escapeName(to)}`);
+    }
+    seen.add(to);
+  }
+}
+
 /** Run `fn` over `items` with at most `limit` running at once, in order of start. */
 export async function runPool<T>(
   items: T[],
@@ -106,6 +124,9 @@ export async function planGet(
 ): Promise<Plan> {
   const plan: Plan = { dirs: [localBase], files: [], skipped: [] };
   const prefix = remoteDir === "" ? "" : `${remoteDir}/`;
+  if ((await client.stat(remoteDir)).type !== "dir") {
+    throw new FerryError("NOT_A_DIRECTORY", `not a directory: ${escapeName(remoteDir)} (drop -r)`);
+  }
   for (const e of await client.list(remoteDir, { recursive: true })) {
     const to = localPathFor(localBase, e.name);
     const from = prefix + e.name;
@@ -148,6 +169,7 @@ export async function transferPlan(
   reporter: Reporter,
   options: BatchOptions = {},
 ): Promise<void> {
+  checkDistinct(plan);
   for (const skipped of plan.skipped) reporter.result(skipped);
   // Directories first, so that empty ones exist too; a failure is reported and the rest go on.
   await runPool(plan.dirs, WINDOW, async (dir) => {
@@ -177,6 +199,10 @@ export async function transferPlan(
       ...fields,
     });
     try {
+      // Known to exist locally: skip before moving a byte (the atomic link still guards the race).
+      if (direction === "get" && options.noClobber && await exists(job.to)) {
+        return reporter.result(outcome({ skipped: "exists" }));
+      }
       if (options.sync) {
         const buf = buffers[worker] ??= new Uint8Array(256 * 1024);
         const sha256 = await sameContent(client, direction, job, buf);
@@ -210,12 +236,13 @@ async function sameContent(
 ): Promise<string | undefined> {
   const [localPath, remotePath] = direction === "put" ? [job.from, job.to] : [job.to, job.from];
   const local = await Deno.stat(localPath).catch(() => undefined);
-  if (!local?.isFile || local.size !== job.size) return undefined;
+  // A planned size of 0 may mean "not known yet" (a single get): then sum decides.
+  if (!local?.isFile || (job.size > 0 && local.size !== job.size)) return undefined;
   const remote = await client.sum(remotePath).catch((err) => {
     if (toFerryError(err).code === "NOT_FOUND") return undefined;
     throw err;
   });
-  if (!remote || remote.size !== job.size) return undefined;
+  if (!remote || remote.size !== local.size) return undefined;
   const sha = await hashLocal(localPath, buf);
   return sha === remote.sha256 ? sha : undefined;
 }

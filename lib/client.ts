@@ -23,12 +23,16 @@ import { FerryError, toFerryError } from "./errors.ts";
 import { decodeMessage, type Frame, FrameType, frameTypeName, HEADER_SIZE } from "./frame.ts";
 import { FrameConn } from "./frame_conn.ts";
 import { AtomicFile, PERMISSION_BITS } from "./atomic_file.ts";
-import { BodyReceiver, type ByteSource, sendBody } from "./transfer.ts";
+import { BodyReceiver, sendBody } from "./transfer.ts";
+import { readerFor } from "./local_storage.ts";
 import { escapeName } from "./path_jail.ts";
 import { VERSION } from "./version.ts";
 
 /** Default server address. */
 export const DEFAULT_ADDRESS = "127.0.0.1:9500";
+
+/** The client's receive buffer: a roomy one lets a read take in several frames. */
+const RECEIVE_BUFFER = 2 * 1024 * 1024;
 
 /** A host and port to connect to. */
 export interface Address {
@@ -58,7 +62,10 @@ export function parseAddress(text: string): Address {
 
 /** Options for {@linkcode connect}. */
 export interface ConnectOptions {
-  /** Fail when connecting, or any later read or write, stalls this long (ms; default 30 000, 0 = never). */
+  /**
+   * Fail when connecting, or a request in flight, makes no progress for this
+   * long (ms; default 120 000; 0 = never). An idle connection never times out.
+   */
   timeoutMs?: number;
 }
 
@@ -105,7 +112,7 @@ export async function connect(
   options: ConnectOptions = {},
 ): Promise<FerryClient> {
   const addr = typeof address === "string" ? parseAddress(address) : address;
-  const timeoutMs = options.timeoutMs ?? 30_000;
+  const timeoutMs = options.timeoutMs ?? 120_000;
   let conn: Deno.TcpConn;
   try {
     const signal = timeoutMs > 0 ? AbortSignal.timeout(timeoutMs) : undefined;
@@ -115,8 +122,7 @@ export async function connect(
     throw e.code === "IO" || e.code === "NOT_FOUND" ? new FerryError("CONNECT", e.message) : e;
   }
   conn.setNoDelay(true);
-  // One client, one connection: a roomy receive buffer lets a read take in several frames.
-  const fc = new FrameConn(conn, { timeoutMs, bufferSize: 2 * 1024 * 1024 });
+  const fc = new FrameConn(conn, { timeoutMs, bufferSize: RECEIVE_BUFFER, eager: true });
   try {
     await fc.sendMessage(FrameType.HELLO, 0, {
       version: PROTOCOL_VERSION,
@@ -129,10 +135,12 @@ export async function connect(
       throw new FerryError("PROTOCOL", "not a ferry server: expected WELCOME");
     }
     const welcome = parseWelcome(decodeMessage(frame));
+    // The server sends DATA frames up to the size it announced.
+    fc.setLimits(welcome.limits);
     if (welcome.version !== PROTOCOL_VERSION) {
       throw new FerryError("PROTOCOL", `server speaks protocol version ${welcome.version}`);
     }
-    return new FerryClient(fc, welcome);
+    return new FerryClient(fc, welcome, { timeoutMs });
   } catch (err) {
     fc.close();
     throw toFerryError(err);
@@ -150,14 +158,18 @@ export class FerryClient {
   readonly #pending = new Map<number, Pending>();
   readonly #sendBuf: Uint8Array;
   #nextId = 1;
+  readonly #timeoutMs: number;
   #failure: FerryError | undefined;
   /** Serializes whole requests (a REQUEST and its body) on the wire. */
   #sending: Promise<unknown> = Promise.resolve();
 
   /** Use {@linkcode connect}. */
-  constructor(fc: FrameConn, welcome: Welcome) {
+  constructor(fc: FrameConn, welcome: Welcome, options: { timeoutMs?: number } = {}) {
     this.#fc = fc;
     this.welcome = welcome;
+    this.#timeoutMs = options.timeoutMs ?? 0;
+    // Idle until a request goes out: the read loop's pending read is not a stall.
+    fc.setTimeout(0);
     // Two halves, one frame each: see sendBody.
     this.#sendBuf = new Uint8Array(2 * (HEADER_SIZE + welcome.limits.maxData));
     this.#readLoop();
@@ -295,7 +307,8 @@ export class FerryClient {
         async (id) => {
           bodyStarted = true;
           try {
-            sha256 = await sendBody(this.#fc, id, syncSource(file), info.size, this.#sendBuf, {
+            const source = { read: readerFor(file, info.size) };
+            sha256 = await sendBody(this.#fc, id, source, info.size, this.#sendBuf, {
               stopped: () => !this.#pending.has(id),
               onProgress: options.onProgress,
             });
@@ -366,6 +379,7 @@ export class FerryClient {
     const { promise, resolve, reject } = Promise.withResolvers<T>();
     const settle = (fn: () => void) => {
       this.#pending.delete(id);
+      if (this.#pending.size === 0) this.#fc.setTimeout(0);
       fn();
     };
     const done = (value: T) => settle(() => resolve(value));
@@ -377,6 +391,7 @@ export class FerryClient {
       },
       fail,
     });
+    if (this.#pending.size === 1) this.#fc.setTimeout(this.#timeoutMs);
     const send = this.#sending.then(async () => {
       if (this.#failure) throw this.#failure;
       await this.#fc.sendMessage(FrameType.REQUEST, id, message);
@@ -428,14 +443,6 @@ export class FerryClient {
     for (const pending of this.#pending.values()) pending.fail(err);
     this.#pending.clear();
   }
-}
-
-/**
- * A local file read synchronously: a page-cache read is microseconds, a trip
- * through the async thread pool is not, and small files are all overhead.
- */
-function syncSource(file: Deno.FsFile): ByteSource {
-  return { read: (buf) => Promise.resolve(file.readSync(buf)) };
 }
 
 function elapsed(started: number): number {

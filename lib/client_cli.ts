@@ -23,6 +23,7 @@ import { EXIT_CODES, exitCodeFor, FerryError, toFerryError } from "./errors.ts";
 import { expandGlob, hasGlob } from "./glob.ts";
 import { walkLocal } from "./local_storage.ts";
 import { removeLiveTempFiles } from "./atomic_file.ts";
+import { onStopSignal } from "./signals.ts";
 import { escapeName, normalizePath } from "./path_jail.ts";
 import { formatBytes, type OutputMode, Reporter, type Sink } from "./report.ts";
 import { splitWords } from "./shell_words.ts";
@@ -162,8 +163,8 @@ const COMMANDS: Record<string, Command> = {
     max: Infinity,
     flags: { ...TRANSFER_FLAGS, delete: { type: "boolean" } },
     async run(ctx, args, flags) {
-      if (flags.delete && !flags.recursive) {
-        throw new FerryError("USAGE", "--delete only goes with put -r");
+      if (flags.delete && (!flags.recursive || args.length > 2)) {
+        throw new FerryError("USAGE", "--delete goes with put -r and one source directory");
       }
       const client = await ctx.client();
       const [sources, target] = args.length > 2
@@ -171,12 +172,12 @@ const COMMANDS: Record<string, Command> = {
         : [[args[0]], args[1]];
       const plan = await planPutArgs(sources, target, Boolean(flags.recursive), ctx);
       const options = batchOptions(flags);
-      const status = await runPlan(ctx, client, "put", plan.plan, options, async (reporter) => {
-        if (options.delete && plan.treeRoot !== undefined) {
-          await deleteExtraneous(client, plan.treeRoot, plan.plan, reporter);
-        }
+      if (options.delete && plan.treeRoot === undefined) {
+        throw new FerryError("USAGE", "--delete goes with put -r and one source directory");
+      }
+      return await runPlan(ctx, client, "put", plan.plan, options, async (reporter) => {
+        if (options.delete) await deleteExtraneous(client, plan.treeRoot!, plan.plan, reporter);
       });
-      return status;
     },
   },
   mkdir: {
@@ -291,6 +292,9 @@ const COMMANDS: Record<string, Command> = {
     },
   },
 };
+
+/** Exit status after SIGINT or SIGTERM, as shells report them. */
+const INTERRUPTED = 130;
 
 /** Names that end the interactive shell. */
 const SHELL_EXIT = new Set(["close", "quit", "exit"]);
@@ -667,12 +671,10 @@ export async function main(argv: string[]): Promise<number> {
   }
   const ctx = session(args.server, args.mode, args.command.length === 0);
   // Interrupted mid-transfer: leave no temporary file behind (the server drops its own).
-  const interrupted = () => {
+  const unlisten = onStopSignal(() => {
     removeLiveTempFiles();
-    Deno.exit(EXIT_CODES.CANCELLED);
-  };
-  const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
-  for (const s of signals) Deno.addSignalListener(s, interrupted);
+    Deno.exit(INTERRUPTED);
+  });
   try {
     if (args.command.length === 0) {
       await ctx.client();
@@ -683,6 +685,6 @@ export async function main(argv: string[]): Promise<number> {
     return fail(ctx.sink, err);
   } finally {
     await ctx.end().catch(() => {});
-    for (const s of signals) Deno.removeSignalListener(s, interrupted);
+    unlisten();
   }
 }

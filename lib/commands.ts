@@ -204,13 +204,13 @@ export function parseWelcome(msg: Record<string, unknown>): Welcome {
   const agent = field(msg, "agent", isString, "a string");
   const limits = msg.limits as Record<string, unknown> | undefined;
   if (typeof limits !== "object" || limits === null) throw protocolError("WELCOME lacks limits");
-  const sane = (v: unknown): v is number => isCount(v) && v >= 1024 && v <= 16 * 1024 * 1024;
+  const sane = (v: unknown): v is number => isCount(v) && v >= 1024 && v <= 1024 * 1024;
   return {
     version,
     agent,
     limits: {
-      maxControl: field(limits, "maxControl", sane, "a size from 1 KiB to 16 MiB"),
-      maxData: field(limits, "maxData", sane, "a size from 1 KiB to 16 MiB"),
+      maxControl: field(limits, "maxControl", sane, "a size from 1 KiB to 1 MiB"),
+      maxData: field(limits, "maxData", sane, "a size from 1 KiB to 1 MiB"),
     },
   };
 }

@@ -44,7 +44,7 @@ export const EXIT_CODES: Readonly<Record<ErrorCode, number>> = {
   PERMISSION: 7,
   INTEGRITY: 8,
   IO: 9,
-  CANCELLED: 130,
+  CANCELLED: 9,
   PARTIAL: 10,
 };
 

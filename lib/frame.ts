@@ -185,15 +185,15 @@ export class FrameDecoder {
   #end = 0;
 
   /**
-   * Create a decoder for frames within `limits`. Its buffer starts small and
-   * grows on demand up to `capacity` (at least one frame of the largest kind;
-   * more lets one read take in several frames), so an idle or handshaking
-   * connection costs little memory.
+   * Create a decoder for frames within `limits`. Its buffer starts at
+   * `initial` bytes (16 KiB by default) and grows on demand up to `capacity`
+   * (at least one frame of the largest kind; more lets one read take in
+   * several frames), so an idle or handshaking connection costs little.
    */
-  constructor(limits: FrameLimits = DEFAULT_LIMITS, capacity?: number) {
+  constructor(limits: FrameLimits = DEFAULT_LIMITS, capacity?: number, initial?: number) {
     this.#limits = limits;
     this.#capacity = Math.max(maxFrame(limits), capacity ?? 0);
-    this.#buf = new Uint8Array(Math.min(INITIAL_BUFFER, this.#capacity));
+    this.#buf = new Uint8Array(Math.min(initial ?? INITIAL_BUFFER, this.#capacity));
     this.#view = new DataView(this.#buf.buffer);
   }
 
@@ -217,7 +217,9 @@ export class FrameDecoder {
       this.#start = this.#end = 0;
     }
     const needed = this.#needed();
-    if (this.#buf.length - this.#end < needed) {
+    // Compact before the free tail gets so small that reads become tiny.
+    const wanted = Math.max(needed, this.#buf.length >> 2);
+    if (this.#buf.length - this.#end < wanted) {
       if (this.#start > 0) {
         this.#buf.copyWithin(0, this.#start, this.#end);
         this.#end -= this.#start;

@@ -55,6 +55,8 @@ export interface FrameConnOptions {
    * one read take in several frames.
    */
   bufferSize?: number;
+  /** Allocate the whole receive buffer at once instead of growing it as frames need. */
+  eager?: boolean;
 }
 
 /**
@@ -84,7 +86,11 @@ export class FrameConn {
   /** Wrap `conn`. */
   constructor(conn: ByteConn, options: FrameConnOptions = {}) {
     this.#conn = conn;
-    this.#decoder = new FrameDecoder(options.limits ?? DEFAULT_LIMITS, options.bufferSize);
+    this.#decoder = new FrameDecoder(
+      options.limits ?? DEFAULT_LIMITS,
+      options.bufferSize,
+      options.eager ? options.bufferSize : undefined,
+    );
     this.#timeoutMs = options.timeoutMs ?? 0;
     this.#arm();
   }

@@ -52,9 +52,4 @@ export class HashCache {
   delete(path: string): void {
     this.#entries.delete(path);
   }
-
-  /** Number of entries. */
-  get size(): number {
-    return this.#entries.size;
-  }
 }

@@ -58,6 +58,24 @@ export async function* walkLocal(dir: string, recursive: boolean): AsyncGenerato
   }
 }
 
+/** Files up to this size are read synchronously. */
+const SMALL_FILE = 256 * 1024;
+
+/**
+ * How to read a file of `size` bytes. A small file is read synchronously,
+ * like the metadata calls: its whole cost is overhead. A large one is read
+ * through the async pool, because a synchronous read would also stall the
+ * event loop that drives the socket write of the previous chunk.
+ */
+export function readerFor(
+  file: Deno.FsFile,
+  size: number,
+): (buf: Uint8Array) => Promise<number | null> {
+  return size <= SMALL_FILE
+    ? (buf) => Promise.resolve(file.readSync(buf))
+    : (buf) => file.read(buf);
+}
+
 /** `stat` (or `lstat`) that answers undefined instead of throwing. */
 function statOrUndefined(path: string, lstat = false): Deno.FileInfo | undefined {
   try {
@@ -164,7 +182,7 @@ export class LocalStorage implements Storage {
         mtime: entry.mtime,
         mode: entry.mode,
         version: versionOf(info),
-        read: (buf) => file.read(buf),
+        read: readerFor(file, info.size),
         close: () => file.close(),
       };
     } catch (err) {
@@ -195,10 +213,7 @@ export class LocalStorage implements Storage {
     const file = AtomicFile.create(full);
     return {
       write: (chunk) => file.write(chunk),
-      commit: async () => {
-        const info = await file.commit(options);
-        return info && versionOf(info);
-      },
+      commit: () => file.commit(options),
       abort: () => file.abort(),
     };
   }

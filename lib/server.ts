@@ -60,8 +60,21 @@ export interface FerryServer {
   readonly root: string | undefined;
   /** Resolves when the server has stopped and every connection is closed. */
   readonly finished: Promise<void>;
-  /** Stop accepting, close every connection, and wait for them to finish. */
-  close(): Promise<void>;
+  /** Connections in the middle of a request right now. */
+  readonly busy: number;
+  /**
+   * Stop accepting and wait for every connection to end. With `graceMs`,
+   * requests in flight may finish first (idle connections close at once);
+   * without it, or when it runs out, every connection is cut. Calling it
+   * again with no grace cuts them at once.
+   */
+  close(options?: CloseOptions): Promise<void>;
+}
+
+/** Options for {@linkcode FerryServer.close}. */
+export interface CloseOptions {
+  /** How long requests in flight may take to finish (ms; default 0). */
+  graceMs?: number;
 }
 
 /** Default port, kept from the program ferry grew from. */
@@ -111,7 +124,7 @@ export async function serve(options: ServeOptions = {}): Promise<FerryServer> {
   const maxConnections = options.maxConnections ?? 1000;
   const handshakeTimeoutMs = options.handshakeTimeoutMs ?? 10_000;
   const sessions = new Set<Promise<void>>();
-  const conns = new Set<FrameConn>();
+  const live = new Set<Session>();
   const hashes = new HashCache();
   let closing = false;
 
@@ -129,13 +142,12 @@ export async function serve(options: ServeOptions = {}): Promise<FerryServer> {
       bufferSize: RECEIVE_BUFFER,
     });
     const peer = formatAddr(conn.remoteAddr);
-    if (conns.size >= maxConnections) {
-      log(`${peer} refused: busy (${conns.size} connections)`);
+    if (live.size >= maxConnections) {
+      log(`${peer} refused: busy (${live.size} connections)`);
       fc.sendMessage(FrameType.ERROR, 0, { code: "BUSY", message: "server busy, try later" })
         .catch(() => {}).finally(() => fc.close());
       return;
     }
-    conns.add(fc);
     const session = new Session(fc, {
       storage,
       peer,
@@ -145,8 +157,9 @@ export async function serve(options: ServeOptions = {}): Promise<FerryServer> {
       handshakeTimeoutMs,
       hashes,
     });
+    live.add(session);
     const done = session.run().finally(() => {
-      conns.delete(fc);
+      live.delete(session);
       sessions.delete(done);
     });
     sessions.add(done);
@@ -161,13 +174,27 @@ export async function serve(options: ServeOptions = {}): Promise<FerryServer> {
         if (closing || err instanceof Deno.errors.BadResource) break;
         // Out of file descriptors: back off, and keep serving those already connected.
         // Anything else (a peer that reset before accept) concerns that peer alone.
-        if (/too many open files/i.test(String((err as Error)?.message))) {
-          log(`accept failed: too many open files; retrying in 100 ms`);
+        const code = (err as { code?: string }).code;
+        if (code === "EMFILE" || code === "ENFILE") {
+          log(`accept failed: out of file descriptors; retrying in 100 ms`);
           await new Promise((r) => setTimeout(r, 100));
+        } else {
+          // Yield, so that a persistent error cannot spin the loop and starve the sessions.
+          await new Promise((r) => setTimeout(r, 0));
         }
         continue;
       }
-      start(conn);
+      try {
+        start(conn);
+      } catch (err) {
+        // A peer that vanished between accept and setup: its socket may already be gone.
+        log(`connection setup failed: ${toFerryError(err).message}`);
+        try {
+          conn.close();
+        } catch {
+          // Already closed.
+        }
+      }
     }
   }
 
@@ -180,7 +207,11 @@ export async function serve(options: ServeOptions = {}): Promise<FerryServer> {
     addr: listener.addr,
     root: storage instanceof LocalStorage ? storage.root : undefined,
     finished,
-    async close() {
+    get busy() {
+      return [...live].filter((s) => s.busy).length;
+    },
+    async close(options: CloseOptions = {}) {
+      const graceMs = options.graceMs ?? 0;
       if (!closing) {
         closing = true;
         try {
@@ -188,9 +219,16 @@ export async function serve(options: ServeOptions = {}): Promise<FerryServer> {
         } catch {
           // Already closed.
         }
-        for (const fc of conns) fc.close();
       }
+      for (const session of live) {
+        if (graceMs > 0) session.drain();
+        else session.abort();
+      }
+      const timer = graceMs > 0
+        ? setTimeout(() => live.forEach((session) => session.abort()), graceMs)
+        : undefined;
       await finished;
+      clearTimeout(timer);
     },
   };
 }
@@ -219,6 +257,8 @@ class Session {
   #sendBuf: Uint8Array | undefined;
   /** Id of a rejected upload whose remaining DATA/END frames are skipped. */
   #discardId: number | undefined;
+  #busy = false;
+  #draining = false;
 
   constructor(fc: FrameConn, ctx: SessionContext) {
     this.#fc = fc;
@@ -231,6 +271,22 @@ class Session {
     this.#hashes = ctx.hashes;
   }
 
+  /** Whether a request is being handled right now. */
+  get busy(): boolean {
+    return this.#busy;
+  }
+
+  /** End the session once the request in flight is done; at once if there is none. */
+  drain(): void {
+    this.#draining = true;
+    if (!this.#busy) this.#fc.close();
+  }
+
+  /** End the session now. */
+  abort(): void {
+    this.#fc.close();
+  }
+
   async run(): Promise<void> {
     const started = performance.now();
     let reason = "closed";
@@ -239,7 +295,7 @@ class Session {
       this.#log(`${this.#peer} connected (${escapeName(agent)})`);
       this.#fc.setLimits(this.#welcome.limits);
       this.#fc.setTimeout(this.#idleTimeoutMs);
-      while (await this.#next());
+      while (!this.#draining && await this.#next());
     } catch (err) {
       const e = toFerryError(err);
       reason = `${e.code}: ${e.message}`;
@@ -285,7 +341,14 @@ class Session {
   async #next(): Promise<boolean> {
     const frame = await this.#fc.read();
     if (!frame) return false;
-    if (frame.type === FrameType.REQUEST) return await this.#request(frame);
+    if (frame.type === FrameType.REQUEST) {
+      this.#busy = true;
+      try {
+        return await this.#request(frame);
+      } finally {
+        this.#busy = false;
+      }
+    }
     const bodyFrame = frame.type === FrameType.DATA || frame.type === FrameType.END ||
       frame.type === FrameType.ERROR;
     if (bodyFrame && frame.id === this.#discardId) {
@@ -324,9 +387,14 @@ class Session {
           this.#logTransfer("put", req.path, await this.#put(id, req), started);
           break;
         case "sum": {
-          const handle = await storage.openRead(normalizePath(req.path));
+          const path = normalizePath(req.path);
+          const handle = await storage.openRead(path);
           try {
-            const sha256 = await hashSource(handle, handle.size, this.#buffer());
+            let sha256 = this.#knownHash(path, handle.version);
+            if (!sha256) {
+              sha256 = await hashSource(handle, handle.size, this.#buffer());
+              if (handle.version) this.#hashes.set(path, handle.version, sha256);
+            }
             await reply({ sha256, size: handle.size });
           } finally {
             handle.close();
@@ -406,6 +474,10 @@ class Session {
     for await (const { path, entry } of expandGlob(pattern, list)) yield { ...entry, name: path };
   }
 
+  #knownHash(path: string, version: string | undefined): string | undefined {
+    return version === undefined ? undefined : this.#hashes.get(path, version);
+  }
+
   #buffer(): Uint8Array {
     // Two halves, one frame each: see sendBody.
     return this.#sendBuf ??= new Uint8Array(2 * (HEADER_SIZE + CHUNK_SIZE));
@@ -417,7 +489,7 @@ class Session {
     try {
       const { size, mtime, mode, version } = handle;
       await this.#fc.sendMessage(FrameType.REPLY, id, { size, mtime, mode });
-      const known = version && this.#hashes.get(path, version);
+      const known = this.#knownHash(path, version);
       const sha256 = await sendBody(this.#fc, id, handle, size, this.#buffer(), { sha256: known });
       if (version && !known) this.#hashes.set(path, version, sha256);
       return size;
@@ -450,8 +522,7 @@ class Session {
         sha256 = await receiver.accept(frame);
         if (sha256) break;
       }
-      const version = await upload.commit();
-      if (version) this.#hashes.set(path, version, sha256);
+      await upload.commit();
     } catch (err) {
       await upload?.abort();
       // Failed before the body's END or ERROR: skip the frames still on their way.

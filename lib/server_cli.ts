@@ -8,6 +8,7 @@ import { parseArgs } from "node:util";
 import { exitCodeFor, FerryError, toFerryError } from "./errors.ts";
 import { escapeName } from "./path_jail.ts";
 import { DEFAULT_PORT, serve } from "./server.ts";
+import { onStopSignal } from "./signals.ts";
 import { VERSION } from "./version.ts";
 
 const HELP = `ferryd ${VERSION}: serve one directory tree to ferry clients
@@ -16,11 +17,15 @@ Usage:
   ferryd [OPTIONS]
 
 Options:
-  -r, --root DIR      directory to serve (default: .)
-  -H, --host HOST     address to bind (default: 127.0.0.1; 0.0.0.0 for all)
-  -p, --port PORT     port to listen on (default: ${DEFAULT_PORT}; 0 picks a free one)
-  -h, --help          show this help
-  -V, --version       show the version
+  -r, --root DIR                directory to serve (default: .)
+  -H, --host HOST               address to bind (default: 127.0.0.1; 0.0.0.0 for all)
+  -p, --port PORT               port to listen on (default: ${DEFAULT_PORT}; 0 picks a free one)
+      --idle-timeout SECONDS    close a connection that makes no progress (default: 300; 0: never)
+      --max-connections N       connections served at once; more are told "busy" (default: 1000)
+      --shutdown-grace SECONDS  on SIGTERM/SIGINT, let requests in flight finish (default: 30);
+                                a second signal stops at once
+  -h, --help                    show this help
+  -V, --version                 show the version
 
 Examples:
   ferryd --root ./artifacts
@@ -31,6 +36,9 @@ export interface ServerArgs {
   root: string;
   host: string;
   port: number;
+  idleTimeoutMs: number;
+  maxConnections: number;
+  shutdownGraceMs: number;
   help: boolean;
   version: boolean;
 }
@@ -55,12 +63,15 @@ export function parseServerArgs(argv: string[]): ServerArgs {
         root: { type: "string", short: "r", default: "." },
         host: { type: "string", short: "H", default: "127.0.0.1" },
         port: { type: "string", short: "p", default: String(DEFAULT_PORT) },
+        "idle-timeout": { type: "string", default: "300" },
+        "max-connections": { type: "string", default: "1000" },
+        "shutdown-grace": { type: "string", default: "30" },
         help: { type: "boolean", short: "h", default: false },
         version: { type: "boolean", short: "V", default: false },
       },
     }));
   } catch (err) {
-    throw new FerryError("USAGE", (err as Error).message);
+    throw new FerryError("USAGE", (err as Error).message.split("\n")[0]);
   }
   const port = Number(values.port);
   if (!/^\d{1,5}$/.test(values.port) || port > 65535) {
@@ -70,9 +81,34 @@ export function parseServerArgs(argv: string[]): ServerArgs {
     root: values.root,
     host: values.host,
     port,
+    idleTimeoutMs: seconds("--idle-timeout", values["idle-timeout"]) * 1000,
+    maxConnections: count("--max-connections", values["max-connections"]),
+    shutdownGraceMs: seconds("--shutdown-grace", values["shutdown-grace"]) * 1000,
     help: values.help,
     version: values.version,
   };
+}
+
+/** The longest a timer can wait (setTimeout's limit), in seconds. */
+const MAX_SECONDS = 2_147_483;
+
+function seconds(flag: string, text: string): number {
+  const n = Number(text);
+  if (text.trim() === "" || !Number.isFinite(n) || n < 0 || n > MAX_SECONDS) {
+    throw new FerryError("USAGE", `${flag} takes a number of seconds, not ${JSON.stringify(text)}`);
+  }
+  return n;
+}
+
+function count(flag: string, text: string): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || n < 1) {
+    throw new FerryError(
+      "USAGE",
+      `${flag} takes a whole number above 0, not ${JSON.stringify(text)}`,
+    );
+  }
+  return n;
 }
 
 /** Run ferryd until SIGINT or SIGTERM; returns the exit code. */
@@ -94,24 +130,41 @@ export async function main(argv: string[]): Promise<number> {
   }
   let server;
   try {
-    server = await serve({ root: args.root, hostname: args.host, port: args.port });
+    server = await serve({
+      root: args.root,
+      hostname: args.host,
+      port: args.port,
+      idleTimeoutMs: args.idleTimeoutMs,
+      maxConnections: args.maxConnections,
+    });
   } catch (err) {
     const e = toFerryError(err);
     console.error(`ferryd: ${e.message}`);
     return exitCodeFor(e);
   }
+  let signalled = false;
   const stop = (signal: Deno.Signal) => {
-    console.error(`ferryd: ${signal}, shutting down`);
-    server.close();
+    if (signalled) {
+      console.error(`ferryd: ${signal} again, stopping now`);
+      server.close().catch(() => {});
+      return;
+    }
+    signalled = true;
+    const busy = server.busy;
+    const grace = args.shutdownGraceMs / 1000;
+    console.error(
+      busy > 0
+        ? `ferryd: ${signal}, shutting down: waiting up to ${grace} s for ${busy} request(s) in flight`
+        : `ferryd: ${signal}, shutting down`,
+    );
+    server.close({ graceMs: args.shutdownGraceMs }).catch(() => {});
   };
-  const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
-  const handlers = signals.map((s) => [s, () => stop(s)] as const);
   // Listen for signals before announcing the address: whoever reads it may signal at once.
-  for (const [s, fn] of handlers) Deno.addSignalListener(s, fn);
+  const unlisten = onStopSignal(stop);
   const { hostname, port } = server.addr;
   const shown = hostname.includes(":") ? `[${hostname}]` : hostname;
   console.log(`ferryd listening on ${shown}:${port}, serving ${escapeName(server.root ?? "")}`);
   await server.finished;
-  for (const [s, fn] of handlers) Deno.removeSignalListener(s, fn);
+  unlisten();
   return 0;
 }

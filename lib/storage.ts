@@ -33,11 +33,8 @@ export interface ReadHandle {
 export interface Upload {
   /** Append a chunk. The chunk is only valid during the call. */
   write(chunk: Uint8Array): void | Promise<void>;
-  /**
-   * Make the content visible under its final name, atomically. Returns its
-   * version (see {@linkcode ReadHandle.version}), or undefined if unknown.
-   */
-  commit(): Promise<string | undefined>;
+  /** Make the content visible under its final name, atomically. */
+  commit(): Promise<void>;
   /** Discard everything written. Safe to call at any time. */
   abort(): Promise<void>;
 }

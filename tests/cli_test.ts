@@ -106,7 +106,35 @@ Deno.test("parseAddress and parseServerArgs", () => {
   const args = parseServerArgs([]);
   assert.deepEqual([args.root, args.host, args.port], [".", "127.0.0.1", 9500]);
   assert.equal(parseServerArgs(["-p", "0", "-r", "/srv"]).root, "/srv");
-  for (const bad of [["--port", "99999"], ["--port", "abc"], ["--nope"], ["extra"]]) {
+  const tuned = parseServerArgs([
+    "--idle-timeout",
+    "2.5",
+    "--max-connections",
+    "7",
+    "--shutdown-grace",
+    "0",
+  ]);
+  assert.deepEqual(
+    [tuned.idleTimeoutMs, tuned.maxConnections, tuned.shutdownGraceMs],
+    [2500, 7, 0],
+  );
+  assert.deepEqual([args.idleTimeoutMs, args.maxConnections, args.shutdownGraceMs], [
+    300_000,
+    1000,
+    30_000,
+  ]);
+  for (
+    const bad of [
+      ["--port", "99999"],
+      ["--port", "abc"],
+      ["--nope"],
+      ["extra"],
+      ["--idle-timeout", "-1"],
+      ["--idle-timeout", "soon"],
+      ["--max-connections", "0"],
+      ["--max-connections", "1.5"],
+    ]
+  ) {
     assert.throws(() => parseServerArgs(bad), (e) => e instanceof FerryError && e.code === "USAGE");
   }
 });

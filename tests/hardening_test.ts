@@ -261,3 +261,48 @@ Deno.test("a client's ERROR text is escaped in the server log", async () => {
   assert.ok(!server.log().includes("\u001b"), "no raw escape in the log");
   assert.ok(!server.log().includes("\n2026 forged"), "no forged line");
 });
+
+Deno.test("an idle client connection outlives its stall timeout", async () => {
+  await using server = await startServer();
+  const client = await connect(server.address, { timeoutMs: 200 });
+  await new Promise((r) => setTimeout(r, 600));
+  assert.deepEqual(await client.list(""), []);
+  await client.close();
+});
+
+Deno.test("review findings: get --sync of one file, get -r of a file, --delete misuse, collisions, get -n", async () => {
+  await using server = await startServer();
+  await using local = await tempDir();
+  await Deno.writeTextFile(join(server.root, "f.txt"), "same");
+  await Deno.writeTextFile(join(local.path, "f.txt"), "same");
+  const sync = await runClient(server.address, ["get", "--sync", "f.txt"], { cwd: local.path });
+  assert.equal(sync.stdout, "skipped f.txt (unchanged)\n", sync.stderr);
+
+  const notDir = await runClient(server.address, ["get", "-r", "f.txt", "out"], {
+    cwd: local.path,
+  });
+  assert.equal(notDir.code, 6);
+  assert.match(notDir.stderr, /not a directory: f\.txt \(drop -r\)/);
+  assert.deepEqual(await listTree(local.path), ["f.txt"], "nothing created locally");
+
+  const del = await runClient(server.address, ["put", "-r", "--delete", "f.txt", "x"], {
+    cwd: local.path,
+  });
+  assert.equal(del.code, 2);
+
+  await Deno.mkdir(join(local.path, "a"));
+  await Deno.mkdir(join(local.path, "b"));
+  await Deno.writeTextFile(join(local.path, "a", "x"), "a");
+  await Deno.writeTextFile(join(local.path, "b", "x"), "b");
+  const clash = await runClient(server.address, ["put", "a/x", "b/x", "dst"], { cwd: local.path });
+  assert.equal(clash.code, 2);
+  assert.match(clash.stderr, /two sources would both be written to dst\/x/);
+
+  await Deno.writeTextFile(join(local.path, "f.txt"), "mine");
+  const before = server.log().split("\n").filter((l) => / get f\.txt /.test(l)).length;
+  const nc = await runClient(server.address, ["get", "-n", "f.txt"], { cwd: local.path });
+  assert.equal(nc.stdout, "skipped f.txt (exists)\n");
+  assert.equal(await Deno.readTextFile(join(local.path, "f.txt")), "mine");
+  const after = server.log().split("\n").filter((l) => / get f\.txt /.test(l)).length;
+  assert.equal(after, before, "nothing was downloaded");
+});

@@ -13,7 +13,9 @@ import {
   sameContent,
   startServer,
   tempDir,
+  waitFor,
 } from "./helpers.ts";
+import { createHash } from "node:crypto";
 
 /** Connect, write `bytes`, end the stream, and return all the server sends until it closes. */
 async function sendRaw(port: number, bytes: Uint8Array): Promise<Uint8Array> {
@@ -186,4 +188,55 @@ Deno.test("SIGTERM stops the server cleanly", async () => {
   assert.equal(code, 0);
   assert.match(server.log(), /SIGTERM, shutting down/);
   await server[Symbol.asyncDispose]();
+});
+
+Deno.test("SIGTERM lets an upload in flight finish and closes idle connections", async () => {
+  await using server = await startServer({ args: ["--shutdown-grace", "20"] });
+  const fc = await rawSession(server.port);
+  const idle = await rawSession(server.port);
+  const body = randomBytes(2 * DEFAULT_LIMITS.maxData);
+  const half = DEFAULT_LIMITS.maxData;
+  const buf = new Uint8Array(HEADER_SIZE + half);
+  await fc.sendMessage(FrameType.REQUEST, 1, { op: "put", path: "late.bin", size: body.length });
+  buf.set(body.subarray(0, half), HEADER_SIZE);
+  await fc.sendFramed(FrameType.DATA, 1, buf, half);
+  // Wait until the server is inside the upload, then signal.
+  await waitFor(() => server.log().includes("connected (raw-test)"), 5000, "the sessions");
+  await new Promise((r) => setTimeout(r, 100));
+  server.process.kill("SIGTERM");
+  assert.equal(await idle.read(), null, "the idle connection is closed at once");
+  buf.set(body.subarray(half), HEADER_SIZE);
+  await fc.sendFramed(FrameType.DATA, 1, buf, half);
+  const sha256 = createHash("sha256").update(body).digest("hex");
+  await fc.sendMessage(FrameType.END, 1, { sha256 });
+  const reply = await readMessage(fc);
+  assert.equal(reply.type, FrameType.REPLY, JSON.stringify(reply.msg));
+  assert.equal(await fc.read(), null, "then the server hangs up");
+  fc.close();
+  idle.close();
+  assert.equal((await server.process.status).code, 0);
+  assert.deepEqual(await Deno.readFile(join(server.root, "late.bin")), body);
+  assert.match(server.log(), /waiting up to 20 s for 1 request/);
+});
+
+Deno.test("a second signal stops at once and leaves no partial file", async () => {
+  await using server = await startServer({ args: ["--shutdown-grace", "60"] });
+  const fc = await rawSession(server.port);
+  await fc.sendMessage(FrameType.REQUEST, 1, { op: "put", path: "never.bin", size: 100 });
+  const buf = new Uint8Array(HEADER_SIZE + 10);
+  await fc.sendFramed(FrameType.DATA, 1, buf, 10);
+  await waitFor(
+    () => [...Deno.readDirSync(server.root)].length > 0,
+    5000,
+    "the upload to start",
+  );
+  server.process.kill("SIGTERM");
+  await new Promise((r) => setTimeout(r, 200));
+  server.process.kill("SIGTERM");
+  const started = Date.now();
+  assert.equal((await server.process.status).code, 0);
+  assert.ok(Date.now() - started < 5000);
+  fc.close();
+  assert.deepEqual([...Deno.readDirSync(server.root)], []);
+  assert.match(server.log(), /SIGTERM again, stopping now/);
 });

@@ -264,6 +264,9 @@ function hostileServer(names: string[]) {
             await fc.sendFramed(FrameType.DATA, frame.id, buf, 5);
             const sha256 = createHash("sha256").update(body).digest("hex");
             await fc.sendMessage(FrameType.END, frame.id, { sha256 });
+          } else if (req.op === "stat") {
+            const entry = { name: ".", type: "dir", size: 0, mtime: 0, mode: 0o755 };
+            await fc.sendMessage(FrameType.REPLY, frame.id, { entry });
           } else {
             await fc.sendMessage(FrameType.REPLY, frame.id, {});
           }
