@@ -441,8 +441,18 @@ if (sshd && scp && keygen && Deno.uid?.() === 0) {
 
 // ---------------------------------------------------------------- measure
 
-type Row = { put?: number[]; get?: number[]; putTree?: number[]; getTree?: number[]; peak: number };
-const results = new Map<string, Row>(contenders.map((c) => [c.name, { peak: 0 }]));
+type Row = {
+  put?: number[];
+  get?: number[];
+  putTree?: number[];
+  getTree?: number[];
+  /** Peak client RSS during large-file and tree runs. */
+  peakFile: number;
+  peakTree: number;
+};
+const results = new Map<string, Row>(
+  contenders.map((c) => [c.name, { peakFile: 0, peakTree: 0 }]),
+);
 const phases = ["putFile", "getFile", "putTree", "getTree"] as const;
 const key = { putFile: "put", getFile: "get", putTree: "putTree", getTree: "getTree" } as const;
 
@@ -458,7 +468,10 @@ for (let rep = 0; rep < REPS; rep++) {
       const r = await fn();
       const row = results.get(c.name)!;
       (row[key[phase]] ??= []).push(r.seconds);
-      if ("peak" in r && r.peak) row.peak = Math.max(row.peak, r.peak as number);
+      if ("peak" in r && r.peak) {
+        const which = phase.endsWith("Tree") ? "peakTree" : "peakFile";
+        row[which] = Math.max(row[which], r.peak as number);
+      }
       console.error(`rep ${rep + 1} ${c.name} ${phase}: ${r.seconds.toFixed(3)} s`);
     }
   }
@@ -540,13 +553,14 @@ const f = {
   putTree: filesps(ferryRow.putTree)!,
   getTree: filesps(ferryRow.getTree)!,
 };
+const mib = (bytes: number) => bytes ? `${(bytes / MIB).toFixed(0)} MiB` : "–";
 const fmt = (x?: number, d = 0) => x === undefined ? "–" : x.toFixed(d);
 const ratio = (x?: number, y?: number) => x === undefined || !y ? "–" : `${(x / y).toFixed(2)}x`;
 
 const lines: string[] = [];
 lines.push(
-  `| contender | put MiB/s | get MiB/s | put vs raw | get vs raw | ferry put ÷ it | ferry get ÷ it | put -r files/s | get -r files/s | ferry put -r ÷ it | ferry get -r ÷ it | peak RSS (client) |`,
-  `|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|`,
+  `| contender | put MiB/s | get MiB/s | put vs raw | get vs raw | ferry put ÷ it | ferry get ÷ it | put -r files/s | get -r files/s | ferry put -r ÷ it | ferry get -r ÷ it | peak RSS, file | peak RSS, tree |`,
+  `|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|`,
 );
 for (const [name, row] of results) {
   const put = mibps(row.put);
@@ -558,7 +572,7 @@ for (const [name, row] of results) {
       ratio(f.put, put)
     } | ${ratio(f.get, get)} | ${fmt(pt)} | ${fmt(gt)} | ${ratio(f.putTree, pt)} | ${
       ratio(f.getTree, gt)
-    } | ${row.peak ? `${(row.peak / MIB).toFixed(0)} MiB` : "–"} |`,
+    } | ${mib(row.peakFile)} | ${mib(row.peakTree)} |`,
   );
 }
 const cpu = Deno.readTextFileSync("/proc/cpuinfo").match(/model name\s*:\s*(.*)/)?.[1] ?? "?";

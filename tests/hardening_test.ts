@@ -4,11 +4,11 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { connect, serve } from "../mod.ts";
 import { DEFAULT_LIMITS, FrameType, HEADER_SIZE } from "../lib/frame.ts";
-import { FrameConn } from "../lib/frame_conn.ts";
 import { componentMatcher } from "../lib/glob.ts";
 import { LocalStorage } from "../lib/local_storage.ts";
 import type { FerryError } from "../lib/errors.ts";
 import {
+  fakeServer,
   listTree,
   rawSession,
   readMessage,
@@ -60,30 +60,18 @@ Deno.test("one bad name in a tree fails that file only", async () => {
 
 /** A server that starts a download and then fails it, by ERROR frame or by hanging up. */
 function failingServer(how: "error" | "hangup") {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const done = (async () => {
-    const fc = new FrameConn(await listener.accept());
-    await fc.read();
-    await fc.sendMessage(FrameType.WELCOME, 0, {
-      version: 1,
-      agent: "failing",
-      limits: DEFAULT_LIMITS,
-    });
+  return fakeServer(async (fc) => {
     const req = await fc.read();
     await fc.sendMessage(FrameType.REPLY, req!.id, { size: 100, mtime: 0, mode: 0o644 });
     const buf = new Uint8Array(HEADER_SIZE + 10);
     await fc.sendFramed(FrameType.DATA, req!.id, buf, 10);
-    if (how === "error") {
-      await fc.sendMessage(FrameType.ERROR, req!.id, {
-        code: "IO",
-        message: "file shrank \u001b]0;pwned\u0007",
-      });
-      await fc.read().catch(() => null);
-    }
-    fc.close();
-    listener.close();
-  })();
-  return { address: `127.0.0.1:${listener.addr.port}`, done };
+    if (how === "hangup") return;
+    await fc.sendMessage(FrameType.ERROR, req!.id, {
+      code: "IO",
+      message: "file shrank \u001b]0;pwned\u0007",
+    });
+    await fc.read().catch(() => null);
+  });
 }
 
 Deno.test("a download that fails midway leaves no temporary file", async () => {
@@ -91,7 +79,7 @@ Deno.test("a download that fails midway leaves no temporary file", async () => {
     await using local = await tempDir();
     const server = failingServer(how);
     const run = await runClient(server.address, ["get", "f.bin"], { cwd: local.path });
-    await server.done;
+    await server.close();
     assert.equal(run.code, how === "error" ? 9 : 3, run.stderr);
     assert.deepEqual(await listTree(local.path), [], how);
     if (how === "error") {
@@ -226,24 +214,12 @@ Deno.test("the root may be /; symlink loops and long paths are refused without h
 });
 
 Deno.test("a server announcing absurd limits is refused", async () => {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const serving = (async () => {
-    const fc = new FrameConn(await listener.accept());
-    await fc.read();
-    await fc.sendMessage(FrameType.WELCOME, 0, {
-      version: 1,
-      agent: "odd",
-      limits: { maxControl: 65536, maxData: 0 },
-    });
-    await fc.read().catch(() => null);
-    fc.close();
-    listener.close();
-  })();
+  const server = fakeServer(async (fc) => void await fc.read(), { maxControl: 65536, maxData: 0 });
   await assert.rejects(
-    () => connect({ hostname: "127.0.0.1", port: listener.addr.port }),
+    () => connect({ hostname: "127.0.0.1", port: server.port }),
     (e: FerryError) => e.code === "PROTOCOL",
   );
-  await serving;
+  await server.close();
 });
 
 Deno.test("a client's ERROR text is escaped in the server log", async () => {

@@ -2,7 +2,7 @@
 
 import { join } from "node:path";
 import { PROTOCOL_VERSION } from "../lib/commands.ts";
-import { decodeMessage, FrameType } from "../lib/frame.ts";
+import { decodeMessage, DEFAULT_LIMITS, FrameType } from "../lib/frame.ts";
 import { FrameConn } from "../lib/frame_conn.ts";
 
 const SERVER = new URL("../server.ts", import.meta.url).pathname;
@@ -209,4 +209,46 @@ export async function readMessage(
   const frame = await fc.read();
   if (!frame) throw new Error("connection closed");
   return { type: frame.type, id: frame.id, msg: decodeMessage(frame) };
+}
+
+/** A fake server: it answers the handshake with `limits`, then `session` drives each connection. */
+export interface FakeServer {
+  address: string;
+  port: number;
+  /** Stop accepting and wait for the sessions to end. */
+  close(): Promise<void>;
+}
+
+/** Serve `session` to every connection, on an ephemeral loopback port, until closed. */
+export function fakeServer(
+  session: (fc: FrameConn) => Promise<void>,
+  limits: Record<string, number> = DEFAULT_LIMITS,
+): FakeServer {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const sessions: Promise<void>[] = [];
+  const accepting = (async () => {
+    for await (const conn of listener) {
+      const fc = new FrameConn(conn);
+      sessions.push(
+        (async () => {
+          await fc.read();
+          await fc.sendMessage(FrameType.WELCOME, 0, { version: 1, agent: "fake", limits });
+          await session(fc);
+        })().catch(() => {}).finally(() => fc.close()),
+      );
+    }
+  })().catch(() => {});
+  return {
+    address: `127.0.0.1:${listener.addr.port}`,
+    port: listener.addr.port,
+    async close() {
+      try {
+        listener.close();
+      } catch {
+        // Already closed.
+      }
+      await accepting;
+      await Promise.all(sessions);
+    },
+  };
 }

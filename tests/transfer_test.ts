@@ -4,8 +4,8 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { decodeMessage, DEFAULT_LIMITS, FrameType, HEADER_SIZE } from "../lib/frame.ts";
-import { FrameConn } from "../lib/frame_conn.ts";
 import {
+  fakeServer,
   listTree,
   peakRss,
   randomBytes,
@@ -148,16 +148,7 @@ Deno.test("connection refused is one line and exit code 3", async () => {
 
 /** A fake server that answers every get with the given content but a wrong SHA-256. */
 function lyingServer(content: Uint8Array) {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const done = (async () => {
-    const conn = await listener.accept();
-    const fc = new FrameConn(conn);
-    await fc.read();
-    await fc.sendMessage(FrameType.WELCOME, 0, {
-      version: 1,
-      agent: "liar",
-      limits: DEFAULT_LIMITS,
-    });
+  return fakeServer(async (fc) => {
     const req = await fc.read();
     await fc.sendMessage(FrameType.REPLY, req!.id, { size: content.length, mtime: 0, mode: 0o644 });
     const buf = new Uint8Array(HEADER_SIZE + content.length);
@@ -165,17 +156,14 @@ function lyingServer(content: Uint8Array) {
     await fc.sendFramed(FrameType.DATA, req!.id, buf, content.length);
     await fc.sendMessage(FrameType.END, req!.id, { sha256: "0".repeat(64) });
     await fc.read().catch(() => null);
-    fc.close();
-    listener.close();
-  })();
-  return { address: `127.0.0.1:${listener.addr.port}`, done };
+  });
 }
 
 Deno.test("a corrupted download fails the integrity check and leaves no file", async () => {
   await using local = await tempDir();
   const fake = lyingServer(new TextEncoder().encode("tampered"));
   const run = await runClient(fake.address, ["get", "f.txt"], { cwd: local.path });
-  await fake.done;
+  await fake.close();
   assert.equal(run.code, 8);
   assert.match(run.stderr, /SHA-256 mismatch/);
   assert.deepEqual(await listTree(local.path), []);
@@ -252,7 +240,7 @@ Deno.test("a client killed mid-upload leaves no file under the final name", asyn
     "the server to remove the temporary file",
   );
   assert.equal(await Deno.readTextFile(join(server.root, "big.bin")), "previous version");
-  assert.match(server.log(), /put big\.bin failed/);
+  await waitFor(() => /put big\.bin failed/.test(server.log()), 5000, "the failure to be logged");
 });
 
 Deno.test({

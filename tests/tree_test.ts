@@ -3,9 +3,8 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { DEFAULT_LIMITS, FrameType } from "../lib/frame.ts";
-import { FrameConn } from "../lib/frame_conn.ts";
-import { listTree, randomBytes, runClient, startServer, tempDir } from "./helpers.ts";
+import { FrameType, HEADER_SIZE } from "../lib/frame.ts";
+import { fakeServer, listTree, randomBytes, runClient, startServer, tempDir } from "./helpers.ts";
 
 /** Create a tree of `files` small files in nested directories, plus empty directories. */
 async function makeTree(root: string, files: number): Promise<void> {
@@ -232,55 +231,36 @@ Deno.test("a tree with some failures exits 10 and reports each failure", async (
 
 /** A server that lists whatever names it likes and serves "pwned" for any get. */
 function hostileServer(names: string[]) {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const served = (async () => {
-    for await (const conn of listener) {
-      const fc = new FrameConn(conn);
-      (async () => {
-        await fc.read();
-        await fc.sendMessage(FrameType.WELCOME, 0, {
-          version: 1,
-          agent: "hostile",
-          limits: DEFAULT_LIMITS,
-        });
-        for (;;) {
-          const frame = await fc.read();
-          if (!frame) break;
-          const req = JSON.parse(new TextDecoder().decode(frame.payload));
-          if (req.op === "ls" || req.op === "glob") {
-            const entries = names.map((name) => ({
-              name,
-              type: "file",
-              size: 5,
-              mtime: 0,
-              mode: 0o644,
-            }));
-            await fc.sendMessage(FrameType.REPLY, frame.id, { entries, more: false });
-          } else if (req.op === "get") {
-            const body = new TextEncoder().encode("pwned");
-            await fc.sendMessage(FrameType.REPLY, frame.id, { size: 5, mtime: 0, mode: 0o644 });
-            const buf = new Uint8Array(9 + 5);
-            buf.set(body, 9);
-            await fc.sendFramed(FrameType.DATA, frame.id, buf, 5);
-            const sha256 = createHash("sha256").update(body).digest("hex");
-            await fc.sendMessage(FrameType.END, frame.id, { sha256 });
-          } else if (req.op === "stat") {
-            const entry = { name: ".", type: "dir", size: 0, mtime: 0, mode: 0o755 };
-            await fc.sendMessage(FrameType.REPLY, frame.id, { entry });
-          } else {
-            await fc.sendMessage(FrameType.REPLY, frame.id, {});
-          }
-        }
-      })().catch(() => {}).finally(() => fc.close());
+  return fakeServer(async (fc) => {
+    for (;;) {
+      const frame = await fc.read();
+      if (!frame) return;
+      const req = JSON.parse(new TextDecoder().decode(frame.payload));
+      const reply = (msg: unknown) => fc.sendMessage(FrameType.REPLY, frame.id, msg);
+      if (req.op === "ls" || req.op === "glob") {
+        const entries = names.map((name) => ({
+          name,
+          type: "file",
+          size: 5,
+          mtime: 0,
+          mode: 0o644,
+        }));
+        await reply({ entries, more: false });
+      } else if (req.op === "stat") {
+        await reply({ entry: { name: ".", type: "dir", size: 0, mtime: 0, mode: 0o755 } });
+      } else if (req.op === "get") {
+        const body = new TextEncoder().encode("pwned");
+        await reply({ size: 5, mtime: 0, mode: 0o644 });
+        const buf = new Uint8Array(HEADER_SIZE + 5);
+        buf.set(body, HEADER_SIZE);
+        await fc.sendFramed(FrameType.DATA, frame.id, buf, 5);
+        const sha256 = createHash("sha256").update(body).digest("hex");
+        await fc.sendMessage(FrameType.END, frame.id, { sha256 });
+      } else {
+        await reply({});
+      }
     }
-  })();
-  return {
-    address: `127.0.0.1:${listener.addr.port}`,
-    async close() {
-      listener.close();
-      await served.catch(() => {});
-    },
-  };
+  });
 }
 
 Deno.test("names from a hostile server can never escape the local destination", async () => {
