@@ -179,24 +179,26 @@ export class Reporter {
   }
 
   #draw(force: boolean): void {
-    if (this.#mode !== "human" || !this.#sink.tty || !this.#current) return;
+    const file = this.#current;
+    if (this.#mode !== "human" || !this.#sink.tty || !file) return;
     const now = performance.now();
     if (!force && now - this.#lastDraw < 100) return;
     this.#lastDraw = now;
     const seconds = (now - this.#started) / 1000;
-    const done = this.#doneBytes + this.#current.bytes;
+    const done = this.#doneBytes + file.bytes;
     const rate = seconds > 0 ? done / seconds : 0;
-    const total = Math.max(this.#totalBytes, done);
+    // A single get learns its size only from the reply: the file's own size counts then.
+    const total = Math.max(this.#totalBytes, this.#doneBytes + file.size);
     const eta = rate > 0 ? (total - done) / rate : Infinity;
-    const count = this.#totalFiles > 1
-      ? `[${this.#files + this.#skipped + this.#failed + 1}/${this.#totalFiles}] `
-      : "";
-    const name = escapeName(this.#current.path);
+    const name = escapeName(file.path);
     const shown = name.length > 40 ? `…${name.slice(-39)}` : name;
+    const own = `${formatBytes(file.bytes)} / ${formatBytes(file.size)}`;
+    const overall = this.#totalFiles > 1
+      ? `[${this.#files + this.#skipped + this.#failed + 1}/${this.#totalFiles}] ${shown}  ${own}` +
+        `  total ${formatBytes(done)} / ${formatBytes(total)}`
+      : `${shown}  ${own}`;
     this.#sink.draw(
-      `\r\x1b[K${count}${shown}  ${formatBytes(done)} / ${formatBytes(total)}  ${
-        formatBytes(rate)
-      }/s  ETA ${formatDuration(eta)}`,
+      `\r\x1b[K${overall}  ${formatBytes(rate)}/s  ETA ${formatDuration(eta)}`,
     );
     this.#drawn = true;
   }
