@@ -26,11 +26,19 @@ export {
   DEFAULT_ADDRESS,
   FerryClient,
   parseAddress,
+  type TransferOptions,
   type TransferResult,
 } from "./lib/client.ts";
-export { DEFAULT_PORT, type FerryServer, serve, type ServeOptions } from "./lib/server.ts";
-export type { Entry, EntryType } from "./lib/commands.ts";
+export {
+  type CloseOptions,
+  DEFAULT_PORT,
+  type FerryServer,
+  serve,
+  type ServeOptions,
+} from "./lib/server.ts";
+export type { Entry, EntryType, SumReply, Welcome } from "./lib/commands.ts";
+export type { FrameLimits } from "./lib/frame.ts";
 export { type ErrorCode, EXIT_CODES, FerryError } from "./lib/errors.ts";
 export { LocalStorage } from "./lib/local_storage.ts";
-export type { ReadHandle, Storage, Upload } from "./lib/storage.ts";
+export type { ReadHandle, Storage, Upload, UploadOptions } from "./lib/storage.ts";
 export { VERSION } from "./lib/version.ts";

@@ -36,7 +36,9 @@ const RECEIVE_BUFFER = 2 * 1024 * 1024;
 
 /** A host and port to connect to. */
 export interface Address {
+  /** Host name or IP address. */
   hostname: string;
+  /** TCP port. */
   port: number;
 }
 

@@ -6,27 +6,19 @@
  * @module
  */
 
-import { basename, join } from "node:path";
 import { parseArgs } from "node:util";
-import {
-  type BatchOptions,
-  deleteExtraneous,
-  localPathFor,
-  type Plan,
-  planGet,
-  planPut,
-  transferPlan,
-} from "./batch.ts";
+import { removeLiveTempFiles } from "./atomic_file.ts";
+import { type BatchOptions, deleteExtraneous, type Plan, transferPlan } from "./batch.ts";
 import { connect, DEFAULT_ADDRESS, type FerryClient } from "./client.ts";
 import type { Entry } from "./commands.ts";
 import { EXIT_CODES, exitCodeFor, FerryError, toFerryError } from "./errors.ts";
-import { expandGlob, hasGlob } from "./glob.ts";
+import { byName, longLine, permissions } from "./listing_format.ts";
 import { walkLocal } from "./local_storage.ts";
-import { removeLiveTempFiles } from "./atomic_file.ts";
-import { onStopSignal } from "./signals.ts";
 import { escapeName, normalizePath } from "./path_jail.ts";
 import { formatBytes, type OutputMode, Reporter, type Sink } from "./report.ts";
 import { splitWords } from "./shell_words.ts";
+import { onStopSignal } from "./signals.ts";
+import { planGetArgs, planPutArgs } from "./targets.ts";
 import { VERSION } from "./version.ts";
 
 type Flag = { type: "boolean"; short?: string } | { type: "string"; short?: string };
@@ -64,7 +56,7 @@ interface Command {
   flags?: Record<string, Flag>;
   shellOnly?: boolean;
   /** Returns an exit status when it is not simply 0. */
-  run(ctx: Context, args: string[], flags: Values): Promise<number | void>;
+  run(ctx: Context, args: string[], flags: Values): number | void | Promise<number | void>;
 }
 
 const consoleSink: Sink = {
@@ -73,25 +65,6 @@ const consoleSink: Sink = {
   draw: (text) => void Deno.stderr.writeSync(new TextEncoder().encode(text)),
   tty: Deno.stderr.isTerminal(),
 };
-
-const TYPE_CHAR: Record<Entry["type"], string> = { file: "-", dir: "d", symlink: "l", other: "?" };
-
-function permissions(mode: number): string {
-  const bits = "rwxrwxrwx";
-  let out = "";
-  for (let i = 0; i < 9; i++) out += mode & (1 << (8 - i)) ? bits[i] : "-";
-  return out;
-}
-
-function longLine(e: Entry): string {
-  const time = new Date(e.mtime).toISOString().slice(0, 16).replace("T", " ");
-  const size = String(e.size).padStart(12);
-  return `${TYPE_CHAR[e.type]}${permissions(e.mode)} ${size} ${time} ${escapeName(e.name)}`;
-}
-
-function byName(a: Entry, b: Entry): number {
-  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
-}
 
 const TRANSFER_FLAGS: Record<string, Flag> = {
   recursive: { type: "boolean", short: "r" },
@@ -152,7 +125,9 @@ const COMMANDS: Record<string, Command> = {
     flags: TRANSFER_FLAGS,
     async run(ctx, [remote, local], flags) {
       const client = await ctx.client();
-      const plan = await planGetArgs(client, ctx.remote(remote), local, Boolean(flags.recursive));
+      const plan = await planGetArgs(client, ctx.remote(remote), local, {
+        recursive: Boolean(flags.recursive),
+      });
       return await runPlan(ctx, client, "get", plan, batchOptions(flags));
     },
   },
@@ -170,7 +145,10 @@ const COMMANDS: Record<string, Command> = {
       const [sources, target] = args.length > 2
         ? [args.slice(0, -1), `${args.at(-1)!.replace(/\/+$/, "")}/`]
         : [[args[0]], args[1]];
-      const plan = await planPutArgs(sources, target, Boolean(flags.recursive), ctx);
+      const plan = await planPutArgs(sources, target, {
+        recursive: Boolean(flags.recursive),
+        remote: ctx.remote,
+      });
       const options = batchOptions(flags);
       if (options.delete && plan.treeRoot === undefined) {
         throw new FerryError("USAGE", "--delete goes with put -r and one source directory");
@@ -239,8 +217,7 @@ const COMMANDS: Record<string, Command> = {
     min: 0,
     max: 0,
     shellOnly: true,
-    // deno-lint-ignore require-await
-    async run(ctx) {
+    run(ctx) {
       ctx.sink.out(`/${escapeName(ctx.cwd)}`);
     },
   },
@@ -250,8 +227,7 @@ const COMMANDS: Record<string, Command> = {
     min: 1,
     max: 1,
     shellOnly: true,
-    // deno-lint-ignore require-await
-    async run(_ctx, [path]) {
+    run(_ctx, [path]) {
       try {
         Deno.chdir(path);
       } catch (err) {
@@ -265,8 +241,7 @@ const COMMANDS: Record<string, Command> = {
     min: 0,
     max: 0,
     shellOnly: true,
-    // deno-lint-ignore require-await
-    async run(ctx) {
+    run(ctx) {
       ctx.sink.out(escapeName(Deno.cwd()));
     },
   },
@@ -298,116 +273,6 @@ const INTERRUPTED = 130;
 
 /** Names that end the interactive shell. */
 const SHELL_EXIT = new Set(["close", "quit", "exit"]);
-
-function baseName(path: string): string {
-  const name = basename(path);
-  if (name === "" || name === "." || name === "..") {
-    throw new FerryError("USAGE", `cannot name a local file after ${escapeName(path)}`);
-  }
-  return name;
-}
-
-/** Where a downloaded file goes: LOCAL, LOCAL/NAME if it is a directory or ends in /, ./NAME. */
-async function localTarget(remote: string, local: string | undefined): Promise<string> {
-  const name = baseName(remote);
-  if (local === undefined) return name;
-  if (local.endsWith("/")) return join(local, name);
-  const info = await Deno.stat(local).catch(() => undefined);
-  return info?.isDirectory ? join(local, name) : local;
-}
-
-async function planGetArgs(
-  client: FerryClient,
-  remote: string,
-  local: string | undefined,
-  recursive: boolean,
-): Promise<Plan> {
-  if (hasGlob(remote)) {
-    const dir = local ?? ".";
-    const plan: Plan = { dirs: [], files: [], skipped: [] };
-    const matches = await client.glob(remote);
-    if (matches.length === 0) throw new FerryError("NOT_FOUND", `no match: ${escapeName(remote)}`);
-    for (const e of matches) {
-      const to = localPathFor(dir, baseName(e.name));
-      if (e.type === "file") plan.files.push({ from: e.name, to, size: e.size });
-      else if (e.type === "dir" && recursive) merge(plan, await planGet(client, e.name, to));
-      else plan.skipped.push({ op: "get", path: e.name, bytes: 0, seconds: 0, skipped: e.type });
-    }
-    return plan;
-  }
-  if (recursive) {
-    const target = local === undefined
-      ? baseName(remote)
-      : local.endsWith("/")
-      ? join(local, baseName(remote))
-      : local;
-    return await planGet(client, remote, target);
-  }
-  const to = await localTarget(remote, local);
-  // Size is learned from the reply; the progress total follows it.
-  return { dirs: [], files: [{ from: remote, to, size: 0 }], skipped: [] };
-}
-
-function merge(into: Plan, from: Plan): void {
-  into.dirs.push(...from.dirs);
-  into.files.push(...from.files);
-  into.skipped.push(...from.skipped);
-}
-
-async function planPutArgs(
-  sources: string[],
-  target: string | undefined,
-  recursive: boolean,
-  ctx: Context,
-): Promise<{ plan: Plan; treeRoot?: string }> {
-  const locals: string[] = [];
-  for (const source of sources) {
-    if (!hasGlob(source)) {
-      locals.push(source);
-      continue;
-    }
-    const absolute = source.startsWith("/");
-    const base = absolute ? "/" : ".";
-    const list = (dir: string) => walkLocal(join(base, dir), false);
-    const before = locals.length;
-    for await (const { path } of expandGlob(source, list)) {
-      locals.push(absolute ? `/${path}` : path);
-    }
-    if (locals.length === before) {
-      throw new FerryError("NOT_FOUND", `no match: ${escapeName(source)}`);
-    }
-  }
-  // Several sources always go into a directory.
-  const intoDir = locals.length > 1 || sources.some(hasGlob);
-  const dest = (local: string) => {
-    if (target === undefined || target === "") return ctx.remote(baseName(local));
-    if (target.endsWith("/") || intoDir) {
-      return ctx.remote(`${target.replace(/\/+$/, "")}/${baseName(local)}`);
-    }
-    return ctx.remote(target);
-  };
-  const plan: Plan = { dirs: [], files: [], skipped: [] };
-  let treeRoot: string | undefined;
-  for (const local of locals) {
-    let info: Deno.FileInfo;
-    try {
-      info = await Deno.stat(local);
-    } catch (err) {
-      throw toFerryError(err, escapeName(local));
-    }
-    if (info.isDirectory) {
-      if (!recursive) {
-        plan.skipped.push({ op: "put", path: local, bytes: 0, seconds: 0, skipped: "directory" });
-        continue;
-      }
-      treeRoot = normalizePath(dest(local));
-      merge(plan, await planPut(local, treeRoot));
-    } else {
-      plan.files.push({ from: local, to: dest(local), size: info.size });
-    }
-  }
-  return { plan, treeRoot: locals.length === 1 ? treeRoot : undefined };
-}
 
 /** Run a plan with a reporter; the exit status says whether anything failed. */
 async function runPlan(

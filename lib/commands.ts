@@ -127,7 +127,9 @@ export type EntryType = "file" | "dir" | "symlink" | "other";
 export interface Entry {
   /** Name, or path relative to the listed directory in recursive listings. */
   name: string;
+  /** File, directory, symlink (never followed) or anything else. */
   type: EntryType;
+  /** Size in bytes. */
   size: number;
   /** Modification time, milliseconds since the epoch (0 when unknown). */
   mtime: number;
@@ -150,7 +152,9 @@ export interface GetReply {
 
 /** The REPLY to `sum`. */
 export interface SumReply {
+  /** Lowercase hex SHA-256 of the file. */
   sha256: string;
+  /** Size in bytes that was hashed. */
   size: number;
 }
 

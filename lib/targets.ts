@@ -1,0 +1,144 @@
+/**
+ * Where files go: turning what the user typed (`get REMOTE [LOCAL]`,
+ * `put LOCAL... [REMOTE]`, globs, `-r`) into a {@linkcode Plan} of
+ * directories and file jobs.
+ *
+ * @module
+ */
+
+import { basename, join } from "node:path";
+import { localPathFor, type Plan, planGet, planPut } from "./batch.ts";
+import type { FerryClient } from "./client.ts";
+import { FerryError, toFerryError } from "./errors.ts";
+import { expandGlob, hasGlob } from "./glob.ts";
+import { walkLocal } from "./local_storage.ts";
+import { escapeName, normalizePath } from "./path_jail.ts";
+
+/** The last component of `path`, which must name something (not `""`, `.` or `..`). */
+export function baseName(path: string): string {
+  const name = basename(path);
+  if (name === "" || name === "." || name === "..") {
+    throw new FerryError("USAGE", `cannot name a local file after ${escapeName(path)}`);
+  }
+  return name;
+}
+
+/** Where a downloaded file goes: LOCAL, LOCAL/NAME if it is a directory or ends in /, ./NAME. */
+async function localTarget(remote: string, local: string | undefined): Promise<string> {
+  const name = baseName(remote);
+  if (local === undefined) return name;
+  if (local.endsWith("/")) return join(local, name);
+  const info = await Deno.stat(local).catch(() => undefined);
+  return info?.isDirectory ? join(local, name) : local;
+}
+
+/**
+ * Plan a `get`: one file, a server-side glob's matches, or with `recursive` a tree.
+ * `local` is the destination as typed, if any.
+ */
+export async function planGetArgs(
+  client: FerryClient,
+  remote: string,
+  local: string | undefined,
+  options: { recursive: boolean },
+): Promise<Plan> {
+  const { recursive } = options;
+  if (hasGlob(remote)) {
+    const dir = local ?? ".";
+    const plan: Plan = { dirs: [], files: [], skipped: [] };
+    const matches = await client.glob(remote);
+    if (matches.length === 0) throw new FerryError("NOT_FOUND", `no match: ${escapeName(remote)}`);
+    for (const e of matches) {
+      const to = localPathFor(dir, baseName(e.name));
+      if (e.type === "file") plan.files.push({ from: e.name, to, size: e.size });
+      else if (e.type === "dir" && recursive) merge(plan, await planGet(client, e.name, to));
+      else plan.skipped.push({ op: "get", path: e.name, bytes: 0, seconds: 0, skipped: e.type });
+    }
+    return plan;
+  }
+  if (recursive) {
+    const target = local === undefined
+      ? baseName(remote)
+      : local.endsWith("/")
+      ? join(local, baseName(remote))
+      : local;
+    return await planGet(client, remote, target);
+  }
+  const to = await localTarget(remote, local);
+  // Size is learned from the reply; the progress total follows it.
+  return { dirs: [], files: [{ from: remote, to, size: 0 }], skipped: [] };
+}
+
+function merge(into: Plan, from: Plan): void {
+  into.dirs.push(...from.dirs);
+  into.files.push(...from.files);
+  into.skipped.push(...from.skipped);
+}
+
+/** Options for {@linkcode planPutArgs}. */
+export interface PutArgsOptions {
+  /** Upload directories as trees. */
+  recursive: boolean;
+  /** Make a remote path root-relative (the shell's working directory). */
+  remote: (path: string) => string;
+}
+
+/**
+ * Plan a `put` of `sources` (files, local globs, or with `recursive`
+ * directories) to `target` as typed. `treeRoot` is the remote directory of
+ * a single tree, for `--delete`.
+ */
+export async function planPutArgs(
+  sources: string[],
+  target: string | undefined,
+  options: PutArgsOptions,
+): Promise<{ plan: Plan; treeRoot?: string }> {
+  const { recursive, remote } = options;
+  const locals: string[] = [];
+  for (const source of sources) {
+    if (!hasGlob(source)) {
+      locals.push(source);
+      continue;
+    }
+    const absolute = source.startsWith("/");
+    const base = absolute ? "/" : ".";
+    const list = (dir: string) => walkLocal(join(base, dir), false);
+    const before = locals.length;
+    for await (const { path } of expandGlob(source, list)) {
+      locals.push(absolute ? `/${path}` : path);
+    }
+    if (locals.length === before) {
+      throw new FerryError("NOT_FOUND", `no match: ${escapeName(source)}`);
+    }
+  }
+  // Several sources always go into a directory.
+  const intoDir = locals.length > 1 || sources.some(hasGlob);
+  const dest = (local: string) => {
+    if (target === undefined || target === "") return remote(baseName(local));
+    if (target.endsWith("/") || intoDir) {
+      return remote(`${target.replace(/\/+$/, "")}/${baseName(local)}`);
+    }
+    return remote(target);
+  };
+  const plan: Plan = { dirs: [], files: [], skipped: [] };
+  let treeRoot: string | undefined;
+  for (const local of locals) {
+    let info: Deno.FileInfo;
+    try {
+      info = await Deno.stat(local);
+    } catch (err) {
+      throw toFerryError(err, escapeName(local));
+    }
+    if (info.isDirectory) {
+      if (!recursive) {
+        plan.skipped.push({ op: "put", path: local, bytes: 0, seconds: 0, skipped: "directory" });
+        continue;
+      }
+      treeRoot = normalizePath(dest(local));
+      merge(plan, await planPut(local, treeRoot));
+    } else {
+      plan.files.push({ from: local, to: dest(local), size: info.size });
+    }
+  }
+  return { plan, treeRoot: locals.length === 1 ? treeRoot : undefined };
+}
