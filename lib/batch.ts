@@ -40,6 +40,8 @@ export interface BatchOptions {
   sync?: boolean;
   /** After a tree upload, remove remote entries the local tree does not have. */
   delete?: boolean;
+  /** How many more times to try a file whose connection failed (default 0). */
+  retries?: number;
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -158,12 +160,24 @@ async function hashLocal(path: string, buf: Uint8Array): Promise<string | undefi
 
 type Direction = "put" | "get";
 
+/** Whether an error may go away by connecting again: the connection, not the request, failed. */
+export function isRetriable(err: FerryError): boolean {
+  return err.code === "CONNECT" || err.code === "TIMEOUT" || err.code === "BUSY";
+}
+
+/** Pause before attempt `attempt + 1`: 0.5 s, 1 s, 2 s, ... up to 10 s. */
+export function backoffMs(attempt: number): number {
+  return Math.min(10_000, 500 * 2 ** (attempt - 1));
+}
+
 /**
  * Move `plan`'s files in one direction, `WINDOW` requests in flight,
  * reporting each outcome. Directories are created first (empty ones too).
+ * Files that fail because the connection did are retried on a new one
+ * (`client()` reconnects), up to `options.retries` more times, with backoff.
  */
 export async function transferPlan(
-  client: FerryClient,
+  client: () => Promise<FerryClient>,
   direction: Direction,
   plan: Plan,
   reporter: Reporter,
@@ -172,9 +186,10 @@ export async function transferPlan(
   checkDistinct(plan);
   for (const skipped of plan.skipped) reporter.result(skipped);
   // Directories first, so that empty ones exist too; a failure is reported and the rest go on.
+  const first = await client();
   await runPool(plan.dirs, WINDOW, async (dir) => {
     try {
-      if (direction === "put") await client.mkdir(dir, { parents: true });
+      if (direction === "put") await first.mkdir(dir, { parents: true });
       else await Deno.mkdir(dir, { recursive: true });
     } catch (err) {
       reporter.result({
@@ -188,39 +203,57 @@ export async function transferPlan(
   });
   reporter.plan(plan.files.length, plan.files.reduce((n, f) => n + f.size, 0));
   const buffers: Uint8Array[] = [];
-  await runPool(plan.files, WINDOW, async (job, worker) => {
-    const path = direction === "put" ? job.to : job.from;
-    const started = performance.now();
-    const outcome = (fields: Partial<Outcome>): Outcome => ({
-      op: direction,
-      path,
-      bytes: 0,
-      seconds: (performance.now() - started) / 1000,
-      ...fields,
-    });
+  const retries = options.retries ?? 0;
+  let jobs = plan.files;
+  for (let attempt = 1; jobs.length > 0; attempt++) {
+    const retry: FileJob[] = [];
+    let conn: FerryClient;
     try {
-      // Known to exist locally: skip before moving a byte (the atomic link still guards the race).
-      if (direction === "get" && options.noClobber && await exists(job.to)) {
-        return reporter.result(outcome({ skipped: "exists" }));
-      }
-      if (options.sync) {
-        const buf = buffers[worker] ??= new Uint8Array(256 * 1024);
-        const sha256 = await sameContent(client, direction, job, buf);
-        if (sha256) return reporter.result(outcome({ sha256, skipped: "unchanged" }));
-      }
-      const transfer: TransferOptions = { noClobber: options.noClobber, ...reporter.track(path) };
-      const r: TransferResult = direction === "put"
-        ? await client.put(job.from, job.to, transfer)
-        : await client.get(job.from, job.to, transfer);
-      reporter.result(outcome({ bytes: r.bytes, sha256: r.sha256, seconds: r.seconds }));
+      conn = await client();
     } catch (err) {
       const e = toFerryError(err);
-      if (e.code === "EXISTS" && options.noClobber) {
-        return reporter.result(outcome({ skipped: "exists" }));
-      }
-      reporter.result(outcome({ error: e }));
+      if (!isRetriable(e) || attempt > retries) throw e;
+      await new Promise((r) => setTimeout(r, backoffMs(attempt)));
+      continue;
     }
-  });
+    await runPool(jobs, WINDOW, async (job, worker) => {
+      const path = direction === "put" ? job.to : job.from;
+      const started = performance.now();
+      const outcome = (fields: Partial<Outcome>): Outcome => ({
+        op: direction,
+        path,
+        bytes: 0,
+        seconds: (performance.now() - started) / 1000,
+        attempts: attempt,
+        ...fields,
+      });
+      try {
+        // Known to exist locally: skip before moving a byte (the atomic link still guards the race).
+        if (direction === "get" && options.noClobber && await exists(job.to)) {
+          return reporter.result(outcome({ skipped: "exists" }));
+        }
+        if (options.sync) {
+          const buf = buffers[worker] ??= new Uint8Array(256 * 1024);
+          const sha256 = await sameContent(conn, direction, job, buf);
+          if (sha256) return reporter.result(outcome({ sha256, skipped: "unchanged" }));
+        }
+        const transfer: TransferOptions = { noClobber: options.noClobber, ...reporter.track(path) };
+        const r: TransferResult = direction === "put"
+          ? await conn.put(job.from, job.to, transfer)
+          : await conn.get(job.from, job.to, transfer);
+        reporter.result(outcome({ bytes: r.bytes, sha256: r.sha256, seconds: r.seconds }));
+      } catch (err) {
+        const e = toFerryError(err);
+        if (e.code === "EXISTS" && options.noClobber) {
+          return reporter.result(outcome({ skipped: "exists" }));
+        }
+        if (isRetriable(e) && attempt <= retries) return void retry.push(job);
+        reporter.result(outcome({ error: e }));
+      }
+    });
+    if (retry.length > 0) await new Promise((r) => setTimeout(r, backoffMs(attempt)));
+    jobs = retry;
+  }
 }
 
 /**

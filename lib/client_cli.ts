@@ -8,7 +8,14 @@
 
 import { parseArgs } from "node:util";
 import { removeLiveTempFiles } from "./atomic_file.ts";
-import { type BatchOptions, deleteExtraneous, type Plan, transferPlan } from "./batch.ts";
+import {
+  backoffMs,
+  type BatchOptions,
+  deleteExtraneous,
+  isRetriable,
+  type Plan,
+  transferPlan,
+} from "./batch.ts";
 import { connect, DEFAULT_ADDRESS, type FerryClient } from "./client.ts";
 import type { Entry } from "./commands.ts";
 import { EXIT_CODES, exitCodeFor, FerryError, toFerryError } from "./errors.ts";
@@ -30,10 +37,15 @@ const OUTPUT_FLAGS: Record<string, Flag> = {
   quiet: { type: "boolean", short: "q" },
 };
 
+/** Global options whose value is the next argument (unless given as `--opt=value`). */
+const TAKES_VALUE = new Set(["-s", "--server", "--retries", "--timeout"]);
+
 /** Options only the command line (not the shell) accepts, before the command. */
 const GLOBAL_FLAGS: Record<string, Flag> = {
   ...OUTPUT_FLAGS,
   server: { type: "string", short: "s" },
+  retries: { type: "string" },
+  timeout: { type: "string" },
   help: { type: "boolean", short: "h" },
   version: { type: "boolean", short: "V" },
 };
@@ -44,6 +56,8 @@ interface Context {
   remote(path: string): string;
   sink: Sink;
   mode: OutputMode;
+  /** How many more times to try after the connection fails. */
+  retries: number;
   /** Shell state: the remote working directory ("" is the root). */
   cwd: string;
 }
@@ -72,8 +86,9 @@ const TRANSFER_FLAGS: Record<string, Flag> = {
   sync: { type: "boolean" },
 };
 
-function batchOptions(flags: Values): BatchOptions {
+function batchOptions(ctx: Context, flags: Values): BatchOptions {
   return {
+    retries: ctx.retries,
     noClobber: Boolean(flags["no-clobber"]),
     sync: Boolean(flags.sync),
     delete: Boolean(flags.delete),
@@ -124,11 +139,10 @@ const COMMANDS: Record<string, Command> = {
     max: 2,
     flags: TRANSFER_FLAGS,
     async run(ctx, [remote, local], flags) {
-      const client = await ctx.client();
-      const plan = await planGetArgs(client, ctx.remote(remote), local, {
+      const plan = await planGetArgs(await ctx.client(), ctx.remote(remote), local, {
         recursive: Boolean(flags.recursive),
       });
-      return await runPlan(ctx, client, "get", plan, batchOptions(flags));
+      return await runPlan(ctx, "get", plan, batchOptions(ctx, flags));
     },
   },
   put: {
@@ -141,7 +155,6 @@ const COMMANDS: Record<string, Command> = {
       if (flags.delete && (!flags.recursive || args.length > 2)) {
         throw new FerryError("USAGE", "--delete goes with put -r and one source directory");
       }
-      const client = await ctx.client();
       const [sources, target] = args.length > 2
         ? [args.slice(0, -1), `${args.at(-1)!.replace(/\/+$/, "")}/`]
         : [[args[0]], args[1]];
@@ -149,12 +162,13 @@ const COMMANDS: Record<string, Command> = {
         recursive: Boolean(flags.recursive),
         remote: ctx.remote,
       });
-      const options = batchOptions(flags);
+      const options = batchOptions(ctx, flags);
       if (options.delete && plan.treeRoot === undefined) {
         throw new FerryError("USAGE", "--delete goes with put -r and one source directory");
       }
-      return await runPlan(ctx, client, "put", plan.plan, options, async (reporter) => {
-        if (options.delete) await deleteExtraneous(client, plan.treeRoot!, plan.plan, reporter);
+      return await runPlan(ctx, "put", plan.plan, options, async (reporter) => {
+        if (!options.delete) return;
+        await deleteExtraneous(await ctx.client(), plan.treeRoot!, plan.plan, reporter);
       });
     },
   },
@@ -277,14 +291,13 @@ const SHELL_EXIT = new Set(["close", "quit", "exit"]);
 /** Run a plan with a reporter; the exit status says whether anything failed. */
 async function runPlan(
   ctx: Context,
-  client: FerryClient,
   direction: "get" | "put",
   plan: Plan,
   options: BatchOptions,
   after?: (reporter: Reporter) => Promise<void>,
 ): Promise<number> {
   const reporter = new Reporter(ctx.mode, ctx.sink);
-  await transferPlan(client, direction, plan, reporter, options);
+  await transferPlan(ctx.client, direction, plan, reporter, options);
   await after?.(reporter);
   const many = plan.files.length + plan.dirs.length > 1;
   if (many || ctx.mode === "json") reporter.summary(direction);
@@ -320,6 +333,10 @@ export function helpText(shell = false): string {
     "",
     "Options:",
     `  -s, --server HOST:PORT  server address (env FERRY_SERVER; default ${DEFAULT_ADDRESS})`,
+    "      --retries N         retry after a lost connection N times, with backoff",
+    "                          (env FERRY_RETRIES; default 3; 0: never)",
+    "      --timeout SECONDS   give up connecting, or on a request that stalls, after this long",
+    "                          (env FERRY_TIMEOUT; default 120; 0: never)",
     "      --json              one JSON object per line per result, and a summary",
     "  -q, --quiet             no progress, no summaries; only errors",
     "  -h, --help              show this help",
@@ -340,6 +357,10 @@ export function helpText(shell = false): string {
 /** Parsed command line. */
 export interface ClientArgs {
   server: string;
+  /** Retries after a lost connection (one-shot commands and each file of a batch). */
+  retries: number;
+  /** Connect and stall timeout, ms (0 = never). */
+  timeoutMs: number;
   mode: OutputMode;
   help: boolean;
   version: boolean;
@@ -386,17 +407,38 @@ export function parseClientArgs(
       i++;
       break;
     }
-    if (argv[i] === "-s" || argv[i] === "--server") i++;
+    if (TAKES_VALUE.has(argv[i])) i++;
     i++;
   }
   const { values } = parseFlags(argv.slice(0, i), GLOBAL_FLAGS);
   return {
     server: (values.server as string | undefined) ?? env.FERRY_SERVER ?? DEFAULT_ADDRESS,
+    retries: wholeNumber("--retries", (values.retries as string) ?? env.FERRY_RETRIES ?? "3"),
+    timeoutMs: 1000 *
+      seconds("--timeout", (values.timeout as string) ?? env.FERRY_TIMEOUT ?? "120"),
     mode: outputMode(values),
     help: Boolean(values.help),
     version: Boolean(values.version),
     command: argv.slice(i),
   };
+}
+
+function wholeNumber(flag: string, text: string): number {
+  if (!/^\d{1,3}$/.test(text)) {
+    throw new FerryError(
+      "USAGE",
+      `${flag} takes a whole number up to 999, not ${JSON.stringify(text)}`,
+    );
+  }
+  return Number(text);
+}
+
+function seconds(flag: string, text: string): number {
+  const n = Number(text);
+  if (text.trim() === "" || !Number.isFinite(n) || n < 0 || n > 2_147_483) {
+    throw new FerryError("USAGE", `${flag} takes a number of seconds, not ${JSON.stringify(text)}`);
+  }
+  return n;
 }
 
 function findCommand(name: string, shell: boolean): Command {
@@ -419,7 +461,17 @@ async function runCommand(ctx: Context, words: string[], shell: boolean): Promis
   const saved = ctx.mode;
   if (values.json || values.quiet) ctx.mode = outputMode(values);
   try {
-    return await cmd.run(ctx, positionals, values) ?? 0;
+    // A lost connection is retried here, for whatever was not retried inside (a batch retries
+    // each file itself and reports; what reaches here failed before anything moved).
+    for (let attempt = 1;; attempt++) {
+      try {
+        return await cmd.run(ctx, positionals, values) ?? 0;
+      } catch (err) {
+        const e = toFerryError(err);
+        if (isBug(err) || !isRetriable(e) || attempt > ctx.retries) throw err;
+        await new Promise((r) => setTimeout(r, backoffMs(attempt)));
+      }
+    }
   } finally {
     ctx.mode = saved;
   }
@@ -444,15 +496,12 @@ function fail(sink: Sink, err: unknown): number {
 }
 
 /** A lazily (re)connecting session for one CLI run; `shell` enables the working directory. */
-function session(
-  server: string,
-  mode: OutputMode,
-  shell: boolean,
-): Context & { end(): Promise<void> } {
+function session(args: ClientArgs, shell: boolean): Context & { end(): Promise<void> } {
   let client: FerryClient | undefined;
   const ctx = {
     sink: consoleSink,
-    mode,
+    mode: args.mode,
+    retries: args.retries,
     cwd: "",
     remote(path: string) {
       // One-shot paths go as typed and the server judges them; the shell has a cwd and a "/".
@@ -461,7 +510,9 @@ function session(
       return ctx.cwd === "" ? path : path === "" ? ctx.cwd : `${ctx.cwd}/${path}`;
     },
     async client() {
-      if (!client || client.failure) client = await connect(server);
+      if (!client || client.failure) {
+        client = await connect(args.server, { timeoutMs: args.timeoutMs });
+      }
       return client;
     },
     async end() {
@@ -534,7 +585,7 @@ export async function main(argv: string[]): Promise<number> {
     console.log(`ferry ${VERSION}`);
     return 0;
   }
-  const ctx = session(args.server, args.mode, args.command.length === 0);
+  const ctx = session(args, args.command.length === 0);
   // Interrupted mid-transfer: leave no temporary file behind (the server drops its own).
   const unlisten = onStopSignal(() => {
     removeLiveTempFiles();

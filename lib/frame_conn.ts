@@ -118,7 +118,7 @@ export class FrameConn {
       const n = await this.#io(() => this.#conn.read(this.#decoder.space()));
       if (n === null) {
         if (this.#decoder.buffered === 0) return null;
-        throw new FerryError("PROTOCOL", "connection closed in the middle of a frame");
+        throw new FerryError("CONNECT", "connection lost in the middle of a frame");
       }
       this.#decoder.commit(n);
     }

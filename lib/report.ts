@@ -18,6 +18,8 @@ export interface Outcome {
   seconds: number;
   /** Why nothing was done, e.g. `unchanged`, `exists`, `symlink`. */
   skipped?: string;
+  /** Connections it took (more than 1 after a retry). */
+  attempts?: number;
   error?: FerryError;
 }
 
@@ -141,6 +143,7 @@ export class Reporter {
         sha256: o.sha256 ?? null,
         seconds: Number(o.seconds.toFixed(3)),
         skipped: o.skipped ?? null,
+        attempts: o.attempts ?? 1,
         ...(o.error ? { error: { code: o.error.code, message: o.error.message } } : {}),
       }));
     } else if (this.#mode === "human" && !o.error) {

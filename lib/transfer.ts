@@ -74,6 +74,9 @@ export async function sendBody(
       // half, used two rounds ago, is free again by the time it is refilled.
       await writing;
       writing = fc.sendFramed(FrameType.DATA, id, b, n);
+      // Mark it handled now: it may fail while the next read is pending, and an
+      // unhandled rejection ends the process. It is still awaited, and throws, below.
+      writing.catch(() => {});
       sent += n;
       options.onProgress?.(sent);
     }

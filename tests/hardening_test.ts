@@ -7,7 +7,9 @@ import { DEFAULT_LIMITS, FrameType, HEADER_SIZE } from "../lib/frame.ts";
 import { componentMatcher } from "../lib/glob.ts";
 import { LocalStorage } from "../lib/local_storage.ts";
 import type { FerryError } from "../lib/errors.ts";
+import { parseClientArgs } from "../lib/client_cli.ts";
 import {
+  cuttingProxy,
   fakeServer,
   listTree,
   rawSession,
@@ -281,4 +283,53 @@ Deno.test("review findings: get --sync of one file, get -r of a file, --delete m
   assert.equal(await Deno.readTextFile(join(local.path, "f.txt")), "mine");
   const after = server.log().split("\n").filter((l) => / get f\.txt /.test(l)).length;
   assert.equal(after, before, "nothing was downloaded");
+});
+
+Deno.test("a lost connection is retried with backoff, and --retries 0 gives up", async () => {
+  await using server = await startServer();
+  await using local = await tempDir();
+  const size = 4 * 1024 * 1024;
+  await writeRandomFile(join(server.root, "big.bin"), size);
+  await writeRandomFile(join(local.path, "up.bin"), size);
+  for (const args of [["get", "big.bin"], ["put", "up.bin", "up.bin"]]) {
+    const proxy = cuttingProxy(server.port, { cutAfter: 1024 * 1024, cuts: 1 });
+    const run = await runClient(proxy.address, ["--json", ...args], { cwd: local.path });
+    await proxy.close();
+    assert.equal(run.code, 0, run.stderr);
+    const line = JSON.parse(run.stdout.split("\n")[0]);
+    assert.equal(line.attempts, 2, run.stdout);
+    assert.equal(proxy.connections, 2);
+  }
+  assert.deepEqual(
+    await Deno.readFile(join(local.path, "big.bin")),
+    await Deno.readFile(join(server.root, "big.bin")),
+  );
+  assert.deepEqual(
+    await Deno.readFile(join(server.root, "up.bin")),
+    await Deno.readFile(join(local.path, "up.bin")),
+  );
+
+  await Deno.remove(join(local.path, "big.bin"));
+  const proxy = cuttingProxy(server.port, { cutAfter: 1024 * 1024, cuts: 5 });
+  const once = await runClient(proxy.address, ["--retries", "0", "get", "big.bin"], {
+    cwd: local.path,
+  });
+  await proxy.close();
+  assert.equal(once.code, 3, once.stderr);
+  assert.equal(proxy.connections, 1);
+  assert.deepEqual(await listTree(local.path), ["up.bin"], "no partial download left");
+  // A write that fails while the next chunk is being read once killed ferryd (unhandled rejection).
+  assert.equal((await runClient(server.address, ["ls"])).code, 0, "ferryd is still serving");
+});
+
+Deno.test("--retries and --timeout are parsed, also from the environment", () => {
+  const a = parseClientArgs(["--retries", "5", "--timeout", "2.5", "ls"], {});
+  assert.deepEqual([a.retries, a.timeoutMs, a.command], [5, 2500, ["ls"]]);
+  const b = parseClientArgs(["ls"], { FERRY_RETRIES: "0", FERRY_TIMEOUT: "0" });
+  assert.deepEqual([b.retries, b.timeoutMs], [0, 0]);
+  const c = parseClientArgs([], {});
+  assert.deepEqual([c.retries, c.timeoutMs], [3, 120_000]);
+  for (const bad of [["--retries", "-1"], ["--retries", "x"], ["--timeout", "soon"]]) {
+    assert.throws(() => parseClientArgs(bad, {}), (e: FerryError) => e.code === "USAGE");
+  }
 });

@@ -252,3 +252,60 @@ export function fakeServer(
     },
   };
 }
+
+/**
+ * A TCP proxy to `port` that cuts each of its first `cuts` connections after
+ * `cutAfter` bytes have gone through (either way), and passes later ones whole.
+ */
+export function cuttingProxy(port: number, options: { cutAfter: number; cuts: number }) {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  let connections = 0;
+  const pumps: Promise<unknown>[] = [];
+  const accepting = (async () => {
+    for await (const inbound of listener) {
+      const cut = connections++ < options.cuts;
+      const outbound = await Deno.connect({ hostname: "127.0.0.1", port });
+      let moved = 0;
+      const close = () => {
+        for (const c of [inbound, outbound]) {
+          try {
+            c.close();
+          } catch {
+            // Already closed.
+          }
+        }
+      };
+      const pump = async (from: Deno.Conn, to: Deno.Conn) => {
+        const buf = new Uint8Array(64 * 1024);
+        for (;;) {
+          const n = await from.read(buf);
+          if (n === null) break;
+          if (cut && moved + n > options.cutAfter) break;
+          moved += n;
+          let chunk = buf.subarray(0, n);
+          while (chunk.length) chunk = chunk.subarray(await to.write(chunk));
+        }
+      };
+      pumps.push(
+        Promise.race([pump(inbound, outbound), pump(outbound, inbound)]).catch(() => {}).finally(
+          close,
+        ),
+      );
+    }
+  })().catch((err) => console.error("proxy accept loop died:", err));
+  return {
+    address: `127.0.0.1:${listener.addr.port}`,
+    get connections() {
+      return connections;
+    },
+    async close() {
+      try {
+        listener.close();
+      } catch {
+        // Already closed.
+      }
+      await accepting;
+      await Promise.all(pumps);
+    },
+  };
+}
