@@ -25,7 +25,10 @@ export interface FileJob {
   size: number;
 }
 
-/** A tree, flattened: directories to create (parents first), files to move, things skipped. */
+/**
+ * A tree, flattened: directories to create (parents first), files to move,
+ * and outcomes known before anything moves (skipped entries, unreadable ones).
+ */
 export interface Plan {
   dirs: string[];
   files: FileJob[];
@@ -105,7 +108,11 @@ export async function planPut(localDir: string, remoteBase: string): Promise<Pla
   const plan: Plan = { dirs: [remoteBase], files: [], skipped: [] };
   const prefix = remoteBase === "" ? "" : `${remoteBase}/`;
   try {
-    for await (const e of walkLocal(localDir, true)) {
+    const onError = (path: string, err: unknown) => {
+      const error = toFerryError(err, `cannot read ${escapeName(join(localDir, path))}`);
+      plan.skipped.push({ op: "put", path: prefix + path, bytes: 0, seconds: 0, error });
+    };
+    for await (const e of walkLocal(localDir, { recursive: true, onError })) {
       const to = prefix + e.name;
       if (e.type === "dir") plan.dirs.push(to);
       else if (e.type === "file") {
@@ -212,9 +219,16 @@ export async function transferPlan(
       conn = await client();
     } catch (err) {
       const e = toFerryError(err);
-      if (!isRetriable(e) || attempt > retries) throw e;
-      await new Promise((r) => setTimeout(r, backoffMs(attempt)));
-      continue;
+      if (isRetriable(e) && attempt <= retries) {
+        await new Promise((r) => setTimeout(r, backoffMs(attempt)));
+        continue;
+      }
+      // Out of tries: every file still to go is a failure, reported like any other.
+      for (const job of jobs) {
+        const path = direction === "put" ? job.to : job.from;
+        reporter.result({ op: direction, path, bytes: 0, seconds: 0, attempts: attempt, error: e });
+      }
+      return;
     }
     await runPool(jobs, WINDOW, async (job, worker) => {
       const path = direction === "put" ? job.to : job.from;

@@ -269,7 +269,7 @@ const COMMANDS: Record<string, Command> = {
     async run(ctx, [path = "."], flags) {
       let entries: Entry[];
       try {
-        entries = await Array.fromAsync(walkLocal(path, false));
+        entries = await Array.fromAsync(walkLocal(path));
       } catch (err) {
         throw toFerryError(err, escapeName(path));
       }

@@ -34,26 +34,48 @@ export function toEntry(name: string, info: Deno.FileInfo): Entry {
   };
 }
 
+/** Options for {@linkcode walkLocal}. */
+export interface WalkOptions {
+  /** Descend into directories. */
+  recursive?: boolean;
+  /**
+   * Hears about an entry that could not be read (vanished, path too long, no
+   * permission) below the top directory; without it such entries are left out.
+   */
+  onError?: (path: string, err: unknown) => void;
+}
+
 /**
  * Entries below the directory `dir` on local disk, depth first, named by
  * path relative to it (with `/`). Symlinks are listed, never followed;
  * ferry's own temporary files are skipped.
  */
-export async function* walkLocal(dir: string, recursive: boolean): AsyncGenerator<Entry> {
+export async function* walkLocal(dir: string, options: WalkOptions = {}): AsyncGenerator<Entry> {
   const pending = [""];
   while (pending.length > 0) {
     const rel = pending.pop()!;
     const names: string[] = [];
-    for (const item of Deno.readDirSync(rel === "" ? dir : join(dir, rel))) {
-      if (!item.name.startsWith(RESERVED_PREFIX)) names.push(item.name);
+    try {
+      for (const item of Deno.readDirSync(rel === "" ? dir : join(dir, rel))) {
+        if (!item.name.startsWith(RESERVED_PREFIX)) names.push(item.name);
+      }
+    } catch (err) {
+      if (rel === "" || !options.onError) throw err;
+      options.onError(rel, err);
+      continue;
     }
     names.sort();
     for (const name of names) {
       const path = rel === "" ? name : `${rel}/${name}`;
-      const info = statOrUndefined(join(dir, path), true);
-      if (!info) continue;
+      let info: Deno.FileInfo;
+      try {
+        info = Deno.lstatSync(join(dir, path));
+      } catch (err) {
+        options.onError?.(path, err);
+        continue;
+      }
       yield toEntry(path, info);
-      if (recursive && info.isDirectory) pending.push(path);
+      if (options.recursive && info.isDirectory) pending.push(path);
     }
   }
 }
@@ -150,7 +172,7 @@ export class LocalStorage implements Storage {
       return;
     }
     try {
-      yield* walkLocal(full, options.recursive ?? false);
+      yield* walkLocal(full, { recursive: options.recursive });
     } catch (err) {
       throw toFerryError(err, `cannot list ${escapeName(path)}`);
     }

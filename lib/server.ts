@@ -276,10 +276,13 @@ class Session {
     return this.#busy;
   }
 
-  /** End the session once the request in flight is done; at once if there is none. */
+  /**
+   * End the session once the requests already received are done (a client
+   * pipelines many at once); at once if there are none.
+   */
   drain(): void {
     this.#draining = true;
-    if (!this.#busy) this.#fc.close();
+    if (!this.#busy && this.#fc.buffered === 0) this.#fc.close();
   }
 
   /** End the session now. */
@@ -295,7 +298,7 @@ class Session {
       this.#log(`${this.#peer} connected (${escapeName(agent)})`);
       this.#fc.setLimits(this.#welcome.limits);
       this.#fc.setTimeout(this.#idleTimeoutMs);
-      while (!this.#draining && await this.#next());
+      while ((!this.#draining || this.#fc.buffered > 0) && await this.#next());
     } catch (err) {
       const e = toFerryError(err);
       reason = `${e.code}: ${e.message}`;

@@ -102,7 +102,7 @@ export async function planPutArgs(
     }
     const absolute = source.startsWith("/");
     const base = absolute ? "/" : ".";
-    const list = (dir: string) => walkLocal(join(base, dir), false);
+    const list = (dir: string) => walkLocal(join(base, dir));
     const before = locals.length;
     for await (const { path } of expandGlob(source, list)) {
       locals.push(absolute ? `/${path}` : path);

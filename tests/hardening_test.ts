@@ -1,6 +1,7 @@
 /** Regression tests for what adversarial testing found: each names the attack it replays. */
 
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { connect, serve } from "../mod.ts";
 import { DEFAULT_LIMITS, FrameType, HEADER_SIZE } from "../lib/frame.ts";
@@ -332,4 +333,67 @@ Deno.test("--retries and --timeout are parsed, also from the environment", () =>
   for (const bad of [["--retries", "-1"], ["--retries", "x"], ["--timeout", "soon"]]) {
     assert.throws(() => parseClientArgs(bad, {}), (e: FerryError) => e.code === "USAGE");
   }
+});
+
+Deno.test("when reconnecting fails for good, every unsent file is reported and the summary printed", async () => {
+  await using server = await startServer();
+  await using local = await tempDir();
+  const src = join(local.path, "src");
+  await Deno.mkdir(src);
+  for (let i = 0; i < 50; i++) await writeRandomFile(join(src, `f${i}.bin`), 64 * 1024);
+  const proxy = cuttingProxy(server.port, { cutAfter: 512 * 1024, cuts: 1, acceptOnce: true });
+  const run = await runClient(proxy.address, ["--json", "--retries", "1", "put", "-r", src, "t"]);
+  await proxy.close();
+  assert.equal(run.code, 10, run.stderr);
+  const lines = run.stdout.trim().split("\n").map((l) => JSON.parse(l));
+  const summary = lines.at(-1);
+  assert.equal(summary.op, "summary");
+  assert.equal(summary.files + summary.failed, 50, JSON.stringify(summary));
+  assert.ok(summary.failed > 0);
+  assert.equal(lines.filter((l) => l.error?.code === "CONNECT").length, summary.failed);
+});
+
+Deno.test("put -r reports entries it cannot read instead of leaving them out", async () => {
+  await using local = await tempDir();
+  await using server = await startServer();
+  // Deeper than PATH_MAX from the top: built with relative steps, unreachable by full path.
+  const top = join(local.path, "deep");
+  await Deno.mkdir(top);
+  const cwd = Deno.cwd();
+  try {
+    Deno.chdir(top);
+    for (let i = 0; i < 150; i++) {
+      Deno.mkdirSync("d".repeat(30));
+      Deno.chdir("d".repeat(30));
+    }
+    Deno.writeTextFileSync("leaf.txt", "leaf");
+  } finally {
+    Deno.chdir(cwd);
+  }
+  const run = await runClient(server.address, ["--json", "put", "-r", top, "t"]);
+  assert.equal(run.code, 10, run.stderr);
+  const summary = JSON.parse(run.stdout.trim().split("\n").at(-1)!);
+  assert.ok(summary.failed >= 1, JSON.stringify(summary));
+  assert.match(run.stderr, /cannot read/);
+});
+
+Deno.test("a graceful shutdown finishes the requests already received, not just the current one", async () => {
+  await using server = await startServer({ args: ["--shutdown-grace", "20"] });
+  const fc = await rawSession(server.port);
+  const body = new TextEncoder().encode("hello");
+  const sha256 = createHash("sha256").update(body).digest("hex");
+  const buf = new Uint8Array(HEADER_SIZE + body.length);
+  buf.set(body, HEADER_SIZE);
+  for (let id = 1; id <= 20; id++) {
+    await fc.sendMessage(FrameType.REQUEST, id, { op: "put", path: `p${id}.txt`, size: 5 });
+    await fc.sendFramed(FrameType.DATA, id, buf, 5);
+    await fc.sendMessage(FrameType.END, id, { sha256 });
+  }
+  server.process.kill("SIGTERM");
+  let replies = 0;
+  while ((await fc.read().catch(() => null))?.type === FrameType.REPLY) replies++;
+  fc.close();
+  assert.equal((await server.process.status).code, 0);
+  assert.equal(replies, 20);
+  assert.equal((await listTree(server.root)).length, 20);
 });

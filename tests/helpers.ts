@@ -257,13 +257,18 @@ export function fakeServer(
  * A TCP proxy to `port` that cuts each of its first `cuts` connections after
  * `cutAfter` bytes have gone through (either way), and passes later ones whole.
  */
-export function cuttingProxy(port: number, options: { cutAfter: number; cuts: number }) {
+export function cuttingProxy(
+  port: number,
+  options: { cutAfter: number; cuts: number; acceptOnce?: boolean },
+) {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   let connections = 0;
   const pumps: Promise<unknown>[] = [];
   const accepting = (async () => {
     for await (const inbound of listener) {
       const cut = connections++ < options.cuts;
+      // A server that goes away for good: later connections are refused.
+      if (options.acceptOnce) listener.close();
       const outbound = await Deno.connect({ hostname: "127.0.0.1", port });
       let moved = 0;
       const close = () => {
