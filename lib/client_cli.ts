@@ -25,6 +25,7 @@ import { escapeName, normalizePath } from "./path_jail.ts";
 import { formatBytes, type OutputMode, Reporter, type Sink } from "./report.ts";
 import { splitWords } from "./shell_words.ts";
 import { onStopSignal } from "./signals.ts";
+import { suggest } from "./suggest.ts";
 import { planGetArgs, planPutArgs } from "./targets.ts";
 import { VERSION } from "./version.ts";
 
@@ -378,7 +379,13 @@ function parseFlags(args: string[], flags: Record<string, Flag>) {
     });
     return { values: { ...values } as Values, positionals };
   } catch (err) {
-    throw new FerryError("USAGE", (err as Error).message.split("\n")[0]);
+    // Node's wording goes on about "--" for positionals; the first sentence is the news.
+    const message = (err as Error).message.split("\n")[0].replace(/\. To specify .*$/, "");
+    const unknown = /^Unknown option '(-{1,2})([^']+)'/.exec(message);
+    const near = unknown && unknown[1] === "--"
+      ? suggest(unknown[2], Object.keys(flags))
+      : undefined;
+    throw new FerryError("USAGE", near ? `${message}; did you mean '--${near}'?` : message);
   }
 }
 
@@ -444,8 +451,10 @@ function seconds(flag: string, text: string): number {
 function findCommand(name: string, shell: boolean): Command {
   const cmd = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
   if (!cmd || (cmd.shellOnly && !shell)) {
-    const hint = shell ? "help" : "ferry --help";
-    throw new FerryError("USAGE", `unknown command: ${escapeName(name)} (try '${hint}')`);
+    const names = Object.keys(COMMANDS).filter((n) => shell || !COMMANDS[n].shellOnly);
+    const near = suggest(name, shell ? [...names, ...SHELL_EXIT] : names);
+    const hint = near ? `did you mean '${near}'?` : `try '${shell ? "help" : "ferry --help"}'`;
+    throw new FerryError("USAGE", `unknown command: ${escapeName(name)} (${hint})`);
   }
   return cmd;
 }

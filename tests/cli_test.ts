@@ -6,6 +6,7 @@ import { parseClientArgs } from "../lib/client_cli.ts";
 import { parseServerArgs } from "../lib/server_cli.ts";
 import { parseAddress } from "../lib/client.ts";
 import { FerryError } from "../lib/errors.ts";
+import { suggest } from "../lib/suggest.ts";
 import { listTree, runClient, startServer, tempDir } from "./helpers.ts";
 
 Deno.test("the piped interactive shell runs commands in order", async () => {
@@ -151,4 +152,19 @@ Deno.test("ferryd refuses a missing root and a busy port with one line", async (
   listener.close();
   assert.equal(busy.code, 3);
   assert.match(new TextDecoder().decode(busy.stderr), /^ferryd: .*\n$/);
+});
+
+Deno.test("near misses get a suggestion, far ones do not", async () => {
+  assert.equal(suggest("gte", ["get", "put", "ls"]), "get");
+  assert.equal(suggest("sttat", ["stat", "sum"]), "stat");
+  assert.equal(suggest("no-cloober", ["no-clobber", "sync"]), "no-clobber");
+  assert.equal(suggest("frobnicate", ["get", "put"]), undefined);
+  assert.equal(suggest("x", ["ls"]), undefined);
+  const address = "127.0.0.1:1";
+  const cmd = await runClient(address, ["puut", "a"]);
+  assert.equal(cmd.code, 2);
+  assert.equal(cmd.stderr, "ferry: unknown command: puut (did you mean 'put'?)\n");
+  const flag = await runClient(address, ["get", "--sycn", "a"]);
+  assert.equal(flag.code, 2);
+  assert.equal(flag.stderr, "ferry: Unknown option '--sycn'; did you mean '--sync'?\n");
 });
