@@ -95,11 +95,6 @@ export class FrameConn {
     this.#arm();
   }
 
-  /** Bytes received and not yet returned as frames (requests already on their way in). */
-  get buffered(): number {
-    return this.#decoder.buffered;
-  }
-
   /** Whether {@linkcode close} was called or the connection timed out. */
   get closed(): boolean {
     return this.#closed;

@@ -86,6 +86,9 @@ export const DEFAULT_PORT = 9500;
  */
 const RECEIVE_BUFFER = 2 * (HEADER_SIZE + DEFAULT_LIMITS.maxData);
 
+/** Shutting down, a session waits this long between requests for more already on their way. */
+const DRAIN_LINGER_MS = 250;
+
 /** Before the handshake a client may send one small HELLO, nothing else: no buffer grows for it. */
 const HANDSHAKE_LIMITS: FrameLimits = { maxControl: 4096, maxData: 0 };
 
@@ -277,12 +280,14 @@ class Session {
   }
 
   /**
-   * End the session once the requests already received are done (a client
-   * pipelines many at once); at once if there are none.
+   * End the session once the requests already sent are done. A client
+   * pipelines many at once and some may still be in the socket, so between
+   * requests the session waits a moment (DRAIN_LINGER_MS) for the next one
+   * and ends when none comes.
    */
   drain(): void {
     this.#draining = true;
-    if (!this.#busy && this.#fc.buffered === 0) this.#fc.close();
+    if (!this.#busy) this.#fc.setTimeout(DRAIN_LINGER_MS);
   }
 
   /** End the session now. */
@@ -298,7 +303,7 @@ class Session {
       this.#log(`${this.#peer} connected (${escapeName(agent)})`);
       this.#fc.setLimits(this.#welcome.limits);
       this.#fc.setTimeout(this.#idleTimeoutMs);
-      while ((!this.#draining || this.#fc.buffered > 0) && await this.#next());
+      while (await this.#next());
     } catch (err) {
       const e = toFerryError(err);
       reason = `${e.code}: ${e.message}`;
@@ -342,9 +347,15 @@ class Session {
 
   /** Handle one incoming frame; false when the session is over. */
   async #next(): Promise<boolean> {
-    const frame = await this.#fc.read();
+    if (this.#draining) this.#fc.setTimeout(DRAIN_LINGER_MS);
+    const frame = await this.#fc.read().catch((err) => {
+      // Shutting down and nothing more came: a normal end, not a timeout.
+      if (this.#draining && toFerryError(err).code === "TIMEOUT") return null;
+      throw err;
+    });
     if (!frame) return false;
     if (frame.type === FrameType.REQUEST) {
+      if (this.#draining) this.#fc.setTimeout(this.#idleTimeoutMs);
       this.#busy = true;
       try {
         return await this.#request(frame);
