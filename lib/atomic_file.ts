@@ -24,6 +24,8 @@ export interface CommitOptions {
   mtime?: number;
   /** Fail with EXISTS rather than replace an existing file. */
   noClobber?: boolean;
+  /** Flush the file to disk before it appears, and its directory after, to survive power loss. */
+  fsync?: boolean;
 }
 
 /** Temporary files this process is writing, so that an interrupted CLI can remove them. */
@@ -42,6 +44,13 @@ export function removeLiveTempFiles(): void {
     }
   }
   live.clear();
+}
+
+/** fsync a directory, so that a rename in it is durable. Not possible on Windows. */
+function syncDirectory(path: string): void {
+  if (Deno.build.os === "windows") return;
+  using dir = Deno.openSync(path, { read: true });
+  dir.syncSync();
 }
 
 function tempName(): string {
@@ -107,8 +116,9 @@ export class AtomicFile {
    * (a hard link, so the check and the move are one atomic step).
    */
   async commit(options: CommitOptions = {}): Promise<void> {
-    this.#closeFile();
     try {
+      if (options.fsync) this.#file?.syncSync();
+      this.#closeFile();
       if (options.mode !== undefined && Deno.build.os !== "windows") {
         Deno.chmodSync(this.tempPath, options.mode & PERMISSION_BITS);
       }
@@ -119,6 +129,7 @@ export class AtomicFile {
       else Deno.renameSync(this.tempPath, this.path);
       this.#finish();
       if (options.noClobber) await Deno.remove(this.tempPath).catch(() => {});
+      if (options.fsync) syncDirectory(dirname(this.path));
     } catch (err) {
       await this.abort();
       const name = escapeName(basename(this.path));

@@ -50,6 +50,8 @@ export interface ServeOptions {
   idleTimeoutMs?: number;
   /** Connections served at once; more are answered BUSY (default 1000). */
   maxConnections?: number;
+  /** fsync every upload (file and directory) before replying, to survive power loss. */
+  fsync?: boolean;
 }
 
 /** A running server. */
@@ -158,6 +160,7 @@ export async function serve(options: ServeOptions = {}): Promise<FerryServer> {
       log,
       idleTimeoutMs: options.idleTimeoutMs ?? 300_000,
       handshakeTimeoutMs,
+      fsync: options.fsync ?? false,
       hashes,
     });
     live.add(session);
@@ -244,6 +247,7 @@ interface SessionContext {
   log: (line: string) => void;
   idleTimeoutMs: number;
   handshakeTimeoutMs: number;
+  fsync: boolean;
   hashes: HashCache;
 }
 
@@ -256,6 +260,7 @@ class Session {
   readonly #log: (line: string) => void;
   readonly #idleTimeoutMs: number;
   readonly #handshakeTimeoutMs: number;
+  readonly #fsync: boolean;
   readonly #hashes: HashCache;
   #sendBuf: Uint8Array | undefined;
   /** Id of a rejected upload whose remaining DATA/END frames are skipped. */
@@ -271,6 +276,7 @@ class Session {
     this.#log = ctx.log;
     this.#idleTimeoutMs = ctx.idleTimeoutMs;
     this.#handshakeTimeoutMs = ctx.handshakeTimeoutMs;
+    this.#fsync = ctx.fsync;
     this.#hashes = ctx.hashes;
   }
 
@@ -525,6 +531,7 @@ class Session {
         mode,
         mtime,
         noClobber,
+        fsync: this.#fsync,
       });
       receiver = new BodyReceiver(size, upload);
       for (;;) {

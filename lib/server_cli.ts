@@ -24,6 +24,7 @@ Options:
       --max-connections N       connections served at once; more are told "busy" (default: 1000)
       --shutdown-grace SECONDS  on SIGTERM/SIGINT, let requests in flight finish (default: 30);
                                 a second signal stops at once
+      --fsync                   flush every upload to disk before confirming it (survives power loss)
   -h, --help                    show this help
   -V, --version                 show the version
 
@@ -39,6 +40,7 @@ export interface ServerArgs {
   idleTimeoutMs: number;
   maxConnections: number;
   shutdownGraceMs: number;
+  fsync: boolean;
   help: boolean;
   version: boolean;
 }
@@ -66,6 +68,7 @@ export function parseServerArgs(argv: string[]): ServerArgs {
         "idle-timeout": { type: "string", default: "300" },
         "max-connections": { type: "string", default: "1000" },
         "shutdown-grace": { type: "string", default: "30" },
+        fsync: { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
         version: { type: "boolean", short: "V", default: false },
       },
@@ -84,6 +87,7 @@ export function parseServerArgs(argv: string[]): ServerArgs {
     idleTimeoutMs: seconds("--idle-timeout", values["idle-timeout"]) * 1000,
     maxConnections: count("--max-connections", values["max-connections"]),
     shutdownGraceMs: seconds("--shutdown-grace", values["shutdown-grace"]) * 1000,
+    fsync: values.fsync,
     help: values.help,
     version: values.version,
   };
@@ -136,6 +140,7 @@ export async function main(argv: string[]): Promise<number> {
       port: args.port,
       idleTimeoutMs: args.idleTimeoutMs,
       maxConnections: args.maxConnections,
+      fsync: args.fsync,
     });
   } catch (err) {
     const e = toFerryError(err);

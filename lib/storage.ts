@@ -49,6 +49,8 @@ export interface UploadOptions {
   mtime?: number;
   /** Fail with EXISTS instead of replacing a file already there. */
   noClobber?: boolean;
+  /** Make the stored file durable (fsync file and directory) before reporting success. */
+  fsync?: boolean;
 }
 
 /**

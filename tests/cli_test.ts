@@ -119,11 +119,11 @@ Deno.test("parseAddress and parseServerArgs", () => {
     [tuned.idleTimeoutMs, tuned.maxConnections, tuned.shutdownGraceMs],
     [2500, 7, 0],
   );
-  assert.deepEqual([args.idleTimeoutMs, args.maxConnections, args.shutdownGraceMs], [
-    300_000,
-    1000,
-    30_000,
-  ]);
+  assert.deepEqual(
+    [args.idleTimeoutMs, args.maxConnections, args.shutdownGraceMs, args.fsync],
+    [300_000, 1000, 30_000, false],
+  );
+  assert.equal(parseServerArgs(["--fsync"]).fsync, true);
   for (
     const bad of [
       ["--port", "99999"],

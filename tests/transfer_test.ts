@@ -304,3 +304,13 @@ Deno.test("a receiver that stops reading slows the sender instead of growing its
   assert.equal(hash.digest("hex"), expected);
   assert.equal(trailer.sha256, expected);
 });
+
+Deno.test("ferryd --fsync stores uploads the same way, flushed before the reply", async () => {
+  await using server = await startServer({ args: ["--fsync"] });
+  await using local = await tempDir();
+  const src = join(local.path, "a.bin");
+  await Deno.writeFile(src, randomBytes(3 * CHUNK + 7));
+  const put = await runClient(server.address, ["put", src, "d/a.bin"]);
+  assert.equal(put.code, 0, put.stderr);
+  assert.ok(await sameContent(src, join(server.root, "d", "a.bin")));
+});
