@@ -23,6 +23,7 @@ export type ErrorCode =
   | "PERMISSION"
   | "INTEGRITY"
   | "IO"
+  | "NO_SPACE"
   | "CANCELLED"
   | "PARTIAL";
 
@@ -44,6 +45,7 @@ export const EXIT_CODES: Readonly<Record<ErrorCode, number>> = {
   PERMISSION: 7,
   INTEGRITY: 8,
   IO: 9,
+  NO_SPACE: 9,
   CANCELLED: 9,
   PARTIAL: 10,
 };
@@ -113,6 +115,8 @@ export function toFerryError(err: unknown, context?: string): FerryError {
   }
   if (err instanceof Deno.errors.TimedOut) return make("TIMEOUT", "timed out");
   if (err instanceof Deno.errors.FilesystemLoop) return make("PATH_REFUSED", "symlink loop");
+  const code = (err as { code?: string } | undefined)?.code;
+  if (code === "ENOSPC" || code === "EDQUOT") return make("NO_SPACE", "no space left on the disk");
   if (err instanceof Deno.errors.AddrNotAvailable || err instanceof Deno.errors.AddrInUse) {
     return make("CONNECT", detail);
   }

@@ -10,6 +10,7 @@
  * @module
  */
 
+import { statfsSync } from "node:fs";
 import { basename, dirname, join, sep } from "node:path";
 import { AtomicFile } from "./atomic_file.ts";
 import type { Entry, EntryType } from "./commands.ts";
@@ -77,6 +78,27 @@ export async function* walkLocal(dir: string, options: WalkOptions = {}): AsyncG
       yield toEntry(path, info);
       if (options.recursive && info.isDirectory) pending.push(path);
     }
+  }
+}
+
+/**
+ * Refuse an upload up front when the filesystem has not room for it, rather
+ * than fail near its end. (A race with other writers is still caught by
+ * ENOSPC during the write.)
+ */
+function checkSpace(dir: string, size: number, path: string): void {
+  let free: number;
+  try {
+    const fs = statfsSync(dir);
+    free = Number(fs.bavail) * Number(fs.bsize);
+  } catch {
+    return; // Not knowable here: the write will tell.
+  }
+  if (size > free) {
+    throw new FerryError(
+      "NO_SPACE",
+      `not enough space for ${escapeName(path)}: ${size} bytes needed, ${free} free`,
+    );
   }
 }
 
@@ -232,6 +254,7 @@ export class LocalStorage implements Storage {
       throw new FerryError("EXISTS", `already exists: ${escapeName(path)}`);
     }
     if (missing > 0) this.#makeDirs(path.split("/").slice(0, -1), path);
+    checkSpace(dir, options.size, path);
     const file = AtomicFile.create(full);
     return {
       write: (chunk) => file.write(chunk),

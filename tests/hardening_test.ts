@@ -5,6 +5,7 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { connect, serve } from "../mod.ts";
 import { DEFAULT_LIMITS, FrameType, HEADER_SIZE } from "../lib/frame.ts";
+import { AtomicFile } from "../lib/atomic_file.ts";
 import { componentMatcher } from "../lib/glob.ts";
 import { LocalStorage } from "../lib/local_storage.ts";
 import type { FerryError } from "../lib/errors.ts";
@@ -396,4 +397,60 @@ Deno.test("a graceful shutdown finishes the requests already received, not just 
   assert.equal((await server.process.status).code, 0);
   assert.equal(replies, 20);
   assert.equal((await listTree(server.root)).length, 20);
+});
+
+/** A 2 MiB tmpfs, where the test may mount one (root on Linux); undefined elsewhere. */
+async function smallDisk(): Promise<
+  { path: string; [Symbol.asyncDispose](): Promise<void> } | undefined
+> {
+  if (Deno.build.os !== "linux" || Deno.uid() !== 0) return undefined;
+  const path = await Deno.makeTempDir({ prefix: "ferry-tmpfs-" });
+  const mount = await new Deno.Command("mount", {
+    args: ["-t", "tmpfs", "-o", "size=2m", "tmpfs", path],
+    stderr: "null",
+  }).output().catch(() => undefined);
+  if (!mount?.success) {
+    await Deno.remove(path, { recursive: true });
+    return undefined;
+  }
+  return {
+    path,
+    async [Symbol.asyncDispose]() {
+      await new Deno.Command("umount", { args: [path] }).output();
+      await Deno.remove(path, { recursive: true });
+    },
+  };
+}
+
+Deno.test("a full disk: refused up front, or failed mid-write, cleaned up, server still serving", async (t) => {
+  await using disk = await smallDisk();
+  if (!disk) {
+    // Without a small filesystem to fill, this cannot be tested for real here.
+    return void await t.step({
+      name: "no tmpfs available (needs root on Linux)",
+      ignore: true,
+      fn() {},
+    });
+  }
+  await using server = await startServer({ root: disk.path });
+  await using local = await tempDir();
+  const big = join(local.path, "big.bin");
+  await writeRandomFile(big, 3 * 1024 * 1024);
+  const upFront = await runClient(server.address, ["put", big]);
+  assert.equal(upFront.code, 9, upFront.stderr);
+  assert.match(upFront.stderr, /not enough space for big\.bin: 3145728 bytes needed/);
+
+  // Two uploads that each fit alone: the second runs out of space mid-write.
+  const half = join(local.path, "half.bin");
+  await writeRandomFile(half, 1200 * 1024);
+  const first = await runClient(server.address, ["put", half, "one.bin"]);
+  assert.equal(first.code, 0, first.stderr);
+  const file = AtomicFile.create(join(disk.path, "two.bin"));
+  assert.throws(
+    () => file.write(new Uint8Array(1200 * 1024)),
+    (e: FerryError) => e.code === "NO_SPACE",
+  );
+  await file.abort();
+  assert.deepEqual(await listTree(disk.path), ["one.bin"], "no temporary file left");
+  assert.equal((await runClient(server.address, ["ls"])).stdout, "one.bin\n");
 });
