@@ -19,6 +19,7 @@ import {
   runClient,
   startServer,
   tempDir,
+  waitFor,
   writeRandomFile,
 } from "./helpers.ts";
 
@@ -453,4 +454,47 @@ Deno.test("a full disk: refused up front, or failed mid-write, cleaned up, serve
   await file.abort();
   assert.deepEqual(await listTree(disk.path), ["one.bin"], "no temporary file left");
   assert.equal((await runClient(server.address, ["ls"])).stdout, "one.bin\n");
+});
+
+Deno.test("two clients uploading one path at once leave one complete upload, never a mix", async () => {
+  await using server = await startServer();
+  await using local = await tempDir();
+  const a = join(local.path, "a.bin");
+  const b = join(local.path, "b.bin");
+  await writeRandomFile(a, 6 * 1024 * 1024);
+  await writeRandomFile(b, 6 * 1024 * 1024);
+  const [aBytes, bBytes] = [await Deno.readFile(a), await Deno.readFile(b)];
+  for (let round = 0; round < 3; round++) {
+    const [ra, rb] = await Promise.all([
+      runClient(server.address, ["put", a, "same.bin"]),
+      runClient(server.address, ["put", b, "same.bin"]),
+    ]);
+    assert.equal(ra.code + rb.code, 0, ra.stderr + rb.stderr);
+    const stored = await Deno.readFile(join(server.root, "same.bin"));
+    const isA = stored.every((v, i) => v === aBytes[i]);
+    const isB = stored.every((v, i) => v === bBytes[i]);
+    assert.ok(isA !== isB, "exactly one of the two, whole");
+  }
+});
+
+Deno.test("ferryd killed with SIGKILL mid-upload and restarted: the old file stays, whole", async () => {
+  await using local = await tempDir();
+  const root = await Deno.makeTempDir({ prefix: "ferry-root-" });
+  await Deno.writeTextFile(join(root, "f.bin"), "old version");
+  const first = await startServer({ root });
+  const fc = await rawSession(first.port);
+  await fc.sendMessage(FrameType.REQUEST, 1, { op: "put", path: "f.bin", size: 1 << 20 });
+  const buf = new Uint8Array(HEADER_SIZE + 4096);
+  await fc.sendFramed(FrameType.DATA, 1, buf, 4096);
+  await waitFor(() => [...Deno.readDirSync(root)].length === 2, 5000, "the temporary file");
+  first.process.kill("SIGKILL");
+  await first.process.status;
+  fc.close();
+  await using second = await startServer({ root });
+  assert.equal(await Deno.readTextFile(join(root, "f.bin")), "old version");
+  const ls = await runClient(second.address, ["ls"], { cwd: local.path });
+  assert.equal(ls.stdout, "f.bin\n", "the abandoned temporary file is not listed");
+  const get = await runClient(second.address, ["get", "f.bin"], { cwd: local.path });
+  assert.equal(get.code, 0);
+  assert.equal(await Deno.readTextFile(join(local.path, "f.bin")), "old version");
 });
