@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { connect, serve } from "../mod.ts";
-import { DEFAULT_LIMITS, FrameType, HEADER_SIZE } from "../lib/frame.ts";
+import { decodeMessage, DEFAULT_LIMITS, FrameType, HEADER_SIZE } from "../lib/frame.ts";
 import { AtomicFile } from "../lib/atomic_file.ts";
 import { componentMatcher } from "../lib/glob.ts";
 import { LocalStorage } from "../lib/local_storage.ts";
@@ -497,4 +497,27 @@ Deno.test("ferryd killed with SIGKILL mid-upload and restarted: the old file sta
   const get = await runClient(second.address, ["get", "f.bin"], { cwd: local.path });
   assert.equal(get.code, 0);
   assert.equal(await Deno.readTextFile(join(local.path, "f.bin")), "old version");
+});
+
+Deno.test("a file that shrinks while being served fails that download with IO, and nothing else", async () => {
+  await using server = await startServer();
+  const path = join(server.root, "shrinking.bin");
+  await writeRandomFile(path, 64 * 1024 * 1024);
+  const fc = await rawSession(server.port);
+  await fc.sendMessage(FrameType.REQUEST, 1, { op: "get", path: "shrinking.bin" });
+  const reply = await readMessage(fc);
+  assert.equal(reply.type, FrameType.REPLY);
+  // The server is now blocked on a reader that does not read; cut the file under it.
+  await new Promise((r) => setTimeout(r, 200));
+  await Deno.truncate(path, 1024 * 1024);
+  let frame;
+  do frame = await fc.read(); while (frame?.type === FrameType.DATA);
+  assert.equal(frame?.type, FrameType.ERROR);
+  const msg = decodeMessage(frame!);
+  assert.equal(msg.code, "IO");
+  assert.match(String(msg.message), /shrank/);
+  // The session goes on.
+  await fc.sendMessage(FrameType.REQUEST, 2, { op: "ls" });
+  assert.equal((await readMessage(fc)).type, FrameType.REPLY);
+  fc.close();
 });
