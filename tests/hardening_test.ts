@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { connect, serve } from "../mod.ts";
 import { decodeMessage, DEFAULT_LIMITS, FrameType, HEADER_SIZE } from "../lib/frame.ts";
 import { AtomicFile } from "../lib/atomic_file.ts";
+import type { FrameConn } from "../lib/frame_conn.ts";
 import { componentMatcher } from "../lib/glob.ts";
 import { LocalStorage } from "../lib/local_storage.ts";
 import type { FerryError } from "../lib/errors.ts";
@@ -14,6 +15,7 @@ import {
   cuttingProxy,
   fakeServer,
   listTree,
+  randomBytes,
   rawSession,
   readMessage,
   runClient,
@@ -520,4 +522,78 @@ Deno.test("a file that shrinks while being served fails that download with IO, a
   await fc.sendMessage(FrameType.REQUEST, 2, { op: "ls" });
   assert.equal((await readMessage(fc)).type, FrameType.REPLY);
   fc.close();
+});
+
+/** Send an upload of `body` to `path` by hand, stopping after `stage`. */
+async function partialPut(
+  fc: FrameConn,
+  path: string,
+  body: Uint8Array,
+  stage: "header" | "first byte" | "middle" | "last byte" | "before ack",
+): Promise<void> {
+  await fc.sendMessage(FrameType.REQUEST, 1, { op: "put", path, size: body.length });
+  if (stage === "header") return;
+  const upTo = {
+    "first byte": 1,
+    middle: body.length >> 1,
+    "last byte": body.length,
+    "before ack": body.length,
+  }[stage];
+  const chunk = DEFAULT_LIMITS.maxData;
+  const buf = new Uint8Array(HEADER_SIZE + chunk);
+  for (let at = 0; at < upTo; at += chunk) {
+    const n = Math.min(chunk, upTo - at);
+    buf.set(body.subarray(at, at + n), HEADER_SIZE);
+    await fc.sendFramed(FrameType.DATA, 1, buf, n);
+  }
+  if (stage === "before ack") {
+    await fc.sendMessage(FrameType.END, 1, {
+      sha256: createHash("sha256").update(body).digest("hex"),
+    });
+  }
+}
+
+const STAGES = ["header", "first byte", "middle", "last byte", "before ack"] as const;
+
+Deno.test("killed at any point of an upload, client or server: the old file or the whole new one", async () => {
+  const fresh = randomBytes(3 * DEFAULT_LIMITS.maxData + 5);
+  const isOldOrNew = (bytes: Uint8Array) =>
+    new TextDecoder().decode(bytes) === "old" ||
+    (bytes.length === fresh.length && bytes.every((v, i) => v === fresh[i]));
+  for (const stage of STAGES) {
+    // The client dies: its connection just ends.
+    await using server = await startServer();
+    await Deno.writeTextFile(join(server.root, "f.bin"), "old");
+    const fc = await rawSession(server.port);
+    await partialPut(fc, "f.bin", fresh, stage);
+    fc.close();
+    await waitFor(
+      () => [...Deno.readDirSync(server.root)].every((e) => !e.name.startsWith(".ferry-")),
+      5000,
+      `temp file removed after the client died at ${stage}`,
+    );
+    assert.ok(
+      isOldOrNew(await Deno.readFile(join(server.root, "f.bin"))),
+      `client died at ${stage}`,
+    );
+  }
+  for (const stage of STAGES) {
+    // The server dies with SIGKILL, and comes back.
+    const root = await Deno.makeTempDir({ prefix: "ferry-root-" });
+    await Deno.writeTextFile(join(root, "f.bin"), "old");
+    const first = await startServer({ root });
+    const fc = await rawSession(first.port);
+    await partialPut(fc, "f.bin", fresh, stage);
+    await new Promise((r) => setTimeout(r, 50));
+    first.process.kill("SIGKILL");
+    await first.process.status;
+    fc.close();
+    await using second = await startServer({ root });
+    assert.ok(isOldOrNew(await Deno.readFile(join(root, "f.bin"))), `server died at ${stage}`);
+    assert.equal(
+      (await runClient(second.address, ["ls"])).stdout,
+      "f.bin\n",
+      `${stage}: no temp listed`,
+    );
+  }
 });
