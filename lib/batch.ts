@@ -55,7 +55,7 @@ async function exists(path: string): Promise<boolean> {
  * Refuse a plan in which two files would land on the same name: pipelined,
  * the last would silently win.
  */
-export function checkDistinct(plan: Plan): void {
+function checkDistinct(plan: Plan): void {
   const seen = new Set<string>();
   for (const { to } of plan.files) {
     if (seen.has(to)) {
@@ -66,7 +66,7 @@ export function checkDistinct(plan: Plan): void {
 }
 
 /** Run `fn` over `items` with at most `limit` running at once, in order of start. */
-export async function runPool<T>(
+async function runPool<T>(
   items: T[],
   limit: number,
   fn: (item: T, worker: number) => Promise<void>,

@@ -191,7 +191,7 @@ function field<T>(
 const isString = (v: unknown): v is string => typeof v === "string";
 const isBool = (v: unknown): v is boolean => typeof v === "boolean";
 /** A non-negative safe integer: every size, offset and count on the wire is one. */
-export const isCount = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
+const isCount = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
 const isMode = (v: unknown): v is number => isCount(v) && (v as number) <= 0o7777;
 const isTime = (v: unknown): v is number => isCount(v) && (v as number) <= 8.64e15;
 

@@ -24,8 +24,8 @@ function entryType(info: Deno.FileInfo): EntryType {
   return info.isFile ? "file" : "other";
 }
 
-/** A directory entry for `info`. Exported for the client, which lists local trees the same way. */
-export function toEntry(name: string, info: Deno.FileInfo): Entry {
+/** A directory entry for `info`. */
+function toEntry(name: string, info: Deno.FileInfo): Entry {
   return {
     name,
     type: entryType(info),

@@ -15,7 +15,7 @@ import { walkLocal } from "./local_storage.ts";
 import { escapeName, normalizePath } from "./path_jail.ts";
 
 /** The last component of `path`, which must name something (not `""`, `.` or `..`). */
-export function baseName(path: string): string {
+function baseName(path: string): string {
   const name = basename(path);
   if (name === "" || name === "." || name === "..") {
     throw new FerryError("USAGE", `cannot name a local file after ${escapeName(path)}`);
