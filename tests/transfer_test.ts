@@ -2,6 +2,7 @@
 
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
+import { statfsSync } from "node:fs";
 import { join } from "node:path";
 import { decodeMessage, DEFAULT_LIMITS, FrameType, HEADER_SIZE } from "../lib/frame.ts";
 import {
@@ -243,8 +244,16 @@ Deno.test("a client killed mid-upload leaves no file under the final name", asyn
   await waitFor(() => /put big\.bin failed/.test(server.log()), 5000, "the failure to be logged");
 });
 
+/** Free bytes where the tests make their temporary directories. */
+function freeTempSpace(): number {
+  const fs = statfsSync(Deno.env.get("TMPDIR") ?? "/tmp");
+  return Number(fs.bavail) * Number(fs.bsize);
+}
+
 Deno.test({
   name: "a 1 GiB put and get keep both processes under 150 MiB resident",
+  // Three copies of 1 GiB on disk: a machine short of space reports this test ignored.
+  ignore: freeTempSpace() < 4 * 1024 ** 3,
   async fn() {
     await using server = await startServer();
     await using local = await tempDir();
