@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { connect, serve } from "../mod.ts";
+import { connect } from "../mod.ts";
 import { decodeMessage, DEFAULT_LIMITS, FrameType, HEADER_SIZE } from "../lib/frame.ts";
 import { AtomicFile } from "../lib/atomic_file.ts";
 import type { FrameConn } from "../lib/frame_conn.ts";
@@ -14,6 +14,7 @@ import { parseClientArgs } from "../lib/client_cli.ts";
 import {
   cuttingProxy,
   fakeServer,
+  inProcessServer,
   listTree,
   randomBytes,
   rawSession,
@@ -123,30 +124,19 @@ Deno.test("ferry interrupted mid-download removes its temporary file", async () 
 });
 
 Deno.test("a client trickling its handshake is cut off at the deadline", async () => {
-  await using root = await tempDir();
-  const lines: string[] = [];
-  const server = await serve({
-    root: root.path,
-    port: 0,
-    log: (l) => lines.push(l),
-    handshakeTimeoutMs: 300,
-  });
-  try {
-    const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port });
-    const started = Date.now();
-    let closed = false;
-    for (let i = 0; i < 40 && !closed; i++) {
-      await new Promise((r) => setTimeout(r, 50));
-      closed = await conn.write(new Uint8Array([FrameType.HELLO])).then(() => false, () => true);
-    }
-    const buf = new Uint8Array(64);
-    while (!closed && await conn.read(buf).catch(() => null) !== null);
-    assert.ok(Date.now() - started < 1500, "closed near the 300 ms deadline");
-    conn.close();
-    assert.ok(lines.some((l) => /TIMEOUT/.test(l)), lines.join("\n"));
-  } finally {
-    await server.close();
+  await using ferryd = await inProcessServer({ handshakeTimeoutMs: 300 });
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: ferryd.port });
+  const started = Date.now();
+  let closed = false;
+  for (let i = 0; i < 40 && !closed; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    closed = await conn.write(new Uint8Array([FrameType.HELLO])).then(() => false, () => true);
   }
+  const buf = new Uint8Array(64);
+  while (!closed && await conn.read(buf).catch(() => null) !== null);
+  assert.ok(Date.now() - started < 1500, "closed near the 300 ms deadline");
+  conn.close();
+  assert.ok(ferryd.lines.some((l) => /TIMEOUT/.test(l)), ferryd.lines.join("\n"));
 });
 
 Deno.test("nothing but a small HELLO is accepted before the handshake", async () => {

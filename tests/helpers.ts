@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { PROTOCOL_VERSION } from "../lib/commands.ts";
 import { decodeMessage, DEFAULT_LIMITS, FrameType } from "../lib/frame.ts";
 import { FrameConn } from "../lib/frame_conn.ts";
+import { type FerryServer, serve, type ServeOptions } from "../lib/server.ts";
 
 const SERVER = new URL("../server.ts", import.meta.url).pathname;
 const CLIENT = new URL("../client.ts", import.meta.url).pathname;
@@ -242,11 +243,7 @@ export function fakeServer(
     address: `127.0.0.1:${listener.addr.port}`,
     port: listener.addr.port,
     async close() {
-      try {
-        listener.close();
-      } catch {
-        // Already closed.
-      }
+      closeQuietly(listener);
       await accepting;
       await Promise.all(sessions);
     },
@@ -271,15 +268,7 @@ export function cuttingProxy(
       if (options.acceptOnce) listener.close();
       const outbound = await Deno.connect({ hostname: "127.0.0.1", port });
       let moved = 0;
-      const close = () => {
-        for (const c of [inbound, outbound]) {
-          try {
-            c.close();
-          } catch {
-            // Already closed.
-          }
-        }
-      };
+      const close = () => [inbound, outbound].forEach(closeQuietly);
       const pump = async (from: Deno.Conn, to: Deno.Conn) => {
         const buf = new Uint8Array(64 * 1024);
         for (;;) {
@@ -304,13 +293,36 @@ export function cuttingProxy(
       return connections;
     },
     async close() {
-      try {
-        listener.close();
-      } catch {
-        // Already closed.
-      }
+      closeQuietly(listener);
       await accepting;
       await Promise.all(pumps);
     },
   };
+}
+
+/** ferryd in this process, on an ephemeral port and a temp root, with its log lines collected. */
+export async function inProcessServer(
+  options: Omit<ServeOptions, "root" | "port" | "log"> = {},
+): Promise<{ server: FerryServer; port: number; lines: string[] } & AsyncDisposable> {
+  const root = await Deno.makeTempDir({ prefix: "ferry-root-" });
+  const lines: string[] = [];
+  const server = await serve({ ...options, root, port: 0, log: (l) => lines.push(l) });
+  return {
+    server,
+    port: server.addr.port,
+    lines,
+    async [Symbol.asyncDispose]() {
+      await server.close();
+      await Deno.remove(root, { recursive: true }).catch(() => {});
+    },
+  };
+}
+
+/** Close a listener or connection that may already be closed. */
+export function closeQuietly(closable: { close(): void }): void {
+  try {
+    closable.close();
+  } catch {
+    // Already closed.
+  }
 }

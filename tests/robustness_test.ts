@@ -6,6 +6,7 @@ import { connect, serve } from "../mod.ts";
 import { DEFAULT_LIMITS, FrameType, HEADER_SIZE } from "../lib/frame.ts";
 import { FrameConn } from "../lib/frame_conn.ts";
 import {
+  inProcessServer,
   randomBytes,
   rawSession,
   readMessage,
@@ -105,38 +106,26 @@ Deno.test("bad requests get an error reply and the session goes on", async () =>
 });
 
 Deno.test("stalled and half-open connections are closed by timeouts", async () => {
-  await using root = await tempDir();
-  const lines: string[] = [];
-  const server = await serve({
-    root: root.path,
-    port: 0,
-    log: (l) => lines.push(l),
-    handshakeTimeoutMs: 200,
-    idleTimeoutMs: 300,
-  });
-  try {
-    const port = server.addr.port;
-    // Silent before the handshake, and one byte of a header then nothing.
-    const silent = await Deno.connect({ hostname: "127.0.0.1", port });
-    const partial = await Deno.connect({ hostname: "127.0.0.1", port });
-    await partial.write(new Uint8Array([FrameType.HELLO]));
-    // Past the handshake, then idle.
-    const idle = await rawSession(port);
-    // Meanwhile a good client is served at once.
-    const client = await connect({ hostname: "127.0.0.1", port });
-    assert.deepEqual(await client.list(""), []);
-    await client.close();
-    const buf = new Uint8Array(16);
-    assert.equal(await silent.read(buf), null, "silent connection closed");
-    assert.equal(await partial.read(buf), null, "partial header connection closed");
-    assert.equal(await idle.read(), null, "idle session closed");
-    silent.close();
-    partial.close();
-    idle.close();
-    assert.ok(lines.filter((l) => /TIMEOUT/.test(l)).length >= 3, lines.join("\n"));
-  } finally {
-    await server.close();
-  }
+  await using ferryd = await inProcessServer({ handshakeTimeoutMs: 200, idleTimeoutMs: 300 });
+  const port = ferryd.port;
+  // Silent before the handshake, and one byte of a header then nothing.
+  const silent = await Deno.connect({ hostname: "127.0.0.1", port });
+  const partial = await Deno.connect({ hostname: "127.0.0.1", port });
+  await partial.write(new Uint8Array([FrameType.HELLO]));
+  // Past the handshake, then idle.
+  const idle = await rawSession(port);
+  // Meanwhile a good client is served at once.
+  const client = await connect({ hostname: "127.0.0.1", port });
+  assert.deepEqual(await client.list(""), []);
+  await client.close();
+  const buf = new Uint8Array(16);
+  assert.equal(await silent.read(buf), null, "silent connection closed");
+  assert.equal(await partial.read(buf), null, "partial header connection closed");
+  assert.equal(await idle.read(), null, "idle session closed");
+  silent.close();
+  partial.close();
+  idle.close();
+  assert.ok(ferryd.lines.filter((l) => /TIMEOUT/.test(l)).length >= 3, ferryd.lines.join("\n"));
 });
 
 Deno.test("connections over the limit are told the server is busy", async () => {
