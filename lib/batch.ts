@@ -11,6 +11,7 @@ import { join } from "node:path";
 import type { FerryClient, TransferOptions, TransferResult } from "./client.ts";
 import type { Entry } from "./commands.ts";
 import { FerryError, toFerryError } from "./errors.ts";
+import { elapsed } from "./elapsed.ts";
 import { walkLocal } from "./local_storage.ts";
 import { escapeName, normalizePath } from "./path_jail.ts";
 import type { Outcome, Reporter } from "./report.ts";
@@ -237,7 +238,7 @@ export async function transferPlan(
         op: direction,
         path,
         bytes: 0,
-        seconds: (performance.now() - started) / 1000,
+        seconds: elapsed(started),
         attempts: attempt,
         ...fields,
       });
@@ -330,7 +331,7 @@ export async function deleteExtraneous(
     const started = performance.now();
     try {
       await client.remove(path, { recursive: e.type === "dir" });
-      reporter.result({ op: "rm", path, bytes: 0, seconds: (performance.now() - started) / 1000 });
+      reporter.result({ op: "rm", path, bytes: 0, seconds: elapsed(started) });
     } catch (err) {
       reporter.result({ op: "rm", path, bytes: 0, seconds: 0, error: toFerryError(err) });
     }

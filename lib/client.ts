@@ -26,6 +26,7 @@ import { AtomicFile, PERMISSION_BITS } from "./atomic_file.ts";
 import { BodyReceiver, sendBody } from "./transfer.ts";
 import { readerFor } from "./local_storage.ts";
 import { escapeName } from "./path_jail.ts";
+import { elapsed } from "./elapsed.ts";
 import { VERSION } from "./version.ts";
 
 /** Default server address. */
@@ -445,8 +446,4 @@ export class FerryClient {
     for (const pending of this.#pending.values()) pending.fail(err);
     this.#pending.clear();
   }
-}
-
-function elapsed(started: number): number {
-  return (performance.now() - started) / 1000;
 }

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { elapsed } from "./elapsed.ts";
 import type { FerryError } from "./errors.ts";
 import { escapeName } from "./path_jail.ts";
 
@@ -156,7 +157,7 @@ export class Reporter {
   /** Print the closing summary (JSON always; human only on a terminal). */
   summary(op: string): void {
     this.#clear();
-    const seconds = (performance.now() - this.#started) / 1000;
+    const seconds = elapsed(this.#started);
     if (this.#mode === "json") {
       this.#sink.out(JSON.stringify({
         op: "summary",

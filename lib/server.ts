@@ -28,6 +28,7 @@ import { LocalStorage } from "./local_storage.ts";
 import { escapeName, normalizePath } from "./path_jail.ts";
 import type { Storage, Upload } from "./storage.ts";
 import { BodyReceiver, hashSource, sendBody } from "./transfer.ts";
+import { elapsed } from "./elapsed.ts";
 import { expandGlob } from "./glob.ts";
 import { HashCache } from "./hash_cache.ts";
 import { VERSION } from "./version.ts";
@@ -318,7 +319,7 @@ class Session {
       }
     } finally {
       this.#fc.close();
-      const seconds = ((performance.now() - started) / 1000).toFixed(1);
+      const seconds = elapsed(started).toFixed(1);
       this.#log(`${this.#peer} disconnected after ${seconds} s (${reason})`);
     }
   }
@@ -461,7 +462,7 @@ class Session {
   }
 
   #logTransfer(op: string, path: string, bytes: number, started: number): void {
-    const seconds = (performance.now() - started) / 1000;
+    const seconds = elapsed(started);
     const rate = seconds > 0 ? (bytes / 1048576 / seconds).toFixed(1) : "-";
     this.#log(
       `${this.#peer} ${op} ${escapeName(path)} ${bytes} bytes in ${
