@@ -46,6 +46,8 @@ export interface BatchOptions {
   delete?: boolean;
   /** How many more times to try a file whose connection failed (default 0). */
   retries?: number;
+  /** Continue files that an earlier, interrupted run left partial (retries always do). */
+  resume?: boolean;
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -252,11 +254,18 @@ export async function transferPlan(
           const sha256 = await sameContent(conn, direction, job, buf);
           if (sha256) return reporter.result(outcome({ sha256, skipped: "unchanged" }));
         }
-        const transfer: TransferOptions = { noClobber: options.noClobber, ...reporter.track(path) };
+        const transfer: TransferOptions = {
+          noClobber: options.noClobber,
+          // Whatever is cut off is kept, so that a retry, or a later --resume, continues it.
+          keepPartial: true,
+          resume: options.resume || attempt > 1,
+          ...reporter.track(path),
+        };
         const r: TransferResult = direction === "put"
           ? await conn.put(job.from, job.to, transfer)
           : await conn.get(job.from, job.to, transfer);
-        reporter.result(outcome({ bytes: r.bytes, sha256: r.sha256, seconds: r.seconds }));
+        const { bytes, resumed, sha256, seconds } = r;
+        reporter.result(outcome({ bytes, resumed, sha256, seconds }));
       } catch (err) {
         const e = toFerryError(err);
         if (e.code === "EXISTS" && options.noClobber) {

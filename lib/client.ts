@@ -13,6 +13,7 @@ import {
   parseEntry,
   parseGetReply,
   parseLsReply,
+  parsePartialReply,
   parseSumReply,
   parseWelcome,
   PROTOCOL_VERSION,
@@ -22,8 +23,10 @@ import {
 import { FerryError, toFerryError } from "./errors.ts";
 import { decodeMessage, type Frame, FrameType, frameTypeName, HEADER_SIZE } from "./frame.ts";
 import { FrameConn } from "./frame_conn.ts";
-import { AtomicFile, PERMISSION_BITS } from "./atomic_file.ts";
-import { BodyReceiver, sendBody } from "./transfer.ts";
+import { basename } from "node:path";
+import type { Hash } from "node:crypto";
+import { AtomicFile, PERMISSION_BITS, resumeKey } from "./atomic_file.ts";
+import { BodyReceiver, hashPrefix, sendBody } from "./transfer.ts";
 import { readerFor } from "./local_storage.ts";
 import { escapeName } from "./path_jail.ts";
 import { elapsed } from "./elapsed.ts";
@@ -74,9 +77,11 @@ export interface ConnectOptions {
 
 /** What a finished transfer moved. */
 export interface TransferResult {
-  /** Bytes of content. */
+  /** Bytes of content moved by this transfer. */
   bytes: number;
-  /** SHA-256 of the content, verified by the receiver. */
+  /** Bytes that an earlier, interrupted transfer had already moved (the file is `bytes + resumed`). */
+  resumed: number;
+  /** SHA-256 of the whole file, verified by the receiver. */
   sha256: string;
   /** Wall-clock duration. */
   seconds: number;
@@ -88,8 +93,28 @@ export interface TransferOptions {
   noClobber?: boolean;
   /** Called once the size is known, before any content moves. */
   onStart?: (size: number) => void;
-  /** Called as content moves, with the bytes moved so far. */
+  /** Called as content moves, with the bytes of the file there so far (resumed ones included). */
   onProgress?: (bytes: number) => void;
+  /**
+   * If the connection is lost, keep what arrived (hidden, beside the
+   * destination) so that a later transfer with `resume` can continue it.
+   */
+  keepPartial?: boolean;
+  /**
+   * Continue from what an earlier, interrupted transfer of the same file
+   * kept, sending only the missing bytes (implies `keepPartial`). The kept
+   * bytes are checked by SHA-256 first; if they differ from the source, the
+   * transfer starts over, and the final check covers the whole file.
+   */
+  resume?: boolean;
+}
+
+/** Bytes hashed at once when checking a resumed transfer's first bytes. */
+const PREFIX_BUFFER = 256 * 1024;
+
+/** Whether a failure is the connection's, which a resumable transfer survives. */
+function connectionLost(err: FerryError): boolean {
+  return err.code === "CONNECT" || err.code === "TIMEOUT";
 }
 
 interface Pending {
@@ -227,47 +252,84 @@ export class FerryClient {
    * Download `remote` into the local file `local`. The content lands under a
    * temporary name and is renamed into place only after its size and SHA-256
    * check out, with the remote file's mode and modification time; on any
-   * failure no file is left behind.
+   * failure no file is left behind (but a kept partial, see
+   * {@linkcode TransferOptions.keepPartial}).
    */
   async get(remote: string, local: string, options: TransferOptions = {}): Promise<TransferResult> {
+    try {
+      return await this.#get(remote, local, options);
+    } catch (err) {
+      if (!options.resume || toFerryError(err).code !== "RESUME_MISMATCH") throw err;
+      return await this.#get(remote, local, { ...options, resume: false, keepPartial: true });
+    }
+  }
+
+  async #get(remote: string, local: string, options: TransferOptions): Promise<TransferResult> {
     const started = performance.now();
-    let file: AtomicFile | undefined;
+    // A resumable download writes to a partial named after what it fetches, which a later
+    // one can find; with `resume` it keeps what the partial holds, else it starts it afresh.
+    let file = options.resume || options.keepPartial
+      ? AtomicFile.resume(local, resumeKey(remote, basename(local)), {
+        offset: options.resume ? undefined : 0,
+      })
+      : undefined;
+    const offset = file?.offset ?? 0;
+    let hash: Hash | undefined;
+    try {
+      if (offset > 0) hash = await file!.hashPrefix(new Uint8Array(PREFIX_BUFFER));
+    } catch (err) {
+      await file!.abort();
+      throw err;
+    }
+    const release = async (err: FerryError) => {
+      if (connectionLost(err)) await file?.suspend();
+      else await file?.abort();
+    };
     let receiver: BodyReceiver | undefined;
     let meta: GetReply | undefined;
     let localError: FerryError | undefined;
-    const request = this.#request<TransferResult>(
-      { op: "get", path: remote },
-      async (frame, done, fail) => {
-        if (localError) {
-          // Drain the rest of the body, then report the local failure.
-          if (frame.type !== FrameType.DATA) fail(localError);
+    const message = hash
+      ? { op: "get", path: remote, offset, prefix: hash.copy().digest("hex") }
+      : { op: "get", path: remote };
+    const request = this.#request<TransferResult>(message, async (frame, done, fail) => {
+      if (localError) {
+        // Drain the rest of the body, then report the local failure.
+        if (frame.type !== FrameType.DATA) fail(localError);
+        return;
+      }
+      try {
+        if (!meta) {
+          meta = parseGetReply(this.#expectReply(frame));
+          if (meta.offset !== offset) {
+            throw new FerryError("PROTOCOL", `asked for byte ${offset} on, got ${meta.offset}`);
+          }
+          options.onStart?.(meta.size);
+          file ??= AtomicFile.create(local);
+          receiver = new BodyReceiver(meta.size, file, {
+            offset,
+            hash,
+            onProgress: options.onProgress,
+          });
           return;
         }
-        try {
-          if (!meta) {
-            meta = parseGetReply(this.#expectReply(frame));
-            options.onStart?.(meta.size);
-            file = AtomicFile.create(local);
-            receiver = new BodyReceiver(meta.size, file, options.onProgress);
-            return;
-          }
-          const sha256 = await receiver!.accept(frame);
-          if (sha256 === undefined) return;
-          await file!.commit({ mode: meta.mode, mtime: meta.mtime, noClobber: options.noClobber });
-          done({ bytes: receiver!.received, sha256, seconds: elapsed(started) });
-        } catch (err) {
-          await file?.abort();
-          const e = toFerryError(err);
-          if (meta && !receiver?.done) localError = e;
-          else fail(e);
-        }
-      },
-    );
-    // However the request ends (an ERROR from the server, a lost connection), no temp file stays.
+        const sha256 = await receiver!.accept(frame);
+        if (sha256 === undefined) return;
+        await file!.commit({ mode: meta.mode, mtime: meta.mtime, noClobber: options.noClobber });
+        const bytes = receiver!.received - offset;
+        done({ bytes, resumed: offset, sha256, seconds: elapsed(started) });
+      } catch (err) {
+        const e = toFerryError(err);
+        await file?.abort();
+        if (meta && !receiver?.done) localError = e;
+        else fail(e);
+      }
+    });
+    // However the request ends (an ERROR from the server, a lost connection), no temp file
+    // stays, but a partial that a lost connection interrupted.
     try {
       return await request;
     } catch (err) {
-      await file?.abort();
+      await release(toFerryError(err));
       throw err;
     }
   }
@@ -277,6 +339,15 @@ export class FerryClient {
    * time, replacing any file there atomically once verified.
    */
   async put(local: string, remote: string, options: TransferOptions = {}): Promise<TransferResult> {
+    try {
+      return await this.#put(local, remote, options);
+    } catch (err) {
+      if (!options.resume || toFerryError(err).code !== "RESUME_MISMATCH") throw err;
+      return await this.#put(local, remote, { ...options, resume: false, keepPartial: true });
+    }
+  }
+
+  async #put(local: string, remote: string, options: TransferOptions): Promise<TransferResult> {
     const started = performance.now();
     let file: Deno.FsFile;
     try {
@@ -290,17 +361,31 @@ export class FerryClient {
     try {
       const info = file.statSync();
       if (!info.isFile) throw new FerryError("NOT_A_FILE", `not a file: ${escapeName(local)}`);
-      options.onStart?.(info.size);
+      const size = info.size;
+      const mtime = info.mtime?.getTime();
+      options.onStart?.(size);
+      const source = { read: readerFor(file, size) };
+      let offset = 0;
+      let hash: Hash | undefined;
+      if (options.resume) {
+        const held = await this.#simple({ op: "partial", path: remote, size, mtime });
+        offset = parsePartialReply(held, size);
+        // Hashing the first bytes also moves the file to where the body starts.
+        if (offset > 0) hash = await hashPrefix(source, offset, new Uint8Array(PREFIX_BUFFER));
+      }
       let sha256 = "";
       let localError: FerryError | undefined;
       const message = {
         op: "put",
         path: remote,
-        size: info.size,
+        size,
         mode: info.mode === null ? undefined : info.mode & PERMISSION_BITS,
-        mtime: info.mtime?.getTime(),
+        mtime,
         noClobber: options.noClobber ?? false,
+        resume: Boolean(options.resume || options.keepPartial),
+        ...(hash ? { offset, prefix: hash.copy().digest("hex") } : {}),
       };
+      const onProgress = options.onProgress;
       const reply = this.#request<void>(
         message,
         (frame, done) => {
@@ -310,14 +395,14 @@ export class FerryClient {
         async (id) => {
           bodyStarted = true;
           try {
-            const source = { read: readerFor(file, info.size) };
-            sha256 = await sendBody(this.#fc, id, source, info.size, this.#sendBuf, {
+            sha256 = await sendBody(this.#fc, id, source, size - offset, this.#sendBuf, {
               stopped: () => !this.#pending.has(id),
-              onProgress: options.onProgress,
+              onProgress: onProgress && ((sent) => onProgress(offset + sent)),
+              hash,
             });
           } catch (err) {
             const e = toFerryError(err);
-            if (e.code === "CONNECT" || e.code === "TIMEOUT") throw e;
+            if (connectionLost(e)) throw e;
             if (e.code !== "CANCELLED") localError = e;
             // Ends the body early; the server drops what it has and answers with an error.
             await this.#fc.sendMessage(FrameType.ERROR, id, errorToMessage(e));
@@ -331,7 +416,7 @@ export class FerryClient {
       } catch (err) {
         throw localError ?? err;
       }
-      return { bytes: info.size, sha256, seconds: elapsed(started) };
+      return { bytes: size - offset, resumed: offset, sha256, seconds: elapsed(started) };
     } finally {
       if (!bodyStarted) file.close();
     }

@@ -85,6 +85,7 @@ const TRANSFER_FLAGS: Record<string, Flag> = {
   recursive: { type: "boolean", short: "r" },
   "no-clobber": { type: "boolean", short: "n" },
   sync: { type: "boolean" },
+  resume: { type: "boolean" },
 };
 
 function batchOptions(ctx: Context, flags: Values): BatchOptions {
@@ -93,6 +94,7 @@ function batchOptions(ctx: Context, flags: Values): BatchOptions {
     noClobber: Boolean(flags["no-clobber"]),
     sync: Boolean(flags.sync),
     delete: Boolean(flags.delete),
+    resume: Boolean(flags.resume),
   };
 }
 
@@ -134,7 +136,7 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   get: {
-    usage: "get [-r] [-n] [--sync] REMOTE [LOCAL]",
+    usage: "get [-r] [-n] [--sync] [--resume] REMOTE [LOCAL]",
     summary: "download a file, a glob's matches, or with -r a tree",
     min: 1,
     max: 2,
@@ -147,7 +149,7 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   put: {
-    usage: "put [-r] [-n] [--sync] [--delete] LOCAL... [REMOTE]",
+    usage: "put [-r] [-n] [--sync] [--resume] [--delete] LOCAL... [REMOTE]",
     summary: "upload files, a glob's matches, or with -r a tree",
     min: 1,
     max: Infinity,
@@ -303,6 +305,9 @@ async function runPlan(
   const many = plan.files.length + plan.dirs.length > 1;
   if (many || ctx.mode === "json") reporter.summary(direction);
   if (reporter.failed === 0) return 0;
+  if (reporter.lastError && isRetriable(reporter.lastError) && ctx.mode !== "json") {
+    ctx.sink.err("ferry: what arrived is kept; run the same command with --resume to continue");
+  }
   return !many && reporter.lastError ? exitCodeFor(reporter.lastError) : EXIT_CODES.PARTIAL;
 }
 

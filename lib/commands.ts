@@ -54,14 +54,32 @@ export interface StatRequest {
   path: string;
 }
 
-/** Download a file: REPLY with its metadata, then DATA frames, then END. */
-export interface GetRequest {
+/**
+ * Where to continue an interrupted transfer: the first `offset` bytes are
+ * already there, and `prefix` is their SHA-256, which the other side checks
+ * against its own copy before a byte moves.
+ */
+export interface ResumePoint {
+  /** Bytes already transferred (0: start from the beginning). */
+  offset: number;
+  /** SHA-256 (hex) of the first `offset` bytes; present when `offset` > 0. */
+  prefix?: string;
+}
+
+/**
+ * Download a file: REPLY with its metadata, then DATA frames from `offset`,
+ * then END with the SHA-256 of the whole file.
+ */
+export interface GetRequest extends ResumePoint {
   op: "get";
   path: string;
 }
 
-/** Upload a file: DATA frames and END follow at once; REPLY after it is stored. */
-export interface PutRequest {
+/**
+ * Upload a file: DATA frames from `offset` and END (with the SHA-256 of the
+ * whole file) follow at once; REPLY after it is stored.
+ */
+export interface PutRequest extends ResumePoint {
   op: "put";
   path: string;
   /** Exact size of the content that follows. */
@@ -72,6 +90,22 @@ export interface PutRequest {
   mtime?: number;
   /** Refuse (EXISTS) rather than replace an existing file. */
   noClobber: boolean;
+  /**
+   * If the connection is lost, keep what arrived for a later resume (see
+   * {@linkcode PartialRequest}); an `offset` > 0 continues from such a partial.
+   */
+  resume: boolean;
+}
+
+/**
+ * How much of an interrupted resumable upload of this file (same path, size
+ * and mtime) the server holds. REPLY `{ offset }`, 0 when it holds none.
+ */
+export interface PartialRequest {
+  op: "partial";
+  path: string;
+  size: number;
+  mtime?: number;
 }
 
 /** Create a directory. */
@@ -114,6 +148,7 @@ export type Request =
   | StatRequest
   | GetRequest
   | PutRequest
+  | PartialRequest
   | MkdirRequest
   | RmRequest
   | MvRequest
@@ -148,6 +183,8 @@ export interface GetReply {
   size: number;
   mtime: number;
   mode: number;
+  /** Where the content that follows starts: the offset asked for (0 when none was). */
+  offset: number;
 }
 
 /** The REPLY to `sum`. */
@@ -249,17 +286,33 @@ export function parseRequest(msg: Record<string, unknown>): Request {
     case "glob":
       return { op, pattern: path("pattern") };
     case "stat":
-    case "get":
     case "sum":
       return { op, path: path() };
-    case "put":
+    case "get":
+      return { op, path: path(), ...resumePoint(msg) };
+    case "put": {
+      const size = field(msg, "size", isCount, "a byte count");
+      const point = resumePoint(msg);
+      if (point.offset > size) throw protocolError(`offset ${point.offset} is beyond the size`);
+      const resume = flag("resume");
+      if (point.offset > 0 && !resume) throw protocolError("an offset needs resume");
+      return {
+        op,
+        path: path(),
+        size,
+        mode: optional("mode", isMode, "permission bits"),
+        mtime: optional("mtime", isTime, "a time"),
+        noClobber: flag("noClobber"),
+        resume,
+        ...point,
+      };
+    }
+    case "partial":
       return {
         op,
         path: path(),
         size: field(msg, "size", isCount, "a byte count"),
-        mode: optional("mode", isMode, "permission bits"),
         mtime: optional("mtime", isTime, "a time"),
-        noClobber: flag("noClobber"),
       };
     case "mkdir":
       return { op, path: path(), parents: flag("parents") };
@@ -275,6 +328,15 @@ export function parseRequest(msg: Record<string, unknown>): Request {
         `unknown command${typeof op === "string" ? ` ${escapeName(op.slice(0, 40))}` : ""}`,
       );
   }
+}
+
+const isHash = (v: unknown): v is string => isString(v) && SHA256_HEX.test(v);
+
+/** The resume point of a get or put: no offset is offset 0; a positive one needs its hash. */
+function resumePoint(msg: Record<string, unknown>): ResumePoint {
+  const offset = msg.offset === undefined ? 0 : field(msg, "offset", isCount, "a byte count");
+  if (offset === 0) return { offset };
+  return { offset, prefix: field(msg, "prefix", isHash, "a SHA-256 of the first offset bytes") };
 }
 
 /** Validate one directory entry from a listing or a stat reply. */
@@ -305,7 +367,15 @@ export function parseGetReply(msg: Record<string, unknown>): GetReply {
     size: field(msg, "size", isCount, "a size"),
     mtime: field(msg, "mtime", isCount, "a time"),
     mode: field(msg, "mode", isMode, "permission bits"),
+    offset: msg.offset === undefined ? 0 : field(msg, "offset", isCount, "a byte count"),
   };
+}
+
+/** Validate the REPLY to `partial`: an offset within the upload's `size`. */
+export function parsePartialReply(msg: Record<string, unknown>, size: number): number {
+  const offset = field(msg, "offset", isCount, "a byte count");
+  if (offset > size) throw protocolError(`resume offset ${offset} is beyond the size ${size}`);
+  return offset;
 }
 
 /** Validate a `sum` reply. */
@@ -316,7 +386,7 @@ export function parseSumReply(msg: Record<string, unknown>): SumReply {
 /** Validate an END trailer. */
 export function parseEnd(msg: Record<string, unknown>): End {
   return {
-    sha256: field(msg, "sha256", (v): v is string => isString(v) && SHA256_HEX.test(v), "a hash"),
+    sha256: field(msg, "sha256", isHash, "a hash"),
   };
 }
 

@@ -22,6 +22,7 @@ export type ErrorCode =
   | "PATH_REFUSED"
   | "PERMISSION"
   | "INTEGRITY"
+  | "RESUME_MISMATCH"
   | "IO"
   | "NO_SPACE"
   | "CANCELLED"
@@ -44,6 +45,7 @@ export const EXIT_CODES: Readonly<Record<ErrorCode, number>> = {
   PATH_REFUSED: 7,
   PERMISSION: 7,
   INTEGRITY: 8,
+  RESUME_MISMATCH: 8,
   IO: 9,
   NO_SPACE: 9,
   CANCELLED: 9,

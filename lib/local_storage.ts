@@ -12,7 +12,7 @@
 
 import { statfsSync } from "node:fs";
 import { basename, dirname, join, sep } from "node:path";
-import { AtomicFile } from "./atomic_file.ts";
+import { AtomicFile, inUse, isTempName, partialPath, resumeKey } from "./atomic_file.ts";
 import type { Entry, EntryType } from "./commands.ts";
 import { FerryError, toFerryError } from "./errors.ts";
 import { escapeName, RESERVED_PREFIX } from "./path_jail.ts";
@@ -254,13 +254,57 @@ export class LocalStorage implements Storage {
       throw new FerryError("EXISTS", `already exists: ${escapeName(path)}`);
     }
     if (missing > 0) this.#makeDirs(path.split("/").slice(0, -1), path);
-    checkSpace(dir, options.size, path);
-    const file = AtomicFile.create(full);
+    const offset = options.resume ? options.offset ?? 0 : 0;
+    checkSpace(dir, options.size - offset, path);
+    const key = resumeKey(path, options.size, options.mtime);
+    // Continuing takes a partial over from a connection that died unnoticed; starting
+    // afresh while another upload of the same file is under way must not disturb it.
+    const resumable = options.resume && (offset > 0 || !inUse(partialPath(full, key)));
+    const file = resumable ? AtomicFile.resume(full, key, { offset }) : AtomicFile.create(full);
     return {
+      offset,
+      hashPrefix: (buf) => file.hashPrefix(buf),
       write: (chunk) => file.write(chunk),
       commit: () => file.commit(options),
       abort: () => file.abort(),
+      suspend: () => file.suspend(),
     };
+  }
+
+  async partialSize(path: string, options: { size: number; mtime?: number }): Promise<number> {
+    if (path === "") return 0;
+    const full = this.#resolve(path).full;
+    const key = resumeKey(path, options.size, options.mtime);
+    const info = statOrUndefined(partialPath(full, key), true);
+    return info?.isFile && info.size <= options.size ? info.size : 0;
+  }
+
+  /**
+   * Remove ferry's temporary and partial files under the root that were last
+   * written more than `maxAgeMs` ago and are not being written now: what
+   * interrupted transfers, a killed server or a full disk left behind.
+   * Returns how many were removed.
+   */
+  async sweep(maxAgeMs: number): Promise<number> {
+    const cutoff = Date.now() - maxAgeMs;
+    const dirs = [this.root];
+    let removed = 0;
+    while (dirs.length > 0) {
+      const dir = dirs.pop()!;
+      try {
+        for await (const item of Deno.readDir(dir)) {
+          const path = join(dir, item.name);
+          if (item.isDirectory) dirs.push(path);
+          if (!item.isFile || !isTempName(item.name) || inUse(path)) continue;
+          const mtime = statOrUndefined(path, true)?.mtime?.getTime() ?? Infinity;
+          if (mtime > cutoff) continue;
+          await Deno.remove(path).then(() => removed++, () => {});
+        }
+      } catch {
+        // A directory that vanished or cannot be read has nothing to sweep.
+      }
+    }
+    return removed;
   }
 
   async mkdir(path: string, options: { parents?: boolean } = {}): Promise<void> {

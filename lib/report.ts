@@ -14,7 +14,10 @@ import { escapeName } from "./path_jail.ts";
 export interface Outcome {
   op: string;
   path: string;
+  /** Bytes moved. */
   bytes: number;
+  /** Bytes not moved again because an interrupted transfer had moved them (resumed). */
+  resumed?: number;
   sha256?: string;
   seconds: number;
   /** Why nothing was done, e.g. `unchanged`, `exists`, `symlink`. */
@@ -76,6 +79,7 @@ export class Reporter {
   readonly #started = performance.now();
   #files = 0;
   #bytes = 0;
+  #resumed = 0;
   #skipped = 0;
   #failed = 0;
   #lastError: FerryError | undefined;
@@ -132,8 +136,9 @@ export class Reporter {
     else {
       this.#files++;
       this.#bytes += o.bytes;
+      this.#resumed += o.resumed ?? 0;
     }
-    this.#doneBytes += o.bytes;
+    this.#doneBytes += o.bytes + (o.resumed ?? 0);
     if (this.#current?.path === o.path) this.#current = undefined;
     this.#clear();
     if (this.#mode === "json") {
@@ -141,6 +146,7 @@ export class Reporter {
         op: o.op,
         path: o.path,
         bytes: o.bytes,
+        resumed: o.resumed ?? 0,
         sha256: o.sha256 ?? null,
         seconds: Number(o.seconds.toFixed(3)),
         skipped: o.skipped ?? null,
@@ -164,6 +170,7 @@ export class Reporter {
         command: op,
         files: this.#files,
         bytes: this.#bytes,
+        resumed: this.#resumed,
         skipped: this.#skipped,
         failed: this.#failed,
         seconds: Number(seconds.toFixed(3)),

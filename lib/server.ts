@@ -7,6 +7,7 @@
 import {
   type Entry,
   errorToMessage,
+  type GetRequest,
   parseHello,
   parseRequest,
   PROTOCOL_VERSION,
@@ -27,7 +28,7 @@ import { FrameConn } from "./frame_conn.ts";
 import { LocalStorage } from "./local_storage.ts";
 import { escapeName, normalizePath } from "./path_jail.ts";
 import type { Storage, Upload } from "./storage.ts";
-import { BodyReceiver, hashSource, sendBody } from "./transfer.ts";
+import { BodyReceiver, hashPrefix, hashSource, sendBody } from "./transfer.ts";
 import { elapsed } from "./elapsed.ts";
 import { expandGlob } from "./glob.ts";
 import { HashCache } from "./hash_cache.ts";
@@ -53,6 +54,12 @@ export interface ServeOptions {
   maxConnections?: number;
   /** fsync every upload (file and directory) before replying, to survive power loss. */
   fsync?: boolean;
+  /**
+   * Remove partial uploads (kept for resuming) and temporary files left by
+   * interrupted transfers once untouched for this many ms: at start, then
+   * periodically (default 86 400 000, a day; 0 = never).
+   */
+  partialTtlMs?: number;
 }
 
 /** A running server. */
@@ -205,8 +212,10 @@ export async function serve(options: ServeOptions = {}): Promise<FerryServer> {
     }
   }
 
+  const stopSweeping = sweepPeriodically(storage, options.partialTtlMs ?? DAY_MS, log);
   const accepting = acceptLoop();
   const finished = accepting.then(async () => {
+    await stopSweeping();
     while (sessions.size > 0) await Promise.all(sessions);
   });
 
@@ -237,6 +246,36 @@ export async function serve(options: ServeOptions = {}): Promise<FerryServer> {
       await finished;
       clearTimeout(timer);
     },
+  };
+}
+
+const DAY_MS = 86_400_000;
+
+/**
+ * Sweep `storage` for leftovers older than `ttlMs` now and then every half
+ * TTL (between a second and an hour); returns a function that stops it and
+ * waits for a sweep under way.
+ */
+function sweepPeriodically(
+  storage: Storage,
+  ttlMs: number,
+  log: (line: string) => void,
+): () => Promise<void> {
+  if (!storage.sweep || ttlMs <= 0) return () => Promise.resolve();
+  let running: Promise<void> | undefined;
+  const sweep = () => {
+    running ??= storage.sweep!(ttlMs).then(
+      (removed) => {
+        if (removed > 0) log(`removed ${removed} stale partial or temporary file(s)`);
+      },
+      (err) => log(`sweeping stale partial files failed: ${toFerryError(err).message}`),
+    ).finally(() => running = undefined);
+  };
+  sweep();
+  const timer = setInterval(sweep, Math.min(Math.max(ttlMs / 2, 1000), 3_600_000));
+  return async () => {
+    clearInterval(timer);
+    await running;
   };
 }
 
@@ -402,11 +441,16 @@ class Session {
           await reply({ entry: await storage.stat(normalizePath(req.path)) });
           break;
         case "get":
-          this.#logTransfer("get", req.path, await this.#get(id, req.path), started);
+          this.#logTransfer("get", req, await this.#get(id, req), started);
           break;
         case "put":
-          this.#logTransfer("put", req.path, await this.#put(id, req), started);
+          this.#logTransfer("put", req, await this.#put(id, req), started);
           break;
+        case "partial": {
+          const offset = await storage.partialSize(normalizePath(req.path), req);
+          await reply({ offset });
+          break;
+        }
         case "sum": {
           const path = normalizePath(req.path);
           const handle = await storage.openRead(path);
@@ -461,13 +505,19 @@ class Session {
     }
   }
 
-  #logTransfer(op: string, path: string, bytes: number, started: number): void {
+  #logTransfer(
+    op: string,
+    req: { path: string; offset: number },
+    bytes: number,
+    started: number,
+  ): void {
     const seconds = elapsed(started);
     const rate = seconds > 0 ? (bytes / 1048576 / seconds).toFixed(1) : "-";
+    const resumed = req.offset > 0 ? `, resumed at ${req.offset}` : "";
     this.#log(
-      `${this.#peer} ${op} ${escapeName(path)} ${bytes} bytes in ${
+      `${this.#peer} ${op} ${escapeName(req.path)} ${bytes} bytes in ${
         seconds.toFixed(3)
-      } s (${rate} MiB/s) ok`,
+      } s (${rate} MiB/s${resumed}) ok`,
     );
   }
 
@@ -504,23 +554,43 @@ class Session {
     return this.#sendBuf ??= new Uint8Array(2 * (HEADER_SIZE + CHUNK_SIZE));
   }
 
-  async #get(id: number, rawPath: string): Promise<number> {
-    const path = normalizePath(rawPath);
+  /** Send a file, from `req.offset` on when the client holds a verified prefix. Returns bytes sent. */
+  async #get(id: number, req: GetRequest): Promise<number> {
+    const path = normalizePath(req.path);
+    const { offset } = req;
     const handle = await this.#storage.openRead(path);
     try {
       const { size, mtime, mode, version } = handle;
-      await this.#fc.sendMessage(FrameType.REPLY, id, { size, mtime, mode });
+      if (offset > size) {
+        throw new FerryError(
+          "RESUME_MISMATCH",
+          `cannot resume ${escapeName(req.path)} at byte ${offset}: it has ${size} bytes now`,
+        );
+      }
+      // Reading the prefix also moves the handle to where the body starts.
+      const hash = offset > 0 ? await hashPrefix(handle, offset, this.#buffer()) : undefined;
+      if (hash && hash.copy().digest("hex") !== req.prefix) {
+        throw new FerryError(
+          "RESUME_MISMATCH",
+          `cannot resume ${escapeName(req.path)}: the first ${offset} bytes differ`,
+        );
+      }
+      await this.#fc.sendMessage(FrameType.REPLY, id, { size, mtime, mode, offset });
       const known = this.#knownHash(path, version);
-      const sha256 = await sendBody(this.#fc, id, handle, size, this.#buffer(), { sha256: known });
+      const sha256 = await sendBody(this.#fc, id, handle, size - offset, this.#buffer(), {
+        sha256: known,
+        hash,
+      });
       if (version && !known) this.#hashes.set(path, version, sha256);
-      return size;
+      return size - offset;
     } finally {
       handle.close();
     }
   }
 
+  /** Receive and store a file, continuing a kept partial from `req.offset`. Returns bytes received. */
   async #put(id: number, req: PutRequest): Promise<number> {
-    const { size, mode, mtime, noClobber } = req;
+    const { size, mode, mtime, noClobber, resume, offset } = req;
     let upload: Upload | undefined;
     let receiver: BodyReceiver | undefined;
     let sha256: string | undefined;
@@ -533,8 +603,17 @@ class Session {
         mtime,
         noClobber,
         fsync: this.#fsync,
+        resume,
+        offset,
       });
-      receiver = new BodyReceiver(size, upload);
+      const hash = offset > 0 ? await upload.hashPrefix(this.#buffer()) : undefined;
+      if (hash && hash.copy().digest("hex") !== req.prefix) {
+        throw new FerryError(
+          "RESUME_MISMATCH",
+          `cannot resume ${escapeName(req.path)}: the first ${offset} bytes held differ`,
+        );
+      }
+      receiver = new BodyReceiver(size, upload, { offset, hash });
       for (;;) {
         const frame = await this.#fc.read();
         if (!frame) throw new FerryError("CONNECT", "client closed the connection mid-upload");
@@ -546,12 +625,16 @@ class Session {
       }
       await upload.commit();
     } catch (err) {
-      await upload?.abort();
+      // A lost connection keeps a resumable upload for the client to continue;
+      // anything else (bad content included) drops it.
+      const code = toFerryError(err).code;
+      if (code === "CONNECT" || code === "TIMEOUT") await upload?.suspend();
+      else await upload?.abort();
       // Failed before the body's END or ERROR: skip the frames still on their way.
       if (!receiver?.done) this.#discardId = id;
       throw err;
     }
     await this.#fc.sendMessage(FrameType.REPLY, id, {});
-    return size;
+    return size - offset;
   }
 }

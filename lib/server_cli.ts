@@ -25,6 +25,8 @@ Options:
       --shutdown-grace SECONDS  on SIGTERM/SIGINT, let requests in flight finish (default: 30);
                                 a second signal stops at once
       --fsync                   flush every upload to disk before confirming it (survives power loss)
+      --partial-ttl SECONDS     remove interrupted uploads kept for resuming, and other leftovers,
+                                once untouched this long (default: 86400; 0: never)
   -h, --help                    show this help
   -V, --version                 show the version
 
@@ -41,6 +43,7 @@ export interface ServerArgs {
   maxConnections: number;
   shutdownGraceMs: number;
   fsync: boolean;
+  partialTtlMs: number;
   help: boolean;
   version: boolean;
 }
@@ -69,6 +72,7 @@ export function parseServerArgs(argv: string[]): ServerArgs {
         "max-connections": { type: "string", default: "1000" },
         "shutdown-grace": { type: "string", default: "30" },
         fsync: { type: "boolean", default: false },
+        "partial-ttl": { type: "string", default: "86400" },
         help: { type: "boolean", short: "h", default: false },
         version: { type: "boolean", short: "V", default: false },
       },
@@ -88,6 +92,7 @@ export function parseServerArgs(argv: string[]): ServerArgs {
     maxConnections: count("--max-connections", values["max-connections"]),
     shutdownGraceMs: seconds("--shutdown-grace", values["shutdown-grace"]) * 1000,
     fsync: values.fsync,
+    partialTtlMs: seconds("--partial-ttl", values["partial-ttl"]) * 1000,
     help: values.help,
     version: values.version,
   };
@@ -141,6 +146,7 @@ export async function main(argv: string[]): Promise<number> {
       idleTimeoutMs: args.idleTimeoutMs,
       maxConnections: args.maxConnections,
       fsync: args.fsync,
+      partialTtlMs: args.partialTtlMs,
     });
   } catch (err) {
     const e = toFerryError(err);

@@ -6,6 +6,7 @@
  * @module
  */
 
+import type { Hash } from "node:crypto";
 import type { Entry } from "./commands.ts";
 
 /** An open file being read. */
@@ -31,12 +32,18 @@ export interface ReadHandle {
 
 /** A file being written; invisible until {@linkcode Upload.commit}. */
 export interface Upload {
+  /** Bytes already there from an interrupted upload that this one resumes (else 0). */
+  readonly offset: number;
+  /** A SHA-256 state fed with those `offset` bytes, read through `buf`. */
+  hashPrefix(buf: Uint8Array): Promise<Hash>;
   /** Append a chunk. The chunk is only valid during the call. */
   write(chunk: Uint8Array): void | Promise<void>;
   /** Make the content visible under its final name, atomically. */
   commit(): Promise<void>;
   /** Discard everything written. Safe to call at any time. */
   abort(): Promise<void>;
+  /** Stop, keeping what was written if the upload is resumable (else as abort). */
+  suspend(): Promise<void>;
 }
 
 /** How an upload is to be stored. */
@@ -51,6 +58,17 @@ export interface UploadOptions {
   noClobber?: boolean;
   /** Make the stored file durable (fsync file and directory) before reporting success. */
   fsync?: boolean;
+  /**
+   * Resumable: what is written is kept by {@linkcode Upload.suspend}, named
+   * after path, size and mtime, so that a later upload of the same file can
+   * continue it.
+   */
+  resume?: boolean;
+  /**
+   * With `resume`: continue after this many bytes of the kept partial
+   * (RESUME_MISMATCH if it holds fewer). 0 or absent starts afresh.
+   */
+  offset?: number;
 }
 
 /**
@@ -70,6 +88,17 @@ export interface Storage {
   openRead(path: string): Promise<ReadHandle>;
   /** Start writing a file at `path`, creating parent directories. */
   createUpload(path: string, options: UploadOptions): Promise<Upload>;
+  /**
+   * Bytes held of an interrupted resumable upload of `path` with this size
+   * and mtime (0 when none).
+   */
+  partialSize(path: string, options: { size: number; mtime?: number }): Promise<number>;
+  /**
+   * Remove temporary and partial files untouched for `maxAgeMs`, left by
+   * interrupted transfers; returns how many. Optional: a backend without
+   * leftovers need not have it.
+   */
+  sweep?(maxAgeMs: number): Promise<number>;
   /** Create a directory (and its parents, with `parents`). */
   mkdir(path: string, options?: { parents?: boolean }): Promise<void>;
   /** Remove a file or an empty directory; a whole tree with `recursive`. */

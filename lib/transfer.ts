@@ -6,7 +6,7 @@
  * @module
  */
 
-import { createHash } from "node:crypto";
+import { createHash, type Hash } from "node:crypto";
 import { errorFromMessage, parseEnd } from "./commands.ts";
 import { FerryError } from "./errors.ts";
 import { decodeMessage, type Frame, FrameType, frameTypeName, HEADER_SIZE } from "./frame.ts";
@@ -30,6 +30,12 @@ export interface SendBodyOptions {
   onProgress?: (bytes: number) => void;
   /** The content's SHA-256, when already known: skips hashing on this side. */
   sha256?: string;
+  /**
+   * A hash already fed with content before this body (a resumed transfer's
+   * first bytes, see {@linkcode hashPrefix}): END then carries the SHA-256
+   * of the whole file, not just of the bytes sent.
+   */
+  hash?: Hash;
 }
 
 /**
@@ -54,7 +60,7 @@ export async function sendBody(
   buf: Uint8Array,
   options: SendBodyOptions = {},
 ): Promise<string> {
-  const hash = options.sha256 ? undefined : createHash("sha256");
+  const hash = options.sha256 ? undefined : options.hash ?? createHash("sha256");
   const half = Math.floor(buf.length / 2);
   const halves = [buf.subarray(0, half), buf.subarray(half, 2 * half)];
   const chunk = half - HEADER_SIZE;
@@ -90,9 +96,20 @@ export async function sendBody(
   return sha256;
 }
 
+/** Options for {@linkcode BodyReceiver}. */
+export interface ReceiveOptions {
+  /** Bytes of the file already in the sink before this body (a resumed transfer). */
+  offset?: number;
+  /** A hash already fed with those bytes (see {@linkcode hashPrefix}). */
+  hash?: Hash;
+  /** Hears the running total, `offset` included. */
+  onProgress?: (bytes: number) => void;
+}
+
 /**
  * Receives one body: feed it the DATA and END frames of a transfer; it
- * writes DATA to the sink and, at END, checks size and hash.
+ * writes DATA to the sink and, at END, checks size and hash of the whole
+ * file (with `offset`, the bytes already there count too).
  *
  * @example
  * ```ts ignore
@@ -107,18 +124,20 @@ export class BodyReceiver {
   readonly #size: number;
   readonly #sink: ByteSink;
   readonly #onProgress: ((bytes: number) => void) | undefined;
-  readonly #hash = createHash("sha256");
-  #received = 0;
+  readonly #hash: Hash;
+  #received: number;
   #done = false;
 
-  /** Expect `size` bytes, written to `sink`; `onProgress` hears the running total. */
-  constructor(size: number, sink: ByteSink, onProgress?: (bytes: number) => void) {
+  /** Expect a file of `size` bytes, written to `sink`. */
+  constructor(size: number, sink: ByteSink, options: ReceiveOptions = {}) {
     this.#size = size;
     this.#sink = sink;
-    this.#onProgress = onProgress;
+    this.#onProgress = options.onProgress;
+    this.#received = options.offset ?? 0;
+    this.#hash = options.hash ?? createHash("sha256");
   }
 
-  /** Bytes received so far. */
+  /** Bytes of the file in the sink so far, the resumed offset included. */
   get received(): number {
     return this.#received;
   }
@@ -176,6 +195,20 @@ export async function hashSource(
   size: number,
   buf: Uint8Array,
 ): Promise<string> {
+  return (await hashPrefix(source, size, buf)).digest("hex");
+}
+
+/**
+ * A SHA-256 state fed with exactly the next `size` bytes of `source`: the
+ * first bytes of a resumed transfer. Its `copy().digest("hex")` is the hash
+ * to compare with the other side's; the state itself goes on to hash the
+ * rest, so the whole file is checked without reading the prefix twice.
+ */
+export async function hashPrefix(
+  source: ByteSource,
+  size: number,
+  buf: Uint8Array,
+): Promise<Hash> {
   const hash = createHash("sha256");
   let done = 0;
   while (done < size) {
@@ -186,5 +219,5 @@ export async function hashSource(
     hash.update(buf.subarray(0, n));
     done += n;
   }
-  return hash.digest("hex");
+  return hash;
 }

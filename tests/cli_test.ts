@@ -47,7 +47,7 @@ Deno.test("a failing shell command prints one line, the shell goes on, the exit 
   assert.equal(run.code, 2, "exit code of the last failure (usage)");
   const help = await runClient(server.address, [], { stdin: "help\nexit\n" });
   assert.equal(help.code, 0);
-  assert.match(help.stdout, /get \[-r\] \[-n\] \[--sync\] REMOTE \[LOCAL\]/);
+  assert.match(help.stdout, /get \[-r\] \[-n\] \[--sync\] \[--resume\] REMOTE \[LOCAL\]/);
   assert.match(help.stdout, /close/);
   // No prompt when stdin is not a terminal.
   assert.doesNotMatch(help.stdout, /ferry> /);
@@ -79,7 +79,7 @@ Deno.test("one-shot usage errors, --help and --version", async () => {
   assert.match(badFlag.stderr, /^ferry: .*frobnicate.*\n$/);
   const tooMany = await runClient(address, ["get", "a", "b", "c"]);
   assert.equal(tooMany.code, 2);
-  assert.equal(tooMany.stderr, "ferry: usage: get [-r] [-n] [--sync] REMOTE [LOCAL]\n");
+  assert.equal(tooMany.stderr, "ferry: usage: get [-r] [-n] [--sync] [--resume] REMOTE [LOCAL]\n");
 });
 
 Deno.test("FERRY_SERVER picks the server; --server wins over it", async () => {

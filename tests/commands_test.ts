@@ -19,7 +19,7 @@ Deno.test("parseRequest: valid requests", () => {
     path: "a",
     recursive: true,
   });
-  assert.deepEqual(parseRequest({ op: "get", path: "a" }), { op: "get", path: "a" });
+  assert.deepEqual(parseRequest({ op: "get", path: "a" }), { op: "get", path: "a", offset: 0 });
   assert.deepEqual(parseRequest({ op: "put", path: "a", size: 0 }), {
     op: "put",
     path: "a",
@@ -27,11 +27,49 @@ Deno.test("parseRequest: valid requests", () => {
     mode: undefined,
     mtime: undefined,
     noClobber: false,
+    resume: false,
+    offset: 0,
   });
   assert.deepEqual(
     parseRequest({ op: "put", path: "a", size: 1, mode: 0o755, mtime: 5, noClobber: true }),
-    { op: "put", path: "a", size: 1, mode: 0o755, mtime: 5, noClobber: true },
+    {
+      op: "put",
+      path: "a",
+      size: 1,
+      mode: 0o755,
+      mtime: 5,
+      noClobber: true,
+      resume: false,
+      offset: 0,
+    },
   );
+  const prefix = "a".repeat(64);
+  assert.deepEqual(
+    parseRequest({ op: "put", path: "a", size: 9, resume: true, offset: 4, prefix }),
+    {
+      op: "put",
+      path: "a",
+      size: 9,
+      mode: undefined,
+      mtime: undefined,
+      noClobber: false,
+      resume: true,
+      offset: 4,
+      prefix,
+    },
+  );
+  assert.deepEqual(parseRequest({ op: "get", path: "a", offset: 7, prefix }), {
+    op: "get",
+    path: "a",
+    offset: 7,
+    prefix,
+  });
+  assert.deepEqual(parseRequest({ op: "partial", path: "a", size: 3 }), {
+    op: "partial",
+    path: "a",
+    size: 3,
+    mtime: undefined,
+  });
   assert.deepEqual(parseRequest({ op: "mv", from: "a", to: "b" }), {
     op: "mv",
     from: "a",
@@ -71,6 +109,20 @@ Deno.test("parseRequest: every field from the network is checked", () => {
   rejects(() => parseRequest({ op: "rm", path: "a", recursive: 1 }), "PROTOCOL");
   rejects(() => parseRequest({ op: "mv", from: "a" }), "PROTOCOL");
   rejects(() => parseRequest({ op: "glob" }), "PROTOCOL");
+  // Resume points: no negative or fractional offsets, none beyond the size, none without a
+  // hash of what precedes them, and an upload offset only for a resumable upload.
+  const prefix = "a".repeat(64);
+  for (const offset of [-1, 1.5, "3", null, 2 ** 53]) {
+    rejects(() => parseRequest({ op: "get", path: "a", offset, prefix }), "PROTOCOL");
+  }
+  rejects(() => parseRequest({ op: "get", path: "a", offset: 3 }), "PROTOCOL");
+  rejects(() => parseRequest({ op: "get", path: "a", offset: 3, prefix: "xyz" }), "PROTOCOL");
+  rejects(
+    () => parseRequest({ op: "put", path: "a", size: 2, resume: true, offset: 3, prefix }),
+    "PROTOCOL",
+  );
+  rejects(() => parseRequest({ op: "put", path: "a", size: 5, offset: 3, prefix }), "PROTOCOL");
+  rejects(() => parseRequest({ op: "partial", path: "a" }), "PROTOCOL");
 });
 
 Deno.test("parseHello / parseEnd / parseLsReply validate their fields", () => {

@@ -129,6 +129,7 @@ Deno.test("Reporter: --json prints one object per outcome and a summary", () => 
     seconds: 0.012,
     skipped: null,
     attempts: 1,
+    resumed: 0,
   });
   assert.equal(lines[1].skipped, "exists");
   assert.deepEqual(lines[2].error, { code: "NOT_FOUND", message: "x" });

@@ -5,7 +5,7 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { connect } from "../mod.ts";
 import { decodeMessage, DEFAULT_LIMITS, FrameType, HEADER_SIZE } from "../lib/frame.ts";
-import { AtomicFile } from "../lib/atomic_file.ts";
+import { AtomicFile, isTempName } from "../lib/atomic_file.ts";
 import type { FrameConn } from "../lib/frame_conn.ts";
 import { componentMatcher } from "../lib/glob.ts";
 import { LocalStorage } from "../lib/local_storage.ts";
@@ -96,10 +96,11 @@ Deno.test("a download that fails midway leaves no temporary file", async () => {
   }
 });
 
-Deno.test("ferry interrupted mid-download removes its temporary file", async () => {
+Deno.test("ferry interrupted mid-download keeps only a hidden partial, which --resume finishes", async () => {
   await using server = await startServer();
   await using local = await tempDir();
-  await writeRandomFile(join(server.root, "big.bin"), 256 * 1024 * 1024);
+  const size = 256 * 1024 * 1024;
+  await writeRandomFile(join(server.root, "big.bin"), size);
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -114,13 +115,34 @@ Deno.test("ferry interrupted mid-download removes its temporary file", async () 
     stdout: "null",
     stderr: "null",
   }).spawn();
-  for (let i = 0; i < 500 && (await listTree(local.path)).length === 0; i++) {
-    await new Promise((r) => setTimeout(r, 10));
-  }
+  const partial = () => listTree(local.path).then((names) => names.filter(isTempName));
+  await waitFor(
+    async () => {
+      const [name] = await partial();
+      return name !== undefined && (await Deno.stat(join(local.path, name))).size > 0;
+    },
+    20_000,
+    "the download to start",
+  );
   child.kill("SIGINT");
   const status = await child.status;
   assert.equal(status.code, 130);
-  assert.deepEqual(await listTree(local.path), []);
+  const names = await listTree(local.path);
+  assert.equal(names.length, 1, "nothing under the final name");
+  assert.match(names[0], /^\.ferry-[0-9a-f]+\.partial$/);
+
+  const run = await runClient(server.address, ["--json", "get", "--resume", "big.bin"], {
+    cwd: local.path,
+  });
+  assert.equal(run.code, 0, run.stderr);
+  const line = JSON.parse(run.stdout.split("\n")[0]);
+  assert.ok(line.resumed > 0, run.stdout);
+  assert.equal(line.bytes + line.resumed, size);
+  assert.deepEqual(await listTree(local.path), ["big.bin"], "the partial is gone");
+  assert.deepEqual(
+    await Deno.readFile(join(local.path, "big.bin")),
+    await Deno.readFile(join(server.root, "big.bin")),
+  );
 });
 
 Deno.test("a client trickling its handshake is cut off at the deadline", async () => {
@@ -293,8 +315,11 @@ Deno.test("a lost connection is retried with backoff, and --retries 0 gives up",
     assert.equal(run.code, 0, run.stderr);
     const line = JSON.parse(run.stdout.split("\n")[0]);
     assert.equal(line.attempts, 2, run.stdout);
+    assert.ok(line.resumed > 0, `the retry resumed: ${run.stdout}`);
+    assert.equal(line.bytes + line.resumed, size);
     assert.equal(proxy.connections, 2);
   }
+  assert.deepEqual((await listTree(server.root)).filter(isTempName), [], "no partial upload left");
   assert.deepEqual(
     await Deno.readFile(join(local.path, "big.bin")),
     await Deno.readFile(join(server.root, "big.bin")),
@@ -311,8 +336,11 @@ Deno.test("a lost connection is retried with backoff, and --retries 0 gives up",
   });
   await proxy.close();
   assert.equal(once.code, 3, once.stderr);
+  assert.match(once.stderr, /--resume to continue/);
   assert.equal(proxy.connections, 1);
-  assert.deepEqual(await listTree(local.path), ["up.bin"], "no partial download left");
+  const left = await listTree(local.path);
+  assert.deepEqual(left.filter((n) => !isTempName(n)), ["up.bin"], "nothing under the final name");
+  assert.equal(left.filter(isTempName).length, 1, "a hidden partial is kept for --resume");
   // A write that fails while the next chunk is being read once killed ferryd (unhandled rejection).
   assert.equal((await runClient(server.address, ["ls"])).code, 0, "ferryd is still serving");
 });

@@ -186,9 +186,13 @@ export function currentRss(pid: number): number {
 }
 
 /** Wait until `check` is true, polling; throws after `timeoutMs`. */
-export async function waitFor(check: () => boolean, timeoutMs = 10_000, what = "condition") {
+export async function waitFor(
+  check: () => boolean | Promise<boolean>,
+  timeoutMs = 10_000,
+  what = "condition",
+) {
   const deadline = Date.now() + timeoutMs;
-  while (!check()) {
+  while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }

@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { statfsSync } from "node:fs";
 import { join } from "node:path";
+import { isTempName } from "../lib/atomic_file.ts";
 import { decodeMessage, DEFAULT_LIMITS, FrameType, HEADER_SIZE } from "../lib/frame.ts";
 import {
   fakeServer,
@@ -221,27 +222,33 @@ Deno.test("a rejected upload's body is skipped and the session goes on", async (
   fc.close();
 });
 
-Deno.test("a client killed mid-upload leaves no file under the final name", async () => {
+Deno.test("a client killed mid-upload leaves no file under the final name; --resume finishes it", async () => {
   await using server = await startServer();
   await using local = await tempDir();
   const src = join(local.path, "big.bin");
   await writeRandomFile(src, 1024 * CHUNK);
   await Deno.writeTextFile(join(server.root, "big.bin"), "previous version");
+  const partials = () => [...Deno.readDirSync(server.root)].filter((e) => isTempName(e.name));
   const child = spawnClient(server.address, ["put", src, "big.bin"]);
   await waitFor(
-    () => [...Deno.readDirSync(server.root)].some((e) => e.name.startsWith(".ferry-")),
+    () => partials().some((e) => Deno.statSync(join(server.root, e.name)).size > 0),
     20_000,
     "the upload to start",
   );
   child.kill("SIGKILL");
   await child.output();
-  await waitFor(
-    () => ![...Deno.readDirSync(server.root)].some((e) => e.name.startsWith(".ferry-")),
-    10_000,
-    "the server to remove the temporary file",
-  );
-  assert.equal(await Deno.readTextFile(join(server.root, "big.bin")), "previous version");
   await waitFor(() => /put big\.bin failed/.test(server.log()), 5000, "the failure to be logged");
+  assert.equal(await Deno.readTextFile(join(server.root, "big.bin")), "previous version");
+  assert.equal(partials().length, 1, "the partial upload is kept for a resume");
+  assert.match(partials()[0].name, /\.partial$/);
+
+  const run = await runClient(server.address, ["--json", "put", "--resume", src, "big.bin"]);
+  assert.equal(run.code, 0, run.stderr);
+  const line = JSON.parse(run.stdout.split("\n")[0]);
+  assert.ok(line.resumed > 0, run.stdout);
+  assert.equal(line.bytes + line.resumed, 1024 * CHUNK);
+  assert.deepEqual(await Deno.readFile(join(server.root, "big.bin")), await Deno.readFile(src));
+  assert.deepEqual(partials(), [], "the partial is gone");
 });
 
 /** Free bytes where the tests make their temporary directories. */
