@@ -40,5 +40,7 @@ export type { Entry, EntryType, SumReply, Welcome } from "./lib/commands.ts";
 export type { FrameLimits } from "./lib/frame.ts";
 export { type ErrorCode, EXIT_CODES, FerryError } from "./lib/errors.ts";
 export { LocalStorage } from "./lib/local_storage.ts";
+export { parseTokens, type Scope, type TokenGrant } from "./lib/auth.ts";
+export { fingerprint, parsePin, type TlsOptions } from "./lib/tls.ts";
 export type { ReadHandle, Storage, Upload, UploadOptions } from "./lib/storage.ts";
 export { VERSION } from "./lib/version.ts";

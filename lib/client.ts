@@ -10,6 +10,7 @@ import {
   errorFromMessage,
   errorToMessage,
   type GetReply,
+  MAX_LISTING_ENTRIES,
   parseEntry,
   parseGetReply,
   parseLsReply,
@@ -30,6 +31,7 @@ import { BodyReceiver, hashPrefix, sendBody } from "./transfer.ts";
 import { readerFor } from "./local_storage.ts";
 import { escapeName } from "./path_jail.ts";
 import { elapsed } from "./elapsed.ts";
+import { startClientTls, type TlsOptions } from "./tls.ts";
 import { VERSION } from "./version.ts";
 
 /** Default server address. */
@@ -73,6 +75,13 @@ export interface ConnectOptions {
    * long (ms; default 120 000; 0 = never). An idle connection never times out.
    */
   timeoutMs?: number;
+  /** Access token, for a server that requires one. */
+  token?: string;
+  /**
+   * Talk TLS: `true` trusts Deno's root store; an object adds CA
+   * certificates or pins the server's certificate (see {@linkcode TlsOptions}).
+   */
+  tls?: boolean | TlsOptions;
 }
 
 /** What a finished transfer moved. */
@@ -141,22 +150,37 @@ export async function connect(
 ): Promise<FerryClient> {
   const addr = typeof address === "string" ? parseAddress(address) : address;
   const timeoutMs = options.timeoutMs ?? 120_000;
-  let conn: Deno.TcpConn;
+  let tcp: Deno.TcpConn;
   try {
     const signal = timeoutMs > 0 ? AbortSignal.timeout(timeoutMs) : undefined;
-    conn = await Deno.connect({ hostname: addr.hostname, port: addr.port, signal });
+    tcp = await Deno.connect({ hostname: addr.hostname, port: addr.port, signal });
   } catch (err) {
     const e = toFerryError(err, `cannot connect to ${addr.hostname}:${addr.port}`);
     throw e.code === "IO" || e.code === "NOT_FOUND" ? new FerryError("CONNECT", e.message) : e;
   }
-  conn.setNoDelay(true);
+  // Before TLS starts: a TLS connection has no way to turn Nagle off.
+  tcp.setNoDelay(true);
+  const tls = options.tls === true ? {} : options.tls || undefined;
+  const conn = tls
+    ? await startClientTls(tcp, addr.hostname, addr.port, { ...tls, timeoutMs })
+    : tcp;
   const fc = new FrameConn(conn, { timeoutMs, bufferSize: RECEIVE_BUFFER, eager: true });
   try {
     await fc.sendMessage(FrameType.HELLO, 0, {
       version: PROTOCOL_VERSION,
       agent: `ferry/${VERSION}`,
+      token: options.token,
     });
-    const frame = await fc.read();
+    const frame = await fc.read().catch((err) => {
+      // A TLS server answers cleartext with a 7-byte alert, which is no ferry frame.
+      const e = toFerryError(err);
+      const garbled = e.code === "PROTOCOL" || e.message.includes("middle of a frame");
+      if (tls || !garbled) throw e;
+      throw new FerryError(
+        "PROTOCOL",
+        `${e.message}: not a ferry server, or one that needs TLS (--tls, --ca or --pin)`,
+      );
+    });
     if (!frame) throw new FerryError("CONNECT", "server closed the connection");
     if (frame.type === FrameType.ERROR) throw errorFromMessage(decodeMessage(frame));
     if (frame.type !== FrameType.WELCOME) {
@@ -443,6 +467,9 @@ export class FerryClient {
     const entries: Entry[] = [];
     return this.#request(message, (frame, done) => {
       const page = parseLsReply(this.#expectReply(frame));
+      if (entries.length + page.entries.length > MAX_LISTING_ENTRIES) {
+        throw new FerryError("PROTOCOL", `listing longer than ${MAX_LISTING_ENTRIES} entries`);
+      }
       entries.push(...page.entries);
       if (!page.more) done(entries);
     });

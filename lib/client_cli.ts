@@ -16,7 +16,7 @@ import {
   type Plan,
   transferPlan,
 } from "./batch.ts";
-import { connect, DEFAULT_ADDRESS, type FerryClient } from "./client.ts";
+import { connect, type ConnectOptions, DEFAULT_ADDRESS, type FerryClient } from "./client.ts";
 import type { Entry } from "./commands.ts";
 import { EXIT_CODES, exitCodeFor, FerryError, toFerryError } from "./errors.ts";
 import { byName, longLine, permissions } from "./listing_format.ts";
@@ -26,6 +26,7 @@ import { formatBytes, type OutputMode, Reporter, type Sink } from "./report.ts";
 import { splitWords } from "./shell_words.ts";
 import { onStopSignal } from "./signals.ts";
 import { suggest } from "./suggest.ts";
+import { parsePin } from "./tls.ts";
 import { planGetArgs, planPutArgs } from "./targets.ts";
 import { VERSION } from "./version.ts";
 
@@ -39,7 +40,16 @@ const OUTPUT_FLAGS: Record<string, Flag> = {
 };
 
 /** Global options whose value is the next argument (unless given as `--opt=value`). */
-const TAKES_VALUE = new Set(["-s", "--server", "--retries", "--timeout"]);
+const TAKES_VALUE = new Set([
+  "-s",
+  "--server",
+  "--retries",
+  "--timeout",
+  "--token",
+  "--token-file",
+  "--ca",
+  "--pin",
+]);
 
 /** Options only the command line (not the shell) accepts, before the command. */
 const GLOBAL_FLAGS: Record<string, Flag> = {
@@ -47,6 +57,11 @@ const GLOBAL_FLAGS: Record<string, Flag> = {
   server: { type: "string", short: "s" },
   retries: { type: "string" },
   timeout: { type: "string" },
+  token: { type: "string" },
+  "token-file": { type: "string" },
+  tls: { type: "boolean" },
+  ca: { type: "string" },
+  pin: { type: "string" },
   help: { type: "boolean", short: "h" },
   version: { type: "boolean", short: "V" },
 };
@@ -343,6 +358,13 @@ export function helpText(shell = false): string {
     "                          (env FERRY_RETRIES; default 3; 0: never)",
     "      --timeout SECONDS   give up connecting, or on a request that stalls, after this long",
     "                          (env FERRY_TIMEOUT; default 120; 0: never)",
+    "      --token TOKEN       access token for a server that requires one (env FERRY_TOKEN)",
+    "      --token-file FILE   read the token from FILE, so it is not on the command line",
+    "                          (env FERRY_TOKEN_FILE)",
+    "      --tls               talk TLS, trusting Deno's root store (env FERRY_TLS=1)",
+    "      --ca FILE           talk TLS, also trusting the CA certificates in FILE (env FERRY_CA)",
+    "      --pin SHA256        talk TLS, trusting only the certificate with this fingerprint,",
+    "                          as ferryd prints it (env FERRY_PIN)",
     "      --json              one JSON object per line per result, and a summary",
     "  -q, --quiet             no progress, no summaries; only errors",
     "  -h, --help              show this help",
@@ -367,6 +389,16 @@ export interface ClientArgs {
   retries: number;
   /** Connect and stall timeout, ms (0 = never). */
   timeoutMs: number;
+  /** Access token, given directly. */
+  token?: string;
+  /** File whose first line is the access token. */
+  tokenFile?: string;
+  /** Talk TLS (also implied by `ca` and `pin`). */
+  tls: boolean;
+  /** PEM file of CA certificates to trust besides Deno's root store. */
+  ca?: string;
+  /** SHA-256 fingerprint of the one server certificate to trust. */
+  pin?: string;
   mode: OutputMode;
   help: boolean;
   version: boolean;
@@ -423,15 +455,62 @@ export function parseClientArgs(
     i++;
   }
   const { values } = parseFlags(argv.slice(0, i), GLOBAL_FLAGS);
+  const option = (flag: string, name: string) =>
+    nonEmpty(`--${flag}`, name, (values[flag] as string | undefined) ?? env[name]);
+  const token = option("token", "FERRY_TOKEN");
+  const tokenFile = option("token-file", "FERRY_TOKEN_FILE");
+  if (token !== undefined && tokenFile !== undefined) {
+    throw new FerryError("USAGE", "give the token once: --token or --token-file, not both");
+  }
+  const pin = option("pin", "FERRY_PIN");
+  if (pin !== undefined) parsePin(pin);
+  const ca = option("ca", "FERRY_CA");
   return {
     server: (values.server as string | undefined) ?? env.FERRY_SERVER ?? DEFAULT_ADDRESS,
     retries: wholeNumber("--retries", (values.retries as string) ?? env.FERRY_RETRIES ?? "3"),
     timeoutMs: 1000 *
       seconds("--timeout", (values.timeout as string) ?? env.FERRY_TIMEOUT ?? "120"),
+    token,
+    tokenFile,
+    tls: Boolean(values.tls) || /^(1|true|yes)$/i.test(env.FERRY_TLS ?? "") ||
+      ca !== undefined || pin !== undefined,
+    ca,
+    pin,
     mode: outputMode(values),
     help: Boolean(values.help),
     version: Boolean(values.version),
     command: argv.slice(i),
+  };
+}
+
+/** A setting that, once given, must not be empty: an empty secret fails closed. */
+function nonEmpty(flag: string, env: string, value: string | undefined): string | undefined {
+  if (value !== undefined && value.trim() === "") {
+    throw new FerryError("USAGE", `${flag} (or ${env}) is empty`);
+  }
+  return value;
+}
+
+/** What connecting needs, with the token and CA files read. */
+async function connectOptions(args: ClientArgs): Promise<ConnectOptions> {
+  const read = async (path: string, what: string) => {
+    try {
+      return await Deno.readTextFile(path);
+    } catch (err) {
+      throw toFerryError(err, `cannot read the ${what} ${escapeName(path)}`);
+    }
+  };
+  const token = args.tokenFile === undefined
+    ? args.token
+    : (await read(args.tokenFile, "token file")).split(/\r?\n/)[0].trim();
+  if (token === "") throw new FerryError("USAGE", `the token file ${args.tokenFile} is empty`);
+  return {
+    timeoutMs: args.timeoutMs,
+    token,
+    tls: args.tls && {
+      caCerts: args.ca === undefined ? undefined : [await read(args.ca, "CA file")],
+      pin: args.pin,
+    },
   };
 }
 
@@ -525,7 +604,7 @@ function session(args: ClientArgs, shell: boolean): Context & { end(): Promise<v
     },
     async client() {
       if (!client || client.failure) {
-        client = await connect(args.server, { timeoutMs: args.timeoutMs });
+        client = await connect(args.server, await connectOptions(args));
       }
       return client;
     },

@@ -16,12 +16,23 @@ export const PROTOCOL_VERSION = 1;
 /** Largest path the protocol accepts, in UTF-8 bytes. */
 export const MAX_PATH_BYTES = 4096;
 
+/** Most entries in one page of a listing. */
+export const MAX_PAGE_ENTRIES = 1000;
+
+/** Most entries a client accepts in one listing, over all its pages. */
+export const MAX_LISTING_ENTRIES = 5_000_000;
+
+/** Longest token looked at; anything longer cannot match and is cut. */
+const MAX_TOKEN_CHARS = 1024;
+
 /** Client's first frame. */
 export interface Hello {
   /** Protocol version the client speaks. */
   version: number;
   /** Free-form client name and version, for server logs. */
   agent?: string;
+  /** Access token, when the server requires one. Never logged. */
+  token?: string;
 }
 
 /** Server's answer to HELLO. */
@@ -236,7 +247,8 @@ const isTime = (v: unknown): v is number => isCount(v) && (v as number) <= 8.64e
 export function parseHello(msg: Record<string, unknown>): Hello {
   const version = field(msg, "version", isCount, "a protocol version");
   const agent = msg.agent === undefined ? undefined : field(msg, "agent", isString, "a string");
-  return { version, agent: agent?.slice(0, 100) };
+  const token = msg.token === undefined ? undefined : field(msg, "token", isString, "a string");
+  return { version, agent: agent?.slice(0, 100), token: token?.slice(0, MAX_TOKEN_CHARS) };
 }
 
 /** Validate a WELCOME payload. */
@@ -358,6 +370,9 @@ export function parseEntry(value: unknown): Entry {
 export function parseLsReply(msg: Record<string, unknown>): LsReply {
   const raw = msg.entries;
   if (!Array.isArray(raw)) throw protocolError("listing reply lacks entries");
+  if (raw.length > MAX_PAGE_ENTRIES) {
+    throw protocolError(`listing page of ${raw.length} entries (at most ${MAX_PAGE_ENTRIES})`);
+  }
   return { entries: raw.map(parseEntry), more: field(msg, "more", isBool, "a boolean") };
 }
 

@@ -15,6 +15,8 @@ export type ErrorCode =
   | "PROTOCOL"
   | "TIMEOUT"
   | "BUSY"
+  | "TLS"
+  | "AUTH"
   | "NOT_FOUND"
   | "EXISTS"
   | "NOT_A_FILE"
@@ -25,6 +27,7 @@ export type ErrorCode =
   | "RESUME_MISMATCH"
   | "IO"
   | "NO_SPACE"
+  | "LIMIT"
   | "CANCELLED"
   | "PARTIAL";
 
@@ -38,6 +41,8 @@ export const EXIT_CODES: Readonly<Record<ErrorCode, number>> = {
   PROTOCOL: 4,
   TIMEOUT: 3,
   BUSY: 3,
+  TLS: 3,
+  AUTH: 7,
   NOT_FOUND: 5,
   EXISTS: 6,
   NOT_A_FILE: 6,
@@ -48,6 +53,7 @@ export const EXIT_CODES: Readonly<Record<ErrorCode, number>> = {
   RESUME_MISMATCH: 8,
   IO: 9,
   NO_SPACE: 9,
+  LIMIT: 9,
   CANCELLED: 9,
   PARTIAL: 10,
 };

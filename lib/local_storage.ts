@@ -279,6 +279,27 @@ export class LocalStorage implements Storage {
     return info?.isFile && info.size <= options.size ? info.size : 0;
   }
 
+  async usage(path: string): Promise<number> {
+    const { full } = this.#resolve(path);
+    const info = statOrUndefined(full, true);
+    if (!info?.isDirectory) return info?.isFile ? info.size : 0;
+    let total = 0;
+    const dirs = [full];
+    while (dirs.length > 0) {
+      const dir = dirs.pop()!;
+      try {
+        for (const item of Deno.readDirSync(dir)) {
+          const child = join(dir, item.name);
+          if (item.isDirectory) dirs.push(child);
+          else if (item.isFile) total += statOrUndefined(child, true)?.size ?? 0;
+        }
+      } catch {
+        // Unreadable or vanished: it holds nothing we can count.
+      }
+    }
+    return total;
+  }
+
   /**
    * Remove ferry's temporary and partial files under the root that were last
    * written more than `maxAgeMs` ago and are not being written now: what

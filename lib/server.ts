@@ -8,6 +8,7 @@ import {
   type Entry,
   errorToMessage,
   type GetRequest,
+  MAX_PAGE_ENTRIES,
   parseHello,
   parseRequest,
   PROTOCOL_VERSION,
@@ -33,6 +34,16 @@ import { elapsed } from "./elapsed.ts";
 import { expandGlob } from "./glob.ts";
 import { HashCache } from "./hash_cache.ts";
 import { VERSION } from "./version.ts";
+import {
+  type Action,
+  allows,
+  isLoopback,
+  type Scope,
+  scopeFor,
+  type TokenGrant,
+  TokenTable,
+} from "./auth.ts";
+import { fingerprint } from "./tls.ts";
 
 /** Options for {@linkcode serve}. */
 export interface ServeOptions {
@@ -52,6 +63,26 @@ export interface ServeOptions {
   idleTimeoutMs?: number;
   /** Connections served at once; more are answered BUSY (default 1000). */
   maxConnections?: number;
+  /** Connections served at once from one client address; more are answered BUSY (default 64). */
+  maxConnectionsPerClient?: number;
+  /**
+   * Accepted access tokens and their scopes. Without any, clients are not
+   * asked for one, which is allowed only on a loopback address unless
+   * `allowAnonymous` is set.
+   */
+  tokens?: TokenGrant[];
+  /** Serve without tokens on a non-loopback address: anyone who can connect has full rights. */
+  allowAnonymous?: boolean;
+  /** Refuse every change (uploads, mkdir, rm, mv), whatever the token. */
+  readOnly?: boolean;
+  /** How long a failed authentication waits before its answer (ms; default 1000). */
+  authDelayMs?: number;
+  /** Serve over TLS with this certificate chain and key (PEM text); nothing in cleartext. */
+  tls?: { cert: string; key: string };
+  /** Largest file an upload may declare, in bytes (LIMIT beyond it). */
+  maxFileSize?: number;
+  /** Most bytes the root may hold, counting uploads in flight (LIMIT beyond it). */
+  quota?: number;
   /** fsync every upload (file and directory) before replying, to survive power loss. */
   fsync?: boolean;
   /**
@@ -68,6 +99,8 @@ export interface FerryServer {
   readonly addr: Deno.NetAddr;
   /** The served directory, when serving local disk. */
   readonly root: string | undefined;
+  /** SHA-256 fingerprint of the TLS certificate (`AB:CD:…`), when serving TLS. */
+  readonly fingerprint: string | undefined;
   /** Resolves when the server has stopped and every connection is closed. */
   readonly finished: Promise<void>;
   /** Connections in the middle of a request right now. */
@@ -128,17 +161,30 @@ function formatAddr(addr: Deno.Addr): string {
  * ```
  */
 export async function serve(options: ServeOptions = {}): Promise<FerryServer> {
+  const hostname = options.hostname ?? "127.0.0.1";
+  const tokens = options.tokens ? new TokenTable(options.tokens) : undefined;
+  if (!tokens && !options.allowAnonymous && !isLoopback(hostname)) {
+    throw new FerryError(
+      "USAGE",
+      `refusing to serve ${hostname} without tokens: anyone who can reach it could read, ` +
+        "replace and delete files. Give tokens (--token, --tokens, FERRY_TOKEN), " +
+        "bind a loopback address, or accept the risk with --allow-anonymous",
+    );
+  }
   const storage = options.storage ?? await LocalStorage.open(options.root ?? ".");
   const log = options.log ?? stderrLog;
-  const listener = Deno.listen({
-    hostname: options.hostname ?? "127.0.0.1",
-    port: options.port ?? DEFAULT_PORT,
-  });
+  const listener = listen(hostname, options.port ?? DEFAULT_PORT, options.tls);
   const maxConnections = options.maxConnections ?? 1000;
+  const maxPerClient = options.maxConnectionsPerClient ?? 64;
   const handshakeTimeoutMs = options.handshakeTimeoutMs ?? 10_000;
   const sessions = new Set<Promise<void>>();
   const live = new Set<Session>();
+  const perClient = new Map<string, number>();
   const hashes = new HashCache();
+  const quota = options.quota === undefined
+    ? undefined
+    : new Quota(options.quota, await storage.usage?.("") ?? 0);
+  const auth = tokens && { tokens, delayMs: options.authDelayMs ?? 1000, failures: 0 };
   let closing = false;
 
   const welcome: Welcome = {
@@ -147,19 +193,26 @@ export async function serve(options: ServeOptions = {}): Promise<FerryServer> {
     limits: { ...DEFAULT_LIMITS },
   };
 
-  function start(conn: Deno.TcpConn): void {
-    conn.setNoDelay(true);
+  function refuse(fc: FrameConn, peer: string, why: string): void {
+    log(`${peer} refused: busy (${why})`);
+    fc.sendMessage(FrameType.ERROR, 0, { code: "BUSY", message: `server busy (${why}), try later` })
+      .catch(() => {}).finally(() => fc.close());
+  }
+
+  function start(conn: Deno.Conn<Deno.NetAddr>): void {
+    // Nagle would hold each small reply ~40 ms; TLS connections cannot turn it off in Deno.
+    (conn as Partial<Deno.TcpConn>).setNoDelay?.(true);
     const fc = new FrameConn(conn, {
       timeoutMs: handshakeTimeoutMs,
       limits: HANDSHAKE_LIMITS,
       bufferSize: RECEIVE_BUFFER,
     });
     const peer = formatAddr(conn.remoteAddr);
-    if (live.size >= maxConnections) {
-      log(`${peer} refused: busy (${live.size} connections)`);
-      fc.sendMessage(FrameType.ERROR, 0, { code: "BUSY", message: "server busy, try later" })
-        .catch(() => {}).finally(() => fc.close());
-      return;
+    const client = conn.remoteAddr.hostname;
+    const fromClient = perClient.get(client) ?? 0;
+    if (live.size >= maxConnections) return refuse(fc, peer, `${live.size} connections`);
+    if (fromClient >= maxPerClient) {
+      return refuse(fc, peer, `${fromClient} connections from ${client}`);
     }
     const session = new Session(fc, {
       storage,
@@ -170,18 +223,26 @@ export async function serve(options: ServeOptions = {}): Promise<FerryServer> {
       handshakeTimeoutMs,
       fsync: options.fsync ?? false,
       hashes,
+      auth,
+      readOnly: options.readOnly ?? false,
+      maxFileSize: options.maxFileSize ?? Infinity,
+      quota,
     });
     live.add(session);
+    perClient.set(client, fromClient + 1);
     const done = session.run().finally(() => {
       live.delete(session);
       sessions.delete(done);
+      const left = (perClient.get(client) ?? 1) - 1;
+      if (left > 0) perClient.set(client, left);
+      else perClient.delete(client);
     });
     sessions.add(done);
   }
 
   async function acceptLoop(): Promise<void> {
     while (!closing) {
-      let conn: Deno.TcpConn;
+      let conn: Deno.Conn<Deno.NetAddr>;
       try {
         conn = await listener.accept();
       } catch (err) {
@@ -212,7 +273,7 @@ export async function serve(options: ServeOptions = {}): Promise<FerryServer> {
     }
   }
 
-  const stopSweeping = sweepPeriodically(storage, options.partialTtlMs ?? DAY_MS, log);
+  const stopSweeping = sweepPeriodically(storage, options.partialTtlMs ?? DAY_MS, log, quota);
   const accepting = acceptLoop();
   const finished = accepting.then(async () => {
     await stopSweeping();
@@ -222,6 +283,7 @@ export async function serve(options: ServeOptions = {}): Promise<FerryServer> {
   return {
     addr: listener.addr,
     root: storage instanceof LocalStorage ? storage.root : undefined,
+    fingerprint: options.tls ? fingerprint(options.tls.cert) : undefined,
     finished,
     get busy() {
       return [...live].filter((s) => s.busy).length;
@@ -251,6 +313,66 @@ export async function serve(options: ServeOptions = {}): Promise<FerryServer> {
 
 const DAY_MS = 86_400_000;
 
+/** A TCP listener, or with `tls` a TLS one: never both, never cleartext when TLS is asked for. */
+function listen(
+  hostname: string,
+  port: number,
+  tls: { cert: string; key: string } | undefined,
+): Deno.Listener<Deno.Conn<Deno.NetAddr>, Deno.NetAddr> {
+  if (!tls) return Deno.listen({ hostname, port });
+  fingerprint(tls.cert); // a certificate file without a certificate fails here, in one line
+  try {
+    return Deno.listenTls({ hostname, port, cert: tls.cert, key: tls.key });
+  } catch (err) {
+    const e = toFerryError(err);
+    if (e.code === "CONNECT") throw e;
+    throw new FerryError("USAGE", `bad TLS certificate or key: ${e.message}`);
+  }
+}
+
+/**
+ * Bytes stored under the root against a limit. Uploads reserve their size
+ * while they run, so concurrent ones cannot overshoot together; the count is
+ * taken from disk at start and at every sweep, and kept up to date between.
+ */
+class Quota {
+  readonly limit: number;
+  #used: number;
+  #reserved = 0;
+
+  constructor(limit: number, used: number) {
+    this.limit = limit;
+    this.#used = used;
+  }
+
+  /** Hold `bytes` for an upload, or fail with LIMIT. Returns the release function. */
+  reserve(bytes: number): () => void {
+    if (this.#used + this.#reserved + bytes > this.limit) {
+      throw new FerryError(
+        "LIMIT",
+        `over quota: ${bytes} more bytes would exceed the server's ${this.limit}-byte quota ` +
+          `(${this.#used} stored, ${this.#reserved} in flight)`,
+      );
+    }
+    this.#reserved += bytes;
+    let held = true;
+    return () => {
+      if (held) this.#reserved -= bytes;
+      held = false;
+    };
+  }
+
+  /** Files were added (positive) or removed (negative). */
+  add(bytes: number): void {
+    this.#used = Math.max(0, this.#used + bytes);
+  }
+
+  /** The count from disk. */
+  set(used: number): void {
+    this.#used = used;
+  }
+}
+
 /**
  * Sweep `storage` for leftovers older than `ttlMs` now and then every half
  * TTL (between a second and an hour); returns a function that stops it and
@@ -260,13 +382,15 @@ function sweepPeriodically(
   storage: Storage,
   ttlMs: number,
   log: (line: string) => void,
+  quota: Quota | undefined,
 ): () => Promise<void> {
   if (!storage.sweep || ttlMs <= 0) return () => Promise.resolve();
   let running: Promise<void> | undefined;
   const sweep = () => {
     running ??= storage.sweep!(ttlMs).then(
-      (removed) => {
+      async (removed) => {
         if (removed > 0) log(`removed ${removed} stale partial or temporary file(s)`);
+        if (quota && storage.usage) quota.set(await storage.usage(""));
       },
       (err) => log(`sweeping stale partial files failed: ${toFerryError(err).message}`),
     ).finally(() => running = undefined);
@@ -289,19 +413,19 @@ interface SessionContext {
   handshakeTimeoutMs: number;
   fsync: boolean;
   hashes: HashCache;
+  /** Tokens to check, with the delay for a failure and the count of failures so far. */
+  auth: { tokens: TokenTable; delayMs: number; failures: number } | undefined;
+  readOnly: boolean;
+  maxFileSize: number;
+  quota: Quota | undefined;
 }
 
 /** One client connection: handshake, then requests in order until close or end of stream. */
 class Session {
   readonly #fc: FrameConn;
-  readonly #storage: Storage;
-  readonly #peer: string;
-  readonly #welcome: Welcome;
-  readonly #log: (line: string) => void;
-  readonly #idleTimeoutMs: number;
-  readonly #handshakeTimeoutMs: number;
-  readonly #fsync: boolean;
-  readonly #hashes: HashCache;
+  readonly #ctx: SessionContext;
+  /** What this client may do: from its token, or everything when the server has no tokens. */
+  #scope: Scope = "admin";
   #sendBuf: Uint8Array | undefined;
   /** Id of a rejected upload whose remaining DATA/END frames are skipped. */
   #discardId: number | undefined;
@@ -310,14 +434,7 @@ class Session {
 
   constructor(fc: FrameConn, ctx: SessionContext) {
     this.#fc = fc;
-    this.#storage = ctx.storage;
-    this.#peer = ctx.peer;
-    this.#welcome = ctx.welcome;
-    this.#log = ctx.log;
-    this.#idleTimeoutMs = ctx.idleTimeoutMs;
-    this.#handshakeTimeoutMs = ctx.handshakeTimeoutMs;
-    this.#fsync = ctx.fsync;
-    this.#hashes = ctx.hashes;
+    this.#ctx = ctx;
   }
 
   /** Whether a request is being handled right now. */
@@ -346,27 +463,28 @@ class Session {
     let reason = "closed";
     try {
       const agent = await this.#handshake();
-      this.#log(`${this.#peer} connected (${escapeName(agent)})`);
-      this.#fc.setLimits(this.#welcome.limits);
-      this.#fc.setTimeout(this.#idleTimeoutMs);
+      const scope = this.#ctx.auth ? `, scope ${this.#scope}` : "";
+      this.#ctx.log(`${this.#ctx.peer} connected (${escapeName(agent)}${scope})`);
+      this.#fc.setLimits(this.#ctx.welcome.limits);
+      this.#fc.setTimeout(this.#ctx.idleTimeoutMs);
       while (await this.#next());
     } catch (err) {
       const e = toFerryError(err);
       reason = `${e.code}: ${e.message}`;
-      if (e.code === "PROTOCOL" || e.code === "USAGE") {
+      if (e.code === "PROTOCOL" || e.code === "USAGE" || e.code === "AUTH") {
         await this.#fc.sendMessage(FrameType.ERROR, 0, errorToMessage(e)).catch(() => {});
       }
     } finally {
       this.#fc.close();
       const seconds = elapsed(started).toFixed(1);
-      this.#log(`${this.#peer} disconnected after ${seconds} s (${reason})`);
+      this.#ctx.log(`${this.#ctx.peer} disconnected after ${seconds} s (${reason})`);
     }
   }
 
   async #handshake(): Promise<string> {
     // A whole-handshake deadline, not just a stall timeout: a client trickling one
     // byte at a time must not hold a connection slot.
-    const deadline = setTimeout(() => this.#fc.close("TIMEOUT"), this.#handshakeTimeoutMs);
+    const deadline = setTimeout(() => this.#fc.close("TIMEOUT"), this.#ctx.handshakeTimeoutMs);
     try {
       return await this.#hello();
     } finally {
@@ -387,8 +505,45 @@ class Session {
         `unsupported protocol version ${hello.version} (server speaks ${PROTOCOL_VERSION})`,
       );
     }
-    await this.#fc.sendMessage(FrameType.WELCOME, 0, this.#welcome);
+    await this.#authenticate(hello.token);
+    await this.#fc.sendMessage(FrameType.WELCOME, 0, this.#ctx.welcome);
     return hello.agent ?? "unknown client";
+  }
+
+  /** Take the scope of `token`, or fail with AUTH after a delay that makes guessing slow. */
+  async #authenticate(token: string | undefined): Promise<void> {
+    const auth = this.#ctx.auth;
+    if (!auth) return;
+    const scope = auth.tokens.check(token);
+    if (scope) {
+      this.#scope = scope;
+      return;
+    }
+    auth.failures++;
+    const what = token ? "a wrong token" : "no token";
+    this.#ctx.log(
+      `${this.#ctx.peer} authentication failed: ${what} (${auth.failures} failures since start)`,
+    );
+    await new Promise((r) => setTimeout(r, auth.delayMs));
+    throw new FerryError("AUTH", "authentication failed: this server needs a valid token");
+  }
+
+  /** Refuse unless this session may do `action` (`what` names the request for the message). */
+  #allow(action: Action, what: string): void {
+    if (action !== "read" && this.#ctx.readOnly) {
+      throw new FerryError("PERMISSION", `refused: the server is read-only (${what})`);
+    }
+    if (!allows(this.#scope, action)) {
+      throw new FerryError(
+        "PERMISSION",
+        `refused: ${what} needs the ${scopeFor(action)} scope (this token has ${this.#scope})`,
+      );
+    }
+  }
+
+  /** The entry at `path`, or undefined if there is none. */
+  #existing(path: string): Promise<Entry | undefined> {
+    return this.#ctx.storage.stat(path).catch(() => undefined);
   }
 
   /** Handle one incoming frame; false when the session is over. */
@@ -401,7 +556,7 @@ class Session {
     });
     if (!frame) return false;
     if (frame.type === FrameType.REQUEST) {
-      if (this.#draining) this.#fc.setTimeout(this.#idleTimeoutMs);
+      if (this.#draining) this.#fc.setTimeout(this.#ctx.idleTimeoutMs);
       this.#busy = true;
       try {
         return await this.#request(frame);
@@ -426,7 +581,7 @@ class Session {
     try {
       req = parseRequest(decodeMessage(frame));
       const reply = (msg: unknown) => this.#fc.sendMessage(FrameType.REPLY, id, msg);
-      const storage = this.#storage;
+      const storage = this.#ctx.storage;
       switch (req.op) {
         case "ls":
           await this.#sendEntries(
@@ -447,6 +602,7 @@ class Session {
           this.#logTransfer("put", req, await this.#put(id, req), started);
           break;
         case "partial": {
+          this.#allow("create", `put ${escapeName(req.path)}`);
           const offset = await storage.partialSize(normalizePath(req.path), req);
           await reply({ offset });
           break;
@@ -458,7 +614,7 @@ class Session {
             let sha256 = this.#knownHash(path, handle.version);
             if (!sha256) {
               sha256 = await hashSource(handle, handle.size, this.#buffer());
-              if (handle.version) this.#hashes.set(path, handle.version, sha256);
+              if (handle.version) this.#ctx.hashes.set(path, handle.version, sha256);
             }
             await reply({ sha256, size: handle.size });
           } finally {
@@ -467,20 +623,38 @@ class Session {
           break;
         }
         case "mkdir":
+          this.#allow("create", `mkdir ${escapeName(req.path)}`);
           await storage.mkdir(normalizePath(req.path), { parents: req.parents });
-          this.#log(`${this.#peer} mkdir ${escapeName(req.path)} ok`);
+          this.#ctx.log(`${this.#ctx.peer} mkdir ${escapeName(req.path)} ok`);
           await reply({});
           break;
-        case "rm":
-          await storage.remove(normalizePath(req.path), { recursive: req.recursive });
-          this.#hashes.delete(normalizePath(req.path));
-          this.#log(`${this.#peer} rm ${escapeName(req.path)} ok`);
+        case "rm": {
+          const path = normalizePath(req.path);
+          this.#allow("delete", `rm ${escapeName(req.path)}`);
+          const freed = this.#ctx.quota ? await storage.usage?.(path) ?? 0 : 0;
+          await storage.remove(path, { recursive: req.recursive });
+          this.#ctx.quota?.add(-freed);
+          this.#ctx.hashes.delete(path);
+          this.#ctx.log(`${this.#ctx.peer} rm ${escapeName(req.path)} ok`);
           await reply({});
           break;
+        }
         case "mv": {
-          const path = await storage.move(normalizePath(req.from), normalizePath(req.to));
-          this.#hashes.delete(normalizePath(req.from));
-          this.#log(`${this.#peer} mv ${escapeName(req.from)} ${escapeName(path)} ok`);
+          const [from, to] = [normalizePath(req.from), normalizePath(req.to)];
+          const what = `mv ${escapeName(req.from)} ${escapeName(req.to)}`;
+          this.#allow("create", what);
+          if (!allows(this.#scope, "replace")) {
+            // Moving onto an existing entry replaces it: that needs more than creating.
+            const target = (await this.#existing(to))?.type === "dir"
+              ? `${to}/${from.slice(from.lastIndexOf("/") + 1)}`
+              : to;
+            if (await this.#existing(target)) {
+              this.#allow("replace", `${what} over an existing entry`);
+            }
+          }
+          const path = await storage.move(from, to);
+          this.#ctx.hashes.delete(normalizePath(req.from));
+          this.#ctx.log(`${this.#ctx.peer} mv ${escapeName(req.from)} ${escapeName(path)} ok`);
           await reply({ path });
           break;
         }
@@ -493,7 +667,7 @@ class Session {
       const e = toFerryError(err);
       if (req && req.op !== "close") {
         const what = "path" in req ? req.path : "pattern" in req ? req.pattern : req.from;
-        this.#log(`${this.#peer} ${req.op} ${escapeName(what)} failed: ${e.message}`);
+        this.#ctx.log(`${this.#ctx.peer} ${req.op} ${escapeName(what)} failed: ${e.message}`);
       }
       // A request that parsed but then broke the framing leaves the stream in an unknown state.
       const fatal = e.code === "CONNECT" || e.code === "TIMEOUT" || (e.code === "PROTOCOL" && req);
@@ -514,8 +688,8 @@ class Session {
     const seconds = elapsed(started);
     const rate = seconds > 0 ? (bytes / 1048576 / seconds).toFixed(1) : "-";
     const resumed = req.offset > 0 ? `, resumed at ${req.offset}` : "";
-    this.#log(
-      `${this.#peer} ${op} ${escapeName(req.path)} ${bytes} bytes in ${
+    this.#ctx.log(
+      `${this.#ctx.peer} ${op} ${escapeName(req.path)} ${bytes} bytes in ${
         seconds.toFixed(3)
       } s (${rate} MiB/s${resumed}) ok`,
     );
@@ -523,13 +697,13 @@ class Session {
 
   /** Send entries as REPLY pages, each under the control-frame limit. */
   async #sendEntries(id: number, entries: AsyncIterable<Entry>): Promise<void> {
-    const budget = this.#welcome.limits.maxControl - 64;
+    const budget = this.#ctx.welcome.limits.maxControl - 64;
     const encoder = new TextEncoder();
     let page: Entry[] = [];
     let pageBytes = 0;
     for await (const entry of entries) {
       const bytes = encoder.encode(JSON.stringify(entry)).length + 1;
-      if (page.length > 0 && pageBytes + bytes > budget) {
+      if (page.length > 0 && (pageBytes + bytes > budget || page.length >= MAX_PAGE_ENTRIES)) {
         await this.#fc.sendMessage(FrameType.REPLY, id, { entries: page, more: true });
         page = [];
         pageBytes = 0;
@@ -541,12 +715,12 @@ class Session {
   }
 
   async *#glob(pattern: string): AsyncGenerator<Entry> {
-    const list = (dir: string) => this.#storage.list(dir);
+    const list = (dir: string) => this.#ctx.storage.list(dir);
     for await (const { path, entry } of expandGlob(pattern, list)) yield { ...entry, name: path };
   }
 
   #knownHash(path: string, version: string | undefined): string | undefined {
-    return version === undefined ? undefined : this.#hashes.get(path, version);
+    return version === undefined ? undefined : this.#ctx.hashes.get(path, version);
   }
 
   #buffer(): Uint8Array {
@@ -558,7 +732,7 @@ class Session {
   async #get(id: number, req: GetRequest): Promise<number> {
     const path = normalizePath(req.path);
     const { offset } = req;
-    const handle = await this.#storage.openRead(path);
+    const handle = await this.#ctx.storage.openRead(path);
     try {
       const { size, mtime, mode, version } = handle;
       if (offset > size) {
@@ -581,7 +755,7 @@ class Session {
         sha256: known,
         hash,
       });
-      if (version && !known) this.#hashes.set(path, version, sha256);
+      if (version && !known) this.#ctx.hashes.set(path, version, sha256);
       return size - offset;
     } finally {
       handle.close();
@@ -590,19 +764,43 @@ class Session {
 
   /** Receive and store a file, continuing a kept partial from `req.offset`. Returns bytes received. */
   async #put(id: number, req: PutRequest): Promise<number> {
-    const { size, mode, mtime, noClobber, resume, offset } = req;
+    const { size, mode, mtime, resume, offset } = req;
+    let { noClobber } = req;
     let upload: Upload | undefined;
     let receiver: BodyReceiver | undefined;
     let sha256: string | undefined;
     let path = "";
+    let release: (() => void) | undefined;
+    let previous = 0;
     try {
       path = normalizePath(req.path);
-      upload = await this.#storage.createUpload(path, {
+      const what = `put ${escapeName(req.path)}`;
+      this.#allow("create", what);
+      if (size > this.#ctx.maxFileSize) {
+        throw new FerryError(
+          "LIMIT",
+          `${
+            escapeName(req.path)
+          } is ${size} bytes: over the server's limit of ${this.#ctx.maxFileSize}`,
+        );
+      }
+      const mayReplace = allows(this.#scope, "replace");
+      if (!mayReplace || this.#ctx.quota) {
+        const existing = await this.#existing(path);
+        if (existing?.type === "file") {
+          previous = existing.size;
+          this.#allow("replace", `${what} over an existing file`);
+        }
+        // Without the right to replace, the final step also refuses a file that appeared meanwhile.
+        noClobber ||= !mayReplace;
+      }
+      release = this.#ctx.quota?.reserve(size - offset);
+      upload = await this.#ctx.storage.createUpload(path, {
         size,
         mode,
         mtime,
         noClobber,
-        fsync: this.#fsync,
+        fsync: this.#ctx.fsync,
         resume,
         offset,
       });
@@ -624,15 +822,21 @@ class Session {
         if (sha256) break;
       }
       await upload.commit();
+      // The kept partial's bytes were counted when it was kept.
+      this.#ctx.quota?.add(size - offset - previous);
     } catch (err) {
       // A lost connection keeps a resumable upload for the client to continue;
       // anything else (bad content included) drops it.
       const code = toFerryError(err).code;
-      if (code === "CONNECT" || code === "TIMEOUT") await upload?.suspend();
-      else await upload?.abort();
+      if (code === "CONNECT" || code === "TIMEOUT") {
+        await upload?.suspend();
+        if (upload && resume) this.#ctx.quota?.add((receiver?.received ?? offset) - offset);
+      } else await upload?.abort();
       // Failed before the body's END or ERROR: skip the frames still on their way.
       if (!receiver?.done) this.#discardId = id;
       throw err;
+    } finally {
+      release?.();
     }
     await this.#fc.sendMessage(FrameType.REPLY, id, {});
     return size - offset;

@@ -7,6 +7,7 @@
 import { parseArgs } from "node:util";
 import { exitCodeFor, FerryError, toFerryError } from "./errors.ts";
 import { escapeName } from "./path_jail.ts";
+import { checkToken, parseTokens, type TokenGrant } from "./auth.ts";
 import { DEFAULT_PORT, serve } from "./server.ts";
 import { onStopSignal } from "./signals.ts";
 import { VERSION } from "./version.ts";
@@ -18,10 +19,24 @@ Usage:
 
 Options:
   -r, --root DIR                directory to serve (default: .)
-  -H, --host HOST               address to bind (default: 127.0.0.1; 0.0.0.0 for all)
+  -H, --host HOST               address to bind (default: 127.0.0.1; 0.0.0.0 for all: needs
+                                tokens or --allow-anonymous)
   -p, --port PORT               port to listen on (default: ${DEFAULT_PORT}; 0 picks a free one)
+
+Access:
+      --token TOKEN             accept this token, with full rights (env FERRY_TOKEN)
+      --tokens FILE             accept the tokens in FILE, one "TOKEN read|write|admin" a line
+      --allow-anonymous         serve a non-loopback address without tokens (anyone has full rights)
+      --read-only               refuse every change, whatever the token
+      --tls-cert FILE           serve TLS only, with this certificate chain (PEM)
+      --tls-key FILE            ... and this private key (PEM)
+
+Limits:
       --idle-timeout SECONDS    close a connection that makes no progress (default: 300; 0: never)
       --max-connections N       connections served at once; more are told "busy" (default: 1000)
+      --max-per-client N        connections from one address at once (default: 64)
+      --max-file-size BYTES     refuse uploads larger than this (e.g. 2G; default: no limit)
+      --quota BYTES             most bytes the root may hold (e.g. 50G; default: no limit)
       --shutdown-grace SECONDS  on SIGTERM/SIGINT, let requests in flight finish (default: 30);
                                 a second signal stops at once
       --fsync                   flush every upload to disk before confirming it (survives power loss)
@@ -32,7 +47,8 @@ Options:
 
 Examples:
   ferryd --root ./artifacts
-  ferryd --root /srv/ferry --host 0.0.0.0 --port 9500`;
+  ferryd --root /srv/ferry --host 0.0.0.0 --tokens /etc/ferry/tokens \\
+         --tls-cert /etc/ferry/cert.pem --tls-key /etc/ferry/key.pem`;
 
 /** Parsed ferryd arguments. */
 export interface ServerArgs {
@@ -44,6 +60,17 @@ export interface ServerArgs {
   shutdownGraceMs: number;
   fsync: boolean;
   partialTtlMs: number;
+  /** A token with full rights (--token or FERRY_TOKEN). */
+  token?: string;
+  /** A tokens file (--tokens). */
+  tokensFile?: string;
+  allowAnonymous: boolean;
+  readOnly: boolean;
+  tlsCert?: string;
+  tlsKey?: string;
+  maxPerClient: number;
+  maxFileSize?: number;
+  quota?: number;
   help: boolean;
   version: boolean;
 }
@@ -57,7 +84,10 @@ export interface ServerArgs {
  * console.assert(parseServerArgs(["--port", "0"]).port === 0);
  * ```
  */
-export function parseServerArgs(argv: string[]): ServerArgs {
+export function parseServerArgs(
+  argv: string[],
+  env: Record<string, string | undefined> = {},
+): ServerArgs {
   let values;
   try {
     ({ values } = parseArgs({
@@ -73,6 +103,15 @@ export function parseServerArgs(argv: string[]): ServerArgs {
         "shutdown-grace": { type: "string", default: "30" },
         fsync: { type: "boolean", default: false },
         "partial-ttl": { type: "string", default: "86400" },
+        token: { type: "string" },
+        tokens: { type: "string" },
+        "allow-anonymous": { type: "boolean", default: false },
+        "read-only": { type: "boolean", default: false },
+        "tls-cert": { type: "string" },
+        "tls-key": { type: "string" },
+        "max-per-client": { type: "string", default: "64" },
+        "max-file-size": { type: "string" },
+        quota: { type: "string" },
         help: { type: "boolean", short: "h", default: false },
         version: { type: "boolean", short: "V", default: false },
       },
@@ -84,6 +123,15 @@ export function parseServerArgs(argv: string[]): ServerArgs {
   if (!/^\d{1,5}$/.test(values.port) || port > 65535) {
     throw new FerryError("USAGE", `bad port: ${values.port}`);
   }
+  const token = values.token ?? env.FERRY_TOKEN;
+  if (token !== undefined) checkToken(token);
+  if ((values["tls-cert"] === undefined) !== (values["tls-key"] === undefined)) {
+    throw new FerryError("USAGE", "TLS needs both --tls-cert and --tls-key");
+  }
+  const bytes = (flag: "max-file-size" | "quota") => {
+    const text = values[flag];
+    return text === undefined ? undefined : parseBytes(`--${flag}`, text);
+  };
   return {
     root: values.root,
     host: values.host,
@@ -93,6 +141,15 @@ export function parseServerArgs(argv: string[]): ServerArgs {
     shutdownGraceMs: seconds("--shutdown-grace", values["shutdown-grace"]) * 1000,
     fsync: values.fsync,
     partialTtlMs: seconds("--partial-ttl", values["partial-ttl"]) * 1000,
+    token,
+    tokensFile: values.tokens,
+    allowAnonymous: values["allow-anonymous"],
+    readOnly: values["read-only"],
+    tlsCert: values["tls-cert"],
+    tlsKey: values["tls-key"],
+    maxPerClient: count("--max-per-client", values["max-per-client"]),
+    maxFileSize: bytes("max-file-size"),
+    quota: bytes("quota"),
     help: values.help,
     version: values.version,
   };
@@ -105,6 +162,21 @@ function seconds(flag: string, text: string): number {
   const n = Number(text);
   if (text.trim() === "" || !Number.isFinite(n) || n < 0 || n > MAX_SECONDS) {
     throw new FerryError("USAGE", `${flag} takes a number of seconds, not ${JSON.stringify(text)}`);
+  }
+  return n;
+}
+
+const UNITS: Record<string, number> = { "": 1, K: 2 ** 10, M: 2 ** 20, G: 2 ** 30, T: 2 ** 40 };
+
+/** A byte count: digits with an optional K, M, G or T (powers of 1024). */
+function parseBytes(flag: string, text: string): number {
+  const m = /^(\d+)([KMGT]?)(i?B)?$/i.exec(text.trim());
+  const n = m ? Number(m[1]) * UNITS[m[2].toUpperCase()] : NaN;
+  if (!Number.isSafeInteger(n)) {
+    throw new FerryError(
+      "USAGE",
+      `${flag} takes a size like 500M or 2G, not ${JSON.stringify(text)}`,
+    );
   }
   return n;
 }
@@ -124,7 +196,7 @@ function count(flag: string, text: string): number {
 export async function main(argv: string[]): Promise<number> {
   let args: ServerArgs;
   try {
-    args = parseServerArgs(argv);
+    args = parseServerArgs(argv, Deno.env.toObject());
   } catch (err) {
     console.error(`ferryd: ${(err as Error).message}`);
     return exitCodeFor(err);
@@ -139,6 +211,22 @@ export async function main(argv: string[]): Promise<number> {
   }
   let server;
   try {
+    const read = async (path: string, what: string) => {
+      try {
+        return await Deno.readTextFile(path);
+      } catch (err) {
+        throw toFerryError(err, `cannot read the ${what} ${escapeName(path)}`);
+      }
+    };
+    const tokens: TokenGrant[] = [];
+    if (args.token !== undefined) tokens.push({ token: args.token, scope: "admin" });
+    if (args.tokensFile !== undefined) {
+      tokens.push(...parseTokens(await read(args.tokensFile, "tokens file"), args.tokensFile));
+    }
+    const tls = args.tlsCert === undefined ? undefined : {
+      cert: await read(args.tlsCert, "TLS certificate"),
+      key: await read(args.tlsKey!, "TLS key"),
+    };
     server = await serve({
       root: args.root,
       hostname: args.host,
@@ -147,6 +235,13 @@ export async function main(argv: string[]): Promise<number> {
       maxConnections: args.maxConnections,
       fsync: args.fsync,
       partialTtlMs: args.partialTtlMs,
+      tokens: tokens.length > 0 ? tokens : undefined,
+      allowAnonymous: args.allowAnonymous,
+      readOnly: args.readOnly,
+      tls,
+      maxConnectionsPerClient: args.maxPerClient,
+      maxFileSize: args.maxFileSize,
+      quota: args.quota,
     });
   } catch (err) {
     const e = toFerryError(err);
@@ -174,7 +269,10 @@ export async function main(argv: string[]): Promise<number> {
   const unlisten = onStopSignal(stop);
   const { hostname, port } = server.addr;
   const shown = hostname.includes(":") ? `[${hostname}]` : hostname;
-  console.log(`ferryd listening on ${shown}:${port}, serving ${escapeName(server.root ?? "")}`);
+  const tls = server.fingerprint ? ` (TLS, certificate sha256 ${server.fingerprint})` : "";
+  console.log(
+    `ferryd listening on ${shown}:${port}${tls}, serving ${escapeName(server.root ?? "")}`,
+  );
   await server.finished;
   unlisten();
   return 0;

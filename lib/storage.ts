@@ -99,6 +99,11 @@ export interface Storage {
    * leftovers need not have it.
    */
   sweep?(maxAgeMs: number): Promise<number>;
+  /**
+   * Bytes held under `path` (files, and partial uploads kept for resuming),
+   * for a quota. Optional: without it a quota counts from zero.
+   */
+  usage?(path: string): Promise<number>;
   /** Create a directory (and its parents, with `parents`). */
   mkdir(path: string, options?: { parents?: boolean }): Promise<void>;
   /** Remove a file or an empty directory; a whole tree with `recursive`. */

@@ -58,8 +58,9 @@ export const PROGRAMS: readonly Program[] = [
   {
     name: "ferryd",
     entry: "server.ts",
-    // No environment and no --allow-sys: the free-space check (statfs) needs only read.
-    permissions: ["--allow-net", "--allow-read", "--allow-write"],
+    // FERRY_TOKEN is read with Deno.env.toObject(); no --allow-sys: the free-space check
+    // (statfs) needs only read.
+    permissions: ["--allow-env", "--allow-net", "--allow-read", "--allow-write"],
   },
 ];
 

@@ -11,6 +11,8 @@ const CLIENT = new URL("../client.ts", import.meta.url).pathname;
 
 /** A ferryd subprocess on an ephemeral port. */
 export interface ServerProcess {
+  /** The line ferryd printed on start. */
+  banner: string;
   port: number;
   address: string;
   root: string;
@@ -62,6 +64,7 @@ export async function startServer(
     return stopped;
   };
   return {
+    banner: out.split("\n")[0],
     port,
     address: `127.0.0.1:${port}`,
     root,

@@ -1,0 +1,340 @@
+/** Tokens and scopes, safe defaults, read-only, TLS and limits, through the real CLIs. */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { allows, isLoopback, parseTokens, TokenTable } from "../lib/auth.ts";
+import { FerryError } from "../lib/errors.ts";
+import { parseServerArgs } from "../lib/server_cli.ts";
+import { parsePin } from "../lib/tls.ts";
+import {
+  closeQuietly,
+  inProcessServer,
+  listTree,
+  runClient,
+  startServer,
+  tempDir,
+  writeRandomFile,
+} from "./helpers.ts";
+
+const SERVER = new URL("../server.ts", import.meta.url).pathname;
+
+const READ = "read-token-0123456789";
+const WRITE = "write-token-0123456789";
+const ADMIN = "admin-token-0123456789";
+
+function rejects(fn: () => unknown, code: string, message?: RegExp): void {
+  assert.throws(fn, (err: unknown) => {
+    assert.ok(err instanceof FerryError, String(err));
+    assert.equal(err.code, code);
+    if (message) assert.match(err.message, message);
+    return true;
+  });
+}
+
+/** Run ferryd expecting it to refuse to start; returns its exit code and stderr. */
+async function serverRefuses(args: string[], env: Record<string, string> = {}) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", SERVER, "--port", "0", ...args],
+    env: { NO_COLOR: "1", ...env },
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(20_000),
+  }).output();
+  return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
+}
+
+Deno.test("scopes, tokens files and loopback addresses", () => {
+  assert.ok(allows("read", "read") && !allows("read", "create"));
+  assert.ok(allows("write", "create") && !allows("write", "replace") && !allows("write", "delete"));
+  assert.ok(allows("admin", "replace") && allows("admin", "delete"));
+  const grants = parseTokens(`# comment\n\n${READ} read\n  ${WRITE}   write  \r\n`);
+  assert.deepEqual(grants, [{ token: READ, scope: "read" }, { token: WRITE, scope: "write" }]);
+  rejects(() => parseTokens("# nothing\n"), "USAGE", /no tokens/);
+  rejects(() => parseTokens(`${READ} root\n`), "USAGE", /line 1/);
+  rejects(() => parseTokens(`${READ} read extra\n`), "USAGE", /line 1/);
+  rejects(() => parseTokens(`\nshort read\n`), "USAGE", /line 2: .*at least 16/);
+  const table = new TokenTable(grants);
+  assert.equal(table.check(WRITE), "write");
+  assert.equal(table.check(WRITE + "x"), undefined);
+  assert.equal(table.check(""), undefined);
+  assert.equal(table.check(undefined), undefined);
+  rejects(() => new TokenTable([]), "USAGE");
+  for (const host of ["127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost"]) {
+    assert.ok(isLoopback(host), host);
+  }
+  for (const host of ["0.0.0.0", "::", "10.0.0.1", "files.example", "128.0.0.1"]) {
+    assert.ok(!isLoopback(host), host);
+  }
+  assert.equal(parsePin("sha256:" + "AB:".repeat(31) + "AB"), "ab".repeat(32));
+  rejects(() => parsePin("abc"), "USAGE");
+  const args = parseServerArgs(["--max-file-size", "2G", "--quota", "500M"], {
+    FERRY_TOKEN: ADMIN,
+  });
+  assert.deepEqual([args.maxFileSize, args.quota, args.token], [2 ** 31, 500 * 2 ** 20, ADMIN]);
+  rejects(() => parseServerArgs(["--quota", "lots"]), "USAGE", /--quota/);
+  rejects(() => parseServerArgs(["--tls-cert", "c.pem"]), "USAGE", /both/);
+  rejects(() => parseServerArgs([], { FERRY_TOKEN: "" }), "USAGE", /at least 16/);
+});
+
+Deno.test("ferryd fails closed: no tokens off loopback, empty or short tokens, empty tokens file", async () => {
+  await using dir = await tempDir();
+  const emptyFile = join(dir.path, "tokens");
+  await Deno.writeTextFile(emptyFile, "# none yet\n");
+  const cases: [string[], Record<string, string>, RegExp][] = [
+    [["--host", "0.0.0.0"], {}, /refusing to serve 0\.0\.0\.0 without tokens.*--allow-anonymous/],
+    [["--token", ""], {}, /at least 16/],
+    [[], { FERRY_TOKEN: "" }, /at least 16/],
+    [["--token", "short"], {}, /at least 16/],
+    [["--tokens", emptyFile], {}, /holds no tokens/],
+    [["--tokens", join(dir.path, "missing")], {}, /cannot read the tokens file/],
+  ];
+  for (const [args, env, why] of cases) {
+    const run = await serverRefuses(["--root", dir.path, ...args], env);
+    assert.notEqual(run.code, 0, args.join(" "));
+    assert.match(run.stderr, why);
+    assert.equal(run.stderr.trim().split("\n").length, 1, `one line: ${run.stderr}`);
+  }
+  // Given explicitly, the risk is the operator's.
+  await using open = await startServer({
+    root: dir.path,
+    args: ["--host", "0.0.0.0", "--allow-anonymous"],
+  });
+  assert.equal((await runClient(open.address, ["ls"])).code, 0);
+});
+
+Deno.test("tokens: none or a wrong one is refused after a delay, counted, and never logged", async () => {
+  await using dir = await tempDir();
+  const tokens = join(dir.path, "tokens");
+  await Deno.writeTextFile(tokens, `${READ} read\n${WRITE} write\n${ADMIN} admin\n`);
+  await using server = await startServer({ args: ["--tokens", tokens] });
+  await Deno.writeTextFile(join(server.root, "a.txt"), "A");
+
+  const started = Date.now();
+  const none = await runClient(server.address, ["ls"]);
+  assert.equal(none.code, 7, none.stderr);
+  assert.match(none.stderr, /authentication failed/);
+  assert.ok(Date.now() - started >= 900, "a failed attempt is answered late");
+  const wrong = await runClient(server.address, ["--token", "guess-0123456789abcdef", "ls"]);
+  assert.equal(wrong.code, 7);
+  const env = await runClient(server.address, ["ls"], { env: { FERRY_TOKEN: READ } });
+  assert.equal(env.stdout, "a.txt\n", env.stderr);
+  await Deno.writeTextFile(join(dir.path, "token"), `${READ}\n`);
+  const file = await runClient(server.address, ["--token-file", join(dir.path, "token"), "ls"]);
+  assert.equal(file.stdout, "a.txt\n", file.stderr);
+
+  const log = server.log();
+  assert.match(log, /authentication failed: no token \(1 failures since start\)/);
+  assert.match(log, /authentication failed: a wrong token \(2 failures since start\)/);
+  assert.match(log, /connected \(ferry\/[^,]+, scope read\)/);
+  for (const secret of [READ, WRITE, ADMIN, "guess-0123456789abcdef"]) {
+    assert.ok(!log.includes(secret), "tokens never appear in the log");
+  }
+});
+
+Deno.test("scopes: read lists and gets; write creates; only admin replaces and deletes", async () => {
+  await using dir = await tempDir();
+  const tokens = join(dir.path, "tokens");
+  await Deno.writeTextFile(tokens, `${READ} read\n${WRITE} write\n${ADMIN} admin\n`);
+  await using server = await startServer({ args: ["--tokens", tokens] });
+  await Deno.writeTextFile(join(server.root, "a.txt"), "old");
+  await Deno.writeTextFile(join(dir.path, "new.txt"), "new");
+  const as = (token: string, ...args: string[]) =>
+    runClient(server.address, ["--token", token, ...args], { cwd: dir.path });
+  const refused = async (token: string, args: string[], scope: string) => {
+    const run = await as(token, ...args);
+    assert.equal(run.code, 7, `${args.join(" ")}: ${run.stderr}`);
+    assert.match(run.stderr, new RegExp(`needs the ${scope} scope`));
+  };
+
+  assert.equal((await as(READ, "get", "a.txt", "copy.txt")).code, 0);
+  assert.equal(await Deno.readTextFile(join(dir.path, "copy.txt")), "old");
+  assert.equal((await as(READ, "sum", "a.txt")).code, 0);
+  await refused(READ, ["put", "new.txt", "b.txt"], "write");
+  await refused(READ, ["mkdir", "d"], "write");
+
+  assert.equal((await as(WRITE, "put", "new.txt", "b.txt")).code, 0);
+  assert.equal((await as(WRITE, "mkdir", "d")).code, 0);
+  assert.equal((await as(WRITE, "mv", "b.txt", "d")).code, 0);
+  await refused(WRITE, ["put", "new.txt", "a.txt"], "admin");
+  await refused(WRITE, ["mv", "d/b.txt", "a.txt"], "admin");
+  await refused(WRITE, ["rm", "a.txt"], "admin");
+  assert.equal(await Deno.readTextFile(join(server.root, "a.txt")), "old", "nothing replaced");
+
+  assert.equal((await as(ADMIN, "put", "new.txt", "a.txt")).code, 0);
+  assert.equal(await Deno.readTextFile(join(server.root, "a.txt")), "new");
+  assert.equal((await as(ADMIN, "rm", "-r", "d")).code, 0);
+  assert.deepEqual(await listTree(server.root), ["a.txt"]);
+});
+
+Deno.test("--read-only refuses every change, even an empty file, and still serves reads", async () => {
+  await using server = await startServer({ args: ["--read-only"] });
+  await using local = await tempDir();
+  await Deno.writeTextFile(join(server.root, "a.txt"), "A");
+  await Deno.writeTextFile(join(local.path, "empty"), "");
+  for (
+    const args of [["put", "empty", "e"], ["put", "empty", "a.txt"], ["mkdir", "d"], [
+      "rm",
+      "a.txt",
+    ], ["mv", "a.txt", "b.txt"]]
+  ) {
+    const run = await runClient(server.address, args, { cwd: local.path });
+    assert.equal(run.code, 7, args.join(" "));
+    assert.match(run.stderr, /read-only/);
+  }
+  assert.deepEqual(await listTree(server.root), ["a.txt"]);
+  assert.equal(await Deno.readTextFile(join(server.root, "a.txt")), "A");
+  assert.equal((await runClient(server.address, ["get", "a.txt"], { cwd: local.path })).code, 0);
+});
+
+Deno.test("--max-file-size and --quota refuse uploads up front; the session goes on", async () => {
+  await using server = await startServer({ args: ["--max-file-size", "64K", "--quota", "100K"] });
+  await using local = await tempDir();
+  await writeRandomFile(join(local.path, "big"), 65 * 1024);
+  await writeRandomFile(join(local.path, "ok"), 60 * 1024);
+  const shell = (script: string) =>
+    runClient(server.address, [], { stdin: script, cwd: local.path });
+  const first = await shell("put big\nput ok one\nput ok two\nls\n");
+  assert.match(first.stderr, /big is 66560 bytes: over the server's limit of 65536/);
+  assert.match(first.stderr, /over quota/);
+  assert.equal(first.stdout, "one\n", "the shell went on after each refusal");
+  assert.equal(first.code, 9);
+  const second = await shell("rm one\nput ok two\nls\n");
+  assert.equal(second.code, 0, second.stderr);
+  assert.equal(second.stdout, "two\n", "removing frees quota");
+});
+
+Deno.test("a slowloris from one address does not keep another client from being served", async () => {
+  // Dual-stack: the attack comes over IPv4, the good client over IPv6, two addresses.
+  await using ferryd = await inProcessServer({
+    hostname: "::",
+    allowAnonymous: true,
+    maxConnectionsPerClient: 20,
+    handshakeTimeoutMs: 5000,
+  });
+  await Deno.writeTextFile(join(ferryd.server.root!, "a.txt"), "A");
+  const attack: Deno.Conn[] = [];
+  const trickle: ReturnType<typeof setInterval>[] = [];
+  try {
+    for (let i = 0; i < 200; i++) {
+      attack.push(await Deno.connect({ hostname: "127.0.0.1", port: ferryd.port }));
+    }
+    // Half dribble a byte at a time; the rest send nothing.
+    for (const conn of attack.slice(0, 100)) {
+      trickle.push(setInterval(() => conn.write(new Uint8Array([1])).catch(() => {}), 100));
+    }
+    const run = await runClient(`[::1]:${ferryd.port}`, ["ls"], {});
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(run.stdout, "a.txt\n");
+    const busy = ferryd.lines.filter((l) => /refused: busy \(20 connections from/.test(l));
+    assert.ok(
+      busy.length >= 150,
+      `excess connections from one address are refused (${busy.length})`,
+    );
+  } finally {
+    trickle.forEach(clearInterval);
+    attack.forEach(closeQuietly);
+  }
+});
+
+/** A self-signed certificate for localhost and 127.0.0.1, made with openssl; undefined without it. */
+async function makeCertificate(dir: string): Promise<{ cert: string; key: string } | undefined> {
+  const cert = join(dir, "cert.pem");
+  const key = join(dir, "key.pem");
+  try {
+    // rustls refuses a CA certificate as a server's: CA:FALSE and serverAuth are needed.
+    const out = await new Deno.Command("openssl", {
+      args: [
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        key,
+        "-out",
+        cert,
+        "-days",
+        "2",
+        "-subj",
+        "/CN=localhost",
+        "-addext",
+        "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        "-addext",
+        "basicConstraints=critical,CA:FALSE",
+        "-addext",
+        "keyUsage=critical,digitalSignature",
+        "-addext",
+        "extendedKeyUsage=serverAuth",
+      ],
+      stdout: "null",
+      stderr: "null",
+    }).output();
+    return out.success ? { cert, key } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const hasOpenssl = await new Deno.Command("openssl", { args: ["version"], stdout: "null" })
+  .output().then((o) => o.success, () => false);
+
+Deno.test({
+  name: "TLS: pinned, or trusted through --ca; never cleartext; a wrong pin or CA is refused",
+  ignore: !hasOpenssl,
+  async fn() {
+    await using dir = await tempDir();
+    const pair = (await makeCertificate(dir.path))!;
+    await using server = await startServer({
+      args: ["--tls-cert", pair.cert, "--tls-key", pair.key],
+    });
+    const shown = /certificate sha256 ([0-9A-F:]{95})/.exec(server.banner)?.[1];
+    const openssl = await new Deno.Command("openssl", {
+      args: ["x509", "-in", pair.cert, "-noout", "-fingerprint", "-sha256"],
+    }).output();
+    assert.equal(shown, /=([0-9A-F:]+)/.exec(new TextDecoder().decode(openssl.stdout))?.[1]);
+
+    await writeRandomFile(join(dir.path, "up.bin"), 3 * 1024 * 1024);
+    const pinned = await runClient(server.address, ["--pin", shown!, "put", "up.bin"], {
+      cwd: dir.path,
+    });
+    assert.equal(pinned.code, 0, pinned.stderr);
+    const viaCa = await runClient(
+      server.address,
+      ["--ca", pair.cert, "get", "up.bin", "down.bin"],
+      { cwd: dir.path },
+    );
+    assert.equal(viaCa.code, 0, viaCa.stderr);
+    assert.deepEqual(
+      await Deno.readFile(join(dir.path, "down.bin")),
+      await Deno.readFile(join(dir.path, "up.bin")),
+    );
+
+    const wrongPin = await runClient(server.address, ["--pin", "00".repeat(32), "ls"]);
+    assert.equal(wrongPin.code, 3);
+    assert.match(wrongPin.stderr, /not the pinned one/);
+    const untrusted = await runClient(server.address, ["--tls", "ls"]);
+    assert.equal(untrusted.code, 3);
+    assert.match(untrusted.stderr, /TLS handshake .* failed: .*(UnknownIssuer|certificate)/i);
+    const cleartext = await runClient(server.address, ["ls"]);
+    assert.equal(cleartext.code, 4, cleartext.stderr);
+    assert.match(cleartext.stderr, /needs TLS/);
+
+    await using plain = await startServer();
+    const tlsToPlain = await runClient(plain.address, ["--pin", shown!, "ls"]);
+    assert.equal(tlsToPlain.code, 3);
+    assert.match(tlsToPlain.stderr, /TLS handshake/);
+
+    const badKey = await serverRefuses([
+      "--root",
+      dir.path,
+      "--tls-cert",
+      pair.cert,
+      "--tls-key",
+      pair.cert,
+    ]);
+    assert.equal(badKey.code, 2);
+    assert.match(badKey.stderr, /bad TLS certificate or key/);
+  },
+});
