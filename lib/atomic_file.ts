@@ -199,6 +199,14 @@ export class AtomicFile {
     }
   }
 
+  /** What the open temporary file is (for checking it is where it should be). */
+  stat(): Deno.FileInfo {
+    if (!this.#file) {
+      throw new FerryError("CANCELLED", `${escapeName(basename(this.path))} was closed`);
+    }
+    return this.#file.statSync();
+  }
+
   /**
    * A SHA-256 state fed with the {@linkcode AtomicFile.offset} bytes already
    * in the file, read through `buf`.
@@ -267,6 +275,15 @@ export class AtomicFile {
    */
   async suspend(): Promise<void> {
     if (!this.resumable) return await this.abort();
+    this.#closeFile();
+    this.#finish();
+  }
+
+  /**
+   * Give up the temporary file without removing it: its path no longer
+   * leads to it (see `LocalStorage`), and removing would hit another file.
+   */
+  forget(): void {
     this.#closeFile();
     this.#finish();
   }

@@ -220,6 +220,7 @@ export class LocalStorage implements Storage {
     try {
       const info = file.statSync();
       if (!info.isFile) throw new FerryError("NOT_A_FILE", `not a file: ${escapeName(path)}`);
+      this.#confirm(full, info, path);
       const entry = toEntry(basename(path), info);
       return {
         size: entry.size,
@@ -261,11 +262,29 @@ export class LocalStorage implements Storage {
     // afresh while another upload of the same file is under way must not disturb it.
     const resumable = options.resume && (offset > 0 || !inUse(partialPath(full, key)));
     const file = resumable ? AtomicFile.resume(full, key, { offset }) : AtomicFile.create(full);
+    // Checked when the temporary file is created, before any content goes into it, and again
+    // right before it is renamed into place.
+    const confirm = async () => {
+      const info = file.stat();
+      try {
+        this.#confirm(file.tempPath, info, path);
+      } catch (err) {
+        // Remove it only where it is this very file: never anything else a swap points at.
+        const there = statOrUndefined(file.tempPath, true);
+        if (there?.ino !== info.ino || there?.dev !== info.dev) file.forget();
+        await file.abort();
+        throw err;
+      }
+    };
+    await confirm();
     return {
       offset,
       hashPrefix: (buf) => file.hashPrefix(buf),
       write: (chunk) => file.write(chunk),
-      commit: () => file.commit(options),
+      commit: async () => {
+        await confirm();
+        await file.commit(options);
+      },
       abort: () => file.abort(),
       suspend: () => file.suspend(),
     };
@@ -409,6 +428,30 @@ export class LocalStorage implements Storage {
       }
       if (probe === this.root) throw notFound(path);
       probe = dirname(probe);
+    }
+  }
+
+  /**
+   * Check, after opening, that the file open as `info` is the one at `full`
+   * and inside the root. `#resolve` checked the path before it was opened;
+   * a symlink swapped in between (by someone with write access to the root)
+   * could have sent the open elsewhere, and that is caught here.
+   */
+  #confirm(full: string, info: Deno.FileInfo, path: string): void {
+    let real: string;
+    let there: Deno.FileInfo;
+    try {
+      real = Deno.realPathSync(full);
+      there = Deno.statSync(real);
+    } catch (err) {
+      throw toFerryError(err, escapeName(path));
+    }
+    const inside = real.startsWith(this.#prefix);
+    if (!inside || there.ino !== info.ino || there.dev !== info.dev) {
+      throw new FerryError(
+        "PATH_REFUSED",
+        `path refused: it changed while being opened: ${escapeName(path)}`,
+      );
     }
   }
 

@@ -6,6 +6,7 @@ import { allows, isLoopback, parseTokens, TokenTable } from "../lib/auth.ts";
 import { FerryError } from "../lib/errors.ts";
 import { parseServerArgs } from "../lib/server_cli.ts";
 import { parsePin } from "../lib/tls.ts";
+import { connect } from "../mod.ts";
 import {
   closeQuietly,
   inProcessServer,
@@ -337,4 +338,63 @@ Deno.test({
     assert.equal(badKey.code, 2);
     assert.match(badKey.stderr, /bad TLS certificate or key/);
   },
+});
+
+Deno.test("a symlink swapped between check and open never serves or writes outside the root", async () => {
+  await using outside = await tempDir();
+  await Deno.writeTextFile(join(outside.path, "secret.txt"), "OUTSIDE");
+  await using ferryd = await inProcessServer();
+  const root = ferryd.server.root!;
+  await Deno.mkdir(join(root, "inside"));
+  await Deno.writeTextFile(join(root, "inside", "secret.txt"), "inside");
+  await Deno.symlink(join(root, "inside"), join(root, "link"));
+  // Another process flips `link` between a directory inside the root and one outside.
+  const swapper = new Deno.Command(Deno.execPath(), {
+    args: [
+      "eval",
+      `const [root, out] = Deno.args;
+       for (let i = 0;; i++) {
+         const tmp = root + "/.swap";
+         Deno.symlinkSync(i % 2 ? out : root + "/inside", tmp);
+         Deno.renameSync(tmp, root + "/link");
+       }`,
+      root,
+      outside.path,
+    ],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  const client = await connect({ hostname: "127.0.0.1", port: ferryd.port });
+  await using local = await tempDir();
+  await Deno.writeTextFile(join(local.path, "up.txt"), "upload");
+  const seen = new Set<string>();
+  try {
+    // Many at once, so that some are checked and opened while the link flips.
+    const gets = Array.from({ length: 2000 }, async (_, i) => {
+      const dest = join(local.path, `got${i}`);
+      await client.get("link/secret.txt", dest).then(
+        async () => seen.add(await Deno.readTextFile(dest)),
+        (err) => seen.add(err.code),
+      );
+    });
+    const puts = Array.from(
+      { length: 300 },
+      (_, i) => client.put(join(local.path, "up.txt"), `link/up${i}.txt`).catch(() => {}),
+    );
+    await Promise.all([...gets, ...puts]);
+  } finally {
+    swapper.kill();
+    await swapper.status;
+    await client.close();
+  }
+  assert.ok(!seen.has("OUTSIDE"), `served a file outside the root: ${[...seen]}`);
+  assert.ok(seen.has("inside"), `the check does not refuse everything: ${[...seen]}`);
+  // Without openat() a racing local user can make an empty temporary file appear outside
+  // (see docs/security.md), but no content is ever written there and nothing is replaced.
+  assert.equal(await Deno.readTextFile(join(outside.path, "secret.txt")), "OUTSIDE");
+  for (const name of await listTree(outside.path)) {
+    if (name === "secret.txt") continue;
+    assert.match(name, /^\.ferry-[0-9a-f]+\.part$/);
+    assert.equal((await Deno.stat(join(outside.path, name))).size, 0, `${name} is empty`);
+  }
 });
