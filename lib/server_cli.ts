@@ -31,7 +31,7 @@ Access:
       --tls-cert FILE           serve TLS only, with this certificate chain (PEM)
       --tls-key FILE            ... and this private key (PEM)
 
-Limits:
+Limits and lifecycle:
       --idle-timeout SECONDS    close a connection that makes no progress (default: 300; 0: never)
       --max-connections N       connections served at once; more are told "busy" (default: 1000)
       --max-per-client N        connections from one address at once (default: 64)
