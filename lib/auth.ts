@@ -52,7 +52,9 @@ export function scopeFor(action: Action): Scope {
 
 /** One accepted token and its scope. */
 export interface TokenGrant {
+  /** The secret a client presents (at least {@linkcode MIN_TOKEN_LENGTH} printable characters). */
   token: string;
+  /** What it allows. */
   scope: Scope;
 }
 
