@@ -25,7 +25,10 @@ export {
   type ConnectOptions,
   DEFAULT_ADDRESS,
   FerryClient,
+  type GetTarget,
   parseAddress,
+  type PutOptions,
+  type PutSource,
   type TransferOptions,
   type TransferResult,
 } from "./lib/client.ts";

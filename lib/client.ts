@@ -116,6 +116,130 @@ export interface TransferOptions {
    * transfer starts over, and the final check covers the whole file.
    */
   resume?: boolean;
+  /**
+   * Stop the transfer. An upload stops sending and fails with CANCELLED; the
+   * connection goes on. A download cannot be stopped mid-body in protocol
+   * version 1, so aborting one closes the connection: every request in
+   * flight on it fails with CANCELLED, and the client must connect again.
+   */
+  signal?: AbortSignal;
+}
+
+/** Options for {@linkcode FerryClient.put}. */
+export interface PutOptions extends TransferOptions {
+  /** Exact byte count of a stream source (required for a stream; ignored for a file). */
+  size?: number;
+  /** Permission bits to give the stored file (a stream source; a file's own are used otherwise). */
+  mode?: number;
+  /** Modification time to give the stored file, ms since the epoch (a stream source). */
+  mtime?: number;
+}
+
+/** Where a download goes: a local file path, or a stream that receives the bytes as they arrive. */
+export type GetTarget = string | WritableStream<Uint8Array>;
+
+/** What an upload sends: a local file path, or a stream of exactly `size` bytes. */
+export type PutSource = string | ReadableStream<Uint8Array>;
+
+/** Where a download's bytes go; an `AtomicFile`, or a caller's stream. */
+interface Sink {
+  write(chunk: Uint8Array): void | Promise<void>;
+  commit(options: { mode?: number; mtime?: number; noClobber?: boolean }): Promise<void>;
+  abort(): Promise<void>;
+  suspend(): Promise<void>;
+}
+
+/**
+ * A caller's stream as a download sink. Bytes reach it before the final
+ * check, so on INTEGRITY the stream is aborted with that error: the caller
+ * must discard what it got. Each chunk is copied, since the frame buffer is
+ * reused; `ready` carries the stream's backpressure back to the socket.
+ */
+function streamSink(stream: WritableStream<Uint8Array>): Sink {
+  const writer = stream.getWriter();
+  let failed: unknown;
+  return {
+    async write(chunk) {
+      await writer.ready;
+      writer.write(chunk.slice()).catch((err) => failed = err);
+    },
+    async commit() {
+      if (failed) throw toFerryError(failed, "writing the download stream");
+      await writer.close();
+    },
+    async abort() {
+      await writer.abort(new FerryError("CANCELLED", "download failed")).catch(() => {});
+    },
+    suspend() {
+      return this.abort();
+    },
+  };
+}
+
+/** An upload's content, size and metadata. */
+interface Source {
+  size: number;
+  mode?: number;
+  mtime?: number;
+  read(buf: Uint8Array): Promise<number | null>;
+  close(): void;
+}
+
+function openFile(path: string): Source {
+  let file: Deno.FsFile;
+  try {
+    file = Deno.openSync(path, { read: true });
+  } catch (err) {
+    throw toFerryError(err, escapeName(path));
+  }
+  try {
+    const info = file.statSync();
+    if (!info.isFile) throw new FerryError("NOT_A_FILE", `not a file: ${escapeName(path)}`);
+    return {
+      size: info.size,
+      mode: info.mode === null ? undefined : info.mode & PERMISSION_BITS,
+      mtime: info.mtime?.getTime(),
+      read: readerFor(file, info.size),
+      close: () => file.close(),
+    };
+  } catch (err) {
+    file.close();
+    throw toFerryError(err, escapeName(path));
+  }
+}
+
+/** A stream as an upload source: reads are filled from its chunks, whatever their sizes. */
+function openStream(stream: ReadableStream<Uint8Array>, options: PutOptions): Source {
+  if (options.size === undefined || !Number.isSafeInteger(options.size) || options.size < 0) {
+    throw new FerryError("USAGE", "uploading a stream needs its exact size (options.size)");
+  }
+  const reader = stream.getReader();
+  let rest: Uint8Array = new Uint8Array(0);
+  return {
+    size: options.size,
+    mode: options.mode,
+    mtime: options.mtime,
+    async read(buf) {
+      let n = 0;
+      while (n < buf.length) {
+        if (rest.length === 0) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          rest = value;
+        }
+        const take = Math.min(rest.length, buf.length - n);
+        buf.set(rest.subarray(0, take), n);
+        rest = rest.subarray(take);
+        n += take;
+      }
+      return n === 0 && buf.length > 0 ? null : n;
+    },
+    close: () => void reader.cancel().catch(() => {}),
+  };
+}
+
+function cancelled(what: string): FerryError {
+  return new FerryError("CANCELLED", `${what} cancelled`);
 }
 
 /** Bytes hashed at once when checking a resumed transfer's first bytes. */
@@ -273,13 +397,18 @@ export class FerryClient {
   }
 
   /**
-   * Download `remote` into the local file `local`. The content lands under a
-   * temporary name and is renamed into place only after its size and SHA-256
-   * check out, with the remote file's mode and modification time; on any
-   * failure no file is left behind (but a kept partial, see
-   * {@linkcode TransferOptions.keepPartial}).
+   * Download `remote` into the local file `local`, or into a stream. A file
+   * lands under a temporary name and is renamed into place only after its
+   * size and SHA-256 check out, with the remote file's mode and modification
+   * time; on any failure no file is left behind (but a kept partial, see
+   * {@linkcode TransferOptions.keepPartial}). A stream gets the bytes as they
+   * arrive, and is closed once they check out (aborted if they do not).
    */
-  async get(remote: string, local: string, options: TransferOptions = {}): Promise<TransferResult> {
+  async get(
+    remote: string,
+    local: GetTarget,
+    options: TransferOptions = {},
+  ): Promise<TransferResult> {
     try {
       return await this.#get(remote, local, options);
     } catch (err) {
@@ -288,25 +417,31 @@ export class FerryClient {
     }
   }
 
-  async #get(remote: string, local: string, options: TransferOptions): Promise<TransferResult> {
+  async #get(remote: string, local: GetTarget, options: TransferOptions): Promise<TransferResult> {
     const started = performance.now();
+    if (options.signal?.aborted) throw cancelled("download");
+    if (typeof local !== "string" && options.resume) {
+      throw new FerryError("USAGE", "resuming a download needs a local file, not a stream");
+    }
     // A resumable download writes to a partial named after what it fetches, which a later
     // one can find; with `resume` it keeps what the partial holds, else it starts it afresh.
-    let file = options.resume || options.keepPartial
+    let file: Sink | undefined = typeof local !== "string"
+      ? streamSink(local)
+      : options.resume || options.keepPartial
       ? AtomicFile.resume(local, resumeKey(remote, basename(local)), {
         offset: options.resume ? undefined : 0,
       })
       : undefined;
-    const offset = file?.offset ?? 0;
+    const offset = file instanceof AtomicFile ? file.offset : 0;
     let hash: Hash | undefined;
     try {
-      if (offset > 0) hash = await file!.hashPrefix(new Uint8Array(PREFIX_BUFFER));
+      if (offset > 0) hash = await (file as AtomicFile).hashPrefix(new Uint8Array(PREFIX_BUFFER));
     } catch (err) {
       await file!.abort();
       throw err;
     }
     const release = async (err: FerryError) => {
-      if (connectionLost(err)) await file?.suspend();
+      if (connectionLost(err) || err.code === "CANCELLED") await file?.suspend();
       else await file?.abort();
     };
     let receiver: BodyReceiver | undefined;
@@ -328,7 +463,7 @@ export class FerryClient {
             throw new FerryError("PROTOCOL", `asked for byte ${offset} on, got ${meta.offset}`);
           }
           options.onStart?.(meta.size);
-          file ??= AtomicFile.create(local);
+          file ??= AtomicFile.create(local as string);
           receiver = new BodyReceiver(meta.size, file, {
             offset,
             hash,
@@ -348,6 +483,8 @@ export class FerryClient {
         else fail(e);
       }
     });
+    const onAbort = () => this.#fail(cancelled("download"));
+    options.signal?.addEventListener("abort", onAbort, { once: true });
     // However the request ends (an ERROR from the server, a lost connection), no temp file
     // stays, but a partial that a lost connection interrupted.
     try {
@@ -355,46 +492,42 @@ export class FerryClient {
     } catch (err) {
       await release(toFerryError(err));
       throw err;
+    } finally {
+      options.signal?.removeEventListener("abort", onAbort);
     }
   }
 
   /**
-   * Upload the local file `local` to `remote`, with its mode and modification
-   * time, replacing any file there atomically once verified.
+   * Upload the local file `local` (or a stream of exactly `options.size`
+   * bytes) to `remote`, with its mode and modification time, replacing any
+   * file there atomically once verified.
    */
-  async put(local: string, remote: string, options: TransferOptions = {}): Promise<TransferResult> {
+  async put(local: PutSource, remote: string, options: PutOptions = {}): Promise<TransferResult> {
     try {
       return await this.#put(local, remote, options);
     } catch (err) {
       if (!options.resume || toFerryError(err).code !== "RESUME_MISMATCH") throw err;
+      if (typeof local !== "string") throw err; // a stream cannot be read again from its start
       return await this.#put(local, remote, { ...options, resume: false, keepPartial: true });
     }
   }
 
-  async #put(local: string, remote: string, options: TransferOptions): Promise<TransferResult> {
+  async #put(local: PutSource, remote: string, options: PutOptions): Promise<TransferResult> {
     const started = performance.now();
-    let file: Deno.FsFile;
-    try {
-      file = Deno.openSync(local, { read: true });
-    } catch (err) {
-      throw toFerryError(err, escapeName(local));
-    }
-    // The body owns the file once it starts: it may still be reading when an early
+    if (options.signal?.aborted) throw cancelled("upload");
+    const source = typeof local === "string" ? openFile(local) : openStream(local, options);
+    // The body owns the source once it starts: it may still be reading when an early
     // error from the server settles the request.
     let bodyStarted = false;
     try {
-      const info = file.statSync();
-      if (!info.isFile) throw new FerryError("NOT_A_FILE", `not a file: ${escapeName(local)}`);
-      const size = info.size;
-      const mtime = info.mtime?.getTime();
+      const { size, mtime } = source;
       options.onStart?.(size);
-      const source = { read: readerFor(file, size) };
       let offset = 0;
       let hash: Hash | undefined;
       if (options.resume) {
         const held = await this.#simple({ op: "partial", path: remote, size, mtime });
         offset = parsePartialReply(held, size);
-        // Hashing the first bytes also moves the file to where the body starts.
+        // Hashing the first bytes also moves the source to where the body starts.
         if (offset > 0) hash = await hashPrefix(source, offset, new Uint8Array(PREFIX_BUFFER));
       }
       let sha256 = "";
@@ -403,13 +536,13 @@ export class FerryClient {
         op: "put",
         path: remote,
         size,
-        mode: info.mode === null ? undefined : info.mode & PERMISSION_BITS,
+        mode: source.mode,
         mtime,
         noClobber: options.noClobber ?? false,
         resume: Boolean(options.resume || options.keepPartial),
         ...(hash ? { offset, prefix: hash.copy().digest("hex") } : {}),
       };
-      const onProgress = options.onProgress;
+      const { onProgress, signal } = options;
       const reply = this.#request<void>(
         message,
         (frame, done) => {
@@ -420,7 +553,7 @@ export class FerryClient {
           bodyStarted = true;
           try {
             sha256 = await sendBody(this.#fc, id, source, size - offset, this.#sendBuf, {
-              stopped: () => !this.#pending.has(id),
+              stopped: () => !this.#pending.has(id) || Boolean(signal?.aborted),
               onProgress: onProgress && ((sent) => onProgress(offset + sent)),
               hash,
             });
@@ -431,18 +564,18 @@ export class FerryClient {
             // Ends the body early; the server drops what it has and answers with an error.
             await this.#fc.sendMessage(FrameType.ERROR, id, errorToMessage(e));
           } finally {
-            file.close();
+            source.close();
           }
         },
       );
       try {
         await reply;
       } catch (err) {
-        throw localError ?? err;
+        throw localError ?? (signal?.aborted ? cancelled("upload") : err);
       }
       return { bytes: size - offset, resumed: offset, sha256, seconds: elapsed(started) };
     } finally {
-      if (!bodyStarted) file.close();
+      if (!bodyStarted) source.close();
     }
   }
 

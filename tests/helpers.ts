@@ -135,7 +135,7 @@ export async function tempDir(prefix = "ferry-test-"): Promise<
 }
 
 /** Random bytes of any length (getRandomValues caps one call at 64 KiB). */
-export function randomBytes(size: number): Uint8Array {
+export function randomBytes(size: number): Uint8Array<ArrayBuffer> {
   const out = new Uint8Array(size);
   for (let i = 0; i < size; i += 65536) {
     crypto.getRandomValues(out.subarray(i, Math.min(size, i + 65536)));
