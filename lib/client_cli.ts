@@ -81,6 +81,10 @@ interface Context {
 interface Command {
   usage: string;
   summary: string;
+  /** What each flag does, for `COMMAND --help`. */
+  details?: string[];
+  /** Example command lines, for `COMMAND --help`. */
+  examples?: string[];
   min: number;
   max: number;
   flags?: Record<string, Flag>;
@@ -116,6 +120,12 @@ function batchOptions(ctx: Context, flags: Values): BatchOptions {
 const COMMANDS: Record<string, Command> = {
   ls: {
     usage: "ls [-l] [-R] [--json] [PATH]",
+    details: [
+      "-l  long listing: type, mode, size, modification time",
+      "-R  the whole tree below PATH, by relative path (symlinks not followed)",
+      "--json  one JSON object per entry",
+    ],
+    examples: ["ferry ls", "ferry ls -l releases", "ferry ls -R --json releases | jq -r .name"],
     summary: "list a remote directory (or show one file)",
     min: 0,
     max: 1,
@@ -133,6 +143,7 @@ const COMMANDS: Record<string, Command> = {
   },
   stat: {
     usage: "stat PATH",
+    examples: ["ferry stat releases/app.tar.gz"],
     summary: "show type, size, mode and modification time",
     min: 1,
     max: 1,
@@ -152,6 +163,18 @@ const COMMANDS: Record<string, Command> = {
   },
   get: {
     usage: "get [-r] [-n] [--sync] [--resume] REMOTE [LOCAL]",
+    details: [
+      "-r  download a directory tree",
+      "-n, --no-clobber  never replace an existing local file",
+      "--sync  skip files whose size and SHA-256 already match",
+      "--resume  continue what an interrupted download kept",
+    ],
+    examples: [
+      "ferry get releases/app.tar.gz",
+      "ferry get 'releases/*.tar.gz' ./downloads/",
+      "ferry get -r --sync releases/v1 ./v1",
+      "ferry get --resume big.iso",
+    ],
     summary: "download a file, a glob's matches, or with -r a tree",
     min: 1,
     max: 2,
@@ -165,6 +188,19 @@ const COMMANDS: Record<string, Command> = {
   },
   put: {
     usage: "put [-r] [-n] [--sync] [--resume] [--delete] LOCAL... [REMOTE]",
+    details: [
+      "-r  upload a directory tree",
+      "-n, --no-clobber  never replace an existing remote file",
+      "--sync  skip files whose size and SHA-256 already match",
+      "--resume  continue what an interrupted upload left on the server",
+      "--delete  with -r: remove remote files the local tree does not have",
+    ],
+    examples: [
+      "ferry put dist/app.tar.gz releases/",
+      "ferry put 'dist/*.tar.gz' releases/",
+      "ferry put -r --sync --delete site/ www",
+      "ferry put --resume big.iso",
+    ],
     summary: "upload files, a glob's matches, or with -r a tree",
     min: 1,
     max: Infinity,
@@ -192,6 +228,8 @@ const COMMANDS: Record<string, Command> = {
   },
   mkdir: {
     usage: "mkdir [-p] PATH",
+    details: ["-p  create missing parents; no error if it exists"],
+    examples: ["ferry mkdir -p releases/v2"],
     summary: "create a remote directory (-p: and its parents)",
     min: 1,
     max: 1,
@@ -202,6 +240,8 @@ const COMMANDS: Record<string, Command> = {
   },
   rm: {
     usage: "rm [-r] PATH",
+    details: ["-r  remove a whole directory tree"],
+    examples: ["ferry rm releases/old.tar.gz", "ferry rm -r releases/v0"],
     summary: "remove a remote file or empty directory (-r: a whole tree)",
     min: 1,
     max: 1,
@@ -212,6 +252,7 @@ const COMMANDS: Record<string, Command> = {
   },
   mv: {
     usage: "mv SRC DST",
+    examples: ["ferry mv upload.tmp releases/app.tar.gz", "ferry mv releases/v1 archive/"],
     summary: "rename or move a remote file or directory",
     min: 2,
     max: 2,
@@ -221,6 +262,10 @@ const COMMANDS: Record<string, Command> = {
   },
   sum: {
     usage: "sum PATH",
+    examples: [
+      "ferry sum releases/app.tar.gz",
+      "ferry sum releases/app.tar.gz | sha256sum -c  # in the same directory",
+    ],
     summary: "SHA-256 of a remote file, computed by the server",
     min: 1,
     max: 1,
@@ -324,6 +369,24 @@ async function runPlan(
     ctx.sink.err("ferry: what arrived is kept; run the same command with --resume to continue");
   }
   return !many && reporter.lastError ? exitCodeFor(reporter.lastError) : EXIT_CODES.PARTIAL;
+}
+
+const HELP_FLAG: Record<string, Flag> = { help: { type: "boolean", short: "h" } };
+
+/** `ferry COMMAND --help`: usage, what it does, its flags, examples. */
+function commandHelp(cmd: Command): string {
+  const lines = [
+    `Usage: ferry ${cmd.usage}`,
+    "",
+    `${cmd.summary[0].toUpperCase()}${cmd.summary.slice(1)}.`,
+  ];
+  if (cmd.details) {
+    const rows = cmd.details.map((d) => d.split(/ {2,}/));
+    const width = Math.max(...rows.map(([flag]) => flag.length)) + 2;
+    lines.push("", ...rows.map(([flag, text]) => `  ${flag.padEnd(width)}${text}`));
+  }
+  if (cmd.examples) lines.push("", "Examples:", ...cmd.examples.map((e) => `  ${e}`));
+  return lines.join("\n");
 }
 
 function helpLines(shell: boolean): string[] {
@@ -548,7 +611,11 @@ function findCommand(name: string, shell: boolean): Command {
 async function runCommand(ctx: Context, words: string[], shell: boolean): Promise<number> {
   const [name, ...rest] = words;
   const cmd = findCommand(name, shell);
-  const { values, positionals } = parseFlags(rest, { ...OUTPUT_FLAGS, ...cmd.flags });
+  const { values, positionals } = parseFlags(rest, { ...OUTPUT_FLAGS, ...HELP_FLAG, ...cmd.flags });
+  if (values.help) {
+    ctx.sink.out(commandHelp(cmd));
+    return 0;
+  }
   if (positionals.length < cmd.min || positionals.length > cmd.max) {
     throw new FerryError("USAGE", `usage: ${cmd.usage}`);
   }

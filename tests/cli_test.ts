@@ -168,3 +168,18 @@ Deno.test("near misses get a suggestion, far ones do not", async () => {
   assert.equal(flag.code, 2);
   assert.equal(flag.stderr, "ferry: Unknown option '--sycn'; did you mean '--sync'?\n");
 });
+
+Deno.test("every command has --help with its usage and examples", async () => {
+  for (const command of ["ls", "stat", "get", "put", "mkdir", "rm", "mv", "sum"]) {
+    const run = await runClient("127.0.0.1:1", [command, "--help"]);
+    assert.equal(run.code, 0, `${command}: ${run.stderr}`);
+    assert.match(run.stdout, new RegExp(`^Usage: ferry ${command}\\b`));
+    assert.match(run.stdout, new RegExp(`Examples:\\n  ferry ${command}\\b`));
+  }
+  const put = await runClient("127.0.0.1:1", ["put", "-h"]);
+  assert.match(put.stdout, /--resume +continue what an interrupted upload left on the server/);
+  const shell = await runClient("127.0.0.1:1", [], { stdin: "get --help\n" }).catch((e) => e);
+  assert.ok(
+    shell.stdout === undefined || shell.code !== 0 || /Usage: ferry get/.test(shell.stdout),
+  );
+});
