@@ -607,17 +607,34 @@ function findCommand(name: string, shell: boolean): Command {
   return cmd;
 }
 
-/** Run one command line (already split into words); returns its exit status. */
-async function runCommand(ctx: Context, words: string[], shell: boolean): Promise<number> {
+/**
+ * Check one command line (split into words, global options already taken
+ * off): the command exists, its flags are its own, the argument count fits.
+ *
+ * @example
+ * ```ts
+ * import { parseCommand } from "./client_cli.ts";
+ * console.assert(parseCommand(["put", "-r", "dist", "out"], false).values.recursive === true);
+ * ```
+ */
+export function parseCommand(
+  words: string[],
+  shell: boolean,
+): { cmd: Command; values: Values; positionals: string[] } {
   const [name, ...rest] = words;
   const cmd = findCommand(name, shell);
   const { values, positionals } = parseFlags(rest, { ...OUTPUT_FLAGS, ...HELP_FLAG, ...cmd.flags });
+  const counted = values.help || (positionals.length >= cmd.min && positionals.length <= cmd.max);
+  if (!counted) throw new FerryError("USAGE", `usage: ${cmd.usage}`);
+  return { cmd, values, positionals };
+}
+
+/** Run one command line (already split into words); returns its exit status. */
+async function runCommand(ctx: Context, words: string[], shell: boolean): Promise<number> {
+  const { cmd, values, positionals } = parseCommand(words, shell);
   if (values.help) {
     ctx.sink.out(commandHelp(cmd));
     return 0;
-  }
-  if (positionals.length < cmd.min || positionals.length > cmd.max) {
-    throw new FerryError("USAGE", `usage: ${cmd.usage}`);
   }
   const saved = ctx.mode;
   if (values.json || values.quiet) ctx.mode = outputMode(values);
