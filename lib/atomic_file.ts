@@ -159,35 +159,38 @@ export class AtomicFile {
    */
   static resume(path: string, key: string, options: { offset?: number } = {}): AtomicFile {
     const tempPath = partialPath(path, key);
-    let file: Deno.FsFile;
+    // Everything is checked before anything changes: a refused resume neither creates a
+    // partial nor takes one over from the upload that is writing it.
+    let held = 0;
     try {
       // Never write through a link planted under the partial's name.
       const existing = Deno.lstatSync(tempPath);
       if (!existing.isFile) {
         throw new FerryError("IO", `not a regular file: ${escapeName(tempPath)}`);
       }
+      held = existing.size;
     } catch (err) {
       if (!(err instanceof Deno.errors.NotFound)) throw toFerryError(err);
+    }
+    const offset = options.offset ?? held;
+    if (offset > held) {
+      throw new FerryError(
+        "RESUME_MISMATCH",
+        `cannot resume ${escapeName(basename(path))} at byte ${offset}: only ${held} are here`,
+      );
     }
     const previous = holders.get(tempPath);
     if (previous) {
       previous.#closeFile();
       previous.#finish();
     }
+    let file: Deno.FsFile;
     try {
       file = Deno.openSync(tempPath, { read: true, write: true, create: true, mode: 0o666 });
     } catch (err) {
       throw toFerryError(err, `cannot write ${escapeName(basename(path))}`);
     }
     try {
-      const held = file.statSync().size;
-      const offset = options.offset ?? held;
-      if (offset > held) {
-        throw new FerryError(
-          "RESUME_MISMATCH",
-          `cannot resume ${escapeName(basename(path))} at byte ${offset}: only ${held} are here`,
-        );
-      }
       file.truncateSync(offset);
       file.seekSync(offset, Deno.SeekMode.Start);
       const resumed = new AtomicFile(path, tempPath, file, offset);
