@@ -8,7 +8,17 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { FerryError } from "./errors.ts";
 
-/** What a token may do: `read` lists and downloads; `write` also creates; `admin` also replaces and deletes. */
+/**
+ * What a token may do: `read` lists and downloads; `write` also creates;
+ * `admin` also replaces and deletes.
+ *
+ * @example
+ * ```ts
+ * import { allows, type Scope } from "./auth.ts";
+ * const ci: Scope = "write";
+ * console.assert(allows(ci, "create") && !allows(ci, "delete"));
+ * ```
+ */
 export type Scope = "read" | "write" | "admin";
 
 const SCOPES: readonly Scope[] = ["read", "write", "admin"];
@@ -50,7 +60,16 @@ export function scopeFor(action: Action): Scope {
   return NEEDS[action];
 }
 
-/** One accepted token and its scope. */
+/**
+ * One accepted token and its scope.
+ *
+ * @example
+ * ```ts
+ * import type { TokenGrant } from "./auth.ts";
+ * const grant: TokenGrant = { token: "view-only-0123456789abcdef", scope: "read" };
+ * console.assert(grant.scope === "read");
+ * ```
+ */
 export interface TokenGrant {
   /** The secret a client presents (at least {@linkcode MIN_TOKEN_LENGTH} printable characters). */
   token: string;

@@ -34,7 +34,15 @@ import { elapsed } from "./elapsed.ts";
 import { startClientTls, type TlsOptions } from "./tls.ts";
 import { VERSION } from "./version.ts";
 
-/** Default server address. */
+/**
+ * Default server address.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_ADDRESS, parseAddress } from "./client.ts";
+ * console.assert(parseAddress(DEFAULT_ADDRESS).port === 9500);
+ * ```
+ */
 export const DEFAULT_ADDRESS = "127.0.0.1:9500";
 
 /** The client's receive buffer: a roomy one lets a read take in several frames. */
@@ -68,7 +76,20 @@ export function parseAddress(text: string): Address {
   return { hostname, port };
 }
 
-/** Options for {@linkcode connect}. */
+/**
+ * Options for {@linkcode connect}.
+ *
+ * @example
+ * ```ts
+ * import type { ConnectOptions } from "./client.ts";
+ * const options: ConnectOptions = {
+ *   token: Deno.env.get("FERRY_TOKEN"),
+ *   tls: { pin: "3a91".padEnd(64, "0") },
+ *   timeoutMs: 30_000,
+ * };
+ * console.assert(options.timeoutMs === 30_000);
+ * ```
+ */
 export interface ConnectOptions {
   /**
    * Fail when connecting, or a request in flight, makes no progress for this
@@ -84,7 +105,17 @@ export interface ConnectOptions {
   tls?: boolean | TlsOptions;
 }
 
-/** What a finished transfer moved. */
+/**
+ * What a finished transfer moved.
+ *
+ * @example
+ * ```ts
+ * import type { TransferResult } from "./client.ts";
+ * const report = (r: TransferResult) =>
+ *   `${r.bytes} bytes (+${r.resumed} resumed) in ${r.seconds.toFixed(1)} s, sha256 ${r.sha256}`;
+ * console.log(report({ bytes: 10, resumed: 0, sha256: "ab", seconds: 0.1 }));
+ * ```
+ */
 export interface TransferResult {
   /** Bytes of content moved by this transfer. */
   bytes: number;
@@ -96,7 +127,20 @@ export interface TransferResult {
   seconds: number;
 }
 
-/** Options for {@linkcode FerryClient.get} and {@linkcode FerryClient.put}. */
+/**
+ * Options for {@linkcode FerryClient.get} and {@linkcode FerryClient.put}.
+ *
+ * @example
+ * ```ts
+ * import type { TransferOptions } from "./client.ts";
+ * const options: TransferOptions = {
+ *   resume: true,
+ *   onProgress: (bytes) => console.log(`${bytes} bytes`),
+ *   signal: AbortSignal.timeout(60_000),
+ * };
+ * console.assert(options.resume);
+ * ```
+ */
 export interface TransferOptions {
   /** Refuse (EXISTS) rather than replace an existing destination file. */
   noClobber?: boolean;
@@ -125,7 +169,16 @@ export interface TransferOptions {
   signal?: AbortSignal;
 }
 
-/** Options for {@linkcode FerryClient.put}. */
+/**
+ * Options for {@linkcode FerryClient.put}.
+ *
+ * @example
+ * ```ts
+ * import type { PutOptions } from "./client.ts";
+ * const options: PutOptions = { size: 1024, mode: 0o644, mtime: Date.now(), noClobber: true };
+ * console.assert(options.size === 1024);
+ * ```
+ */
 export interface PutOptions extends TransferOptions {
   /** Exact byte count of a stream source (required for a stream; ignored for a file). */
   size?: number;
@@ -135,10 +188,28 @@ export interface PutOptions extends TransferOptions {
   mtime?: number;
 }
 
-/** Where a download goes: a local file path, or a stream that receives the bytes as they arrive. */
+/**
+ * Where a download goes: a local file path, or a stream that receives the bytes as they arrive.
+ *
+ * @example
+ * ```ts
+ * import type { GetTarget } from "./client.ts";
+ * const targets: GetTarget[] = ["./app.tar.gz", new WritableStream<Uint8Array>()];
+ * console.assert(targets.length === 2);
+ * ```
+ */
 export type GetTarget = string | WritableStream<Uint8Array>;
 
-/** What an upload sends: a local file path, or a stream of exactly `size` bytes. */
+/**
+ * What an upload sends: a local file path, or a stream of exactly `size` bytes.
+ *
+ * @example
+ * ```ts
+ * import type { PutSource } from "./client.ts";
+ * const sources: PutSource[] = ["dist/app.tar.gz", new Blob(["hi"]).stream()];
+ * console.assert(sources.length === 2);
+ * ```
+ */
 export type PutSource = string | ReadableStream<Uint8Array>;
 
 /** Where a download's bytes go; an `AtomicFile`, or a caller's stream. */
@@ -261,11 +332,14 @@ interface Pending {
  * Connect to ferryd and complete the handshake.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { connect } from "./client.ts";
- * const client = await connect("127.0.0.1:9500");
- * console.log(await client.list(""));
+ * import { serve } from "./server.ts";
+ * const server = await serve({ root: await Deno.makeTempDir(), port: 0, log: () => {} });
+ * const client = await connect(`127.0.0.1:${server.addr.port}`, { timeoutMs: 10_000 });
+ * console.assert((await client.list("")).length === 0);
  * await client.close();
+ * await server.close();
  * ```
  */
 export async function connect(
@@ -326,6 +400,25 @@ export async function connect(
 /**
  * A connection to ferryd. Methods may be called concurrently: requests are
  * pipelined on the one connection and answered in order.
+ *
+ * @example
+ * ```ts
+ * import { connect } from "./client.ts";
+ * import { serve } from "./server.ts";
+ * const server = await serve({ root: await Deno.makeTempDir(), port: 0, log: () => {} });
+ * const client = await connect({ hostname: "127.0.0.1", port: server.addr.port });
+ * const text = new TextEncoder().encode("hello");
+ * await client.put(new Blob([text]).stream(), "notes/hello.txt", { size: text.length });
+ * const [entry] = await client.list("notes");
+ * const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
+ * const [got, body] = await Promise.all([
+ *   client.get("notes/hello.txt", writable),
+ *   new Response(readable).text(),
+ * ]);
+ * console.assert(entry.size === 5 && body === "hello" && got.bytes === 5);
+ * await client.close();
+ * await server.close();
+ * ```
  */
 export class FerryClient {
   /** What the server said in its handshake. */

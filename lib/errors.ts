@@ -8,7 +8,16 @@
  * @module
  */
 
-/** Stable error codes. They appear on the wire and in `--json` output. */
+/**
+ * Stable error codes. They appear on the wire and in `--json` output.
+ *
+ * @example
+ * ```ts
+ * import { type ErrorCode, FerryError } from "./errors.ts";
+ * const retriable: ErrorCode[] = ["CONNECT", "TIMEOUT", "BUSY"];
+ * console.assert(retriable.includes(new FerryError("BUSY", "try later").code));
+ * ```
+ */
 export type ErrorCode =
   | "USAGE"
   | "CONNECT"
@@ -34,6 +43,12 @@ export type ErrorCode =
 /**
  * Exit status of the CLI for each error code. The table is documented in the
  * README; change both together.
+ *
+ * @example
+ * ```ts
+ * import { EXIT_CODES } from "./errors.ts";
+ * console.assert(EXIT_CODES.NOT_FOUND === 5 && EXIT_CODES.PARTIAL === 10);
+ * ```
  */
 export const EXIT_CODES: Readonly<Record<ErrorCode, number>> = {
   USAGE: 2,

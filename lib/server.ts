@@ -45,7 +45,21 @@ import {
 } from "./auth.ts";
 import { fingerprint } from "./tls.ts";
 
-/** Options for {@linkcode serve}. */
+/**
+ * Options for {@linkcode serve}.
+ *
+ * @example
+ * ```ts
+ * import type { ServeOptions } from "./server.ts";
+ * const options: ServeOptions = {
+ *   root: "/srv/ferry",
+ *   hostname: "0.0.0.0",
+ *   tokens: [{ token: "ci-upload-0123456789abcdef", scope: "write" }],
+ *   quota: 50 * 2 ** 30,
+ * };
+ * console.assert(options.tokens?.length === 1);
+ * ```
+ */
 export interface ServeOptions {
   /** Directory to serve (default `.`). Ignored when `storage` is given. */
   root?: string;
@@ -120,7 +134,15 @@ export interface CloseOptions {
   graceMs?: number;
 }
 
-/** Default port, kept from the program ferry grew from. */
+/**
+ * Default port, kept from the program ferry grew from.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_PORT } from "./server.ts";
+ * console.assert(DEFAULT_PORT === 9500);
+ * ```
+ */
 export const DEFAULT_PORT = 9500;
 
 /**

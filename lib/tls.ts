@@ -9,7 +9,17 @@ import { createHash } from "node:crypto";
 import { connect as nodeTlsConnect } from "node:tls";
 import { FerryError } from "./errors.ts";
 
-/** How a client trusts the server's certificate. */
+/**
+ * How a client trusts the server's certificate.
+ *
+ * @example
+ * ```ts
+ * import type { TlsOptions } from "./tls.ts";
+ * const pinned: TlsOptions = { pin: "3A:91".padEnd(95, ":00") };
+ * const viaCa: TlsOptions = { caCerts: ["-----BEGIN CERTIFICATE-----\n..."] };
+ * console.assert(pinned.pin !== undefined && viaCa.caCerts?.length === 1);
+ * ```
+ */
 export interface TlsOptions {
   /** CA certificates (PEM) trusted besides Deno's root store. */
   caCerts?: string[];
