@@ -26,6 +26,7 @@ const { values: opts } = parseArgs({
     files: { type: "string", default: "10000" },
     reps: { type: "string", default: "3" },
     clients: { type: "string", default: "100" },
+    "big-mib": { type: "string", default: "4096" },
     out: { type: "string", default: join(ROOT, "BENCHMARKS.md") },
   },
 });
@@ -33,6 +34,7 @@ const SIZE = Number(opts["size-mib"]) * 1024 * 1024;
 const FILES = Number(opts.files);
 const REPS = Number(opts.reps);
 const CLIENTS = Number(opts.clients);
+const BIG = Number(opts["big-mib"]) * 1024 * 1024;
 const MIB = 1024 * 1024;
 
 const notes: string[] = [];
@@ -478,6 +480,22 @@ for (let rep = 0; rep < REPS; rep++) {
 }
 const ferrydPeakSerial = peakRss(ferryd.pid);
 
+// Memory must not grow with the file: one put and one get of a much larger file (--big-mib).
+const big = BIG > 0
+  ? await (async () => {
+    await resetFerryRoot();
+    const src = join(work, "big.bin");
+    await writeRandom(src, BIG);
+    const put = await ferry("put", src, "big.bin");
+    await Deno.remove(src);
+    const back = join(work, "big-back.bin");
+    const get = await ferry("get", "big.bin", back);
+    await Deno.remove(back);
+    await resetFerryRoot();
+    return { put: put.peak, get: get.peak, ferryd: peakRss(ferryd.pid) };
+  })()
+  : undefined;
+
 // 100 concurrent clients, each putting then getting its own 8 MiB file, all verified.
 const concurrent = await (async () => {
   await resetFerryRoot();
@@ -603,6 +621,13 @@ const report = [
     (concurrent.ferrydPeak / MIB).toFixed(0)
   } MiB ` +
   `(${(ferrydPeakSerial / MIB).toFixed(0)} MiB after the serial runs).`,
+  "",
+  big
+    ? `Memory with a ${BIG / MIB} MiB file: ferry peak RSS ${(big.put / MIB).toFixed(0)} MiB ` +
+      `(put) and ${(big.get / MIB).toFixed(0)} MiB (get); ferryd peak ${
+        (big.ferryd / MIB).toFixed(0)
+      } MiB so far. Target: at most 100 MiB, whatever the size.`
+    : "",
   "",
   ...notes.map((n) => `- ${n}`),
   "",
