@@ -19,6 +19,9 @@ import type { Outcome, Reporter } from "./report.ts";
 /** Requests in flight at once on one connection. */
 export const WINDOW = 64;
 
+/** Files from this size on keep what a lost connection cut off (smaller: size unknown too). */
+const RESUMABLE_SIZE = 1024 * 1024;
+
 /** One file to move: `from` on the sending side, `to` on the receiving side. */
 export interface FileJob {
   from: string;
@@ -256,8 +259,9 @@ export async function transferPlan(
         }
         const transfer: TransferOptions = {
           noClobber: options.noClobber,
-          // Whatever is cut off is kept, so that a retry, or a later --resume, continues it.
-          keepPartial: true,
+          // Whatever is cut off is kept, so that a retry, or a later --resume, continues it;
+          // a small file is simply sent again, which costs less than keeping track of it.
+          keepPartial: job.size === 0 || job.size >= RESUMABLE_SIZE,
           resume: options.resume || attempt > 1,
           ...reporter.track(path),
         };
