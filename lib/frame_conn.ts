@@ -23,7 +23,13 @@ export interface ByteConn {
   read(p: Uint8Array): Promise<number | null>;
   write(p: Uint8Array): Promise<number>;
   close(): void;
+  /** Send end-of-stream while still reading (TCP half-close). */
+  closeWrite?(): Promise<void>;
 }
+
+/** How long, and how many bytes, {@linkcode FrameConn.closeAfterLast} drains at most. */
+const LINGER_MS = 500;
+const LINGER_BYTES = 1024 * 1024;
 
 /** Small writes queued behind a write in flight are merged up to this many bytes. */
 const COALESCE_LIMIT = 64 * 1024;
@@ -169,6 +175,33 @@ export class FrameConn {
       this.#conn.close();
     } catch {
       // Already closed by the peer or the runtime: nothing left to release.
+    }
+  }
+
+  /**
+   * Close after a last message, so that the peer gets it. Closing a socket
+   * with bytes from the peer still unread makes the kernel send a reset,
+   * which may destroy the message on its way; so this half-closes, reads
+   * and drops what the peer still sends (briefly, and only so much), then
+   * closes.
+   */
+  async closeAfterLast(): Promise<void> {
+    if (this.#closed) return;
+    const scratch = new Uint8Array(64 * 1024);
+    const deadline = setTimeout(() => this.close(), LINGER_MS);
+    try {
+      await this.#flushing;
+      await this.#conn.closeWrite?.();
+      for (let drained = 0; drained < LINGER_BYTES;) {
+        const n = await this.#conn.read(scratch);
+        if (n === null) break;
+        drained += n;
+      }
+    } catch {
+      // Reset or closed meanwhile: nothing more to save.
+    } finally {
+      clearTimeout(deadline);
+      this.close();
     }
   }
 

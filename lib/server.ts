@@ -495,6 +495,7 @@ class Session {
       reason = `${e.code}: ${e.message}`;
       if (e.code === "PROTOCOL" || e.code === "USAGE" || e.code === "AUTH") {
         await this.#fc.sendMessage(FrameType.ERROR, 0, errorToMessage(e)).catch(() => {});
+        await this.#fc.closeAfterLast();
       }
     } finally {
       this.#fc.close();

@@ -229,3 +229,21 @@ Deno.test("a second signal stops at once and leaves no partial file", async () =
   assert.deepEqual([...Deno.readDirSync(server.root)], []);
   assert.match(server.log(), /SIGTERM again, stopping now/);
 });
+
+Deno.test("a peer that breaks the protocol mid-stream still gets the ERROR explaining why", async () => {
+  await using ferryd = await inProcessServer();
+  for (let round = 0; round < 5; round++) {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: ferryd.port });
+    const fc = new FrameConn(conn);
+    await fc.sendMessage(FrameType.HELLO, 0, { version: 1, agent: "breaker" });
+    assert.equal((await fc.read())?.type, FrameType.WELCOME);
+    // An unknown frame type, then a flood the server will never read: the server drains it
+    // before closing, since closing with bytes unread resets the connection.
+    const junk = randomBytes(512 * 1024);
+    junk.set([0x7f, 0, 0, 0, 1, 0, 0, 0, 0]);
+    conn.write(junk).catch(() => {});
+    const error = await readMessage(fc);
+    assert.deepEqual([error.type, error.id, error.msg.code], [FrameType.ERROR, 0, "PROTOCOL"]);
+    fc.close();
+  }
+});
