@@ -27,11 +27,11 @@ const SCOPES: readonly Scope[] = ["read", "write", "admin"];
 export type Action =
   /** ls, glob, stat, get, sum */
   | "read"
-  /** put of a new file, mkdir, mv to a free name, partial */
+  /** put of a new file, mkdir, partial */
   | "create"
-  /** put over an existing file, mv over an existing entry */
+  /** put over an existing file */
   | "replace"
-  /** rm */
+  /** rm, mv (a rename removes the old name) */
   | "delete";
 
 /** The least scope each action needs. */

@@ -664,17 +664,9 @@ class Session {
         }
         case "mv": {
           const [from, to] = [normalizePath(req.from), normalizePath(req.to)];
-          const what = `mv ${escapeName(req.from)} ${escapeName(req.to)}`;
-          this.#allow("create", what);
-          if (!allows(this.#scope, "replace")) {
-            // Moving onto an existing entry replaces it: that needs more than creating.
-            const target = (await this.#existing(to))?.type === "dir"
-              ? `${to}/${from.slice(from.lastIndexOf("/") + 1)}`
-              : to;
-            if (await this.#existing(target)) {
-              this.#allow("replace", `${what} over an existing entry`);
-            }
-          }
+          // A rename takes the entry away from its name, which is deleting it there: a token
+          // that could rename could move a file aside and upload another in its place.
+          this.#allow("delete", `mv ${escapeName(req.from)} ${escapeName(req.to)}`);
           const path = await storage.move(from, to);
           this.#ctx.hashes.delete(normalizePath(req.from));
           this.#ctx.log(`${this.#ctx.peer} mv ${escapeName(req.from)} ${escapeName(path)} ok`);

@@ -132,7 +132,7 @@ Deno.test("tokens: none or a wrong one is refused after a delay, counted, and ne
   }
 });
 
-Deno.test("scopes: read lists and gets; write creates; only admin replaces and deletes", async () => {
+Deno.test("scopes: read lists and gets; write creates; only admin replaces, renames and deletes", async () => {
   await using dir = await tempDir();
   const tokens = join(dir.path, "tokens");
   await Deno.writeTextFile(tokens, `${READ} read\n${WRITE} write\n${ADMIN} admin\n`);
@@ -153,18 +153,20 @@ Deno.test("scopes: read lists and gets; write creates; only admin replaces and d
   await refused(READ, ["put", "new.txt", "b.txt"], "write");
   await refused(READ, ["mkdir", "d"], "write");
 
-  assert.equal((await as(WRITE, "put", "new.txt", "b.txt")).code, 0);
-  assert.equal((await as(WRITE, "mkdir", "d")).code, 0);
-  assert.equal((await as(WRITE, "mv", "b.txt", "d")).code, 0);
+  assert.equal((await as(WRITE, "put", "new.txt", "d/b.txt")).code, 0);
+  assert.equal((await as(WRITE, "mkdir", "e")).code, 0);
   await refused(WRITE, ["put", "new.txt", "a.txt"], "admin");
+  // Renaming takes a file from its name: moving one aside would let another replace it.
+  await refused(WRITE, ["mv", "a.txt", "hidden.txt"], "admin");
   await refused(WRITE, ["mv", "d/b.txt", "a.txt"], "admin");
   await refused(WRITE, ["rm", "a.txt"], "admin");
   assert.equal(await Deno.readTextFile(join(server.root, "a.txt")), "old", "nothing replaced");
 
   assert.equal((await as(ADMIN, "put", "new.txt", "a.txt")).code, 0);
   assert.equal(await Deno.readTextFile(join(server.root, "a.txt")), "new");
+  assert.equal((await as(ADMIN, "mv", "d/b.txt", "e")).code, 0);
   assert.equal((await as(ADMIN, "rm", "-r", "d")).code, 0);
-  assert.deepEqual(await listTree(server.root), ["a.txt"]);
+  assert.deepEqual(await listTree(server.root), ["a.txt", "e", "e/b.txt"]);
 });
 
 Deno.test("--read-only refuses every change, even an empty file, and still serves reads", async () => {
