@@ -31,7 +31,7 @@ import { BodyReceiver, hashPrefix, sendBody } from "./transfer.ts";
 import { readerFor } from "./local_storage.ts";
 import { escapeName } from "./path_jail.ts";
 import { elapsed } from "./elapsed.ts";
-import { startClientTls, type TlsOptions } from "./tls.ts";
+import { connectTls, type TlsOptions } from "./tls.ts";
 import { VERSION } from "./version.ts";
 
 /**
@@ -328,6 +328,18 @@ interface Pending {
   fail(err: FerryError): void;
 }
 
+async function connectTcp(addr: Address, timeoutMs: number): Promise<Deno.TcpConn> {
+  try {
+    const signal = timeoutMs > 0 ? AbortSignal.timeout(timeoutMs) : undefined;
+    const tcp = await Deno.connect({ hostname: addr.hostname, port: addr.port, signal });
+    tcp.setNoDelay(true);
+    return tcp;
+  } catch (err) {
+    const e = toFerryError(err, `cannot connect to ${addr.hostname}:${addr.port}`);
+    throw e.code === "IO" || e.code === "NOT_FOUND" ? new FerryError("CONNECT", e.message) : e;
+  }
+}
+
 /**
  * Connect to ferryd and complete the handshake.
  *
@@ -348,20 +360,10 @@ export async function connect(
 ): Promise<FerryClient> {
   const addr = typeof address === "string" ? parseAddress(address) : address;
   const timeoutMs = options.timeoutMs ?? 120_000;
-  let tcp: Deno.TcpConn;
-  try {
-    const signal = timeoutMs > 0 ? AbortSignal.timeout(timeoutMs) : undefined;
-    tcp = await Deno.connect({ hostname: addr.hostname, port: addr.port, signal });
-  } catch (err) {
-    const e = toFerryError(err, `cannot connect to ${addr.hostname}:${addr.port}`);
-    throw e.code === "IO" || e.code === "NOT_FOUND" ? new FerryError("CONNECT", e.message) : e;
-  }
-  // Before TLS starts: a TLS connection has no way to turn Nagle off.
-  tcp.setNoDelay(true);
   const tls = options.tls === true ? {} : options.tls || undefined;
   const conn = tls
-    ? await startClientTls(tcp, addr.hostname, addr.port, { ...tls, timeoutMs })
-    : tcp;
+    ? await connectTls(addr.hostname, addr.port, { ...tls, timeoutMs })
+    : await connectTcp(addr, timeoutMs);
   const fc = new FrameConn(conn, { timeoutMs, bufferSize: RECEIVE_BUFFER, eager: true });
   try {
     await fc.sendMessage(FrameType.HELLO, 0, {

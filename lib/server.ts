@@ -44,6 +44,7 @@ import {
   TokenTable,
 } from "./auth.ts";
 import { fingerprint } from "./tls.ts";
+import { type Accepted, listen } from "./listener.ts";
 
 /**
  * Options for {@linkcode serve}.
@@ -195,7 +196,6 @@ export async function serve(options: ServeOptions = {}): Promise<FerryServer> {
   }
   const storage = options.storage ?? await LocalStorage.open(options.root ?? ".");
   const log = options.log ?? stderrLog;
-  const listener = listen(hostname, options.port ?? DEFAULT_PORT, options.tls);
   const maxConnections = options.maxConnections ?? 1000;
   const maxPerClient = options.maxConnectionsPerClient ?? 64;
   const handshakeTimeoutMs = options.handshakeTimeoutMs ?? 10_000;
@@ -217,20 +217,21 @@ export async function serve(options: ServeOptions = {}): Promise<FerryServer> {
 
   function refuse(fc: FrameConn, peer: string, why: string): void {
     log(`${peer} refused: busy (${why})`);
-    fc.sendMessage(FrameType.ERROR, 0, { code: "BUSY", message: `server busy (${why}), try later` })
+    const busy = { code: "BUSY", message: `server busy (${why}), try later` };
+    // Over TLS the answer waits for a handshake that may never come: not for long.
+    const patience = new Promise((r) => setTimeout(r, 1000));
+    Promise.race([fc.sendMessage(FrameType.ERROR, 0, busy), patience])
       .catch(() => {}).finally(() => fc.close());
   }
 
-  function start(conn: Deno.Conn<Deno.NetAddr>): void {
-    // Nagle would hold each small reply ~40 ms; TLS connections cannot turn it off in Deno.
-    (conn as Partial<Deno.TcpConn>).setNoDelay?.(true);
+  function start({ conn, remote }: Accepted): void {
     const fc = new FrameConn(conn, {
       timeoutMs: handshakeTimeoutMs,
       limits: HANDSHAKE_LIMITS,
       bufferSize: RECEIVE_BUFFER,
     });
-    const peer = formatAddr(conn.remoteAddr);
-    const client = conn.remoteAddr.hostname;
+    const peer = formatAddr(remote);
+    const client = remote.hostname;
     const fromClient = perClient.get(client) ?? 0;
     if (live.size >= maxConnections) return refuse(fc, peer, `${live.size} connections`);
     if (fromClient >= maxPerClient) {
@@ -262,42 +263,9 @@ export async function serve(options: ServeOptions = {}): Promise<FerryServer> {
     sessions.add(done);
   }
 
-  async function acceptLoop(): Promise<void> {
-    while (!closing) {
-      let conn: Deno.Conn<Deno.NetAddr>;
-      try {
-        conn = await listener.accept();
-      } catch (err) {
-        if (closing || err instanceof Deno.errors.BadResource) break;
-        // Out of file descriptors: back off, and keep serving those already connected.
-        // Anything else (a peer that reset before accept) concerns that peer alone.
-        const code = (err as { code?: string }).code;
-        if (code === "EMFILE" || code === "ENFILE") {
-          log(`accept failed: out of file descriptors; retrying in 100 ms`);
-          await new Promise((r) => setTimeout(r, 100));
-        } else {
-          // Yield, so that a persistent error cannot spin the loop and starve the sessions.
-          await new Promise((r) => setTimeout(r, 0));
-        }
-        continue;
-      }
-      try {
-        start(conn);
-      } catch (err) {
-        // A peer that vanished between accept and setup: its socket may already be gone.
-        log(`connection setup failed: ${toFerryError(err).message}`);
-        try {
-          conn.close();
-        } catch {
-          // Already closed.
-        }
-      }
-    }
-  }
-
+  const listener = await listen(hostname, options.port ?? DEFAULT_PORT, options.tls, start, log);
   const stopSweeping = sweepPeriodically(storage, options.partialTtlMs ?? DAY_MS, log, quota);
-  const accepting = acceptLoop();
-  const finished = accepting.then(async () => {
+  const finished = listener.done.then(async () => {
     await stopSweeping();
     while (sessions.size > 0) await Promise.all(sessions);
   });
@@ -314,11 +282,7 @@ export async function serve(options: ServeOptions = {}): Promise<FerryServer> {
       const graceMs = options.graceMs ?? 0;
       if (!closing) {
         closing = true;
-        try {
-          listener.close();
-        } catch {
-          // Already closed.
-        }
+        listener.close();
       }
       for (const session of live) {
         if (graceMs > 0) session.drain();
@@ -334,23 +298,6 @@ export async function serve(options: ServeOptions = {}): Promise<FerryServer> {
 }
 
 const DAY_MS = 86_400_000;
-
-/** A TCP listener, or with `tls` a TLS one: never both, never cleartext when TLS is asked for. */
-function listen(
-  hostname: string,
-  port: number,
-  tls: { cert: string; key: string } | undefined,
-): Deno.Listener<Deno.Conn<Deno.NetAddr>, Deno.NetAddr> {
-  if (!tls) return Deno.listen({ hostname, port });
-  fingerprint(tls.cert); // a certificate file without a certificate fails here, in one line
-  try {
-    return Deno.listenTls({ hostname, port, cert: tls.cert, key: tls.key });
-  } catch (err) {
-    const e = toFerryError(err);
-    if (e.code === "CONNECT") throw e;
-    throw new FerryError("USAGE", `bad TLS certificate or key: ${e.message}`);
-  }
-}
 
 /**
  * Bytes stored under the root against a limit. Uploads reserve their size

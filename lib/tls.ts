@@ -8,6 +8,7 @@
 import { createHash } from "node:crypto";
 import { connect as nodeTlsConnect } from "node:tls";
 import { FerryError } from "./errors.ts";
+import { NodeSocketConn } from "./node_conn.ts";
 
 /**
  * How a client trusts the server's certificate.
@@ -37,11 +38,6 @@ function firstCertificate(pem: string): Uint8Array {
   const m = PEM_CERT.exec(pem);
   if (!m) throw new FerryError("USAGE", "no PEM certificate found");
   return Uint8Array.from(atob(m[1].replace(/\s+/g, "")), (c) => c.charCodeAt(0));
-}
-
-function pemOf(der: Uint8Array): string {
-  const b64 = btoa(String.fromCharCode(...der)).replace(/.{1,64}/g, "$&\n");
-  return `-----BEGIN CERTIFICATE-----\n${b64}-----END CERTIFICATE-----\n`;
 }
 
 function sha256Hex(der: Uint8Array): string {
@@ -81,82 +77,69 @@ export function parsePin(text: string): string {
 }
 
 /**
- * The certificate a TLS server presents, unverified: only to compare with a
- * pin, which is what makes it trusted.
+ * Connect to `hostname:port` over TLS and finish the handshake, within
+ * `timeoutMs`. Without a pin, the certificate must chain to Deno's root
+ * store (or, with `caCerts`, to those CAs) and name `hostname`. With a pin,
+ * the certificate of this very connection must have that fingerprint, and
+ * nothing else is asked of it: it is checked before a byte of ferry's own
+ * goes out, so a token is never sent to a server that is not the pinned one.
  */
-function peerCertificate(hostname: string, port: number, timeoutMs: number): Promise<Uint8Array> {
+export function connectTls(
+  hostname: string,
+  port: number,
+  options: TlsOptions & { timeoutMs?: number },
+): Promise<NodeSocketConn> {
+  const pin = options.pin === undefined ? undefined : parsePin(options.pin);
+  const isIp = /^[\d.]+$|:/.test(hostname);
   return new Promise((resolve, reject) => {
     const socket = nodeTlsConnect({
       host: hostname,
       port,
-      rejectUnauthorized: false,
-      servername: /^[\d.]+$|:/.test(hostname) ? undefined : hostname,
+      servername: isIp ? undefined : hostname,
+      ca: options.caCerts,
+      rejectUnauthorized: pin === undefined,
     });
-    const fail = (err: Error) => {
+    const fail = (err: FerryError) => {
+      clearTimeout(timer);
       socket.destroy();
-      reject(
-        new FerryError("TLS", `TLS handshake with ${hostname}:${port} failed: ${err.message}`),
-      );
+      reject(err);
     };
-    if (timeoutMs > 0) socket.setTimeout(timeoutMs, () => fail(new Error("timed out")));
-    socket.once("error", fail);
+    const timer = options.timeoutMs
+      ? setTimeout(
+        () => fail(new FerryError("TIMEOUT", "TLS handshake timed out")),
+        options.timeoutMs,
+      )
+      : undefined;
+    socket.once("error", (err: Error & { code?: string }) => {
+      const refused = err.code === "ECONNREFUSED" || err.code === "ECONNRESET";
+      const why = err.message.replace(/\s+/g, " ").slice(0, 300);
+      fail(
+        new FerryError(
+          refused ? "CONNECT" : "TLS",
+          `TLS handshake with ${hostname}:${port} failed: ${why}${
+            /wrong version|record|InvalidContentType|CorruptMessage|eof/i.test(why)
+              ? " (is the server using TLS?)"
+              : ""
+          }`,
+        ),
+      );
+    });
     socket.once("secureConnect", () => {
-      const raw = socket.getPeerCertificate(true)?.raw;
-      socket.destroy();
-      if (raw?.length) resolve(new Uint8Array(raw));
-      else reject(new FerryError("TLS", "the server sent no certificate"));
+      if (pin !== undefined) {
+        const raw = socket.getPeerCertificate(true)?.raw;
+        const actual = raw?.length ? sha256Hex(new Uint8Array(raw)) : "none";
+        if (actual !== pin) {
+          return fail(
+            new FerryError(
+              "TLS",
+              `the server's certificate (sha256 ${actual}) is not the pinned one: refusing to talk to it`,
+            ),
+          );
+        }
+      }
+      clearTimeout(timer);
+      socket.setNoDelay(true);
+      resolve(new NodeSocketConn(socket));
     });
   });
-}
-
-/**
- * Run TLS over the connected `tcp` to `hostname:port` and finish the
- * handshake. Without a pin, the certificate must chain to Deno's root store
- * or `caCerts` and name `hostname`. With a pin, the server's certificate is
- * fetched first and compared with it; the connection then trusts that one
- * certificate alone, so a server that presents another fails the handshake.
- */
-export async function startClientTls(
-  tcp: Deno.TcpConn,
-  hostname: string,
-  port: number,
-  options: TlsOptions & { timeoutMs?: number },
-): Promise<Deno.TlsConn> {
-  let caCerts = options.caCerts;
-  if (options.pin) {
-    const der = await peerCertificate(hostname, port, options.timeoutMs ?? 0);
-    const actual = sha256Hex(der);
-    if (actual !== parsePin(options.pin)) {
-      throw new FerryError(
-        "TLS",
-        `the server's certificate (sha256 ${actual}) is not the pinned one: refusing to talk to it`,
-      );
-    }
-    caCerts = [pemOf(der)];
-  }
-  let conn: Deno.TlsConn | undefined;
-  try {
-    conn = await Deno.startTls(tcp, {
-      hostname,
-      caCerts,
-      unsafelyDisableHostnameVerification: Boolean(options.pin),
-    });
-    await conn.handshake();
-    return conn;
-  } catch (err) {
-    try {
-      (conn ?? tcp).close();
-    } catch {
-      // Already closed.
-    }
-    const why = (err as Error).message.replace(/\s+/g, " ").slice(0, 300);
-    throw new FerryError(
-      "TLS",
-      `TLS handshake with ${hostname}:${port} failed: ${why}${
-        /InvalidContentType|CorruptMessage|unexpected eof/i.test(why)
-          ? " (is the server using TLS?)"
-          : ""
-      }`,
-    );
-  }
 }

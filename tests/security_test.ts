@@ -280,6 +280,82 @@ async function makeCertificate(dir: string): Promise<{ cert: string; key: string
   }
 }
 
+/** Run openssl with `args` in `dir`; true if it worked. */
+async function openssl(dir: string, ...args: string[]): Promise<boolean> {
+  const out = await new Deno.Command("openssl", { args, cwd: dir, stdout: "null", stderr: "null" })
+    .output();
+  return out.success;
+}
+
+/** A CA and a server certificate it issued (for `name`, e.g. `DNS:evil.example`), in `dir`. */
+async function makeIssued(
+  dir: string,
+  san: string,
+): Promise<{ ca: string; cert: string; key: string }> {
+  const ext = join(dir, "leaf.ext");
+  await Deno.writeTextFile(
+    ext,
+    `subjectAltName=${san}\nbasicConstraints=critical,CA:FALSE\n` +
+      "keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
+  );
+  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+  assert.ok(
+    await openssl(
+      dir,
+      "req",
+      "-x509",
+      ...ec,
+      "-keyout",
+      "ca.key",
+      "-out",
+      "ca.pem",
+      "-days",
+      "2",
+      "-subj",
+      "/CN=test CA",
+      "-addext",
+      "basicConstraints=critical,CA:TRUE",
+      "-addext",
+      "keyUsage=critical,keyCertSign",
+    ),
+  );
+  assert.ok(
+    await openssl(
+      dir,
+      "req",
+      "-new",
+      ...ec,
+      "-keyout",
+      "leaf.key",
+      "-out",
+      "leaf.csr",
+      "-subj",
+      "/CN=leaf",
+    ),
+  );
+  assert.ok(
+    await openssl(
+      dir,
+      "x509",
+      "-req",
+      "-in",
+      "leaf.csr",
+      "-CA",
+      "ca.pem",
+      "-CAkey",
+      "ca.key",
+      "-CAcreateserial",
+      "-out",
+      "leaf.pem",
+      "-days",
+      "2",
+      "-extfile",
+      ext,
+    ),
+  );
+  return { ca: join(dir, "ca.pem"), cert: join(dir, "leaf.pem"), key: join(dir, "leaf.key") };
+}
+
 const hasOpenssl = await new Deno.Command("openssl", { args: ["version"], stdout: "null" })
   .output().then((o) => o.success, () => false);
 
@@ -399,4 +475,126 @@ Deno.test("a symlink swapped between check and open never serves or writes outsi
     assert.match(name, /^\.ferry-[0-9a-f]+\.part$/);
     assert.equal((await Deno.stat(join(outside.path, name))).size, 0, `${name} is empty`);
   }
+});
+
+Deno.test({
+  name: "TLS: the pin is checked on the connection that carries the token, whoever else is trusted",
+  ignore: !hasOpenssl,
+  async fn() {
+    await using dir = await tempDir();
+    await Deno.mkdir(join(dir.path, "real"));
+    await Deno.mkdir(join(dir.path, "evil"));
+    // The real server's certificate is issued by a CA, and pinned; the attacker's is issued by
+    // a CA the client trusts anyway (as if public), for a name of the attacker's own.
+    const real = await makeIssued(join(dir.path, "real"), "DNS:files.internal");
+    const evil = await makeIssued(join(dir.path, "evil"), "DNS:evil.example");
+    await using server = await startServer({
+      args: ["--tls-cert", real.cert, "--tls-key", real.key],
+    });
+    const pin = /certificate sha256 ([0-9A-F:]{95})/.exec(server.banner)![1];
+    let hellos = 0;
+    const attacker = Deno.listenTls({
+      hostname: "127.0.0.1",
+      port: 0,
+      cert: await Deno.readTextFile(evil.cert),
+      key: await Deno.readTextFile(evil.key),
+    });
+    const attacking = (async () => {
+      for await (const conn of attacker) {
+        const n = await conn.read(new Uint8Array(4096)).catch(() => null);
+        if (n) hellos++;
+        closeQuietly(conn);
+      }
+    })();
+    // The first connection goes to the real server, every later one to the attacker.
+    const front = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    let seen = 0;
+    const proxying = (async () => {
+      for await (const inbound of front) {
+        const port = seen++ === 0 ? server.port : attacker.addr.port;
+        const outbound = await Deno.connect({ hostname: "127.0.0.1", port });
+        Promise.race([
+          inbound.readable.pipeTo(outbound.writable),
+          outbound.readable.pipeTo(inbound.writable),
+        ]).catch(() => {}).finally(() => [inbound, outbound].forEach(closeQuietly));
+      }
+    })();
+    try {
+      const run = await runClient(`127.0.0.1:${front.addr.port}`, [
+        "--pin",
+        pin,
+        "--token",
+        "secret-token-0123456789",
+        "ls",
+      ], { env: { DENO_CERT: evil.ca } });
+      assert.equal(run.code, 0, run.stderr);
+      assert.equal(hellos, 0, "the attacker got nothing");
+      assert.equal(seen, 1, "one connection: the one whose certificate was checked");
+      // A pin works for a CA-issued certificate too, and a wrong one is refused.
+      const wrong = await runClient(`127.0.0.1:${attacker.addr.port}`, ["--pin", pin, "ls"], {
+        env: { DENO_CERT: evil.ca },
+      });
+      assert.equal(wrong.code, 3);
+      assert.match(wrong.stderr, /not the pinned one/);
+      assert.equal(hellos, 0);
+    } finally {
+      closeQuietly(front);
+      closeQuietly(attacker);
+      await Promise.allSettled([attacking, proxying]);
+    }
+  },
+});
+
+Deno.test({
+  name: "TLS: silent connections are closed at the handshake deadline; a silent server times out",
+  ignore: !hasOpenssl,
+  async fn() {
+    await using dir = await tempDir();
+    const pair = (await makeCertificate(dir.path))!;
+    await using ferryd = await inProcessServer({
+      tls: {
+        cert: await Deno.readTextFile(pair.cert),
+        key: await Deno.readTextFile(pair.key),
+      },
+      handshakeTimeoutMs: 300,
+    });
+    const silent = await Promise.all(
+      Array.from({ length: 30 }, () => Deno.connect({ hostname: "127.0.0.1", port: ferryd.port })),
+    );
+    // Each must see the server hang up: a TLS socket left open after its deadline would
+    // hold a file descriptor for as long as the peer liked.
+    const ends = await Promise.all(silent.map(async (conn) => {
+      const timer = setTimeout(() => closeQuietly(conn), 5000);
+      const n = await conn.read(new Uint8Array(16)).catch(() => null);
+      clearTimeout(timer);
+      closeQuietly(conn);
+      return n;
+    }));
+    assert.deepEqual(ends, silent.map(() => null));
+
+    // And a client facing a server that never answers its handshake gives up on time.
+    const mute = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const held: Deno.Conn[] = [];
+    const holding = (async () => {
+      for await (const conn of mute) held.push(conn);
+    })();
+    try {
+      const started = Date.now();
+      const run = await runClient(`127.0.0.1:${mute.addr.port}`, [
+        "--retries",
+        "0",
+        "--timeout",
+        "1",
+        "--tls",
+        "ls",
+      ]);
+      assert.equal(run.code, 3, run.stderr);
+      assert.match(run.stderr, /timed out/);
+      assert.ok(Date.now() - started < 15_000);
+    } finally {
+      closeQuietly(mute);
+      held.forEach(closeQuietly);
+      await holding.catch(() => {});
+    }
+  },
 });
