@@ -425,7 +425,7 @@ export function helpText(shell = false): string {
     "      --token-file FILE   read the token from FILE, so it is not on the command line",
     "                          (env FERRY_TOKEN_FILE)",
     "      --tls               talk TLS, trusting Deno's root store (env FERRY_TLS=1)",
-    "      --ca FILE           talk TLS, also trusting the CA certificates in FILE (env FERRY_CA)",
+    "      --ca FILE           talk TLS, trusting only the CA certificates in FILE (env FERRY_CA)",
     "      --pin SHA256        talk TLS, trusting only the certificate with this fingerprint,",
     "                          as ferryd prints it (env FERRY_PIN)",
     "      --json              one JSON object per line per result, and a summary",
@@ -459,7 +459,7 @@ export interface ClientArgs {
   tokenFile?: string;
   /** Talk TLS (also implied by `ca` and `pin`). */
   tls: boolean;
-  /** PEM file of CA certificates to trust besides Deno's root store. */
+  /** PEM file of the CA certificates to trust, instead of Deno's root store. */
   ca?: string;
   /** SHA-256 fingerprint of the one server certificate to trust. */
   pin?: string;

@@ -22,7 +22,7 @@ import { NodeSocketConn } from "./node_conn.ts";
  * ```
  */
 export interface TlsOptions {
-  /** CA certificates (PEM) trusted besides Deno's root store. */
+  /** CA certificates (PEM) to trust instead of Deno's root store. */
   caCerts?: string[];
   /**
    * Trust exactly the certificate with this SHA-256 fingerprint (hex, colons
