@@ -46,4 +46,5 @@ export { LocalStorage } from "./lib/local_storage.ts";
 export { parseTokens, type Scope, type TokenGrant } from "./lib/auth.ts";
 export { fingerprint, parsePin, type TlsOptions } from "./lib/tls.ts";
 export type { ReadHandle, Storage, Upload, UploadOptions } from "./lib/storage.ts";
+export type { Usage } from "./lib/quota.ts";
 export { VERSION } from "./lib/version.ts";

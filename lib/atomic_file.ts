@@ -44,6 +44,12 @@ export function resumeKey(...parts: (string | number | undefined)[]): string {
   return createHash("sha256").update(text).digest("hex").slice(0, 32);
 }
 
+/** The key of a partial file's name (see {@linkcode partialPath}), or undefined for another name. */
+export function partialKeyOf(name: string): string | undefined {
+  if (!name.startsWith(RESERVED_PREFIX) || !name.endsWith(PARTIAL_SUFFIX)) return undefined;
+  return name.slice(RESERVED_PREFIX.length, -PARTIAL_SUFFIX.length);
+}
+
 /** Where the resumable partial for `path` under `key` lives: beside it, hidden. */
 export function partialPath(path: string, key: string): string {
   return join(dirname(path), `${RESERVED_PREFIX}${key}${PARTIAL_SUFFIX}`);

@@ -12,7 +12,15 @@
 
 import { statfsSync } from "node:fs";
 import { basename, dirname, join, sep } from "node:path";
-import { AtomicFile, inUse, isTempName, partialPath, resumeKey } from "./atomic_file.ts";
+import {
+  AtomicFile,
+  inUse,
+  isTempName,
+  partialKeyOf,
+  partialPath,
+  resumeKey,
+} from "./atomic_file.ts";
+import type { Usage } from "./quota.ts";
 import type { Entry, EntryType } from "./commands.ts";
 import { FerryError, toFerryError } from "./errors.ts";
 import { escapeName, RESERVED_PREFIX } from "./path_jail.ts";
@@ -279,6 +287,7 @@ export class LocalStorage implements Storage {
     await confirm();
     return {
       offset,
+      resumeKey: resumable ? key : undefined,
       hashPrefix: (buf) => file.hashPrefix(buf),
       write: (chunk) => file.write(chunk),
       commit: async () => {
@@ -298,11 +307,14 @@ export class LocalStorage implements Storage {
     return info?.isFile && info.size <= options.size ? info.size : 0;
   }
 
-  async usage(path: string): Promise<number> {
+  async usage(path: string): Promise<Usage> {
     const { full } = this.#resolve(path);
+    const usage: Usage = { files: 0, partials: new Map() };
     const info = statOrUndefined(full, true);
-    if (!info?.isDirectory) return info?.isFile ? info.size : 0;
-    let total = 0;
+    if (!info?.isDirectory) {
+      usage.files = info?.isFile ? info.size : 0;
+      return usage;
+    }
     const dirs = [full];
     while (dirs.length > 0) {
       const dir = dirs.pop()!;
@@ -310,13 +322,18 @@ export class LocalStorage implements Storage {
         for (const item of Deno.readDirSync(dir)) {
           const child = join(dir, item.name);
           if (item.isDirectory) dirs.push(child);
-          else if (item.isFile) total += statOrUndefined(child, true)?.size ?? 0;
+          // Files being written are counted by their uploads' reservations.
+          if (!item.isFile || inUse(child)) continue;
+          const size = statOrUndefined(child, true)?.size ?? 0;
+          const key = partialKeyOf(item.name);
+          if (key === undefined) usage.files += size;
+          else usage.partials.set(key, size);
         }
       } catch {
         // Unreadable or vanished: it holds nothing we can count.
       }
     }
-    return total;
+    return usage;
   }
 
   /**

@@ -44,6 +44,8 @@ import {
   TokenTable,
 } from "./auth.ts";
 import { fingerprint } from "./tls.ts";
+import { Quota } from "./quota.ts";
+import { resumeKey } from "./atomic_file.ts";
 import { type Accepted, listen } from "./listener.ts";
 
 /**
@@ -205,7 +207,7 @@ export async function serve(options: ServeOptions = {}): Promise<FerryServer> {
   const hashes = new HashCache();
   const quota = options.quota === undefined
     ? undefined
-    : new Quota(options.quota, await storage.usage?.("") ?? 0);
+    : new Quota(options.quota, await storage.usage?.("") ?? { files: 0, partials: new Map() });
   const auth = tokens && { tokens, delayMs: options.authDelayMs ?? 1000, failures: 0 };
   let closing = false;
 
@@ -264,7 +266,7 @@ export async function serve(options: ServeOptions = {}): Promise<FerryServer> {
   }
 
   const listener = await listen(hostname, options.port ?? DEFAULT_PORT, options.tls, start, log);
-  const stopSweeping = sweepPeriodically(storage, options.partialTtlMs ?? DAY_MS, log, quota);
+  const stopSweeping = maintainPeriodically(storage, options.partialTtlMs ?? DAY_MS, log, quota);
   const finished = listener.done.then(async () => {
     await stopSweeping();
     while (sessions.size > 0) await Promise.all(sessions);
@@ -300,72 +302,34 @@ export async function serve(options: ServeOptions = {}): Promise<FerryServer> {
 const DAY_MS = 86_400_000;
 
 /**
- * Bytes stored under the root against a limit. Uploads reserve their size
- * while they run, so concurrent ones cannot overshoot together; the count is
- * taken from disk at start and at every sweep, and kept up to date between.
+ * Now and then: sweep `storage` for leftovers older than `ttlMs` (every half
+ * TTL, between a second and an hour), and take the quota's count again from
+ * disk (at least every ten minutes). Returns a function that stops it and
+ * waits for a round under way.
  */
-class Quota {
-  readonly limit: number;
-  #used: number;
-  #reserved = 0;
-
-  constructor(limit: number, used: number) {
-    this.limit = limit;
-    this.#used = used;
-  }
-
-  /** Hold `bytes` for an upload, or fail with LIMIT. Returns the release function. */
-  reserve(bytes: number): () => void {
-    if (this.#used + this.#reserved + bytes > this.limit) {
-      throw new FerryError(
-        "LIMIT",
-        `over quota: ${bytes} more bytes would exceed the server's ${this.limit}-byte quota ` +
-          `(${this.#used} stored, ${this.#reserved} in flight)`,
-      );
-    }
-    this.#reserved += bytes;
-    let held = true;
-    return () => {
-      if (held) this.#reserved -= bytes;
-      held = false;
-    };
-  }
-
-  /** Files were added (positive) or removed (negative). */
-  add(bytes: number): void {
-    this.#used = Math.max(0, this.#used + bytes);
-  }
-
-  /** The count from disk. */
-  set(used: number): void {
-    this.#used = used;
-  }
-}
-
-/**
- * Sweep `storage` for leftovers older than `ttlMs` now and then every half
- * TTL (between a second and an hour); returns a function that stops it and
- * waits for a sweep under way.
- */
-function sweepPeriodically(
+function maintainPeriodically(
   storage: Storage,
   ttlMs: number,
   log: (line: string) => void,
   quota: Quota | undefined,
 ): () => Promise<void> {
-  if (!storage.sweep || ttlMs <= 0) return () => Promise.resolve();
+  const sweeping = storage.sweep !== undefined && ttlMs > 0;
+  const counting = quota !== undefined && storage.usage !== undefined;
+  if (!sweeping && !counting) return () => Promise.resolve();
   let running: Promise<void> | undefined;
-  const sweep = () => {
-    running ??= storage.sweep!(ttlMs).then(
-      async (removed) => {
+  const round = () => {
+    running ??= (async () => {
+      if (sweeping) {
+        const removed = await storage.sweep!(ttlMs);
         if (removed > 0) log(`removed ${removed} stale partial or temporary file(s)`);
-        if (quota && storage.usage) quota.set(await storage.usage(""));
-      },
-      (err) => log(`sweeping stale partial files failed: ${toFerryError(err).message}`),
-    ).finally(() => running = undefined);
+      }
+      if (counting) quota.recount(await storage.usage!(""));
+    })().catch((err) => log(`maintenance failed: ${toFerryError(err).message}`))
+      .finally(() => running = undefined);
   };
-  sweep();
-  const timer = setInterval(sweep, Math.min(Math.max(ttlMs / 2, 1000), 3_600_000));
+  if (sweeping) round();
+  const every = sweeping ? Math.min(Math.max(ttlMs / 2, 1000), 3_600_000) : 3_600_000;
+  const timer = setInterval(round, Math.min(every, counting ? 600_000 : every));
   return async () => {
     clearInterval(timer);
     await running;
@@ -601,9 +565,9 @@ class Session {
         case "rm": {
           const path = normalizePath(req.path);
           this.#allow("delete", `rm ${escapeName(req.path)}`);
-          const freed = this.#ctx.quota ? await storage.usage?.(path) ?? 0 : 0;
+          const held = this.#ctx.quota ? await storage.usage?.(path) : undefined;
           await storage.remove(path, { recursive: req.recursive });
-          this.#ctx.quota?.add(-freed);
+          if (held) this.#ctx.quota?.remove(held);
           this.#ctx.hashes.delete(path);
           this.#ctx.log(`${this.#ctx.peer} rm ${escapeName(req.path)} ok`);
           await reply({});
@@ -614,7 +578,17 @@ class Session {
           // A rename takes the entry away from its name, which is deleting it there: a token
           // that could rename could move a file aside and upload another in its place.
           this.#allow("delete", `mv ${escapeName(req.from)} ${escapeName(req.to)}`);
+          const replaced = this.#ctx.quota
+            ? await this.#existing(from).then(async (entry) => {
+              const target = (await this.#existing(to))?.type === "dir" && entry
+                ? `${to}/${entry.name}`
+                : to;
+              const there = await this.#existing(target);
+              return there?.type === "file" && target !== from ? there.size : 0;
+            })
+            : 0;
           const path = await storage.move(from, to);
+          this.#ctx.quota?.addFiles(-replaced);
           this.#ctx.hashes.delete(normalizePath(req.from));
           this.#ctx.log(`${this.#ctx.peer} mv ${escapeName(req.from)} ${escapeName(path)} ok`);
           await reply({ path });
@@ -756,7 +730,9 @@ class Session {
         // Without the right to replace, the final step also refuses a file that appeared meanwhile.
         noClobber ||= !mayReplace;
       }
-      release = this.#ctx.quota?.reserve(size - offset);
+      // The whole size: a resumed upload's earlier bytes are its own again.
+      const key = resume ? resumeKey(path, size, mtime) : undefined;
+      release = this.#ctx.quota?.reserve(size, key, { takeover: offset > 0 });
       upload = await this.#ctx.storage.createUpload(path, {
         size,
         mode,
@@ -766,6 +742,7 @@ class Session {
         resume,
         offset,
       });
+      if (upload.resumeKey !== undefined) this.#ctx.quota?.claim(upload.resumeKey);
       const hash = offset > 0 ? await upload.hashPrefix(this.#buffer()) : undefined;
       if (hash && hash.copy().digest("hex") !== req.prefix) {
         throw new FerryError(
@@ -784,16 +761,22 @@ class Session {
         if (sha256) break;
       }
       await upload.commit();
-      // The kept partial's bytes were counted when it was kept.
-      this.#ctx.quota?.add(size - offset - previous);
+      this.#ctx.quota?.addFiles(size - previous);
+      // Whatever an older connection said it kept under this key went into this file.
+      if (upload.resumeKey !== undefined) this.#ctx.quota?.claim(upload.resumeKey);
     } catch (err) {
       // A lost connection keeps a resumable upload for the client to continue;
       // anything else (bad content included) drops it.
       const code = toFerryError(err).code;
       if (code === "CONNECT" || code === "TIMEOUT") {
         await upload?.suspend();
-        if (upload && resume) this.#ctx.quota?.add((receiver?.received ?? offset) - offset);
-      } else await upload?.abort();
+        if (upload?.resumeKey !== undefined) {
+          this.#ctx.quota?.keep(upload.resumeKey, receiver?.received ?? offset);
+        }
+      } else {
+        await upload?.abort();
+        if (upload?.resumeKey !== undefined) this.#ctx.quota?.claim(upload.resumeKey);
+      }
       // Failed before the body's END or ERROR: skip the frames still on their way.
       if (!receiver?.done) this.#discardId = id;
       throw err;

@@ -8,6 +8,7 @@
 
 import type { Hash } from "node:crypto";
 import type { Entry } from "./commands.ts";
+import type { Usage } from "./quota.ts";
 
 /** An open file being read. */
 export interface ReadHandle {
@@ -34,6 +35,11 @@ export interface ReadHandle {
 export interface Upload {
   /** Bytes already there from an interrupted upload that this one resumes (else 0). */
   readonly offset: number;
+  /**
+   * Names the partial this upload writes when it is resumable (what
+   * {@linkcode Storage.usage} reports it under once kept); else undefined.
+   */
+  readonly resumeKey: string | undefined;
   /** A SHA-256 state fed with those `offset` bytes, read through `buf`. */
   hashPrefix(buf: Uint8Array): Promise<Hash>;
   /** Append a chunk. The chunk is only valid during the call. */
@@ -100,10 +106,11 @@ export interface Storage {
    */
   sweep?(maxAgeMs: number): Promise<number>;
   /**
-   * Bytes held under `path` (files, and partial uploads kept for resuming),
-   * for a quota. Optional: without it a quota counts from zero.
+   * Bytes held under `path`, for a quota: in files, and in each partial
+   * upload kept for resuming (by its key). Files being written are left out.
+   * Optional: without it a quota counts from zero.
    */
-  usage?(path: string): Promise<number>;
+  usage?(path: string): Promise<Usage>;
   /** Create a directory (and its parents, with `parents`). */
   mkdir(path: string, options?: { parents?: boolean }): Promise<void>;
   /** Remove a file or an empty directory; a whole tree with `recursive`. */

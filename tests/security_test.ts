@@ -1,9 +1,12 @@
 /** Tokens and scopes, safe defaults, read-only, TLS and limits, through the real CLIs. */
 
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { allows, isLoopback, parseTokens, TokenTable } from "../lib/auth.ts";
 import { FerryError } from "../lib/errors.ts";
+import { DEFAULT_LIMITS, FrameType, HEADER_SIZE } from "../lib/frame.ts";
+import type { FrameConn } from "../lib/frame_conn.ts";
 import { parseServerArgs } from "../lib/server_cli.ts";
 import { parsePin } from "../lib/tls.ts";
 import { connect } from "../mod.ts";
@@ -11,6 +14,9 @@ import {
   closeQuietly,
   inProcessServer,
   listTree,
+  randomBytes,
+  rawSession,
+  readMessage,
   runClient,
   startServer,
   tempDir,
@@ -597,4 +603,87 @@ Deno.test({
       await holding.catch(() => {});
     }
   },
+});
+
+/** Send `bytes` as DATA frames for request `id`. */
+async function sendData(fc: FrameConn, id: number, bytes: Uint8Array): Promise<void> {
+  for (let at = 0; at < bytes.length; at += DEFAULT_LIMITS.maxData) {
+    const chunk = bytes.subarray(at, at + DEFAULT_LIMITS.maxData);
+    const buf = new Uint8Array(HEADER_SIZE + chunk.length);
+    buf.set(chunk, HEADER_SIZE);
+    await fc.sendFramed(FrameType.DATA, id, buf, chunk.length);
+  }
+}
+
+function sha256(bytes: Uint8Array): string {
+  return createHash("sha256").update(bytes).digest("hex");
+}
+
+Deno.test("--quota counts a partial taken over from another connection once, and not forever", async () => {
+  await using ferryd = await inProcessServer({ quota: 1_000_000 });
+  const root = ferryd.server.root!;
+  const size = 900_000;
+  const outcomes: string[] = [];
+  for (let round = 0; round < 3; round++) {
+    const content = randomBytes(size);
+    const put = { op: "put", path: `f${round}.bin`, size, mtime: 1000, resume: true };
+    // A sends all but the last byte and stalls; B takes the partial over and finishes it.
+    const a = await rawSession(ferryd.port);
+    await a.sendMessage(FrameType.REQUEST, 1, put);
+    await sendData(a, 1, content.subarray(0, size - 1));
+    const b = await rawSession(ferryd.port);
+    await new Promise((r) => setTimeout(r, 200));
+    await b.sendMessage(FrameType.REQUEST, 1, { op: "partial", path: put.path, size, mtime: 1000 });
+    const { offset } = (await readMessage(b)).msg as { offset: number };
+    await b.sendMessage(FrameType.REQUEST, 2, {
+      ...put,
+      offset,
+      ...(offset > 0 ? { prefix: sha256(content.subarray(0, offset)) } : {}),
+    });
+    await sendData(b, 2, content.subarray(offset));
+    await b.sendMessage(FrameType.END, 2, { sha256: sha256(content) });
+    const answer = await readMessage(b);
+    outcomes.push(answer.type === FrameType.REPLY ? "stored" : String(answer.msg.code));
+    await a.sendMessage(FrameType.ERROR, 1, { code: "IO", message: "gone" });
+    a.close();
+    b.close();
+  }
+  // The first round fits; the second would not, whoever's partial it continues.
+  assert.equal(outcomes[0], "stored");
+  assert.ok(outcomes.slice(1).every((o) => o === "LIMIT"), outcomes.join(", "));
+  let onDisk = 0;
+  for (const name of await listTree(root)) onDisk += (await Deno.stat(join(root, name))).size;
+  assert.ok(onDisk <= 1_000_000, `${onDisk} bytes stored under a 1 MB quota`);
+});
+
+Deno.test("--quota: a kept partial is counted until it is resumed or dropped, then not", async () => {
+  await using ferryd = await inProcessServer({ quota: 1_000_000 });
+  await using local = await tempDir();
+  const src = join(local.path, "a.bin");
+  const content = randomBytes(600_000);
+  await Deno.writeFile(src, content);
+  const { mtime } = await Deno.stat(src);
+  // An upload cut off after 500 kB: its partial is kept, and counted.
+  const fc = await rawSession(ferryd.port);
+  const put = { op: "put", path: "a.bin", size: 600_000, mtime: mtime!.getTime(), resume: true };
+  await fc.sendMessage(FrameType.REQUEST, 1, put);
+  await sendData(fc, 1, content.subarray(0, 500_000));
+  await new Promise((r) => setTimeout(r, 200));
+  fc.close();
+  await new Promise((r) => setTimeout(r, 200));
+  const other = join(local.path, "b.bin");
+  await Deno.writeFile(other, randomBytes(600_000));
+  const refused = await runClient(`127.0.0.1:${ferryd.port}`, ["put", other, "b.bin"]);
+  assert.equal(refused.code, 9, "500 kB kept + 600 kB new is over 1 MB");
+  assert.match(refused.stderr, /over quota/);
+  // The same file resumed fits: its kept bytes are its own.
+  const resumed = await runClient(`127.0.0.1:${ferryd.port}`, ["--json", "put", "--resume", src]);
+  assert.equal(resumed.code, 0, resumed.stderr);
+  assert.equal(JSON.parse(resumed.stdout.split("\n")[0]).resumed, 500_000);
+  // And once stored and removed, the whole quota is free again.
+  assert.equal((await runClient(`127.0.0.1:${ferryd.port}`, ["rm", "a.bin"])).code, 0);
+  const big = join(local.path, "c.bin");
+  await Deno.writeFile(big, randomBytes(990_000));
+  const fits = await runClient(`127.0.0.1:${ferryd.port}`, ["put", big, "c.bin"]);
+  assert.equal(fits.code, 0, fits.stderr);
 });

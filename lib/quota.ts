@@ -1,0 +1,128 @@
+/**
+ * The bytes a served root holds, against `--quota`: stored files, partial
+ * uploads kept for resuming, and uploads in flight.
+ *
+ * @module
+ */
+
+import { FerryError } from "./errors.ts";
+
+/**
+ * What a root holds: bytes in files, and bytes in each kept partial upload, by its key.
+ *
+ * @example
+ * ```ts
+ * import type { Usage } from "./quota.ts";
+ * const usage: Usage = { files: 4096, partials: new Map([["3f2a", 1024]]) };
+ * console.assert(usage.partials.get("3f2a") === 1024);
+ * ```
+ */
+export interface Usage {
+  /** Bytes in files (partial uploads left out). */
+  files: number;
+  /** Bytes in each kept partial upload, by the key it is resumed under. */
+  partials: Map<string, number>;
+}
+
+/**
+ * Bytes held under a root against a limit. An upload reserves its whole size
+ * while it runs (a resumed one's earlier bytes included), so concurrent
+ * uploads cannot overshoot together and a partial that one upload takes over
+ * from another is counted once. A kept partial is counted by its key until an
+ * upload claims it; the count is taken again from disk now and then, which
+ * corrects whatever happened behind ferryd's back.
+ *
+ * @example
+ * ```ts
+ * import { Quota } from "./quota.ts";
+ * const quota = new Quota(1000, { files: 600, partials: new Map([["k", 300]]) });
+ * const release = quota.reserve(100, "k"); // the partial "k" is this upload's own
+ * quota.claim("k");
+ * release();
+ * console.assert(quota.used === 600);
+ * ```
+ */
+export class Quota {
+  readonly limit: number;
+  #files: number;
+  #partials: Map<string, number>;
+  #reserved = 0;
+  /** Reservations of resumable uploads, by the key of the partial they write. */
+  readonly #active = new Map<string, { bytes: number; held: boolean }>();
+
+  constructor(limit: number, usage: Usage) {
+    this.limit = limit;
+    this.#files = usage.files;
+    this.#partials = new Map(usage.partials);
+  }
+
+  /** Bytes held now: files, kept partials and reservations. */
+  get used(): number {
+    let partials = 0;
+    for (const bytes of this.#partials.values()) partials += bytes;
+    return this.#files + partials + this.#reserved;
+  }
+
+  /**
+   * Hold `bytes` for an upload, or fail with LIMIT. `resumes` names the
+   * partial the upload writes, whose bytes are part of `bytes` already: a
+   * kept one's, and with `takeover` (it continues a partial that another
+   * connection, gone quiet, is still writing) that upload's reservation too,
+   * which moves to this one. Returns the function that gives it back.
+   */
+  reserve(bytes: number, resumes?: string, options: { takeover?: boolean } = {}): () => void {
+    const active = resumes === undefined ? undefined : this.#active.get(resumes);
+    const takeover = options.takeover && active?.held ? active : undefined;
+    const own = (resumes === undefined ? 0 : this.#partials.get(resumes) ?? 0) +
+      (takeover?.bytes ?? 0);
+    const used = this.used - own;
+    if (used + bytes > this.limit) {
+      throw new FerryError(
+        "LIMIT",
+        `over quota: ${bytes} more bytes would exceed the server's ${this.limit}-byte quota ` +
+          `(${used} held)`,
+      );
+    }
+    if (takeover) {
+      this.#reserved -= takeover.bytes;
+      takeover.held = false;
+    }
+    const reservation = { bytes, held: true };
+    this.#reserved += bytes;
+    if (resumes !== undefined) this.#active.set(resumes, reservation);
+    return () => {
+      if (reservation.held) this.#reserved -= bytes;
+      reservation.held = false;
+      if (resumes !== undefined && this.#active.get(resumes) === reservation) {
+        this.#active.delete(resumes);
+      }
+    };
+  }
+
+  /** An upload took over the kept partial `key`: its reservation counts those bytes now. */
+  claim(key: string): void {
+    this.#partials.delete(key);
+  }
+
+  /** An interrupted upload kept `bytes` under `key`. */
+  keep(key: string, bytes: number): void {
+    this.#partials.set(key, bytes);
+  }
+
+  /** Files were stored (positive) or removed (negative). */
+  addFiles(bytes: number): void {
+    this.#files = Math.max(0, this.#files + bytes);
+  }
+
+  /** What was under a path that is gone now. */
+  remove(usage: Usage): void {
+    this.addFiles(-usage.files);
+    for (const key of usage.partials.keys()) this.#partials.delete(key);
+  }
+
+  /** The count from disk. */
+  recount(usage: Usage): void {
+    this.#files = usage.files;
+    this.#partials = new Map(usage.partials);
+  }
+}
