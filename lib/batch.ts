@@ -272,6 +272,14 @@ export async function transferPlan(
         reporter.result(outcome({ bytes, resumed, sha256, seconds }));
       } catch (err) {
         const e = toFerryError(err);
+        if (
+          attempt > 1 && direction === "put" && (e.code === "EXISTS" || e.code === "PERMISSION")
+        ) {
+          // The attempt before may have stored the file and lost only the reply saying so.
+          const buf = buffers[worker] ??= new Uint8Array(256 * 1024);
+          const sha256 = await sameContent(conn, direction, job, buf).catch(() => undefined);
+          if (sha256) return reporter.result(outcome({ bytes: job.size, sha256 }));
+        }
         if (e.code === "EXISTS" && options.noClobber) {
           return reporter.result(outcome({ skipped: "exists" }));
         }

@@ -687,3 +687,49 @@ Deno.test("--quota: a kept partial is counted until it is resumed or dropped, th
   const fits = await runClient(`127.0.0.1:${ferryd.port}`, ["put", big, "c.bin"]);
   assert.equal(fits.code, 0, fits.stderr);
 });
+
+Deno.test("a retried upload whose first attempt was stored but lost its reply succeeds", async () => {
+  await using local = await tempDir();
+  await Deno.writeTextFile(join(local.path, "tokens"), `${WRITE} write\n`);
+  await using scoped = await startServer({ args: ["--tokens", join(local.path, "tokens")] });
+  await writeRandomFile(join(local.path, "app.bin"), 2 * 1024 * 1024);
+  // The first connection loses the server's answer to the upload; later ones pass everything.
+  const front = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  let connections = 0;
+  const proxying = (async () => {
+    for await (const inbound of front) {
+      const first = connections++ === 0;
+      const outbound = await Deno.connect({ hostname: "127.0.0.1", port: scoped.port });
+      const close = () => [inbound, outbound].forEach(closeQuietly);
+      const up = inbound.readable.pipeTo(outbound.writable).catch(() => {});
+      const down = (async () => {
+        let chunks = 0;
+        for await (const chunk of outbound.readable) {
+          if (first && ++chunks > 1) break; // the WELCOME passes, the REPLY does not
+          await inbound.write(chunk);
+        }
+      })().catch(() => {});
+      Promise.race([up, down]).finally(close);
+    }
+  })();
+  try {
+    const run = await runClient(`127.0.0.1:${front.addr.port}`, [
+      "--token",
+      WRITE,
+      "--json",
+      "put",
+      join(local.path, "app.bin"),
+    ]);
+    assert.equal(run.code, 0, run.stderr);
+    const line = JSON.parse(run.stdout.split("\n")[0]);
+    assert.equal(line.attempts, 2, run.stdout);
+    assert.equal(line.error, undefined);
+    assert.deepEqual(
+      await Deno.readFile(join(scoped.root, "app.bin")),
+      await Deno.readFile(join(local.path, "app.bin")),
+    );
+  } finally {
+    closeQuietly(front);
+    await proxying.catch(() => {});
+  }
+});
