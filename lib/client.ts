@@ -238,8 +238,10 @@ function streamSink(stream: WritableStream<Uint8Array>): Sink {
       if (failed) throw toFerryError(failed, "writing the download stream");
       await writer.close();
     },
-    async abort() {
-      await writer.abort(new FerryError("CANCELLED", "download failed")).catch(() => {});
+    abort() {
+      // Not awaited: aborting waits for a write in flight, which a stalled consumer never ends.
+      writer.abort(new FerryError("CANCELLED", "download failed")).catch(() => {});
+      return Promise.resolve();
     },
     suspend() {
       return this.abort();
@@ -285,6 +287,17 @@ function openStream(stream: ReadableStream<Uint8Array>, options: PutOptions): So
     throw new FerryError("USAGE", "uploading a stream needs its exact size (options.size)");
   }
   const reader = stream.getReader();
+  const { signal } = options;
+  // A stream that stalls must not outlast an abort: the read is raced against it.
+  const aborted = signal && new Promise<never>((_, reject) => {
+    const stop = () => {
+      reader.cancel().catch(() => {});
+      reject(cancelled("upload"));
+    };
+    if (signal.aborted) stop();
+    else signal.addEventListener("abort", stop, { once: true });
+  });
+  aborted?.catch(() => {});
   let rest: Uint8Array = new Uint8Array(0);
   return {
     size: options.size,
@@ -294,7 +307,8 @@ function openStream(stream: ReadableStream<Uint8Array>, options: PutOptions): So
       let n = 0;
       while (n < buf.length) {
         if (rest.length === 0) {
-          const { value, done } = await reader.read();
+          const { value, done } =
+            await (aborted ? Promise.race([reader.read(), aborted]) : reader.read());
           if (done) break;
           rest = value;
         }

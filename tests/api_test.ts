@@ -212,3 +212,26 @@ Deno.test("connect() with a token; the server's scopes apply", async () => {
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("abort ends a transfer stalled on the caller's own stream", async () => {
+  await using t = await setup();
+  const stalled = new ReadableStream<Uint8Array>({
+    start(controller) {
+      controller.enqueue(new Uint8Array(1000));
+    },
+  });
+  const started = Date.now();
+  const upload = t.client.put(stalled, "s.bin", {
+    size: 1_000_000,
+    signal: AbortSignal.timeout(300),
+  });
+  await rejectsWith(upload, "CANCELLED");
+  assert.ok(Date.now() - started < 5000, "the stalled upload ended with the abort");
+  assert.deepEqual(await t.client.list(""), [], "nothing stored; the connection goes on");
+
+  await Deno.writeFile(join(t.root, "big.bin"), randomBytes(8 * MiB));
+  const never = new WritableStream<Uint8Array>({ write: () => new Promise(() => {}) });
+  const download = t.client.get("big.bin", never, { signal: AbortSignal.timeout(300) });
+  await rejectsWith(download, "CANCELLED");
+  assert.ok(Date.now() - started < 10_000, "the stalled download ended with the abort");
+});
