@@ -21,6 +21,7 @@ import type { Entry } from "./commands.ts";
 import { EXIT_CODES, exitCodeFor, FerryError, toFerryError } from "./errors.ts";
 import { byName, longLine, permissions } from "./listing_format.ts";
 import { walkLocal } from "./local_storage.ts";
+import { readConfigFile } from "./config_file.ts";
 import { escapeName, normalizePath } from "./path_jail.ts";
 import { formatBytes, type OutputMode, Reporter, type Sink } from "./report.ts";
 import { splitWords } from "./shell_words.ts";
@@ -557,22 +558,15 @@ function nonEmpty(flag: string, env: string, value: string | undefined): string 
 
 /** What connecting needs, with the token and CA files read. */
 async function connectOptions(args: ClientArgs): Promise<ConnectOptions> {
-  const read = async (path: string, what: string) => {
-    try {
-      return await Deno.readTextFile(path);
-    } catch (err) {
-      throw toFerryError(err, `cannot read the ${what} ${escapeName(path)}`);
-    }
-  };
   const token = args.tokenFile === undefined
     ? args.token
-    : (await read(args.tokenFile, "token file")).split(/\r?\n/)[0].trim();
+    : (await readConfigFile(args.tokenFile, "token file")).split(/\r?\n/)[0].trim();
   if (token === "") throw new FerryError("USAGE", `the token file ${args.tokenFile} is empty`);
   return {
     timeoutMs: args.timeoutMs,
     token,
     tls: args.tls && {
-      caCerts: args.ca === undefined ? undefined : [await read(args.ca, "CA file")],
+      caCerts: args.ca === undefined ? undefined : [await readConfigFile(args.ca, "CA file")],
       pin: args.pin,
     },
   };

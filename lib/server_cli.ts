@@ -6,6 +6,7 @@
 
 import { parseArgs } from "node:util";
 import { exitCodeFor, FerryError, toFerryError } from "./errors.ts";
+import { readConfigFile } from "./config_file.ts";
 import { escapeName } from "./path_jail.ts";
 import { checkToken, parseTokens, type TokenGrant } from "./auth.ts";
 import { DEFAULT_PORT, serve } from "./server.ts";
@@ -211,21 +212,16 @@ export async function main(argv: string[]): Promise<number> {
   }
   let server;
   try {
-    const read = async (path: string, what: string) => {
-      try {
-        return await Deno.readTextFile(path);
-      } catch (err) {
-        throw toFerryError(err, `cannot read the ${what} ${escapeName(path)}`);
-      }
-    };
     const tokens: TokenGrant[] = [];
     if (args.token !== undefined) tokens.push({ token: args.token, scope: "admin" });
     if (args.tokensFile !== undefined) {
-      tokens.push(...parseTokens(await read(args.tokensFile, "tokens file"), args.tokensFile));
+      tokens.push(
+        ...parseTokens(await readConfigFile(args.tokensFile, "tokens file"), args.tokensFile),
+      );
     }
     const tls = args.tlsCert === undefined ? undefined : {
-      cert: await read(args.tlsCert, "TLS certificate"),
-      key: await read(args.tlsKey!, "TLS key"),
+      cert: await readConfigFile(args.tlsCert, "TLS certificate"),
+      key: await readConfigFile(args.tlsKey!, "TLS key"),
     };
     server = await serve({
       root: args.root,

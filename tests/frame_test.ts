@@ -10,22 +10,12 @@ import {
   writeHeader,
 } from "../lib/frame.ts";
 import { FerryError } from "../lib/errors.ts";
-import { randomBytes } from "./helpers.ts";
+import { concat, randomBytes } from "./helpers.ts";
 
 function dataFrame(id: number, payload: Uint8Array): Uint8Array {
   const out = new Uint8Array(HEADER_SIZE + payload.length);
   writeHeader(out, FrameType.DATA, id, payload.length);
   out.set(payload, HEADER_SIZE);
-  return out;
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.length;
-  }
   return out;
 }
 

@@ -38,6 +38,7 @@ import {
 } from "../lib/frame.ts";
 import { normalizePath } from "../lib/path_jail.ts";
 import {
+  concat,
   listTree,
   peakRss,
   runClient,
@@ -500,16 +501,6 @@ function frameBytes(type: number, id: number, payload: Uint8Array, declared = pa
   view.setUint32(1, id);
   view.setUint32(5, declared);
   out.set(payload, HEADER_SIZE);
-  return out;
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.length;
-  }
   return out;
 }
 

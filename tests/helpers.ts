@@ -143,6 +143,17 @@ export function randomBytes(size: number): Uint8Array<ArrayBuffer> {
   return out;
 }
 
+/** The bytes of `parts`, one after another. */
+export function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let offset = 0;
+  for (const p of parts) {
+    out.set(p, offset);
+    offset += p.length;
+  }
+  return out;
+}
+
 /** Write a file of `size` bytes: random, repeated in 1 MiB blocks beyond the first MiB. */
 export async function writeRandomFile(path: string, size: number): Promise<void> {
   const block = randomBytes(Math.min(size, 1 << 20));

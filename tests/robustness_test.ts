@@ -6,6 +6,7 @@ import { connect, serve } from "../mod.ts";
 import { DEFAULT_LIMITS, FrameType, HEADER_SIZE } from "../lib/frame.ts";
 import { FrameConn } from "../lib/frame_conn.ts";
 import {
+  concat,
   inProcessServer,
   randomBytes,
   rawSession,
@@ -31,13 +32,7 @@ async function sendRaw(port: number, bytes: Uint8Array): Promise<Uint8Array> {
     chunks.push(buf.slice(0, n));
   }
   conn.close();
-  const out = new Uint8Array(chunks.reduce((a, c) => a + c.length, 0));
-  let o = 0;
-  for (const c of chunks) {
-    out.set(c, o);
-    o += c.length;
-  }
-  return out;
+  return concat(chunks);
 }
 
 async function assertServes(address: string) {

@@ -245,47 +245,6 @@ Deno.test("a slowloris from one address does not keep another client from being 
   }
 });
 
-/** A self-signed certificate for localhost and 127.0.0.1, made with openssl; undefined without it. */
-async function makeCertificate(dir: string): Promise<{ cert: string; key: string } | undefined> {
-  const cert = join(dir, "cert.pem");
-  const key = join(dir, "key.pem");
-  try {
-    // rustls refuses a CA certificate as a server's: CA:FALSE and serverAuth are needed.
-    const out = await new Deno.Command("openssl", {
-      args: [
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-keyout",
-        key,
-        "-out",
-        cert,
-        "-days",
-        "2",
-        "-subj",
-        "/CN=localhost",
-        "-addext",
-        "subjectAltName=DNS:localhost,IP:127.0.0.1",
-        "-addext",
-        "basicConstraints=critical,CA:FALSE",
-        "-addext",
-        "keyUsage=critical,digitalSignature",
-        "-addext",
-        "extendedKeyUsage=serverAuth",
-      ],
-      stdout: "null",
-      stderr: "null",
-    }).output();
-    return out.success ? { cert, key } : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 /** Run openssl with `args` in `dir`; true if it worked. */
 async function openssl(dir: string, ...args: string[]): Promise<boolean> {
   const out = await new Deno.Command("openssl", { args, cwd: dir, stdout: "null", stderr: "null" })
@@ -293,73 +252,52 @@ async function openssl(dir: string, ...args: string[]): Promise<boolean> {
   return out.success;
 }
 
-/** A CA and a server certificate it issued (for `name`, e.g. `DNS:evil.example`), in `dir`. */
+/** A fresh P-256 key, unencrypted. */
+const NEW_KEY = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+
+/** rustls refuses a CA certificate as a server's: CA:FALSE and serverAuth are needed. */
+const SERVER_EXTENSIONS = [
+  "basicConstraints=critical,CA:FALSE",
+  "keyUsage=critical,digitalSignature",
+  "extendedKeyUsage=serverAuth",
+];
+
+/** A self-signed certificate `NAME.pem` with key `NAME.key` in `dir`. */
+async function selfSigned(
+  dir: string,
+  name: string,
+  subject: string,
+  extensions: string[],
+): Promise<{ cert: string; key: string }> {
+  const [key, cert] = [`${name}.key`, `${name}.pem`];
+  const args = ["-keyout", key, "-out", cert, "-days", "2", "-subj", subject];
+  const exts = extensions.flatMap((e) => ["-addext", e]);
+  assert.ok(await openssl(dir, "req", "-x509", ...NEW_KEY, ...args, ...exts));
+  return { cert: join(dir, cert), key: join(dir, key) };
+}
+
+/** A self-signed server certificate for localhost and 127.0.0.1, in `dir`. */
+function makeCertificate(dir: string): Promise<{ cert: string; key: string }> {
+  const san = "subjectAltName=DNS:localhost,IP:127.0.0.1";
+  return selfSigned(dir, "server", "/CN=localhost", [san, ...SERVER_EXTENSIONS]);
+}
+
+/** A CA and a server certificate it issued (for `san`, e.g. `DNS:evil.example`), in `dir`. */
 async function makeIssued(
   dir: string,
   san: string,
 ): Promise<{ ca: string; cert: string; key: string }> {
+  const ca = await selfSigned(dir, "ca", "/CN=test CA", [
+    "basicConstraints=critical,CA:TRUE",
+    "keyUsage=critical,keyCertSign",
+  ]);
   const ext = join(dir, "leaf.ext");
-  await Deno.writeTextFile(
-    ext,
-    `subjectAltName=${san}\nbasicConstraints=critical,CA:FALSE\n` +
-      "keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
-  );
-  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-  assert.ok(
-    await openssl(
-      dir,
-      "req",
-      "-x509",
-      ...ec,
-      "-keyout",
-      "ca.key",
-      "-out",
-      "ca.pem",
-      "-days",
-      "2",
-      "-subj",
-      "/CN=test CA",
-      "-addext",
-      "basicConstraints=critical,CA:TRUE",
-      "-addext",
-      "keyUsage=critical,keyCertSign",
-    ),
-  );
-  assert.ok(
-    await openssl(
-      dir,
-      "req",
-      "-new",
-      ...ec,
-      "-keyout",
-      "leaf.key",
-      "-out",
-      "leaf.csr",
-      "-subj",
-      "/CN=leaf",
-    ),
-  );
-  assert.ok(
-    await openssl(
-      dir,
-      "x509",
-      "-req",
-      "-in",
-      "leaf.csr",
-      "-CA",
-      "ca.pem",
-      "-CAkey",
-      "ca.key",
-      "-CAcreateserial",
-      "-out",
-      "leaf.pem",
-      "-days",
-      "2",
-      "-extfile",
-      ext,
-    ),
-  );
-  return { ca: join(dir, "ca.pem"), cert: join(dir, "leaf.pem"), key: join(dir, "leaf.key") };
+  await Deno.writeTextFile(ext, [`subjectAltName=${san}`, ...SERVER_EXTENSIONS, ""].join("\n"));
+  const csr = ["-keyout", "leaf.key", "-out", "leaf.csr", "-subj", "/CN=leaf"];
+  assert.ok(await openssl(dir, "req", "-new", ...NEW_KEY, ...csr));
+  const sign = ["-CA", ca.cert, "-CAkey", ca.key, "-CAcreateserial", "-extfile", ext];
+  assert.ok(await openssl(dir, "x509", "-req", "-in", "leaf.csr", "-out", "leaf.pem", ...sign));
+  return { ca: ca.cert, cert: join(dir, "leaf.pem"), key: join(dir, "leaf.key") };
 }
 
 const hasOpenssl = await new Deno.Command("openssl", { args: ["version"], stdout: "null" })
@@ -370,7 +308,7 @@ Deno.test({
   ignore: !hasOpenssl,
   async fn() {
     await using dir = await tempDir();
-    const pair = (await makeCertificate(dir.path))!;
+    const pair = await makeCertificate(dir.path);
     await using server = await startServer({
       args: ["--tls-cert", pair.cert, "--tls-key", pair.key],
     });
@@ -556,7 +494,7 @@ Deno.test({
   ignore: !hasOpenssl,
   async fn() {
     await using dir = await tempDir();
-    const pair = (await makeCertificate(dir.path))!;
+    const pair = await makeCertificate(dir.path);
     await using ferryd = await inProcessServer({
       tls: {
         cert: await Deno.readTextFile(pair.cert),
