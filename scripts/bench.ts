@@ -152,7 +152,18 @@ const ferryPort = freePort();
 const ferryRoot = join(work, "ferry-root");
 await Deno.mkdir(ferryRoot);
 const ferryd = new Deno.Command(Deno.execPath(), {
-  args: ["run", "-A", SERVER, "--root", ferryRoot, "--port", String(ferryPort)],
+  // All the concurrent clients come from this one address: let them in.
+  args: [
+    "run",
+    "-A",
+    SERVER,
+    "--root",
+    ferryRoot,
+    "--port",
+    String(ferryPort),
+    "--max-per-client",
+    String(CLIENTS + 1),
+  ],
   stdout: "null",
   stderr: "null",
 }).spawn();
