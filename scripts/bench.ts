@@ -645,3 +645,5 @@ const report = [
 ].filter((l, i, a) => !(l === "" && a[i - 1] === "")).join("\n");
 console.log(report);
 await Deno.writeTextFile(opts.out, report);
+// The report is committed, and `deno task check` holds it to the project's format.
+await new Deno.Command(Deno.execPath(), { args: ["fmt", "-q", opts.out] }).output();
