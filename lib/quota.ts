@@ -36,9 +36,10 @@ export interface Usage {
  * ```ts
  * import { Quota } from "./quota.ts";
  * const quota = new Quota(1000, { files: 600, partials: new Map([["k", 300]]) });
- * const release = quota.reserve(100, "k"); // the partial "k" is this upload's own
+ * const held = quota.reserve(100, "k"); // the partial "k" is this upload's own
+ * held.started();
  * quota.claim("k");
- * release();
+ * held.release();
  * console.assert(quota.used === 600);
  * ```
  */
@@ -67,10 +68,16 @@ export class Quota {
    * Hold `bytes` for an upload, or fail with LIMIT. `resumes` names the
    * partial the upload writes, whose bytes are part of `bytes` already: a
    * kept one's, and with `takeover` (it continues a partial that another
-   * connection, gone quiet, is still writing) that upload's reservation too,
-   * which moves to this one. Returns the function that gives it back.
+   * connection, gone quiet, is still writing) that upload's reservation too.
+   * That reservation moves to this one only by `started()`, once the upload
+   * has really taken the partial over: a takeover that fails leaves it be.
+   * `release()` gives this reservation back.
    */
-  reserve(bytes: number, resumes?: string, options: { takeover?: boolean } = {}): () => void {
+  reserve(
+    bytes: number,
+    resumes?: string,
+    options: { takeover?: boolean } = {},
+  ): { started(): void; release(): void } {
     const active = resumes === undefined ? undefined : this.#active.get(resumes);
     const takeover = options.takeover && active?.held ? active : undefined;
     const own = (resumes === undefined ? 0 : this.#partials.get(resumes) ?? 0) +
@@ -83,19 +90,23 @@ export class Quota {
           `(${used} held)`,
       );
     }
-    if (takeover) {
-      this.#reserved -= takeover.bytes;
-      takeover.held = false;
-    }
     const reservation = { bytes, held: true };
     this.#reserved += bytes;
-    if (resumes !== undefined) this.#active.set(resumes, reservation);
-    return () => {
-      if (reservation.held) this.#reserved -= bytes;
-      reservation.held = false;
-      if (resumes !== undefined && this.#active.get(resumes) === reservation) {
-        this.#active.delete(resumes);
-      }
+    return {
+      started: () => {
+        if (takeover?.held) {
+          this.#reserved -= takeover.bytes;
+          takeover.held = false;
+        }
+        if (resumes !== undefined) this.#active.set(resumes, reservation);
+      },
+      release: () => {
+        if (reservation.held) this.#reserved -= bytes;
+        reservation.held = false;
+        if (resumes !== undefined && this.#active.get(resumes) === reservation) {
+          this.#active.delete(resumes);
+        }
+      },
     };
   }
 

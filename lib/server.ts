@@ -706,7 +706,7 @@ class Session {
     let receiver: BodyReceiver | undefined;
     let sha256: string | undefined;
     let path = "";
-    let release: (() => void) | undefined;
+    let held: { started(): void; release(): void } | undefined;
     let previous = 0;
     try {
       path = normalizePath(req.path);
@@ -732,7 +732,7 @@ class Session {
       }
       // The whole size: a resumed upload's earlier bytes are its own again.
       const key = resume ? resumeKey(path, size, mtime) : undefined;
-      release = this.#ctx.quota?.reserve(size, key, { takeover: offset > 0 });
+      held = this.#ctx.quota?.reserve(size, key, { takeover: offset > 0 });
       upload = await this.#ctx.storage.createUpload(path, {
         size,
         mode,
@@ -742,6 +742,7 @@ class Session {
         resume,
         offset,
       });
+      held?.started();
       if (upload.resumeKey !== undefined) this.#ctx.quota?.claim(upload.resumeKey);
       const hash = offset > 0 ? await upload.hashPrefix(this.#buffer()) : undefined;
       if (hash && hash.copy().digest("hex") !== req.prefix) {
@@ -781,7 +782,7 @@ class Session {
       if (!receiver?.done) this.#discardId = id;
       throw err;
     } finally {
-      release?.();
+      held?.release();
     }
     await this.#fc.sendMessage(FrameType.REPLY, id, {});
     return size - offset;

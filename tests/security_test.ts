@@ -671,3 +671,26 @@ Deno.test("a retried upload whose first attempt was stored but lost its reply su
     await proxying.catch(() => {});
   }
 });
+
+Deno.test("--quota: a refused takeover leaves the upload it tried to take over counted", async () => {
+  await using ferryd = await inProcessServer({ quota: 1_000_000 });
+  const size = 900_000;
+  const content = randomBytes(size);
+  const put = { op: "put", path: "f.bin", size, mtime: 1000, resume: true };
+  const a = await rawSession(ferryd.port);
+  await a.sendMessage(FrameType.REQUEST, 1, put);
+  await sendData(a, 1, content.subarray(0, 1000));
+  await new Promise((r) => setTimeout(r, 100));
+  // B claims far more than A wrote: refused, and A's reservation must stay where it was.
+  const b = await rawSession(ferryd.port);
+  await b.sendMessage(FrameType.REQUEST, 1, { ...put, offset: size - 1, prefix: "0".repeat(64) });
+  assert.equal((await readMessage(b)).msg.code, "RESUME_MISMATCH");
+  // So a second upload of that size, while A still runs, is over the quota.
+  await b.sendMessage(FrameType.REQUEST, 2, { ...put, path: "g.bin" });
+  assert.equal((await readMessage(b)).msg.code, "LIMIT");
+  b.close();
+  await sendData(a, 1, content.subarray(1000));
+  await a.sendMessage(FrameType.END, 1, { sha256: sha256(content) });
+  assert.equal((await readMessage(a)).type, FrameType.REPLY, "A itself is stored");
+  a.close();
+});
