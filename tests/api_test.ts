@@ -1,16 +1,11 @@
 /** The library API (mod.ts): every client method, streams, errors and aborts, and serve(). */
 
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { connect, type FerryClient, FerryError, serve } from "../mod.ts";
-import { listTree, randomBytes, tempDir } from "./helpers.ts";
+import { listTree, randomBytes, sha256, tempDir } from "./helpers.ts";
 
 const MiB = 1024 * 1024;
-
-function sha256(bytes: Uint8Array): string {
-  return createHash("sha256").update(bytes).digest("hex");
-}
 
 async function rejectsWith(promise: Promise<unknown>, code: string): Promise<FerryError> {
   try {

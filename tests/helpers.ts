@@ -1,5 +1,6 @@
 /** Helpers for integration tests: a real ferryd and the real ferry CLI as subprocesses. */
 
+import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { PROTOCOL_VERSION } from "../lib/commands.ts";
 import { decodeMessage, DEFAULT_LIMITS, FrameType } from "../lib/frame.ts";
@@ -141,6 +142,11 @@ export function randomBytes(size: number): Uint8Array<ArrayBuffer> {
     crypto.getRandomValues(out.subarray(i, Math.min(size, i + 65536)));
   }
   return out;
+}
+
+/** SHA-256 of `bytes`, lowercase hex. */
+export function sha256(bytes: Uint8Array): string {
+  return createHash("sha256").update(bytes).digest("hex");
 }
 
 /** The bytes of `parts`, one after another. */

@@ -1,7 +1,6 @@
 /** Resumable transfers: what an interrupted transfer keeps, how it is continued, and when not. */
 
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { isTempName, partialPath, resumeKey } from "../lib/atomic_file.ts";
 import { FrameType } from "../lib/frame.ts";
@@ -12,6 +11,7 @@ import {
   rawSession,
   readMessage,
   runClient,
+  sha256,
   spawnClient,
   startServer,
   tempDir,
@@ -20,10 +20,6 @@ import {
 } from "./helpers.ts";
 
 const MiB = 1024 * 1024;
-
-function sha256(bytes: Uint8Array): string {
-  return createHash("sha256").update(bytes).digest("hex");
-}
 
 function temps(dir: string): string[] {
   return [...Deno.readDirSync(dir)].map((e) => e.name).filter(isTempName);

@@ -1,7 +1,6 @@
 /** Tokens and scopes, safe defaults, read-only, TLS and limits, through the real CLIs. */
 
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { allows, isLoopback, parseTokens, TokenTable } from "../lib/auth.ts";
 import { FerryError } from "../lib/errors.ts";
@@ -18,6 +17,7 @@ import {
   rawSession,
   readMessage,
   runClient,
+  sha256,
   startServer,
   tempDir,
   writeRandomFile,
@@ -551,10 +551,6 @@ async function sendData(fc: FrameConn, id: number, bytes: Uint8Array): Promise<v
     buf.set(chunk, HEADER_SIZE);
     await fc.sendFramed(FrameType.DATA, id, buf, chunk.length);
   }
-}
-
-function sha256(bytes: Uint8Array): string {
-  return createHash("sha256").update(bytes).digest("hex");
 }
 
 Deno.test("--quota counts a partial taken over from another connection once, and not forever", async () => {
