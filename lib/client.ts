@@ -385,17 +385,23 @@ export async function connect(
       agent: `ferry/${VERSION}`,
       token: options.token,
     });
+    // A TLS server answers cleartext by hanging up, or with a 7-byte alert, which is no ferry
+    // frame; ferryd itself always says why before it closes.
+    const notFerry = (why: string) =>
+      new FerryError(
+        "PROTOCOL",
+        `${why}: not a ferry server, or one that needs TLS (--tls, --ca or --pin)`,
+      );
     const frame = await fc.read().catch((err) => {
-      // A TLS server answers cleartext with a 7-byte alert, which is no ferry frame.
       const e = toFerryError(err);
       const garbled = e.code === "PROTOCOL" || e.message.includes("middle of a frame");
-      if (tls || !garbled) throw e;
-      throw new FerryError(
-        "PROTOCOL",
-        `${e.message}: not a ferry server, or one that needs TLS (--tls, --ca or --pin)`,
-      );
+      throw tls || !garbled ? e : notFerry(e.message);
     });
-    if (!frame) throw new FerryError("CONNECT", "server closed the connection");
+    if (!frame) {
+      throw tls
+        ? new FerryError("CONNECT", "server closed the connection")
+        : notFerry("server closed the connection before greeting");
+    }
     if (frame.type === FrameType.ERROR) throw errorFromMessage(decodeMessage(frame));
     if (frame.type !== FrameType.WELCOME) {
       throw new FerryError("PROTOCOL", "not a ferry server: expected WELCOME");

@@ -6,11 +6,10 @@
  * @module
  */
 
-import { createServer, type Server, type Socket } from "node:net";
 import { createSecureContext, TLSSocket } from "node:tls";
 import { FerryError, toFerryError } from "./errors.ts";
 import type { ByteConn } from "./frame_conn.ts";
-import { NodeSocketConn } from "./node_conn.ts";
+import { ConnStream, TlsConn } from "./tls_conn.ts";
 
 /** A connection just accepted, and where it comes from. */
 export interface Accepted {
@@ -38,24 +37,14 @@ export interface TlsIdentity {
  * Listen on `hostname:port`, over TLS when `tls` is given (and then never in
  * cleartext), calling `onConnection` for each connection.
  */
-export async function listen(
+export function listen(
   hostname: string,
   port: number,
   tls: TlsIdentity | undefined,
   onConnection: (accepted: Accepted) => void,
   log: (line: string) => void,
-): Promise<Listener> {
-  return tls
-    ? await listenTls(hostname, port, tls, onConnection)
-    : listenTcp(hostname, port, onConnection, log);
-}
-
-function listenTcp(
-  hostname: string,
-  port: number,
-  onConnection: (accepted: Accepted) => void,
-  log: (line: string) => void,
 ): Listener {
+  const wrap = tls ? tlsWrapper(tls) : (conn: Deno.TcpConn) => conn;
   const listener = Deno.listen({ hostname, port });
   let closed = false;
   const loop = async () => {
@@ -80,7 +69,7 @@ function listenTcp(
       try {
         // Nagle would hold each small reply ~40 ms.
         conn.setNoDelay(true);
-        onConnection({ conn, remote: conn.remoteAddr });
+        onConnection({ conn: wrap(conn), remote: conn.remoteAddr });
       } catch (err) {
         // A peer that vanished between accept and setup: its socket may already be gone.
         log(`connection setup failed: ${toFerryError(err).message}`);
@@ -107,16 +96,12 @@ function listenTcp(
 }
 
 /**
- * TLS through `node:net` and `node:tls`: a TLS connection whose handshake
- * never completes must still be closable (Deno's own TLS keeps such a socket
- * open after close), or silent peers would pile up file descriptors.
+ * Server-side TLS through `node:tls` over each accepted connection: one
+ * whose handshake never completes must still be closable (Deno's own TLS
+ * keeps such a socket open after close), or silent peers would pile up file
+ * descriptors.
  */
-async function listenTls(
-  hostname: string,
-  port: number,
-  tls: TlsIdentity,
-  onConnection: (accepted: Accepted) => void,
-): Promise<Listener> {
+function tlsWrapper(tls: TlsIdentity): (conn: Deno.TcpConn) => ByteConn {
   let secureContext;
   try {
     // node:tls takes a bad key without a word and fails each handshake later; Deno's own TLS
@@ -127,32 +112,8 @@ async function listenTls(
     const why = (err as Error).message.split("\n")[0];
     throw new FerryError("USAGE", `bad TLS certificate or key: ${why}`);
   }
-  const server: Server = createServer((raw: Socket) => {
-    raw.setNoDelay(true);
-    const socket = new TLSSocket(raw, { isServer: true, secureContext });
-    const remote: Deno.NetAddr = {
-      transport: "tcp",
-      hostname: raw.remoteAddress ?? "unknown",
-      port: raw.remotePort ?? 0,
-    };
-    onConnection({ conn: new NodeSocketConn(socket), remote });
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", (err: Error & { code?: string }) => {
-      const why = err.code === "EADDRINUSE" ? "address already in use" : err.message;
-      reject(new FerryError("CONNECT", `cannot listen on ${hostname}:${port}: ${why}`));
-    });
-    server.listen(port, hostname, () => resolve());
-  });
-  const bound = server.address();
-  if (bound === null || typeof bound === "string") throw new FerryError("IO", "no address bound");
-  const { promise: done, resolve } = Promise.withResolvers<void>();
-  return {
-    addr: { transport: "tcp", hostname: bound.address, port: bound.port },
-    done,
-    close() {
-      server.close();
-      resolve();
-    },
+  return (conn) => {
+    const stream = new ConnStream(conn);
+    return new TlsConn(new TLSSocket(stream, { isServer: true, secureContext }), stream);
   };
 }

@@ -265,7 +265,7 @@ export async function serve(options: ServeOptions = {}): Promise<FerryServer> {
     sessions.add(done);
   }
 
-  const listener = await listen(hostname, options.port ?? DEFAULT_PORT, options.tls, start, log);
+  const listener = listen(hostname, options.port ?? DEFAULT_PORT, options.tls, start, log);
   const stopSweeping = maintainPeriodically(storage, options.partialTtlMs ?? DAY_MS, log, quota);
   const finished = listener.done.then(async () => {
     await stopSweeping();

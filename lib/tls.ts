@@ -8,7 +8,7 @@
 import { createHash } from "node:crypto";
 import { connect as nodeTlsConnect } from "node:tls";
 import { FerryError } from "./errors.ts";
-import { NodeSocketConn } from "./node_conn.ts";
+import { TlsConn } from "./tls_conn.ts";
 
 /**
  * How a client trusts the server's certificate.
@@ -83,12 +83,17 @@ export function parsePin(text: string): string {
  * the certificate of this very connection must have that fingerprint, and
  * nothing else is asked of it: it is checked before a byte of ferry's own
  * goes out, so a token is never sent to a server that is not the pinned one.
+ *
+ * TCP here is Node's own, unlike ferryd's: over a Deno connection every
+ * encrypted record reaches JavaScript as a fresh buffer, and the collections
+ * that keeps memory flat cost ~40% of an upload's speed (1 GiB: 5.3 s against
+ * 8.4-9.7 s, measured here). A client reads whatever its server sends anyway.
  */
 export function connectTls(
   hostname: string,
   port: number,
   options: TlsOptions & { timeoutMs?: number },
-): Promise<NodeSocketConn> {
+): Promise<TlsConn> {
   const pin = options.pin === undefined ? undefined : parsePin(options.pin);
   const isIp = /^[\d.]+$|:/.test(hostname);
   return new Promise((resolve, reject) => {
@@ -139,7 +144,7 @@ export function connectTls(
       }
       clearTimeout(timer);
       socket.setNoDelay(true);
-      resolve(new NodeSocketConn(socket));
+      resolve(new TlsConn(socket));
     });
   });
 }

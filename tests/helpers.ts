@@ -25,13 +25,23 @@ export interface ServerProcess {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
-/** Start `server.ts --port 0` serving `root` (a new temp dir by default). */
+/**
+ * Start `server.ts --port 0` serving `root` (a new temp dir by default),
+ * with at most `fdLimit` open files when given.
+ */
 export async function startServer(
-  options: { root?: string; args?: string[] } = {},
+  options: { root?: string; args?: string[]; fdLimit?: number } = {},
 ): Promise<ServerProcess> {
   const root = options.root ?? await Deno.makeTempDir({ prefix: "ferry-root-" });
-  const process = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", SERVER, "--port", "0", "--root", root, ...(options.args ?? [])],
+  const deno = [
+    Deno.execPath(),
+    ...["run", "-A", SERVER, "--port", "0", "--root", root, ...(options.args ?? [])],
+  ];
+  const [command, ...args] = options.fdLimit
+    ? ["sh", "-c", `ulimit -n ${options.fdLimit} && exec "$@"`, "sh", ...deno]
+    : deno;
+  const process = new Deno.Command(command, {
+    args,
     stdout: "piped",
     stderr: "piped",
     env: { NO_COLOR: "1" },

@@ -3,16 +3,18 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { allows, isLoopback, parseTokens, TokenTable } from "../lib/auth.ts";
+import { PROTOCOL_VERSION } from "../lib/commands.ts";
 import { FerryError } from "../lib/errors.ts";
 import { DEFAULT_LIMITS, FrameType, HEADER_SIZE } from "../lib/frame.ts";
-import type { FrameConn } from "../lib/frame_conn.ts";
+import { FrameConn } from "../lib/frame_conn.ts";
 import { parseServerArgs } from "../lib/server_cli.ts";
-import { parsePin } from "../lib/tls.ts";
+import { connectTls, parsePin } from "../lib/tls.ts";
 import { connect } from "../mod.ts";
 import {
   closeQuietly,
   inProcessServer,
   listTree,
+  peakRss,
   randomBytes,
   rawSession,
   readMessage,
@@ -20,6 +22,7 @@ import {
   sha256,
   startServer,
   tempDir,
+  waitFor,
   writeRandomFile,
 } from "./helpers.ts";
 
@@ -539,6 +542,75 @@ Deno.test({
       closeQuietly(mute);
       held.forEach(closeQuietly);
       await holding.catch(() => {});
+    }
+  },
+});
+
+Deno.test({
+  name: "ferryd serves again once it has run out of file descriptors, in cleartext and over TLS",
+  ignore: !hasOpenssl,
+  async fn() {
+    await using dir = await tempDir();
+    const pair = await makeCertificate(dir.path);
+    for (const tls of [false, true]) {
+      await using server = await startServer({
+        fdLimit: 64,
+        args: tls ? ["--tls-cert", pair.cert, "--tls-key", pair.key] : [],
+      });
+      const pin = /certificate sha256 ([0-9A-F:]{95})/.exec(server.banner)?.[1];
+      const silent: Deno.Conn[] = [];
+      try {
+        for (let i = 0; i < 100; i++) {
+          silent.push(await Deno.connect({ hostname: "127.0.0.1", port: server.port }));
+        }
+        await waitFor(
+          () => server.log().includes("out of file descriptors"),
+          10_000,
+          "accept to fail",
+        );
+      } finally {
+        silent.forEach(closeQuietly);
+      }
+      const args = [...(pin ? ["--pin", pin] : []), "--retries", "0", "--timeout", "10", "ls"];
+      const run = await runClient(server.address, args);
+      assert.equal(run.code, 0, `${tls ? "TLS" : "cleartext"}: ${run.stderr}`);
+    }
+  },
+});
+
+Deno.test({
+  name: "TLS: a client that sends while never reading a large get is held back",
+  ignore: !hasOpenssl,
+  async fn() {
+    await using dir = await tempDir();
+    const pair = await makeCertificate(dir.path);
+    await using server = await startServer({
+      args: ["--tls-cert", pair.cert, "--tls-key", pair.key],
+    });
+    const pin = /certificate sha256 ([0-9A-F:]{95})/.exec(server.banner)![1];
+    // Sparse: reads as fast as it can be sent, and costs no disk.
+    using big = await Deno.create(join(server.root, "big.bin"));
+    await big.truncate(1024 * 1024 * 1024);
+    const fc = new FrameConn(await connectTls("127.0.0.1", server.port, { pin }));
+    try {
+      await fc.sendMessage(FrameType.HELLO, 0, { version: PROTOCOL_VERSION, agent: "flood" });
+      assert.equal((await fc.read())?.type, FrameType.WELCOME);
+      await fc.sendMessage(FrameType.REQUEST, 1, { op: "get", path: "big.bin" });
+      // Stray DATA frames, sent until ferryd stops taking them: all of it would end up
+      // decrypted in ferryd's memory if its TLS layer read on regardless.
+      const chunk = new Uint8Array(HEADER_SIZE + DEFAULT_LIMITS.maxData);
+      let sent = 0;
+      while (sent < 512 * 1024 * 1024) {
+        const send = fc.sendFramed(FrameType.DATA, 9, chunk, DEFAULT_LIMITS.maxData);
+        const stalled = new Promise<boolean>((r) => setTimeout(() => r(true), 2000));
+        if (await Promise.race([send.then(() => false), stalled])) break;
+        sent += DEFAULT_LIMITS.maxData;
+      }
+      assert.ok(sent < 64 * 1024 * 1024, `ferryd took ${sent >> 20} MiB it could not use yet`);
+      const peak = peakRss(server.process.pid);
+      assert.ok(peak < 200 * 1024 * 1024, `ferryd peaked at ${peak >> 20} MiB`);
+    } finally {
+      fc.close();
     }
   },
 });
