@@ -19,6 +19,7 @@ import {
   rawSession,
   readMessage,
   runClient,
+  type ServerProcess,
   sha256,
   startServer,
   tempDir,
@@ -306,6 +307,22 @@ async function makeIssued(
 const hasOpenssl = await new Deno.Command("openssl", { args: ["version"], stdout: "null" })
   .output().then((o) => o.success, () => false);
 
+/** The certificate fingerprint a TLS ferryd printed on start. */
+function pinOf(server: ServerProcess): string {
+  const pin = /certificate sha256 ([0-9A-F:]{95})/.exec(server.banner)?.[1];
+  assert.ok(pin, `no fingerprint in: ${server.banner}`);
+  return pin;
+}
+
+/** A ferryd over TLS with a self-signed certificate made in `dir`. */
+async function startTlsServer(
+  dir: string,
+  options: { fdLimit?: number } = {},
+): Promise<ServerProcess> {
+  const pair = await makeCertificate(dir);
+  return await startServer({ ...options, args: ["--tls-cert", pair.cert, "--tls-key", pair.key] });
+}
+
 Deno.test({
   name: "TLS: pinned, or trusted through --ca; never cleartext; a wrong pin or CA is refused",
   ignore: !hasOpenssl,
@@ -315,14 +332,14 @@ Deno.test({
     await using server = await startServer({
       args: ["--tls-cert", pair.cert, "--tls-key", pair.key],
     });
-    const shown = /certificate sha256 ([0-9A-F:]{95})/.exec(server.banner)?.[1];
+    const shown = pinOf(server);
     const openssl = await new Deno.Command("openssl", {
       args: ["x509", "-in", pair.cert, "-noout", "-fingerprint", "-sha256"],
     }).output();
     assert.equal(shown, /=([0-9A-F:]+)/.exec(new TextDecoder().decode(openssl.stdout))?.[1]);
 
     await writeRandomFile(join(dir.path, "up.bin"), 3 * 1024 * 1024);
-    const pinned = await runClient(server.address, ["--pin", shown!, "put", "up.bin"], {
+    const pinned = await runClient(server.address, ["--pin", shown, "put", "up.bin"], {
       cwd: dir.path,
     });
     assert.equal(pinned.code, 0, pinned.stderr);
@@ -348,7 +365,7 @@ Deno.test({
     assert.match(cleartext.stderr, /needs TLS/);
 
     await using plain = await startServer();
-    const tlsToPlain = await runClient(plain.address, ["--pin", shown!, "ls"]);
+    const tlsToPlain = await runClient(plain.address, ["--pin", shown, "ls"]);
     assert.equal(tlsToPlain.code, 3);
     assert.match(tlsToPlain.stderr, /TLS handshake/);
 
@@ -438,7 +455,7 @@ Deno.test({
     await using server = await startServer({
       args: ["--tls-cert", real.cert, "--tls-key", real.key],
     });
-    const pin = /certificate sha256 ([0-9A-F:]{95})/.exec(server.banner)![1];
+    const pin = pinOf(server);
     let hellos = 0;
     const attacker = Deno.listenTls({
       hostname: "127.0.0.1",
@@ -551,13 +568,11 @@ Deno.test({
   ignore: !hasOpenssl,
   async fn() {
     await using dir = await tempDir();
-    const pair = await makeCertificate(dir.path);
     for (const tls of [false, true]) {
-      await using server = await startServer({
-        fdLimit: 64,
-        args: tls ? ["--tls-cert", pair.cert, "--tls-key", pair.key] : [],
-      });
-      const pin = /certificate sha256 ([0-9A-F:]{95})/.exec(server.banner)?.[1];
+      await using server = tls
+        ? await startTlsServer(dir.path, { fdLimit: 64 })
+        : await startServer({ fdLimit: 64 });
+      const pin = tls ? pinOf(server) : undefined;
       const silent: Deno.Conn[] = [];
       try {
         for (let i = 0; i < 100; i++) {
@@ -583,11 +598,8 @@ Deno.test({
   ignore: !hasOpenssl,
   async fn() {
     await using dir = await tempDir();
-    const pair = await makeCertificate(dir.path);
-    await using server = await startServer({
-      args: ["--tls-cert", pair.cert, "--tls-key", pair.key],
-    });
-    const pin = /certificate sha256 ([0-9A-F:]{95})/.exec(server.banner)![1];
+    await using server = await startTlsServer(dir.path);
+    const pin = pinOf(server);
     // Sparse: reads as fast as it can be sent, and costs no disk.
     using big = await Deno.create(join(server.root, "big.bin"));
     await big.truncate(1024 * 1024 * 1024);
