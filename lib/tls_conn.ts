@@ -56,6 +56,11 @@ const READ_SIZE = 256 * 1024;
 /** Encrypted bytes queued for the network while a write is in flight, at most. */
 const WRITE_BATCH = 1024 * 1024;
 
+/** How long closing waits for the last batch to go out. */
+const LINGER_MS = 1000;
+/** How long a read waits for `node:tls` to hand over anything more once the network has ended. */
+const END_GRACE_MS = 100;
+
 function lost(err: Error): FerryError {
   const code = (err as { code?: string }).code;
   const why = code === "ETIMEDOUT" ? "timed out" : "connection lost";
@@ -181,11 +186,18 @@ export class ConnStream extends Duplex {
   }
 
   override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
-    try {
-      this.#conn.close();
-    } catch {
-      // Already closed.
-    }
+    const close = () => {
+      clearTimeout(timer);
+      try {
+        this.#conn.close();
+      } catch {
+        // Already closed.
+      }
+    };
+    // A batch already accepted is still on its way out: the last reply before a close, say.
+    // It may go, but a peer that does not read must not hold the connection open for it.
+    const timer = setTimeout(close, LINGER_MS);
+    this.#writing.then(close, close);
     callback(err);
   }
 }
@@ -203,6 +215,8 @@ export class TlsConn implements ByteConn {
   /** What was pulled from the socket but did not fit the last read. */
   #rest: Uint8Array | undefined;
   #ended = false;
+  /** The network side has ended, whether or not `node:tls` has said so. */
+  #streamEnded = false;
   #error: Error | undefined;
   #wake: (() => void) | undefined;
 
@@ -214,16 +228,22 @@ export class TlsConn implements ByteConn {
     this.#socket = socket;
     this.#stream = stream;
     socket.on("readable", () => this.#notify());
-    const end = () => {
-      this.#ended = true;
-      this.#notify();
-    };
+    const end = () => this.#end();
     socket.on("end", end);
     socket.on("close", end);
+    stream?.on("end", () => {
+      this.#streamEnded = true;
+      this.#notify();
+    });
     socket.on("error", (err: Error) => {
       this.#error ??= err;
       this.#notify();
     });
+  }
+
+  #end(): void {
+    this.#ended = true;
+    this.#notify();
   }
 
   #notify(): void {
@@ -250,7 +270,11 @@ export class TlsConn implements ByteConn {
       if (this.#error) throw lost(this.#error);
       if (this.#ended) return null;
       this.#stream?.starving();
+      // node:tls has taken every byte the peer sent, yet when the end of the stream came
+      // behind a backlog it may never say so: what it has not handed over by now, it won't.
+      const grace = this.#streamEnded ? setTimeout(() => this.#end(), END_GRACE_MS) : undefined;
       await new Promise<void>((resolve) => this.#wake = resolve);
+      clearTimeout(grace);
     }
   }
 
@@ -269,7 +293,6 @@ export class TlsConn implements ByteConn {
   close(): void {
     this.#socket.destroy();
     this.#stream?.destroy();
-    this.#ended = true;
-    this.#notify();
+    this.#end();
   }
 }

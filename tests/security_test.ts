@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { allows, isLoopback, parseTokens, TokenTable } from "../lib/auth.ts";
 import { PROTOCOL_VERSION } from "../lib/commands.ts";
 import { FerryError } from "../lib/errors.ts";
-import { DEFAULT_LIMITS, FrameType, HEADER_SIZE } from "../lib/frame.ts";
+import { DEFAULT_LIMITS, encodeMessage, FrameType, HEADER_SIZE } from "../lib/frame.ts";
 import { FrameConn } from "../lib/frame_conn.ts";
 import { parseServerArgs } from "../lib/server_cli.ts";
 import { connectTls, parsePin } from "../lib/tls.ts";
@@ -621,6 +621,44 @@ Deno.test({
       assert.ok(sent < 64 * 1024 * 1024, `ferryd took ${sent >> 20} MiB it could not use yet`);
       const peak = peakRss(server.process.pid);
       assert.ok(peak < 200 * 1024 * 1024, `ferryd peaked at ${peak >> 20} MiB`);
+    } finally {
+      fc.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "TLS: a client that half-closes behind a burst of requests gets every answer, then EOF",
+  ignore: !hasOpenssl,
+  async fn() {
+    await using dir = await tempDir();
+    await using server = await startTlsServer(dir.path);
+    await Deno.writeTextFile(join(server.root, "a.txt"), "a");
+    const conn = await connectTls("127.0.0.1", server.port, { pin: pinOf(server) });
+    const fc = new FrameConn(conn);
+    try {
+      // A burst, a TLS record each, then close_notify and FIN: node:tls lost that end behind
+      // the backlog.
+      const requests = 40_000;
+      const writes = [conn.write(encodeMessage(FrameType.HELLO, 0, { version: PROTOCOL_VERSION }))];
+      for (let id = 1; id <= requests; id++) {
+        writes.push(
+          conn.write(encodeMessage(FrameType.REQUEST, id, { op: "stat", path: "a.txt" })),
+        );
+      }
+      await Promise.all(writes);
+      await conn.closeWrite();
+      let replies = 0;
+      const answered = (async () => {
+        for (let frame = await fc.read(); frame; frame = await fc.read()) {
+          if (frame.type === FrameType.REPLY) replies++;
+        }
+        return "EOF";
+      })();
+      // Without the end, ferryd holds the connection, and its per-client slot, until idle.
+      const hung = new Promise((r) => setTimeout(() => r("no EOF from ferryd"), 15_000));
+      assert.equal(await Promise.race([answered, hung]), "EOF");
+      assert.equal(replies, requests);
     } finally {
       fc.close();
     }
