@@ -281,11 +281,21 @@ export class AtomicFile {
   /**
    * Stop writing but keep a resumable file for a later resume (others are
    * dropped as by {@linkcode AtomicFile.abort}). Later writes and commits fail.
+   * Returns the bytes kept: 0 when nothing is, also when the file was
+   * removed meanwhile (its directory deleted, say).
    */
-  async suspend(): Promise<void> {
-    if (!this.resumable) return await this.abort();
+  async suspend(): Promise<number> {
+    if (!this.resumable) {
+      await this.abort();
+      return 0;
+    }
     this.#closeFile();
     this.#finish();
+    try {
+      return (await Deno.lstat(this.tempPath)).size;
+    } catch {
+      return 0;
+    }
   }
 
   /**

@@ -11,7 +11,7 @@
  */
 
 import { statfsSync } from "node:fs";
-import { basename, dirname, join, sep } from "node:path";
+import { basename, dirname, join, relative, sep } from "node:path";
 import {
   AtomicFile,
   inUse,
@@ -287,7 +287,7 @@ export class LocalStorage implements Storage {
     await confirm();
     return {
       offset,
-      resumeKey: resumable ? key : undefined,
+      partial: resumable ? partialPath(path, key) : undefined,
       hashPrefix: (buf) => file.hashPrefix(buf),
       write: (chunk) => file.write(chunk),
       commit: async () => {
@@ -325,9 +325,8 @@ export class LocalStorage implements Storage {
           // Files being written are counted by their uploads' reservations.
           if (!item.isFile || inUse(child)) continue;
           const size = statOrUndefined(child, true)?.size ?? 0;
-          const key = partialKeyOf(item.name);
-          if (key === undefined) usage.files += size;
-          else usage.partials.set(key, size);
+          if (partialKeyOf(item.name) === undefined) usage.files += size;
+          else usage.partials.set(relative(this.root, child), size);
         }
       } catch {
         // Unreadable or vanished: it holds nothing we can count.

@@ -8,19 +8,21 @@
 import { FerryError } from "./errors.ts";
 
 /**
- * What a root holds: bytes in files, and bytes in each kept partial upload, by its key.
+ * What a root holds: bytes in files, and bytes in each kept partial upload,
+ * by its path under the root.
  *
  * @example
  * ```ts
  * import type { Usage } from "./quota.ts";
- * const usage: Usage = { files: 4096, partials: new Map([["3f2a", 1024]]) };
- * console.assert(usage.partials.get("3f2a") === 1024);
+ * const partial = "dist/.ferry-3f2a.partial";
+ * const usage: Usage = { files: 4096, partials: new Map([[partial, 1024]]) };
+ * console.assert(usage.partials.get(partial) === 1024);
  * ```
  */
 export interface Usage {
   /** Bytes in files (partial uploads left out). */
   files: number;
-  /** Bytes in each kept partial upload, by the key it is resumed under. */
+  /** Bytes in each kept partial upload, by its path under the root. */
   partials: Map<string, number>;
 }
 
@@ -28,8 +30,8 @@ export interface Usage {
  * Bytes held under a root against a limit. An upload reserves its whole size
  * while it runs (a resumed one's earlier bytes included), so concurrent
  * uploads cannot overshoot together and a partial that one upload takes over
- * from another is counted once. A kept partial is counted by its key until an
- * upload claims it; the count is taken again from disk now and then, which
+ * from another is counted once. A kept partial is counted by its path until
+ * an upload claims it; the count is taken again from disk now and then, which
  * corrects whatever happened behind ferryd's back.
  *
  * @example
@@ -129,6 +131,12 @@ export class Quota {
   remove(usage: Usage): void {
     this.addFiles(-usage.files);
     for (const key of usage.partials.keys()) this.#partials.delete(key);
+  }
+
+  /** What is under a path that is new (moved there). */
+  add(usage: Usage): void {
+    this.addFiles(usage.files);
+    for (const [key, bytes] of usage.partials) this.#partials.set(key, bytes);
   }
 
   /** The count from disk. */

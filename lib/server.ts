@@ -45,7 +45,7 @@ import {
 } from "./auth.ts";
 import { fingerprint } from "./tls.ts";
 import { Quota } from "./quota.ts";
-import { resumeKey } from "./atomic_file.ts";
+import { partialPath, resumeKey } from "./atomic_file.ts";
 import { type Accepted, listen } from "./listener.ts";
 
 /**
@@ -587,8 +587,14 @@ class Session {
               return there?.type === "file" && target !== from ? there.size : 0;
             })
             : 0;
+          // Kept partials move along, and are counted where they are now.
+          const moved = this.#ctx.quota ? await storage.usage?.(from) : undefined;
           const path = await storage.move(from, to);
           this.#ctx.quota?.addFiles(-replaced);
+          if (moved) {
+            this.#ctx.quota?.remove(moved);
+            this.#ctx.quota?.add(await storage.usage!(path));
+          }
           this.#ctx.hashes.delete(normalizePath(req.from));
           this.#ctx.log(`${this.#ctx.peer} mv ${escapeName(req.from)} ${escapeName(path)} ok`);
           await reply({ path });
@@ -731,8 +737,8 @@ class Session {
         noClobber ||= !mayReplace;
       }
       // The whole size: a resumed upload's earlier bytes are its own again.
-      const key = resume ? resumeKey(path, size, mtime) : undefined;
-      held = this.#ctx.quota?.reserve(size, key, { takeover: offset > 0 });
+      const partial = resume ? partialPath(path, resumeKey(path, size, mtime)) : undefined;
+      held = this.#ctx.quota?.reserve(size, partial, { takeover: offset > 0 });
       upload = await this.#ctx.storage.createUpload(path, {
         size,
         mode,
@@ -743,7 +749,7 @@ class Session {
         offset,
       });
       held?.started();
-      if (upload.resumeKey !== undefined) this.#ctx.quota?.claim(upload.resumeKey);
+      if (upload.partial !== undefined) this.#ctx.quota?.claim(upload.partial);
       const hash = offset > 0 ? await upload.hashPrefix(this.#buffer()) : undefined;
       if (hash && hash.copy().digest("hex") !== req.prefix) {
         throw new FerryError(
@@ -763,20 +769,22 @@ class Session {
       }
       await upload.commit();
       this.#ctx.quota?.addFiles(size - previous);
-      // Whatever an older connection said it kept under this key went into this file.
-      if (upload.resumeKey !== undefined) this.#ctx.quota?.claim(upload.resumeKey);
+      // Whatever an older connection said it kept in this partial went into this file.
+      if (upload.partial !== undefined) this.#ctx.quota?.claim(upload.partial);
     } catch (err) {
       // A lost connection keeps a resumable upload for the client to continue;
       // anything else (bad content included) drops it.
       const code = toFerryError(err).code;
       if (code === "CONNECT" || code === "TIMEOUT") {
-        await upload?.suspend();
-        if (upload?.resumeKey !== undefined) {
-          this.#ctx.quota?.keep(upload.resumeKey, receiver?.received ?? offset);
+        // Kept as far as it is still there: `rm -r` may have taken its directory meanwhile.
+        const kept = await upload?.suspend() ?? 0;
+        if (upload?.partial !== undefined) {
+          if (kept > 0) this.#ctx.quota?.keep(upload.partial, kept);
+          else this.#ctx.quota?.claim(upload.partial);
         }
       } else {
         await upload?.abort();
-        if (upload?.resumeKey !== undefined) this.#ctx.quota?.claim(upload.resumeKey);
+        if (upload?.partial !== undefined) this.#ctx.quota?.claim(upload.partial);
       }
       // Failed before the body's END or ERROR: skip the frames still on their way.
       if (!receiver?.done) this.#discardId = id;

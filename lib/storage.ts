@@ -36,10 +36,11 @@ export interface Upload {
   /** Bytes already there from an interrupted upload that this one resumes (else 0). */
   readonly offset: number;
   /**
-   * Names the partial this upload writes when it is resumable (what
-   * {@linkcode Storage.usage} reports it under once kept); else undefined.
+   * The partial this upload writes when it is resumable, as a path under the
+   * root (what {@linkcode Storage.usage} reports it under once kept); else
+   * undefined.
    */
-  readonly resumeKey: string | undefined;
+  readonly partial: string | undefined;
   /** A SHA-256 state fed with those `offset` bytes, read through `buf`. */
   hashPrefix(buf: Uint8Array): Promise<Hash>;
   /** Append a chunk. The chunk is only valid during the call. */
@@ -48,8 +49,11 @@ export interface Upload {
   commit(): Promise<void>;
   /** Discard everything written. Safe to call at any time. */
   abort(): Promise<void>;
-  /** Stop, keeping what was written if the upload is resumable (else as abort). */
-  suspend(): Promise<void>;
+  /**
+   * Stop, keeping what was written if the upload is resumable (else as
+   * abort). Returns the bytes kept: 0 when nothing is.
+   */
+  suspend(): Promise<number>;
 }
 
 /** How an upload is to be stored. */

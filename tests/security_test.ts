@@ -744,6 +744,51 @@ Deno.test("--quota: a kept partial is counted until it is resumed or dropped, th
   assert.equal(fits.code, 0, fits.stderr);
 });
 
+/** Start a resumable upload of 600 kB to `path`, send its first `sent` bytes, and return the session. */
+async function startUpload(port: number, path: string, sent: number): Promise<FrameConn> {
+  const fc = await rawSession(port);
+  const put = { op: "put", path, size: 600_000, mtime: 1000, resume: true };
+  await fc.sendMessage(FrameType.REQUEST, 1, put);
+  await sendData(fc, 1, new Uint8Array(sent));
+  await new Promise((r) => setTimeout(r, 200));
+  return fc;
+}
+
+/** Cut it off: ferryd keeps the partial. */
+async function cut(fc: FrameConn): Promise<void> {
+  fc.close();
+  await new Promise((r) => setTimeout(r, 200));
+}
+
+Deno.test("--quota counts kept partials where they are, after mv and rm -r", async () => {
+  await using ferryd = await inProcessServer({ quota: 1_000_000 });
+  await using local = await tempDir();
+  const address = `127.0.0.1:${ferryd.port}`;
+  const file = (name: string, size: number) => {
+    Deno.writeFileSync(join(local.path, name), new Uint8Array(size));
+    return join(local.path, name);
+  };
+  // Two partials of the same upload, one moved aside: they share a resume key, and both count.
+  await cut(await startUpload(ferryd.port, "d/f.bin", 300_000));
+  assert.equal((await runClient(address, ["mv", "d", "e"])).code, 0);
+  await cut(await startUpload(ferryd.port, "d/f.bin", 300_000));
+  const over = await runClient(address, ["put", file("a.bin", 500_000), "a.bin"]);
+  assert.equal(over.code, 9, "600 kB kept + 500 kB new is over 1 MB");
+  assert.match(over.stderr, /\(600000 held\)/);
+  // Removing one leaves the other counted.
+  assert.equal((await runClient(address, ["rm", "-r", "e"])).code, 0);
+  const still = await runClient(address, ["put", file("b.bin", 800_000), "b.bin"]);
+  assert.match(still.stderr, /\(300000 held\)/);
+  assert.equal((await runClient(address, ["rm", "-r", "d"])).code, 0);
+
+  // A partial whose directory is removed while its upload runs is not counted afterwards.
+  const running = await startUpload(ferryd.port, "g/f.bin", 300_000);
+  assert.equal((await runClient(address, ["rm", "-r", "g"])).code, 0);
+  await cut(running);
+  const fits = await runClient(address, ["put", file("c.bin", 990_000), "c.bin"]);
+  assert.equal(fits.code, 0, fits.stderr);
+});
+
 Deno.test("a retried upload whose first attempt was stored but lost its reply succeeds", async () => {
   await using local = await tempDir();
   await Deno.writeTextFile(join(local.path, "tokens"), `${WRITE} write\n`);
