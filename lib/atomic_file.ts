@@ -282,13 +282,15 @@ export class AtomicFile {
    * Stop writing but keep a resumable file for a later resume (others are
    * dropped as by {@linkcode AtomicFile.abort}). Later writes and commits fail.
    * Returns the bytes kept: 0 when nothing is, also when the file was
-   * removed meanwhile (its directory deleted, say).
+   * removed meanwhile (its directory deleted, say) or another upload has
+   * taken it over (its bytes are that upload's now).
    */
   async suspend(): Promise<number> {
     if (!this.resumable) {
       await this.abort();
       return 0;
     }
+    if (this.#done) return 0;
     this.#closeFile();
     this.#finish();
     try {

@@ -73,13 +73,15 @@ export class Quota {
    * connection, gone quiet, is still writing) that upload's reservation too.
    * That reservation moves to this one only by `started()`, once the upload
    * has really taken the partial over: a takeover that fails leaves it be.
+   * `started(false)` says the upload writes a private file after all (the
+   * partial was busy), so nothing is taken over under `resumes`.
    * `release()` gives this reservation back.
    */
   reserve(
     bytes: number,
     resumes?: string,
     options: { takeover?: boolean } = {},
-  ): { started(): void; release(): void } {
+  ): { started(writesPartial?: boolean): void; release(): void } {
     const active = resumes === undefined ? undefined : this.#active.get(resumes);
     const takeover = options.takeover && active?.held ? active : undefined;
     const own = (resumes === undefined ? 0 : this.#partials.get(resumes) ?? 0) +
@@ -95,7 +97,8 @@ export class Quota {
     const reservation = { bytes, held: true };
     this.#reserved += bytes;
     return {
-      started: () => {
+      started: (writesPartial = true) => {
+        if (!writesPartial) return;
         if (takeover?.held) {
           this.#reserved -= takeover.bytes;
           takeover.held = false;

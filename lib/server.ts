@@ -712,7 +712,7 @@ class Session {
     let receiver: BodyReceiver | undefined;
     let sha256: string | undefined;
     let path = "";
-    let held: { started(): void; release(): void } | undefined;
+    let held: ReturnType<Quota["reserve"]> | undefined;
     let previous = 0;
     try {
       path = normalizePath(req.path);
@@ -748,7 +748,7 @@ class Session {
         resume,
         offset,
       });
-      held?.started();
+      held?.started(upload.partial !== undefined);
       if (upload.partial !== undefined) this.#ctx.quota?.claim(upload.partial);
       const hash = offset > 0 ? await upload.hashPrefix(this.#buffer()) : undefined;
       if (hash && hash.copy().digest("hex") !== req.prefix) {

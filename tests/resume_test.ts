@@ -2,7 +2,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { isTempName, partialPath, resumeKey } from "../lib/atomic_file.ts";
+import { AtomicFile, isTempName, partialPath, resumeKey } from "../lib/atomic_file.ts";
 import { FrameType } from "../lib/frame.ts";
 import {
   inProcessServer,
@@ -184,4 +184,16 @@ Deno.test("ferryd removes partials older than --partial-ttl and keeps newer ones
   } finally {
     await server.stop();
   }
+});
+
+Deno.test("an upload whose partial was taken over keeps nothing of its own when it stops", async () => {
+  await using dir = await tempDir();
+  const target = join(dir.path, "f.bin");
+  const first = AtomicFile.resume(target, "k");
+  first.write(new Uint8Array(1000));
+  // A reconnected client continues the partial before the first connection is known dead.
+  const second = AtomicFile.resume(target, "k", { offset: 1000 });
+  second.write(new Uint8Array(500));
+  assert.equal(await first.suspend(), 0, "its bytes are the second upload's now");
+  assert.equal(await second.suspend(), 1500);
 });
