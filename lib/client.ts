@@ -217,7 +217,7 @@ interface Sink {
   write(chunk: Uint8Array): void | Promise<void>;
   commit(options: { mode?: number; mtime?: number; noClobber?: boolean }): Promise<void>;
   abort(): Promise<void>;
-  suspend(): Promise<unknown>;
+  suspend(): Promise<number | void>;
 }
 
 /**

@@ -86,7 +86,7 @@ export function parsePin(text: string): string {
  *
  * TCP here is Node's own, unlike ferryd's: over a Deno connection every
  * encrypted record reaches JavaScript as a fresh buffer, and the collections
- * that keeps memory flat cost ~40% of an upload's speed (1 GiB: 5.3 s against
+ * that keep memory flat cost ~40% of an upload's speed (1 GiB: 5.3 s against
  * 8.4-9.7 s, measured here). A client reads whatever its server sends anyway.
  */
 export function connectTls(
