@@ -183,6 +183,8 @@ export class FrameDecoder {
   #view: DataView;
   #start = 0;
   #end = 0;
+  /** The last read filled the buffer: the peer sends faster than frames are taken. */
+  #filled = false;
 
   /**
    * Create a decoder for frames within `limits`. Its buffer starts at
@@ -217,6 +219,9 @@ export class FrameDecoder {
       this.#start = this.#end = 0;
     }
     const needed = this.#needed();
+    // Read more at a time from a peer that sends faster than frames are taken.
+    if (this.#filled && this.#buf.length < this.#capacity) this.#grow(this.#buf.length * 2);
+    this.#filled = false;
     // Compact before the free tail gets so small that reads become tiny.
     const wanted = Math.max(needed, this.#buf.length >> 2);
     if (this.#buf.length - this.#end < wanted) {
@@ -230,10 +235,15 @@ export class FrameDecoder {
     return this.#buf.subarray(this.#end);
   }
 
-  /** Record that `n` bytes were written at the start of {@linkcode space}. */
+  /**
+   * Record that `n` bytes were written at the start of {@linkcode space}.
+   * When they fill it, the next {@linkcode space} doubles the buffer (up to
+   * its capacity): the peer sends faster than frames are taken.
+   */
   commit(n: number): void {
     if (n < 0 || this.#end + n > this.#buf.length) throw new RangeError("commit out of range");
     this.#end += n;
+    this.#filled = this.#end === this.#buf.length;
   }
 
   /** Copy `bytes` in; for sources that hand over their own buffers. Drain with next() as you go. */
@@ -245,6 +255,8 @@ export class FrameDecoder {
       const n = Math.min(space.length, bytes.length - offset);
       space.set(bytes.subarray(offset, offset + n));
       this.commit(n);
+      // Not a sign of a fast reader: these bytes are not even checked yet.
+      this.#filled = false;
       offset += n;
     }
   }

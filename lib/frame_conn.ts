@@ -87,6 +87,7 @@ export class FrameConn {
   #timedOut = false;
   #closed = false;
   #queue: QueuedWrite[] = [];
+  #queued = 0;
   #flushing: Promise<void> | undefined;
 
   /** Wrap `conn`. */
@@ -121,6 +122,7 @@ export class FrameConn {
     for (;;) {
       const frame = this.#decoder.next();
       if (frame) return frame;
+      this.#kick();
       const n = await this.#io(() => this.#conn.read(this.#decoder.space()));
       if (n === null) {
         if (this.#decoder.buffered === 0) return null;
@@ -137,15 +139,51 @@ export class FrameConn {
    * pipelined replies and requests cost one write per batch, not per frame.
    */
   write(bytes: Uint8Array): Promise<void> {
+    const sent = this.#enqueue(bytes);
+    this.#kick();
+    return sent;
+  }
+
+  #enqueue(bytes: Uint8Array): Promise<void> {
     const { promise, resolve, reject } = Promise.withResolvers<void>();
     this.#queue.push({ bytes, resolve, reject });
-    this.#flushing ??= this.#flush();
+    this.#queued += bytes.length;
     return promise;
+  }
+
+  /** Start writing out the queue, unless that is under way. */
+  #kick(): void {
+    if (this.#queue.length > 0) this.#flushing ??= this.#flush();
   }
 
   /** Send a control frame carrying `message` as JSON. */
   sendMessage(type: FrameType, id: number, message: unknown): Promise<void> {
     return this.write(encodeMessage(type, id, message));
+  }
+
+  /**
+   * Queue a control frame without waiting for the kernel to take it. While
+   * the peer's next frames are already here, it stays queued, and leaves
+   * with everything queued behind it: before the next read that has to wait
+   * for the peer, or with the next {@linkcode write}. So the replies to a
+   * run of pipelined requests cost one write, not one each. Waits only when
+   * more than a batch is queued, so a peer that never reads cannot make the
+   * queue grow. A failed write surfaces in the next read or write.
+   */
+  async postMessage(type: FrameType, id: number, message: unknown): Promise<void> {
+    const sent = this.#enqueue(encodeMessage(type, id, message));
+    if (this.#queued > COALESCE_LIMIT) {
+      this.#kick();
+      return await sent;
+    }
+    sent.catch(() => {});
+    if (this.#decoder.buffered === 0) this.#kick();
+  }
+
+  /** Resolves once everything queued has been handed to the kernel, or failed. */
+  async flushed(): Promise<void> {
+    this.#kick();
+    await this.#flushing;
   }
 
   /**
@@ -190,7 +228,7 @@ export class FrameConn {
     const scratch = new Uint8Array(64 * 1024);
     const deadline = setTimeout(() => this.close(), LINGER_MS);
     try {
-      await this.#flushing;
+      await this.flushed();
       await this.#conn.closeWrite?.();
       for (let drained = 0; drained < LINGER_BYTES;) {
         const n = await this.#conn.read(scratch);
@@ -208,11 +246,13 @@ export class FrameConn {
   async #flush(): Promise<void> {
     while (this.#queue.length > 0) {
       const batch = this.#takeBatch();
+      for (const item of batch) this.#queued -= item.bytes.length;
       try {
         await this.#writeAll(batch.length === 1 ? batch[0].bytes : concat(batch));
         for (const item of batch) item.resolve();
       } catch (err) {
         for (const item of [...batch, ...this.#queue.splice(0)]) item.reject(err);
+        this.#queued = 0;
       }
     }
     this.#flushing = undefined;

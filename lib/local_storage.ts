@@ -264,16 +264,19 @@ export class LocalStorage implements Storage {
     }
     if (missing > 0) this.#makeDirs(path.split("/").slice(0, -1), path);
     const offset = options.resume ? options.offset ?? 0 : 0;
-    checkSpace(dir, options.size - offset, path);
-    const key = resumeKey(path, options.size, options.mtime);
+    // A small file that does not fit fails at its first write, as soon as a check would.
+    if (options.size - offset > SMALL_FILE) checkSpace(dir, options.size - offset, path);
+    const key = options.resume ? resumeKey(path, options.size, options.mtime) : undefined;
     // Continuing takes a partial over from a connection that died unnoticed; starting
     // afresh while another upload of the same file is under way must not disturb it.
-    const resumable = options.resume && (offset > 0 || !inUse(partialPath(full, key)));
-    const file = resumable ? AtomicFile.resume(full, key, { offset }) : AtomicFile.create(full);
+    const resumable = key !== undefined && (offset > 0 || !inUse(partialPath(full, key)));
+    const file = resumable
+      ? AtomicFile.resume(full, key, { offset })
+      : AtomicFile.create(full, { mode: options.mode });
     // Checked when the temporary file is created, before any content goes into it, and again
-    // right before it is renamed into place.
+    // right before it is renamed into place. An open file keeps its device and inode.
+    const info = file.stat();
     const confirm = async () => {
-      const info = file.stat();
       try {
         this.#confirm(file.tempPath, info, path);
       } catch (err) {

@@ -163,8 +163,28 @@ const HANDSHAKE_LIMITS: FrameLimits = { maxControl: 4096, maxData: 0 };
 /** Size of one DATA chunk the server sends. */
 const CHUNK_SIZE = DEFAULT_LIMITS.maxData;
 
+/** Log lines not yet written: a burst of small transfers costs one write, not one per line. */
+let unlogged = "";
+
+function flushLog(): void {
+  const text = unlogged;
+  unlogged = "";
+  let bytes = new TextEncoder().encode(text);
+  try {
+    while (bytes.length > 0) bytes = bytes.subarray(Deno.stderr.writeSync(bytes));
+  } catch {
+    // stderr is gone: there is nowhere left to say so.
+  }
+}
+
 function stderrLog(line: string): void {
-  console.error(`${new Date().toISOString()} ${line}`);
+  if (unlogged === "") {
+    // Written when the event loop next turns, and at exit whatever happens.
+    setTimeout(flushLog, 0);
+    globalThis.addEventListener("unload", flushLog, { once: true });
+  }
+  unlogged += `${new Date().toISOString()} ${line}\n`;
+  if (unlogged.length > 65536) flushLog();
 }
 
 function formatAddr(addr: Deno.Addr): string {
@@ -401,6 +421,7 @@ class Session {
       this.#fc.setLimits(this.#ctx.welcome.limits);
       this.#fc.setTimeout(this.#ctx.idleTimeoutMs);
       while (await this.#next());
+      await this.#fc.flushed();
     } catch (err) {
       const e = toFerryError(err);
       reason = `${e.code}: ${e.message}`;
@@ -792,7 +813,7 @@ class Session {
     } finally {
       held?.release();
     }
-    await this.#fc.sendMessage(FrameType.REPLY, id, {});
+    await this.#fc.postMessage(FrameType.REPLY, id, {});
     return size - offset;
   }
 }

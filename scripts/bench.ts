@@ -140,6 +140,15 @@ await writeRandom(srcFile, SIZE);
 await makeTree(srcTree, FILES);
 const dst = join(work, "dst");
 
+// Trees go to new names and nothing is deleted until the end. On ext4 without a journal
+// (this machine), a file created within seconds of thousands being deleted costs ~10x as
+// much: the allocator steps over every recently freed inode (ext4 `recently_deleted`). A
+// deletion before a round would make the figures depend on who ran after it.
+const dstTrees = join(work, "dst-trees");
+await Deno.mkdir(dstTrees);
+let treeSerial = 0;
+const newTreeName = () => `tree-${++treeSerial}`;
+
 async function freshDst(): Promise<string> {
   await Deno.remove(dst, { recursive: true }).catch(() => {});
   await Deno.mkdir(dst, { recursive: true });
@@ -187,7 +196,10 @@ interface Contender {
   putFile?: () => Promise<{ seconds: number; peak?: number }>;
   getFile?: () => Promise<{ seconds: number; peak?: number }>;
   putTree?: () => Promise<{ seconds: number }>;
+  /** Download the tree that the last `putTree` uploaded. */
   getTree?: () => Promise<{ seconds: number }>;
+  /** Where the last `putTree` went. */
+  tree?: string;
 }
 
 const contenders: Contender[] = [];
@@ -195,18 +207,18 @@ const contenders: Contender[] = [];
 contenders.push({
   name: "ferry",
   async putFile() {
-    await resetFerryRoot();
+    await Deno.remove(join(ferryRoot, "big.bin")).catch(() => {});
     return await ferry("put", srcFile, "big.bin");
   },
   async getFile() {
     return await ferry("get", "big.bin", join(await freshDst(), "big.bin"));
   },
   async putTree() {
-    await Deno.remove(join(ferryRoot, "tree"), { recursive: true }).catch(() => {});
-    return await ferry("put", "-r", srcTree, "tree");
+    this.tree = newTreeName();
+    return await ferry("put", "-r", srcTree, this.tree);
   },
   async getTree() {
-    return await ferry("get", "-r", "tree", join(await freshDst(), "tree"));
+    return await ferry("get", "-r", this.tree!, join(dstTrees, newTreeName()));
   },
 });
 
@@ -314,11 +326,15 @@ if (rsync) {
       return await timed(rsync, ["-a", `${url}/big.bin`, join(await freshDst(), "big.bin")]);
     },
     async putTree() {
-      await Deno.remove(join(modRoot, "tree"), { recursive: true }).catch(() => {});
-      return await timed(rsync, ["-a", `${srcTree}/`, `${url}/tree/`]);
+      this.tree = newTreeName();
+      return await timed(rsync, ["-a", `${srcTree}/`, `${url}/${this.tree}/`]);
     },
     async getTree() {
-      return await timed(rsync, ["-a", `${url}/tree/`, join(await freshDst(), "tree") + "/"]);
+      return await timed(rsync, [
+        "-a",
+        `${url}/${this.tree}/`,
+        join(dstTrees, newTreeName()) + "/",
+      ]);
     },
   });
 } else {
@@ -404,24 +420,24 @@ if (sshd && scp && keygen && Deno.uid?.() === 0) {
       ]);
     },
     async putTree() {
-      await Deno.remove(join(remoteDir, "tree"), { recursive: true }).catch(() => {});
+      this.tree = newTreeName();
       return await timed(scp, [
         ...sshOpts,
         "-r",
         "-P",
         String(port),
         srcTree,
-        `root@127.0.0.1:${remoteDir}/tree`,
+        `root@127.0.0.1:${remoteDir}/${this.tree}`,
       ]);
     },
     async getTree() {
-      const out = join(await freshDst(), "tree");
+      const out = join(dstTrees, newTreeName());
       return await timed(scp, [
         ...sshOpts,
         "-r",
         "-P",
         String(port),
-        `root@127.0.0.1:${remoteDir}/tree`,
+        `root@127.0.0.1:${remoteDir}/${this.tree}`,
         out,
       ]);
     },
