@@ -578,7 +578,7 @@ export class FerryClient {
             throw new FerryError("PROTOCOL", `asked for byte ${offset} on, got ${meta.offset}`);
           }
           options.onStart?.(meta.size);
-          file ??= AtomicFile.create(local as string);
+          file ??= AtomicFile.create(local as string, { mode: meta.mode });
           receiver = new BodyReceiver(meta.size, file, {
             offset,
             hash,
@@ -757,8 +757,13 @@ export class FerryClient {
     if (this.#pending.size === 1) this.#fc.setTimeout(this.#timeoutMs);
     const send = this.#sending.then(async () => {
       if (this.#failure) throw this.#failure;
-      await this.#fc.sendMessage(FrameType.REQUEST, id, message);
-      await sendBody?.(id);
+      // A request without a body may wait to leave with the next ones (see postMessage).
+      if (sendBody) {
+        await this.#fc.sendMessage(FrameType.REQUEST, id, message);
+        await sendBody(id);
+      } else {
+        await this.#fc.postMessage(FrameType.REQUEST, id, message);
+      }
     });
     this.#sending = send.catch(() => {});
     send.catch((err) => {

@@ -204,6 +204,13 @@ export class FrameDecoder {
     return this.#end - this.#start;
   }
 
+  /** Whether a whole frame is buffered, so that {@linkcode next} needs no read to return it. */
+  get ready(): boolean {
+    const available = this.#end - this.#start;
+    return available >= HEADER_SIZE &&
+      available >= HEADER_SIZE + this.#view.getUint32(this.#start + 5);
+  }
+
   /** Apply new limits to the frames that follow (never above the capacity). */
   setLimits(limits: FrameLimits): void {
     if (maxFrame(limits) > this.#capacity) throw new RangeError("limits exceed the capacity");

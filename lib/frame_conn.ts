@@ -163,7 +163,7 @@ export class FrameConn {
 
   /**
    * Queue a control frame without waiting for the kernel to take it. While
-   * the peer's next frames are already here, it stays queued, and leaves
+   * the peer's next frame is already here, it stays queued, and leaves
    * with everything queued behind it: before the next read that has to wait
    * for the peer, or with the next {@linkcode write}. So the replies to a
    * run of pipelined requests cost one write, not one each. Waits only when
@@ -177,7 +177,7 @@ export class FrameConn {
       return await sent;
     }
     sent.catch(() => {});
-    if (this.#decoder.buffered === 0) this.#kick();
+    if (!this.#decoder.ready) this.#kick();
   }
 
   /** Resolves once everything queued has been handed to the kernel, or failed. */

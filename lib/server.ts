@@ -712,7 +712,7 @@ class Session {
           `cannot resume ${escapeName(req.path)}: the first ${offset} bytes differ`,
         );
       }
-      await this.#fc.sendMessage(FrameType.REPLY, id, { size, mtime, mode, offset });
+      await this.#fc.postMessage(FrameType.REPLY, id, { size, mtime, mode, offset });
       const known = this.#knownHash(path, version);
       const sha256 = await sendBody(this.#fc, id, handle, size - offset, this.#buffer(), {
         sha256: known,

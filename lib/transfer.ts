@@ -92,7 +92,7 @@ export async function sendBody(
     throw err;
   }
   const sha256 = hash ? hash.digest("hex") : options.sha256!;
-  await fc.sendMessage(FrameType.END, id, { sha256 });
+  await fc.postMessage(FrameType.END, id, { sha256 });
   return sha256;
 }
 

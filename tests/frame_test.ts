@@ -10,6 +10,7 @@ import {
   writeHeader,
 } from "../lib/frame.ts";
 import { FerryError } from "../lib/errors.ts";
+import { type ByteConn, FrameConn } from "../lib/frame_conn.ts";
 import { concat, randomBytes } from "./helpers.ts";
 
 function dataFrame(id: number, payload: Uint8Array): Uint8Array {
@@ -176,4 +177,93 @@ Deno.test("frame: pushing more than fits without draining is an error, not an ov
   const dec = new FrameDecoder({ maxControl: 16, maxData: 16 });
   const frames = concat(Array.from({ length: 10 }, () => dataFrame(1, new Uint8Array(16))));
   assert.throws(() => dec.push(frames), RangeError);
+});
+
+Deno.test("frame: ready says whether a whole frame is buffered", () => {
+  const dec = new FrameDecoder();
+  const bytes = encodeMessage(FrameType.REQUEST, 1, { op: "ls", path: "" });
+  assert.equal(dec.ready, false);
+  dec.push(bytes.subarray(0, HEADER_SIZE + 1));
+  assert.equal(dec.ready, false);
+  dec.push(bytes.subarray(HEADER_SIZE + 1));
+  assert.equal(dec.ready, true);
+  assert.equal(dec.next()?.id, 1);
+  assert.equal(dec.ready, false);
+});
+
+Deno.test("frame: a read that fills the buffer makes the next one larger, up to the capacity", () => {
+  const capacity = 512 * 1024;
+  const dec = new FrameDecoder(DEFAULT_LIMITS, capacity, 16 * 1024);
+  const small = encodeMessage(FrameType.REPLY, 1, { ok: true });
+  const stream = concat(Array.from({ length: 20_000 }, () => small));
+  let offset = 0;
+  const sizes: number[] = [];
+  while (offset < stream.length) {
+    const space = dec.space();
+    sizes.push(space.buffer.byteLength);
+    const n = Math.min(space.length, stream.length - offset);
+    space.set(stream.subarray(offset, offset + n));
+    dec.commit(n);
+    offset += n;
+    while (dec.next());
+  }
+  assert.equal(sizes[0], 16 * 1024);
+  assert.equal(Math.max(...sizes), capacity);
+  // Reads that do not fill it leave it as it is.
+  const calm = new FrameDecoder(DEFAULT_LIMITS, capacity, 16 * 1024);
+  for (let i = 0; i < 100; i++) {
+    const space = calm.space();
+    space.set(small);
+    calm.commit(small.length);
+    assert.equal(calm.next()?.id, 1);
+  }
+  assert.equal(calm.space().buffer.byteLength, 16 * 1024);
+});
+
+/** A loopback TCP pair; the accepted side counts its writes. */
+async function countedPair() {
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const [peer, conn] = await Promise.all([
+    Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port }),
+    listener.accept(),
+  ]);
+  const counted = {
+    writes: 0,
+    read: (p: Uint8Array) => conn.read(p),
+    write: (p: Uint8Array) => {
+      counted.writes++;
+      return conn.write(p);
+    },
+    close: () => conn.close(),
+  } satisfies ByteConn & { writes: number };
+  return { peer: new FrameConn(peer), local: new FrameConn(counted), counted };
+}
+
+Deno.test("frame conn: replies posted while requests wait in the buffer leave in one write", async () => {
+  const { peer, local, counted } = await countedPair();
+  try {
+    const requests = Array.from(
+      { length: 10 },
+      (_, i) => encodeMessage(FrameType.REQUEST, i + 1, { op: "stat", path: `f${i}` }),
+    );
+    await peer.write(concat(requests));
+    for (let i = 0; i < 10; i++) {
+      const frame = await local.read();
+      await local.postMessage(FrameType.REPLY, frame!.id, { n: i });
+    }
+    for (let i = 0; i < 10; i++) {
+      const reply = await peer.read();
+      assert.equal(reply?.id, i + 1);
+      assert.deepEqual(decodeMessage(reply!), { n: i });
+    }
+    assert.equal(counted.writes, 1);
+    // With nothing more from the peer, a posted reply goes out at once.
+    await peer.write(requests[0]);
+    await local.postMessage(FrameType.REPLY, (await local.read())!.id, { n: 0 });
+    assert.equal((await peer.read())?.id, 1);
+    assert.equal(counted.writes, 2);
+  } finally {
+    peer.close();
+    local.close();
+  }
 });
