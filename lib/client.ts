@@ -527,12 +527,25 @@ export class FerryClient {
     try {
       return await this.#get(remote, local, options);
     } catch (err) {
-      if (!options.resume || toFerryError(err).code !== "RESUME_MISMATCH") throw err;
-      return await this.#get(remote, local, { ...options, resume: false, keepPartial: true });
+      const code = toFerryError(err).code;
+      if (options.resume && code === "RESUME_MISMATCH") {
+        return await this.#get(remote, local, { ...options, resume: false, keepPartial: true });
+      }
+      // The server may have sent a hash it remembered for content changed since (see
+      // HashCache): once more, hashed as it is sent. A stream has had the bytes already.
+      if (code === "INTEGRITY" && typeof local === "string") {
+        return await this.#get(remote, local, { ...options, resume: false }, true);
+      }
+      throw err;
     }
   }
 
-  async #get(remote: string, local: GetTarget, options: TransferOptions): Promise<TransferResult> {
+  async #get(
+    remote: string,
+    local: GetTarget,
+    options: TransferOptions,
+    fresh = false,
+  ): Promise<TransferResult> {
     const started = performance.now();
     if (options.signal?.aborted) throw cancelled("download");
     if (typeof local !== "string" && options.resume) {
@@ -562,9 +575,12 @@ export class FerryClient {
     let receiver: BodyReceiver | undefined;
     let meta: GetReply | undefined;
     let localError: FerryError | undefined;
-    const message = hash
-      ? { op: "get", path: remote, offset, prefix: hash.copy().digest("hex") }
-      : { op: "get", path: remote };
+    const message = {
+      op: "get",
+      path: remote,
+      ...(hash && { offset, prefix: hash.copy().digest("hex") }),
+      ...(fresh && { fresh }),
+    };
     const request = this.#request<TransferResult>(message, async (frame, done, fail) => {
       if (localError) {
         // Drain the rest of the body, then report the local failure.

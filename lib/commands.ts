@@ -84,6 +84,12 @@ export interface ResumePoint {
 export interface GetRequest extends ResumePoint {
   op: "get";
   path: string;
+  /**
+   * Hash the content as it is sent, even where the server knows its
+   * SHA-256: asked after a download failed its check, in case what the
+   * server knew was stale.
+   */
+  fresh: boolean;
 }
 
 /**
@@ -301,7 +307,7 @@ export function parseRequest(msg: Record<string, unknown>): Request {
     case "sum":
       return { op, path: path() };
     case "get":
-      return { op, path: path(), ...resumePoint(msg) };
+      return { op, path: path(), fresh: flag("fresh"), ...resumePoint(msg) };
     case "put": {
       const size = field(msg, "size", isCount, "a byte count");
       const point = resumePoint(msg);

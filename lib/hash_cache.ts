@@ -12,6 +12,12 @@
  * receiver verifies every hash anyway: a stale entry can fail a transfer,
  * never corrupt one.
  *
+ * A `provisional` entry is one whose version may not tell every later change
+ * apart: the hash of an upload, stored under the version the file had right
+ * after it was committed (ctime is to the second here, so a change within
+ * that second goes unseen). It answers only callers that say they can take
+ * it, that is, downloads, whose receiver checks the hash.
+ *
  * @example
  * ```ts
  * import { HashCache } from "./hash_cache.ts";
@@ -23,26 +29,39 @@
  */
 export class HashCache {
   readonly #max: number;
-  readonly #entries = new Map<string, { version: string; sha256: string }>();
+  readonly #entries = new Map<
+    string,
+    { version: string; sha256: string; provisional: boolean }
+  >();
 
   /** Keep at most `max` entries, dropping the least recently used. */
   constructor(max = 10_000) {
     this.#max = max;
   }
 
-  /** The hash of `path` at `version`, if known. */
-  get(path: string, version: string): string | undefined {
+  /** The hash of `path` at `version`, if known (and firmly known, unless `provisional`). */
+  get(
+    path: string,
+    version: string,
+    options: { provisional?: boolean } = {},
+  ): string | undefined {
     const entry = this.#entries.get(path);
     if (!entry || entry.version !== version) return undefined;
+    if (entry.provisional && !options.provisional) return undefined;
     this.#entries.delete(path);
     this.#entries.set(path, entry);
     return entry.sha256;
   }
 
   /** Remember the hash of `path` at `version`. */
-  set(path: string, version: string, sha256: string): void {
+  set(
+    path: string,
+    version: string,
+    sha256: string,
+    options: { provisional?: boolean } = {},
+  ): void {
     this.#entries.delete(path);
-    this.#entries.set(path, { version, sha256 });
+    this.#entries.set(path, { version, sha256, provisional: options.provisional ?? false });
     if (this.#entries.size > this.#max) {
       this.#entries.delete(this.#entries.keys().next().value!);
     }

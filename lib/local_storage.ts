@@ -148,7 +148,12 @@ function statOrUndefined(path: string, lstat = false): Deno.FileInfo | undefined
 function versionOf(info: Deno.FileInfo): string | undefined {
   const ctime = info.ctime?.getTime();
   if (ctime === undefined || Date.now() - ctime < 2000) return undefined;
-  return `${info.ino ?? 0}:${info.size}:${info.mtime?.getTime() ?? 0}:${ctime}`;
+  return contentVersion(info);
+}
+
+function contentVersion(info: Deno.FileInfo): string | undefined {
+  if (info.ctime === null) return undefined;
+  return `${info.ino ?? 0}:${info.size}:${info.mtime?.getTime() ?? 0}:${info.ctime.getTime()}`;
 }
 
 function notFound(path: string): FerryError {
@@ -249,7 +254,9 @@ export class LocalStorage implements Storage {
     // Resolve the parent, which usually exists, rather than the new name, which usually
     // does not: a miss costs an exception, and a tree of small files is thousands of these.
     const slash = path.lastIndexOf("/");
-    const { full: dir, missing } = this.#resolve(slash < 0 ? "" : path.slice(0, slash));
+    // Everything below goes by the directory's real path: a symlink on the way that flips
+    // between the two lookups of one rename must not send the file elsewhere.
+    const { real: dir, missing } = this.#resolve(slash < 0 ? "" : path.slice(0, slash));
     const full = join(dir, path.slice(slash + 1));
     let existing = statOrUndefined(full, true);
     if (existing?.isSymlink) {
@@ -296,6 +303,15 @@ export class LocalStorage implements Storage {
       commit: async () => {
         await confirm();
         await file.commit(options);
+        // The version it has now, for the server to remember the hash it checked under. A
+        // change later in the same second keeps it (ctime is to the second), and would make
+        // a download fail its check once: the client then asks for the content hashed anew.
+        // A stat per file costs more than hashing a small one.
+        if (options.size < SMALL_FILE) return undefined;
+        const stored = statOrUndefined(full, true);
+        return stored?.ino === info.ino && stored?.dev === info.dev
+          ? contentVersion(stored)
+          : undefined;
       },
       abort: () => file.abort(),
       suspend: () => file.suspend(),
@@ -426,7 +442,7 @@ export class LocalStorage implements Storage {
    * through the async thread pool, and a tree of small files is nothing but
    * metadata calls.
    */
-  #resolve(path: string): { full: string; missing: number } {
+  #resolve(path: string): { full: string; real: string; missing: number } {
     const full = path === "" ? this.root : join(this.root, path);
     let probe = full;
     for (let missing = 0;; missing++) {
@@ -438,7 +454,11 @@ export class LocalStorage implements Storage {
             `path refused: leaves the root: ${escapeName(path)}`,
           );
         }
-        return { full, missing };
+        return {
+          full,
+          real: probe === full ? real : join(real, full.slice(probe.length)),
+          missing,
+        };
       } catch (err) {
         if (!(err instanceof Deno.errors.NotFound)) throw toFerryError(err, escapeName(path));
       }

@@ -644,17 +644,19 @@ class Session {
 
   #logTransfer(
     op: string,
-    req: { path: string; offset: number },
+    req: { path: string; offset: number; fresh?: boolean },
     bytes: number,
     started: number,
   ): void {
     const seconds = elapsed(started);
     const rate = seconds > 0 ? (bytes / 1048576 / seconds).toFixed(1) : "-";
     const resumed = req.offset > 0 ? `, resumed at ${req.offset}` : "";
+    // A client that asks for that saw the remembered hash fail its check.
+    const fresh = req.fresh ? ", hashed anew after a failed check" : "";
     this.#ctx.log(
       `${this.#ctx.peer} ${op} ${escapeName(req.path)} ${bytes} bytes in ${
         seconds.toFixed(3)
-      } s (${rate} MiB/s${resumed}) ok`,
+      } s (${rate} MiB/s${resumed}${fresh}) ok`,
     );
   }
 
@@ -682,8 +684,8 @@ class Session {
     for await (const { path, entry } of expandGlob(pattern, list)) yield { ...entry, name: path };
   }
 
-  #knownHash(path: string, version: string | undefined): string | undefined {
-    return version === undefined ? undefined : this.#ctx.hashes.get(path, version);
+  #knownHash(path: string, version: string | undefined, provisional = false): string | undefined {
+    return version === undefined ? undefined : this.#ctx.hashes.get(path, version, { provisional });
   }
 
   #buffer(): Uint8Array {
@@ -713,7 +715,8 @@ class Session {
         );
       }
       await this.#fc.postMessage(FrameType.REPLY, id, { size, mtime, mode, offset });
-      const known = this.#knownHash(path, version);
+      // The receiver checks the hash, so one remembered from an upload will do.
+      const known = req.fresh ? undefined : this.#knownHash(path, version, true);
       const sha256 = await sendBody(this.#fc, id, handle, size - offset, this.#buffer(), {
         sha256: known,
         hash,
@@ -788,7 +791,8 @@ class Session {
         sha256 = await receiver.accept(frame);
         if (sha256) break;
       }
-      await upload.commit();
+      const version = await upload.commit();
+      if (version) this.#ctx.hashes.set(path, version, sha256, { provisional: true });
       this.#ctx.quota?.addFiles(size - previous);
       // Whatever an older connection said it kept in this partial went into this file.
       if (upload.partial !== undefined) this.#ctx.quota?.claim(upload.partial);

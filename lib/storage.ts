@@ -45,8 +45,12 @@ export interface Upload {
   hashPrefix(buf: Uint8Array): Promise<Hash>;
   /** Append a chunk. The chunk is only valid during the call. */
   write(chunk: Uint8Array): void | Promise<void>;
-  /** Make the content visible under its final name, atomically. */
-  commit(): Promise<void>;
+  /**
+   * Make the content visible under its final name, atomically. Returns the
+   * content version of the stored file (as {@linkcode ReadHandle.version}
+   * will report it), where known, so that its SHA-256 can be remembered.
+   */
+  commit(): Promise<string | undefined>;
   /** Discard everything written. Safe to call at any time. */
   abort(): Promise<void>;
   /**

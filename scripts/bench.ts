@@ -494,7 +494,7 @@ for (let rep = 0; rep < REPS; rep++) {
     for (const c of contenders) {
       const fn = c[phase];
       if (!fn) continue;
-      const r = await fn();
+      const r = await fn.call(c);
       const row = results.get(c.name)!;
       (row[key[phase]] ??= []).push(r.seconds);
       if ("peak" in r && r.peak) {

@@ -19,7 +19,16 @@ Deno.test("parseRequest: valid requests", () => {
     path: "a",
     recursive: true,
   });
-  assert.deepEqual(parseRequest({ op: "get", path: "a" }), { op: "get", path: "a", offset: 0 });
+  assert.deepEqual(parseRequest({ op: "get", path: "a" }), {
+    op: "get",
+    path: "a",
+    fresh: false,
+    offset: 0,
+  });
+  assert.equal(
+    (parseRequest({ op: "get", path: "a", fresh: true }) as { fresh: boolean }).fresh,
+    true,
+  );
   assert.deepEqual(parseRequest({ op: "put", path: "a", size: 0 }), {
     op: "put",
     path: "a",
@@ -61,6 +70,7 @@ Deno.test("parseRequest: valid requests", () => {
   assert.deepEqual(parseRequest({ op: "get", path: "a", offset: 7, prefix }), {
     op: "get",
     path: "a",
+    fresh: false,
     offset: 7,
     prefix,
   });
@@ -100,6 +110,7 @@ Deno.test("parseRequest: every field from the network is checked", () => {
   rejects(() => parseRequest({ op: 5 }), "USAGE");
   rejects(() => parseRequest({ op: "get" }), "PROTOCOL");
   rejects(() => parseRequest({ op: "get", path: 5 }), "PROTOCOL");
+  rejects(() => parseRequest({ op: "get", path: "a", fresh: "yes" }), "PROTOCOL");
   rejects(() => parseRequest({ op: "get", path: "x".repeat(MAX_PATH_BYTES + 1) }), "PATH_REFUSED");
   for (const size of [-1, 1.5, "10", null, 2 ** 53, Infinity, NaN]) {
     rejects(() => parseRequest({ op: "put", path: "a", size }), "PROTOCOL");

@@ -149,16 +149,25 @@ Deno.test("connection refused is one line and exit code 3", async () => {
 });
 
 /** A fake server that answers every get with the given content but a wrong SHA-256. */
+/** Answers every get with `content` and a wrong SHA-256; returns the requests it saw. */
 function lyingServer(content: Uint8Array) {
-  return fakeServer(async (fc) => {
-    const req = await fc.read();
-    await fc.sendMessage(FrameType.REPLY, req!.id, { size: content.length, mtime: 0, mode: 0o644 });
-    const buf = new Uint8Array(HEADER_SIZE + content.length);
-    buf.set(content, HEADER_SIZE);
-    await fc.sendFramed(FrameType.DATA, req!.id, buf, content.length);
-    await fc.sendMessage(FrameType.END, req!.id, { sha256: "0".repeat(64) });
-    await fc.read().catch(() => null);
+  const requests: Record<string, unknown>[] = [];
+  const server = fakeServer(async (fc) => {
+    for (let req; (req = await fc.read().catch(() => null));) {
+      requests.push(decodeMessage(req));
+      if (requests.at(-1)!.op !== "get") break;
+      await fc.sendMessage(FrameType.REPLY, req.id, {
+        size: content.length,
+        mtime: 0,
+        mode: 0o644,
+      });
+      const buf = new Uint8Array(HEADER_SIZE + content.length);
+      buf.set(content, HEADER_SIZE);
+      await fc.sendFramed(FrameType.DATA, req.id, buf, content.length);
+      await fc.sendMessage(FrameType.END, req.id, { sha256: "0".repeat(64) });
+    }
   });
+  return Object.assign(server, { requests });
 }
 
 Deno.test("a corrupted download fails the integrity check and leaves no file", async () => {
@@ -169,6 +178,9 @@ Deno.test("a corrupted download fails the integrity check and leaves no file", a
   assert.equal(run.code, 8);
   assert.match(run.stderr, /SHA-256 mismatch/);
   assert.deepEqual(await listTree(local.path), []);
+  // Asked once more, with the content hashed as it is sent, in case the hash was a stale one.
+  const gets = fake.requests.filter((r) => r.op === "get");
+  assert.deepEqual(gets.map((r) => r.fresh), [undefined, true]);
 });
 
 Deno.test("a corrupted upload is refused by the server and nothing is stored", async () => {
