@@ -226,8 +226,9 @@ export class FrameDecoder {
       this.#start = this.#end = 0;
     }
     const needed = this.#needed();
-    // Read more at a time from a peer that sends faster than frames are taken.
-    if (this.#filled && this.#buf.length < this.#capacity) this.#grow(this.#buf.length * 2);
+    // Read more at a time from a peer that sends faster than frames are taken. Straight to
+    // the capacity: growing by steps left the steps behind as garbage, 1 MiB per connection.
+    if (this.#filled && this.#buf.length < this.#capacity) this.#grow(this.#capacity);
     this.#filled = false;
     // Compact before the free tail gets so small that reads become tiny.
     const wanted = Math.max(needed, this.#buf.length >> 2);
@@ -244,8 +245,8 @@ export class FrameDecoder {
 
   /**
    * Record that `n` bytes were written at the start of {@linkcode space}.
-   * When they fill it, the next {@linkcode space} doubles the buffer (up to
-   * its capacity): the peer sends faster than frames are taken.
+   * When they fill it, the next {@linkcode space} grows the buffer to its
+   * capacity: the peer sends faster than frames are taken.
    */
   commit(n: number): void {
     if (n < 0 || this.#end + n > this.#buf.length) throw new RangeError("commit out of range");

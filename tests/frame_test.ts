@@ -191,7 +191,7 @@ Deno.test("frame: ready says whether a whole frame is buffered", () => {
   assert.equal(dec.ready, false);
 });
 
-Deno.test("frame: a read that fills the buffer makes the next one larger, up to the capacity", () => {
+Deno.test("frame: a read that fills the buffer makes the next one as large as the capacity", () => {
   const capacity = 512 * 1024;
   const dec = new FrameDecoder(DEFAULT_LIMITS, capacity, 16 * 1024);
   const small = encodeMessage(FrameType.REPLY, 1, { ok: true });

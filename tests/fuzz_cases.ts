@@ -700,8 +700,8 @@ function decodeCase(
   const { maxControl, maxData } = setup.limits;
   const capacity = Math.max(HEADER_SIZE + Math.max(maxControl, maxData), setup.capacity ?? 0);
   const initial = Math.min(setup.initial ?? INITIAL_BUFFER, capacity);
-  // The buffer grows by doubling only for frames the limits allow, or after a read filled it,
-  // and never past its capacity.
+  // The buffer grows by doubling only for frames the limits allow, or at once to its capacity
+  // after a read filled it; never past its capacity.
   let bound = Math.max(initial, Math.min(capacity, 2 * expected.largest));
   const dec = new FrameDecoder(setup.limits, setup.capacity, setup.initial);
   let offset = 0;
@@ -739,9 +739,7 @@ function decodeCase(
       } else {
         space.set(bytes.subarray(offset, offset + n));
         dec.commit(n);
-        if (n === space.length) {
-          bound = Math.max(bound, Math.min(capacity, 2 * space.buffer.byteLength));
-        }
+        if (n === space.length) bound = capacity;
       }
       offset += n;
       // Before next() can throw for a bad header: push() may have grown the buffer for it.
