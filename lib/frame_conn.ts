@@ -89,6 +89,8 @@ export class FrameConn {
   #queue: QueuedWrite[] = [];
   #queued = 0;
   #flushing: Promise<void> | undefined;
+  /** Kicks the queue when the event loop next turns, should nothing else do it first. */
+  #backstop: ReturnType<typeof setTimeout> | undefined;
 
   /** Wrap `conn`. */
   constructor(conn: ByteConn, options: FrameConnOptions = {}) {
@@ -164,11 +166,13 @@ export class FrameConn {
   /**
    * Queue a control frame without waiting for the kernel to take it. While
    * the peer's next frame is already here, it stays queued, and leaves
-   * with everything queued behind it: before the next read that has to wait
-   * for the peer, or with the next {@linkcode write}. So the replies to a
-   * run of pipelined requests cost one write, not one each. Waits only when
-   * more than a batch is queued, so a peer that never reads cannot make the
-   * queue grow. A failed write surfaces in the next read or write.
+   * with everything queued behind it: with the next {@linkcode write},
+   * before the next read that has to wait for the peer, or when the event
+   * loop next turns (a long request in between must not hold it back). So
+   * the replies to a run of pipelined requests cost one write, not one each.
+   * Waits only when more than a batch is queued, so a peer that never reads
+   * cannot make the queue grow. A failed write surfaces in the next read or
+   * write.
    */
   async postMessage(type: FrameType, id: number, message: unknown): Promise<void> {
     const sent = this.#enqueue(encodeMessage(type, id, message));
@@ -177,7 +181,11 @@ export class FrameConn {
       return await sent;
     }
     sent.catch(() => {});
-    if (!this.#decoder.ready) this.#kick();
+    if (!this.#decoder.ready) return this.#kick();
+    this.#backstop ??= setTimeout(() => {
+      this.#backstop = undefined;
+      this.#kick();
+    }, 0);
   }
 
   /** Resolves once everything queued has been handed to the kernel, or failed. */
@@ -209,6 +217,7 @@ export class FrameConn {
     if (reason === "TIMEOUT") this.#timedOut = true;
     this.#closed = true;
     clearInterval(this.#timer);
+    clearTimeout(this.#backstop);
     try {
       this.#conn.close();
     } catch {

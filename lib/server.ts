@@ -165,6 +165,7 @@ const CHUNK_SIZE = DEFAULT_LIMITS.maxData;
 
 /** Log lines not yet written: a burst of small transfers costs one write, not one per line. */
 let unlogged = "";
+let flushesAtExit = false;
 
 function flushLog(): void {
   const text = unlogged;
@@ -179,9 +180,14 @@ function flushLog(): void {
 
 function stderrLog(line: string): void {
   if (unlogged === "") {
-    // Written when the event loop next turns, and at exit whatever happens.
+    // Written when the event loop next turns, or at exit, even by an uncaught error.
     setTimeout(flushLog, 0);
-    globalThis.addEventListener("unload", flushLog, { once: true });
+    if (!flushesAtExit) {
+      flushesAtExit = true;
+      for (const type of ["unload", "error", "unhandledrejection"]) {
+        globalThis.addEventListener(type, flushLog);
+      }
+    }
   }
   unlogged += `${new Date().toISOString()} ${line}\n`;
   if (unlogged.length > 65536) flushLog();

@@ -267,3 +267,21 @@ Deno.test("frame conn: replies posted while requests wait in the buffer leave in
     local.close();
   }
 });
+
+Deno.test("frame conn: a posted reply does not wait for a long request after it", async () => {
+  const { peer, local } = await countedPair();
+  try {
+    const requests = [1, 2].map((id) => encodeMessage(FrameType.REQUEST, id, { op: "sum" }));
+    await peer.write(concat(requests));
+    await local.postMessage(FrameType.REPLY, (await local.read())!.id, {});
+    // Request 2 is buffered, and its handling takes long, with no read or write meanwhile.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const handled = new Promise((r) => timer = setTimeout(r, 2000));
+    const first = await Promise.race([peer.read(), handled.then(() => "held back")]);
+    clearTimeout(timer);
+    assert.equal((first as Frame | null)?.id, 1);
+  } finally {
+    peer.close();
+    local.close();
+  }
+});
