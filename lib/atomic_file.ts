@@ -116,20 +116,6 @@ function tempName(): string {
   return `${RESERVED_PREFIX}${hex(nameBits[0])}${hex(nameBits[1])}${TEMP_SUFFIX}`;
 }
 
-let umask: number | undefined;
-
-/**
- * `mode` as given at creation, when the umask leaves it whole: one `chmod`
- * less per file, which counts in a tree of small ones. Read once; ferry
- * never changes the umask.
- */
-function creationMode(mode: number | undefined): number | undefined {
-  if (mode === undefined || Deno.build.os === "windows") return undefined;
-  umask ??= Deno.umask();
-  const bits = mode & PERMISSION_BITS;
-  return (bits & umask) === 0 ? bits : undefined;
-}
-
 /**
  * A file being written under a temporary name.
  *
@@ -153,36 +139,30 @@ export class AtomicFile {
   readonly resumable: boolean;
   #file: Deno.FsFile | undefined;
   #done = false;
-  /** The permission bits the file was created with, when they need no `chmod`. */
+  /** Permission bits the file has, as last seen by {@linkcode AtomicFile.stat}. */
   #mode: number | undefined;
 
-  private constructor(
-    path: string,
-    tempPath: string,
-    file: Deno.FsFile,
-    offset = 0,
-    mode?: number,
-  ) {
+  private constructor(path: string, tempPath: string, file: Deno.FsFile, offset = 0) {
     this.path = path;
     this.tempPath = tempPath;
     this.#file = file;
     this.offset = offset;
-    this.#mode = mode;
     this.resumable = tempPath.endsWith(PARTIAL_SUFFIX);
   }
 
   /**
    * Create the temporary file beside `path`. The directory must exist. With
-   * `mode`, the file is created with those permission bits where the umask
-   * allows, so that a commit with the same mode need not change them.
+   * `mode`, the file is created with those permission bits (less the umask):
+   * when {@linkcode AtomicFile.stat} then finds them whole, a commit with the
+   * same mode needs no `chmod`, one call less per file in a tree of small ones.
    */
   static create(path: string, options: { mode?: number } = {}): AtomicFile {
     const tempPath = join(dirname(path), tempName());
-    const mode = creationMode(options.mode);
+    const mode = options.mode === undefined ? 0o666 : options.mode & PERMISSION_BITS;
     try {
-      const file = Deno.openSync(tempPath, { write: true, createNew: true, mode: mode ?? 0o666 });
+      const file = Deno.openSync(tempPath, { write: true, createNew: true, mode });
       live.add(tempPath);
-      return new AtomicFile(path, tempPath, file, 0, mode);
+      return new AtomicFile(path, tempPath, file);
     } catch (err) {
       throw toFerryError(err, `cannot write ${escapeName(basename(path))}`);
     }
@@ -244,7 +224,9 @@ export class AtomicFile {
     if (!this.#file) {
       throw new FerryError("CANCELLED", `${escapeName(basename(this.path))} was closed`);
     }
-    return this.#file.statSync();
+    const info = this.#file.statSync();
+    this.#mode = info.mode === null ? undefined : info.mode & PERMISSION_BITS;
+    return info;
   }
 
   /**
@@ -286,14 +268,15 @@ export class AtomicFile {
       throw new FerryError("CANCELLED", `${escapeName(basename(this.path))} was closed`);
     }
     try {
-      if (options.mtime !== undefined) {
-        this.#file?.utimeSync(new Date(), new Date(options.mtime));
-      }
       if (options.fsync) this.#file?.syncSync();
       this.#closeFile();
       const mode = options.mode === undefined ? undefined : options.mode & PERMISSION_BITS;
       if (mode !== undefined && mode !== this.#mode && Deno.build.os !== "windows") {
         Deno.chmodSync(this.tempPath, mode);
+      }
+      // After the close: a network filesystem may stamp the time when it writes back.
+      if (options.mtime !== undefined) {
+        Deno.utimeSync(this.tempPath, new Date(), new Date(options.mtime));
       }
       if (options.noClobber) Deno.linkSync(this.tempPath, this.path);
       else Deno.renameSync(this.tempPath, this.path);

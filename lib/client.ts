@@ -579,7 +579,7 @@ export class FerryClient {
       op: "get",
       path: remote,
       ...(hash && { offset, prefix: hash.copy().digest("hex") }),
-      ...(fresh && { fresh }),
+      ...(fresh ? { fresh } : typeof local === "string" && { retries: true }),
     };
     const request = this.#request<TransferResult>(message, async (frame, done, fail) => {
       if (localError) {

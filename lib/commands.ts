@@ -90,6 +90,12 @@ export interface GetRequest extends ResumePoint {
    * server knew was stale.
    */
   fresh: boolean;
+  /**
+   * The client stores the file where it can drop it, and asks again with
+   * `fresh` if it fails its check: the server may then send a hash it only
+   * remembers from an upload (see `HashCache`).
+   */
+  retries: boolean;
 }
 
 /**
@@ -307,7 +313,13 @@ export function parseRequest(msg: Record<string, unknown>): Request {
     case "sum":
       return { op, path: path() };
     case "get":
-      return { op, path: path(), fresh: flag("fresh"), ...resumePoint(msg) };
+      return {
+        op,
+        path: path(),
+        fresh: flag("fresh"),
+        retries: flag("retries"),
+        ...resumePoint(msg),
+      };
     case "put": {
       const size = field(msg, "size", isCount, "a byte count");
       const point = resumePoint(msg);

@@ -16,7 +16,8 @@
  * apart: the hash of an upload, stored under the version the file had right
  * after it was committed (ctime is to the second here, so a change within
  * that second goes unseen). It answers only callers that say they can take
- * it, that is, downloads, whose receiver checks the hash.
+ * it: downloads to a file, which the client drops and asks for again, hashed
+ * anew, should it fail its check.
  *
  * @example
  * ```ts
@@ -67,8 +68,12 @@ export class HashCache {
     }
   }
 
-  /** Forget `path`. */
+  /** Forget `path`, and everything below it should it be a directory. */
   delete(path: string): void {
     this.#entries.delete(path);
+    const below = `${path}/`;
+    for (const key of this.#entries.keys()) {
+      if (path === "" || key.startsWith(below)) this.#entries.delete(key);
+    }
   }
 }

@@ -721,8 +721,8 @@ class Session {
         );
       }
       await this.#fc.postMessage(FrameType.REPLY, id, { size, mtime, mode, offset });
-      // The receiver checks the hash, so one remembered from an upload will do.
-      const known = req.fresh ? undefined : this.#knownHash(path, version, true);
+      // One remembered from an upload will do for a client that asks again if it is stale.
+      const known = req.fresh ? undefined : this.#knownHash(path, version, req.retries);
       const sha256 = await sendBody(this.#fc, id, handle, size - offset, this.#buffer(), {
         sha256: known,
         hash,

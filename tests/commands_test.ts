@@ -23,6 +23,7 @@ Deno.test("parseRequest: valid requests", () => {
     op: "get",
     path: "a",
     fresh: false,
+    retries: false,
     offset: 0,
   });
   assert.equal(
@@ -71,6 +72,7 @@ Deno.test("parseRequest: valid requests", () => {
     op: "get",
     path: "a",
     fresh: false,
+    retries: false,
     offset: 7,
     prefix,
   });

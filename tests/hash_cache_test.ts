@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { connect, LocalStorage } from "../mod.ts";
 import { HashCache } from "../lib/hash_cache.ts";
-import { randomBytes, runClient, sha256, startServer } from "./helpers.ts";
+import { concat, randomBytes, runClient, sha256, startServer } from "./helpers.ts";
 
 /** Deno reports a file's version only once its ctime (whole seconds) is two seconds old. */
 async function untilVersioned(ctime: Date): Promise<void> {
@@ -18,6 +18,16 @@ Deno.test("hash cache: a provisional entry answers only those who can take it", 
   assert.equal(cache.get("a", "v2", { provisional: true }), undefined);
   cache.set("a", "v1", "bb");
   assert.equal(cache.get("a", "v1"), "bb");
+  // Removing or moving a directory forgets what was under it.
+  cache.set("d/x", "v1", "cc");
+  cache.set("d/y/z", "v1", "dd");
+  cache.set("dx", "v1", "ee");
+  cache.delete("d");
+  assert.deepEqual(["d/x", "d/y/z", "dx"].map((p) => cache.get(p, "v1")), [
+    undefined,
+    undefined,
+    "ee",
+  ]);
 });
 
 Deno.test("LocalStorage: a committed upload reports the version a later read has", async () => {
@@ -88,6 +98,17 @@ Deno.test("a download sent with a stale remembered hash is fetched again, hashed
     assert.equal(run.code, 0, run.stderr);
     assert.deepEqual(await Deno.readFile(out), second);
     assert.match(server.log(), new RegExp(`get ${name} .*hashed anew after a failed check`));
+    // A stream has had the bytes before their check, so it is never sent such a hash at all.
+    const streamed = await staleUpload(server, src, second);
+    const chunks: Uint8Array[] = [];
+    const stream = new WritableStream<Uint8Array>({ write: (c) => void chunks.push(c.slice()) });
+    const reader = await connect(server.address);
+    try {
+      await reader.get(streamed, stream);
+    } finally {
+      await reader.close();
+    }
+    assert.equal(sha256(concat(chunks)), sha256(second));
     // `sum` answers only from what ferryd hashed itself, never from an upload's hash.
     const client = await connect(server.address);
     try {

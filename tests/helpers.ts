@@ -27,15 +27,19 @@ export interface ServerProcess {
 
 /**
  * Start `server.ts --port 0` serving `root` (a new temp dir by default),
- * with at most `fdLimit` open files when given.
+ * with at most `fdLimit` open files when given, and Deno `permissions`
+ * (all by default).
  */
 export async function startServer(
-  options: { root?: string; args?: string[]; fdLimit?: number } = {},
+  options: { root?: string; args?: string[]; fdLimit?: number; permissions?: readonly string[] } =
+    {},
 ): Promise<ServerProcess> {
   const root = options.root ?? await Deno.makeTempDir({ prefix: "ferry-root-" });
   const deno = [
     Deno.execPath(),
-    ...["run", "-A", SERVER, "--port", "0", "--root", root, ...(options.args ?? [])],
+    "run",
+    ...options.permissions ?? ["-A"],
+    ...[SERVER, "--port", "0", "--root", root, ...(options.args ?? [])],
   ];
   const [command, ...args] = options.fdLimit
     ? ["sh", "-c", `ulimit -n ${options.fdLimit} && exec "$@"`, "sh", ...deno]
@@ -101,6 +105,8 @@ export interface ClientOptions {
   stdin?: string;
   cwd?: string;
   env?: Record<string, string>;
+  /** Deno permission flags (default: all). */
+  permissions?: readonly string[];
 }
 
 /** Run `client.ts --server ADDRESS ARGS...` to completion. */
@@ -125,7 +131,7 @@ export function spawnClient(
   options: ClientOptions = {},
 ): Deno.ChildProcess {
   return new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CLIENT, "--server", address, ...args],
+    args: ["run", ...options.permissions ?? ["-A"], CLIENT, "--server", address, ...args],
     cwd: options.cwd,
     stdin: "piped",
     stdout: "piped",

@@ -5,6 +5,7 @@ import { createHash } from "node:crypto";
 import { statfsSync } from "node:fs";
 import { join } from "node:path";
 import { isTempName } from "../lib/atomic_file.ts";
+import { PROGRAMS } from "../scripts/build.ts";
 import { decodeMessage, DEFAULT_LIMITS, FrameType, HEADER_SIZE } from "../lib/frame.ts";
 import {
   fakeServer,
@@ -23,6 +24,35 @@ import {
 } from "./helpers.ts";
 
 const CHUNK = DEFAULT_LIMITS.maxData;
+
+Deno.test("ferry and ferryd need no more than the permissions their binaries are built with", async () => {
+  const allowed = (name: string) => PROGRAMS.find((p) => p.name === name)!.permissions;
+  await using server = await startServer({ permissions: allowed("ferryd") });
+  await using local = await tempDir();
+  const permissions = allowed("ferry");
+  const tree = join(local.path, "tree");
+  await Deno.mkdir(join(tree, "sub"), { recursive: true });
+  await Deno.writeFile(join(tree, "small.bin"), randomBytes(100));
+  await Deno.writeFile(join(tree, "sub", "big.bin"), randomBytes(3 * CHUNK));
+  await Deno.chmod(join(tree, "small.bin"), 0o600);
+  const runs = [
+    ["put", join(tree, "small.bin"), "one.bin"],
+    ["put", "-r", tree, "t"],
+    ["get", "one.bin", join(local.path, "one.bin")],
+    ["get", "-r", "t", join(local.path, "back")],
+  ];
+  for (const args of runs) {
+    const run = await runClient(server.address, args, { permissions });
+    assert.equal(run.code, 0, `${args.join(" ")}: ${run.stderr}`);
+  }
+  for (const name of ["small.bin", "sub/big.bin"]) {
+    assert.ok(await sameContent(join(tree, name), join(local.path, "back", name)), name);
+  }
+  assert.ok(await sameContent(join(tree, "small.bin"), join(local.path, "one.bin")));
+  // The mode travels both ways, whatever the umask would have made of it.
+  assert.equal((await Deno.stat(join(server.root, "t", "small.bin"))).mode! & 0o777, 0o600);
+  assert.equal((await Deno.stat(join(local.path, "back", "small.bin"))).mode! & 0o777, 0o600);
+});
 
 Deno.test("put then get round-trips files of every interesting size byte for byte", async () => {
   await using server = await startServer();
