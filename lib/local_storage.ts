@@ -304,8 +304,8 @@ export class LocalStorage implements Storage {
         await confirm();
         await file.commit(options);
         // The version it has now, for the server to remember the hash it checked under. A
-        // change later in the same second keeps it (ctime is to the second), and would make
-        // a download fail its check once: the client then asks for the content hashed anew.
+        // change later in the same second keeps it (ctime is to the second), so only a
+        // download that can ask again, hashed anew, is sent that hash (see HashCache).
         // A stat per file costs more than hashing a small one.
         if (options.size < SMALL_FILE) return undefined;
         const stored = statOrUndefined(full, true);
