@@ -9,6 +9,7 @@
 import { type ErrorCode, FerryError, isErrorCode } from "./errors.ts";
 import type { FrameLimits } from "./frame.ts";
 import { escapeControls, escapeName } from "./path_jail.ts";
+import { utf8Length } from "./utf8.ts";
 
 /** The protocol version this build speaks. */
 export const PROTOCOL_VERSION = 1;
@@ -295,7 +296,7 @@ export function parseRequest(msg: Record<string, unknown>): Request {
   const op = msg.op;
   const path = (name = "path") => {
     const value = field(msg, name, isString, "a string");
-    if (new TextEncoder().encode(value).length > MAX_PATH_BYTES) {
+    if (utf8Length(value) > MAX_PATH_BYTES) {
       throw new FerryError("PATH_REFUSED", `path refused: longer than ${MAX_PATH_BYTES} bytes`);
     }
     return value;

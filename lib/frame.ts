@@ -114,6 +114,8 @@ export function writeHeader(
 }
 
 const encoder = new TextEncoder();
+/** Where messages are encoded: encodeInto a reused buffer is a fast call, encode an op. */
+let scratch = new Uint8Array(4096);
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
 /**
@@ -131,13 +133,17 @@ export function encodeMessage(
   message: unknown,
   limits: FrameLimits = DEFAULT_LIMITS,
 ): Uint8Array {
-  const json = encoder.encode(JSON.stringify(message));
-  if (json.length > payloadLimit(type, limits)) {
-    throw new FerryError("PROTOCOL", `${frameTypeName(type)} message too large`);
-  }
-  const out = new Uint8Array(HEADER_SIZE + json.length);
-  writeHeader(out, type, id, json.length);
-  out.set(json, HEADER_SIZE);
+  const text = JSON.stringify(message);
+  const limit = payloadLimit(type, limits);
+  const tooLarge = () => new FerryError("PROTOCOL", `${frameTypeName(type)} message too large`);
+  // A UTF-16 code unit takes one to three bytes: the scratch buffer stays within 3x the limit.
+  if (text.length > limit) throw tooLarge();
+  if (scratch.length < text.length * 3) scratch = new Uint8Array(text.length * 3);
+  const length = encoder.encodeInto(text, scratch).written;
+  if (length > limit) throw tooLarge();
+  const out = new Uint8Array(HEADER_SIZE + length);
+  writeHeader(out, type, id, length);
+  out.set(scratch.subarray(0, length), HEADER_SIZE);
   return out;
 }
 

@@ -10,7 +10,7 @@
  * @module
  */
 
-import { statfsSync } from "node:fs";
+import { existsSync, statfsSync } from "node:fs";
 import { basename, dirname, join, relative, sep } from "node:path";
 import {
   AtomicFile,
@@ -258,7 +258,11 @@ export class LocalStorage implements Storage {
     // between the two lookups of one rename must not send the file elsewhere.
     const { real: dir, missing } = this.#resolve(slash < 0 ? "" : path.slice(0, slash));
     const full = join(dir, path.slice(slash + 1));
-    let existing = statOrUndefined(full, true);
+    // Most uploads are new files, and lstat tells a miss by an exception, which costs more
+    // than the rest of this call; existsSync tells it without one. It follows symlinks, so
+    // a dangling one counts as absent and the rename replaces it, as rsync does: the file
+    // lands in the real directory, never where the link pointed.
+    let existing = existsSync(full) ? statOrUndefined(full, true) : undefined;
     if (existing?.isSymlink) {
       this.#resolve(path);
       existing = statOrUndefined(full);

@@ -7,6 +7,7 @@
  */
 
 import { FerryError } from "./errors.ts";
+import { utf8Length } from "./utf8.ts";
 
 /** Names starting with this prefix are ferry's own temporary files: never listed, never served. */
 export const RESERVED_PREFIX = ".ferry-";
@@ -14,7 +15,6 @@ export const RESERVED_PREFIX = ".ferry-";
 /** Longest single path component, in UTF-8 bytes (the usual filesystem limit). */
 export const MAX_NAME_BYTES = 255;
 
-const encoder = new TextEncoder();
 // C0 controls, DEL and C1 controls: never valid in a name ferry accepts.
 // deno-lint-ignore no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
@@ -53,7 +53,7 @@ export function normalizePath(path: string): string {
       parts.pop();
       continue;
     }
-    if (encoder.encode(part).length > MAX_NAME_BYTES) throw refuse(path, "name too long");
+    if (utf8Length(part) > MAX_NAME_BYTES) throw refuse(path, "name too long");
     if (part.startsWith(RESERVED_PREFIX)) throw refuse(path, "reserved name");
     parts.push(part);
   }

@@ -34,6 +34,7 @@ import { elapsed } from "./elapsed.ts";
 import { expandGlob } from "./glob.ts";
 import { HashCache } from "./hash_cache.ts";
 import { VERSION } from "./version.ts";
+import { utf8Length } from "./utf8.ts";
 import {
   type Action,
   allows,
@@ -669,11 +670,10 @@ class Session {
   /** Send entries as REPLY pages, each under the control-frame limit. */
   async #sendEntries(id: number, entries: AsyncIterable<Entry>): Promise<void> {
     const budget = this.#ctx.welcome.limits.maxControl - 64;
-    const encoder = new TextEncoder();
     let page: Entry[] = [];
     let pageBytes = 0;
     for await (const entry of entries) {
-      const bytes = encoder.encode(JSON.stringify(entry)).length + 1;
+      const bytes = utf8Length(JSON.stringify(entry)) + 1;
       if (page.length > 0 && (pageBytes + bytes > budget || page.length >= MAX_PAGE_ENTRIES)) {
         await this.#fc.sendMessage(FrameType.REPLY, id, { entries: page, more: true });
         page = [];

@@ -161,6 +161,15 @@ Deno.test("frame: custom limits are honoured", () => {
     () => encodeMessage(FrameType.REQUEST, 1, { path: "x".repeat(200) }, limits),
     /too large/,
   );
+  // Under the limit in characters, over it in bytes.
+  assertProtocolError(
+    () => encodeMessage(FrameType.REQUEST, 1, { path: "é".repeat(60) }, limits),
+    /too large/,
+  );
+  const fits = { path: "é🦕".repeat(10) };
+  const fresh = new FrameDecoder(limits);
+  fresh.push(encodeMessage(FrameType.REQUEST, 2, fits, limits));
+  assert.deepEqual(decodeMessage(fresh.next()!), fits);
 });
 
 Deno.test("frame: decodeMessage refuses non-objects and bad UTF-8", () => {

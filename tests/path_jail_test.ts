@@ -127,13 +127,18 @@ Deno.test("LocalStorage: symlinks out of the root are refused in every position"
   await refusedAsync(() => storage.createUpload("out-link/new.txt", { size: 1 }));
   await refusedAsync(() => storage.createUpload("out-link/deep/new.txt", { size: 1 }));
   await refusedAsync(() => storage.createUpload("chain/new.txt", { size: 1 }));
-  // A dangling link must not be written through, as file or as directory.
-  await refusedAsync(() => storage.createUpload("dangling", { size: 1 }));
+  // A dangling link must not be written through: as a directory it is refused, and as the
+  // file itself it is replaced by the upload, as rsync does.
   await refusedAsync(() => storage.createUpload("dangling/x.txt", { size: 1 }));
+  const up = await storage.createUpload("dangling", { size: 1 });
+  await up.write(new Uint8Array([7]));
+  await up.commit();
   assert.deepEqual(
     (await Array.fromAsync(Deno.readDir(outside))).map((e) => e.name),
     ["secret.txt"],
   );
+  const replaced = await Deno.lstat(join(root, "dangling"));
+  assert.ok(replaced.isFile && replaced.size === 1);
 });
 
 Deno.test("LocalStorage: a root that is itself a symlink works", async () => {
