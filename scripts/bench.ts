@@ -14,6 +14,7 @@
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { connect } from "../mod.ts";
+import { PROGRAMS } from "./build.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const SERVER = join(ROOT, "server.ts");
@@ -162,9 +163,10 @@ const ferryRoot = join(work, "ferry-root");
 await Deno.mkdir(ferryRoot);
 const ferryd = new Deno.Command(Deno.execPath(), {
   // All the concurrent clients come from this one address: let them in.
+  // As built: the same permissions and V8 options (see scripts/build.ts).
   args: [
     "run",
-    "-A",
+    ...PROGRAMS.find((p) => p.name === "ferryd")!.flags,
     SERVER,
     "--root",
     ferryRoot,

@@ -39,11 +39,14 @@ export const TARGETS = [
 /** One of {@linkcode TARGETS}. */
 export type Target = typeof TARGETS[number];
 
-/** A program to build: its name, its entry point, and the permissions granted to it. */
+/**
+ * A program to build: its name, its entry point, and the runtime flags baked
+ * into it: the permissions granted to it, and any V8 options.
+ */
 export interface Program {
   name: "ferry" | "ferryd";
   entry: string;
-  permissions: readonly string[];
+  flags: readonly string[];
 }
 
 /** ferry and ferryd, with the least permissions each needs. */
@@ -53,14 +56,21 @@ export const PROGRAMS: readonly Program[] = [
     entry: "client.ts",
     // FERRY_SERVER, FERRY_RETRIES and FERRY_TIMEOUT are read with Deno.env.toObject(),
     // which needs the whole environment.
-    permissions: ["--allow-env", "--allow-net", "--allow-read", "--allow-write"],
+    flags: ["--allow-env", "--allow-net", "--allow-read", "--allow-write"],
   },
   {
     name: "ferryd",
     entry: "server.ts",
     // FERRY_TOKEN is read with Deno.env.toObject(); no --allow-sys: the free-space check
-    // (statfs) needs only read.
-    permissions: ["--allow-env", "--allow-net", "--allow-read", "--allow-write"],
+    // (statfs) needs only read. A long-running server keeps its heap small: V8 otherwise lets it
+    // grow to several times what is live, and it never shrinks back (see docs/performance.md).
+    flags: [
+      "--allow-env",
+      "--allow-net",
+      "--allow-read",
+      "--allow-write",
+      "--v8-flags=--optimize-for-size",
+    ],
   },
 ];
 
@@ -298,7 +308,7 @@ async function compile(
   output: string,
   signal: AbortSignal,
 ): Promise<void> {
-  const args = ["compile", ...program.permissions, "--target", target, "--output", output];
+  const args = ["compile", ...program.flags, "--target", target, "--output", output];
   const env = compileEnv(target);
   const result = await run(Deno.execPath(), [...args, program.entry], { env, signal });
   if (result.code !== 0) {
@@ -403,7 +413,7 @@ async function buildBundles(out: string): Promise<string[]> {
       const name = bundleName(program.name);
       const path = join(staging, name);
       await bundle(program, path, signal);
-      const command = [Deno.execPath(), "run", "--no-prompt", ...program.permissions, path];
+      const command = [Deno.execPath(), "run", "--no-prompt", ...program.flags, path];
       await checkVersion(program, command, signal);
       console.log(`ferry build: built ${name}`);
       names.push(name);

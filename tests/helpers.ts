@@ -27,18 +27,17 @@ export interface ServerProcess {
 
 /**
  * Start `server.ts --port 0` serving `root` (a new temp dir by default),
- * with at most `fdLimit` open files when given, and Deno `permissions`
+ * with at most `fdLimit` open files when given, and Deno runtime `flags`
  * (all by default).
  */
 export async function startServer(
-  options: { root?: string; args?: string[]; fdLimit?: number; permissions?: readonly string[] } =
-    {},
+  options: { root?: string; args?: string[]; fdLimit?: number; flags?: readonly string[] } = {},
 ): Promise<ServerProcess> {
   const root = options.root ?? await Deno.makeTempDir({ prefix: "ferry-root-" });
   const deno = [
     Deno.execPath(),
     "run",
-    ...options.permissions ?? ["-A"],
+    ...options.flags ?? ["-A"],
     ...[SERVER, "--port", "0", "--root", root, ...(options.args ?? [])],
   ];
   const [command, ...args] = options.fdLimit
@@ -105,8 +104,8 @@ export interface ClientOptions {
   stdin?: string;
   cwd?: string;
   env?: Record<string, string>;
-  /** Deno permission flags (default: all). */
-  permissions?: readonly string[];
+  /** Deno runtime flags: permissions and V8 options (default: all permissions). */
+  flags?: readonly string[];
 }
 
 /** Run `client.ts --server ADDRESS ARGS...` to completion. */
@@ -131,7 +130,7 @@ export function spawnClient(
   options: ClientOptions = {},
 ): Deno.ChildProcess {
   return new Deno.Command(Deno.execPath(), {
-    args: ["run", ...options.permissions ?? ["-A"], CLIENT, "--server", address, ...args],
+    args: ["run", ...options.flags ?? ["-A"], CLIENT, "--server", address, ...args],
     cwd: options.cwd,
     stdin: "piped",
     stdout: "piped",

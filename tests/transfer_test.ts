@@ -25,11 +25,11 @@ import {
 
 const CHUNK = DEFAULT_LIMITS.maxData;
 
-Deno.test("ferry and ferryd need no more than the permissions their binaries are built with", async () => {
-  const allowed = (name: string) => PROGRAMS.find((p) => p.name === name)!.permissions;
-  await using server = await startServer({ permissions: allowed("ferryd") });
+Deno.test("ferry and ferryd work with just the flags their binaries are built with", async () => {
+  const allowed = (name: string) => PROGRAMS.find((p) => p.name === name)!.flags;
+  await using server = await startServer({ flags: allowed("ferryd") });
   await using local = await tempDir();
-  const permissions = allowed("ferry");
+  const flags = allowed("ferry");
   const tree = join(local.path, "tree");
   await Deno.mkdir(join(tree, "sub"), { recursive: true });
   await Deno.writeFile(join(tree, "small.bin"), randomBytes(100));
@@ -42,7 +42,7 @@ Deno.test("ferry and ferryd need no more than the permissions their binaries are
     ["get", "-r", "t", join(local.path, "back")],
   ];
   for (const args of runs) {
-    const run = await runClient(server.address, args, { permissions });
+    const run = await runClient(server.address, args, { flags });
     assert.equal(run.code, 0, `${args.join(" ")}: ${run.stderr}`);
   }
   for (const name of ["small.bin", "sub/big.bin"]) {
