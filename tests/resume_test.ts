@@ -197,3 +197,22 @@ Deno.test("an upload whose partial was taken over keeps nothing of its own when 
   assert.equal(await first.suspend(), 0, "its bytes are the second upload's now");
   assert.equal(await second.suspend(), 1500);
 });
+
+Deno.test("a partial resumed short of its end is cut there; one resumed at its end is kept", async () => {
+  await using dir = await tempDir();
+  const target = join(dir.path, "f.bin");
+  const first = AtomicFile.resume(target, "k");
+  first.write(new Uint8Array(1000).fill(1));
+  assert.equal(await first.suspend(), 1000);
+  const second = AtomicFile.resume(target, "k", { offset: 400 });
+  second.write(new Uint8Array(100).fill(2));
+  assert.equal(await second.suspend(), 500);
+  const third = AtomicFile.resume(target, "k", { offset: 500 });
+  assert.equal(third.offset, 500);
+  await third.commit();
+  const bytes = await Deno.readFile(target);
+  assert.deepEqual(
+    [bytes.length, bytes[399], bytes[400], bytes[499]],
+    [500, 1, 2, 2],
+  );
+});
