@@ -20,6 +20,9 @@ export const MAX_NAME_BYTES = 255;
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 // Bidirectional overrides and isolates: legal in names, but they reorder what a terminal shows.
 const BIDI = /[\u202a-\u202e\u2066-\u2069]/;
+// Anything escapeName rewrites, but for lone surrogates.
+// deno-lint-ignore no-control-regex
+const ESCAPED = /[\\\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
 const DRIVE = /^[A-Za-z]:/;
 
 function refuse(path: string, why: string): FerryError {
@@ -86,6 +89,8 @@ export function escapeControls(text: string): string {
  * ```
  */
 export function escapeName(name: string): string {
+  // Nearly every name needs no escape; one regex over it is cheaper than two per character.
+  if (!ESCAPED.test(name) && name.isWellFormed()) return name;
   let out = "";
   for (const ch of name) {
     const code = ch.codePointAt(0)!;

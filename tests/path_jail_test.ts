@@ -62,6 +62,8 @@ Deno.test("escapeName: control characters and escapes are never printed raw", ()
   assert.equal(escapeName("back\\slash"), "back\\\\slash");
   assert.equal(escapeName("\u009b"), "\\x9b");
   assert.equal(escapeName("lone\ud800"), "lone\\ud800");
+  assert.equal(escapeName("txt.\u202eexe"), "txt.\\u202eexe");
+  assert.equal(escapeName("\u2069"), "\\u2069");
 });
 
 /**
