@@ -261,8 +261,10 @@ export class LocalStorage implements Storage {
     // Most uploads are new files, and lstat tells a miss by an exception, which costs more
     // than the rest of this call; existsSync tells it without one. It follows symlinks, so
     // a dangling one counts as absent and the rename replaces it, as rsync does: the file
-    // lands in the real directory, never where the link pointed.
-    let existing = existsSync(full) ? statOrUndefined(full, true) : undefined;
+    // lands in the real directory, never where the link pointed. Where nothing may be
+    // replaced, whatever is there, a dangling link too, is refused before the body comes.
+    const look = options.noClobber || existsSync(full);
+    let existing = look ? statOrUndefined(full, true) : undefined;
     if (existing?.isSymlink) {
       this.#resolve(path);
       existing = statOrUndefined(full);

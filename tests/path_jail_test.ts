@@ -132,6 +132,8 @@ Deno.test("LocalStorage: symlinks out of the root are refused in every position"
   // A dangling link must not be written through: as a directory it is refused, and as the
   // file itself it is replaced by the upload, as rsync does.
   await refusedAsync(() => storage.createUpload("dangling/x.txt", { size: 1 }));
+  await refusedAsync(() => storage.createUpload("dangling", { size: 1, noClobber: true }));
+  assert.ok((await Deno.lstat(join(root, "dangling"))).isSymlink);
   const up = await storage.createUpload("dangling", { size: 1 });
   await up.write(new Uint8Array([7]));
   await up.commit();
