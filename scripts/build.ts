@@ -49,7 +49,7 @@ export interface Program {
   flags: readonly string[];
 }
 
-/** ferry and ferryd, with the least permissions each needs. */
+/** ferry and ferryd, with the least permissions each needs, and ferryd's V8 options. */
 export const PROGRAMS: readonly Program[] = [
   {
     name: "ferry",
