@@ -135,12 +135,15 @@ export function encodeMessage(
 ): Uint8Array {
   const text = JSON.stringify(message);
   const limit = payloadLimit(type, limits);
-  const tooLarge = () => new FerryError("PROTOCOL", `${frameTypeName(type)} message too large`);
   // A UTF-16 code unit takes one to three bytes: the scratch buffer stays within 3x the limit.
-  if (text.length > limit) throw tooLarge();
-  if (scratch.length < text.length * 3) scratch = new Uint8Array(text.length * 3);
-  const length = encoder.encodeInto(text, scratch).written;
-  if (length > limit) throw tooLarge();
+  let length = Infinity;
+  if (text.length <= limit) {
+    if (scratch.length < text.length * 3) scratch = new Uint8Array(text.length * 3);
+    length = encoder.encodeInto(text, scratch).written;
+  }
+  if (length > limit) {
+    throw new FerryError("PROTOCOL", `${frameTypeName(type)} message too large`);
+  }
   const out = new Uint8Array(HEADER_SIZE + length);
   writeHeader(out, type, id, length);
   out.set(scratch.subarray(0, length), HEADER_SIZE);

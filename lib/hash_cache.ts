@@ -68,12 +68,18 @@ export class HashCache {
     }
   }
 
-  /** Forget `path`, and everything below it should it be a directory. */
-  delete(path: string): void {
+  /**
+   * Forget `path`, and everything below it should it be a directory. With
+   * `below: false`, the caller knows nothing is (a file, an empty directory), and
+   * the entries are not scanned.
+   */
+  delete(path: string, options: { below?: boolean } = {}): void {
     this.#entries.delete(path);
-    const below = `${path}/`;
+    if (options.below === false) return;
+    if (path === "") return this.#entries.clear();
+    const prefix = `${path}/`;
     for (const key of this.#entries.keys()) {
-      if (path === "" || key.startsWith(below)) this.#entries.delete(key);
+      if (key.startsWith(prefix)) this.#entries.delete(key);
     }
   }
 }

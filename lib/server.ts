@@ -596,7 +596,9 @@ class Session {
           const held = this.#ctx.quota ? await storage.usage?.(path) : undefined;
           await storage.remove(path, { recursive: req.recursive });
           if (held) this.#ctx.quota?.remove(held);
-          this.#ctx.hashes.delete(path);
+          // Without -r it was a file or an empty directory: a `put --delete` of a large tree
+          // removes files one by one, and must not scan the whole cache for each.
+          this.#ctx.hashes.delete(path, { below: req.recursive });
           this.#ctx.log(`${this.#ctx.peer} rm ${escapeName(req.path)} ok`);
           await reply({});
           break;

@@ -28,6 +28,12 @@ Deno.test("hash cache: a provisional entry answers only those who can take it", 
     undefined,
     "ee",
   ]);
+  // A file (below: false) takes only itself; the root takes everything.
+  cache.set("f", "v1", "ff");
+  cache.delete("f", { below: false });
+  assert.deepEqual(["f", "dx"].map((p) => cache.get(p, "v1")), [undefined, "ee"]);
+  cache.delete("");
+  assert.equal(cache.get("dx", "v1"), undefined);
 });
 
 Deno.test("LocalStorage: a committed upload reports the version a later read has", async () => {
