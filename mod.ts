@@ -39,7 +39,7 @@ export {
   serve,
   type ServeOptions,
 } from "./lib/server.ts";
-export type { Entry, EntryType, SumReply, Welcome } from "./lib/commands.ts";
+export type { Entry, EntryType, ListOptions, SumReply, Welcome } from "./lib/commands.ts";
 export type { FrameLimits } from "./lib/frame.ts";
 export { type ErrorCode, EXIT_CODES, FerryError } from "./lib/errors.ts";
 export { LocalStorage } from "./lib/local_storage.ts";

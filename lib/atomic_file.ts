@@ -5,13 +5,17 @@
  *
  * A resumable file ({@linkcode AtomicFile.resume}) is named after what it
  * will hold rather than at random, and survives an interrupted transfer, so
- * that a later one can find it and continue.
+ * that a later one can find it and continue. Whoever writes one holds an
+ * exclusive lock on it: two transfers, in one process or in two, never
+ * write the same partial at once.
  *
  * @module
  */
 
+import { closeSync, constants, fchmodSync, fstatSync, openSync } from "node:fs";
 import { createHash, type Hash } from "node:crypto";
 import { basename, dirname, join } from "node:path";
+import { type Directory, plainDirectory, sleepSync } from "./directory.ts";
 import { FerryError, toFerryError } from "./errors.ts";
 import { escapeName, RESERVED_PREFIX } from "./path_jail.ts";
 import { hashPrefix } from "./transfer.ts";
@@ -22,14 +26,22 @@ const TEMP_SUFFIX = ".part";
 /** Suffix of a partial transfer kept for resuming. */
 const PARTIAL_SUFFIX = ".partial";
 
-/** Whether `name` is one of ferry's temporary or partial files. */
+/**
+ * Whether `name` is one of ferry's temporary or partial files.
+ *
+ * @example
+ * ```ts
+ * import { isTempName } from "./atomic_file.ts";
+ * console.assert(isTempName(".ferry-0123abcd.part") && !isTempName(".ferry-config"));
+ * ```
+ */
 export function isTempName(name: string): boolean {
   return name.startsWith(RESERVED_PREFIX) &&
     (name.endsWith(TEMP_SUFFIX) || name.endsWith(PARTIAL_SUFFIX));
 }
 
 /**
- * A short digest of what identifies one transfer (paths, size, mtime), to
+ * A short digest of what identifies one transfer (names, size, mtime), to
  * name its resumable partial: the same transfer finds the same partial.
  *
  * @example
@@ -50,9 +62,14 @@ export function partialKeyOf(name: string): string | undefined {
   return name.slice(RESERVED_PREFIX.length, -PARTIAL_SUFFIX.length);
 }
 
+/** The name of the partial under `key`. */
+function partialName(key: string): string {
+  return `${RESERVED_PREFIX}${key}${PARTIAL_SUFFIX}`;
+}
+
 /** Where the resumable partial for `path` under `key` lives: beside it, hidden. */
 export function partialPath(path: string, key: string): string {
-  return join(dirname(path), `${RESERVED_PREFIX}${key}${PARTIAL_SUFFIX}`);
+  return join(dirname(path), partialName(key));
 }
 
 /** Permission bits kept on received files: no setuid, setgid or sticky bit. */
@@ -74,9 +91,10 @@ export interface CommitOptions {
 const live = new Set<string>();
 
 /**
- * Resumable files this process has open, by path. Opening one again takes it
- * over: a client that reconnects after a cut often gets here before the old
- * connection is known to be dead, and its transfer is the one to continue.
+ * Resumable files this process holds, by path. With `takeover`, opening one
+ * again takes it over: a client that reconnects after a cut often gets to
+ * ferryd before the old connection is known to be dead, and its transfer is
+ * the one to continue.
  */
 const holders = new Map<string, AtomicFile>();
 
@@ -100,6 +118,14 @@ export function removeLiveTempFiles(): void {
   live.clear();
 }
 
+/**
+ * The resumable partials this process is writing now, with the bytes each
+ * holds: what an interrupted CLI keeps.
+ */
+export function heldPartials(): { path: string; bytes: number }[] {
+  return [...holders.values()].map((f) => ({ path: f.path, bytes: f.written }));
+}
+
 /** fsync a directory, so that a rename in it is durable. Not possible on Windows. */
 function syncDirectory(path: string): void {
   if (Deno.build.os === "windows") return;
@@ -116,6 +142,77 @@ function tempName(): string {
   return `${RESERVED_PREFIX}${hex(nameBits[0])}${hex(nameBits[1])}${TEMP_SUFFIX}`;
 }
 
+function lstatOrUndefined(path: string): Deno.FileInfo | undefined {
+  try {
+    return Deno.lstatSync(path);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return undefined;
+    throw err;
+  }
+}
+
+function sameFile(a: Deno.FileInfo | undefined, b: Deno.FileInfo): boolean {
+  return a !== undefined && a.ino === b.ino && a.dev === b.dev;
+}
+
+/**
+ * Set the permission bits of the file open as `info`, reached as `path`.
+ * Deno changes modes only by path, which follows a symlink put in the
+ * file's place; so the path is opened without following one, checked to
+ * be the same file, and changed through that descriptor.
+ */
+function chmodOpenFile(path: string, info: Deno.FileInfo, mode: number): void {
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  try {
+    const there = fstatSync(fd);
+    if (there.ino !== info.ino || there.dev !== info.dev) {
+      throw new FerryError("PATH_REFUSED", "path refused: the temporary file was replaced");
+    }
+    fchmodSync(fd, mode);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Take the exclusive lock on a partial. Right after this process let go of
+ * it (`patient`), a child process another part of the program forked may
+ * still hold the descriptor until it execs: then it is tried again for a
+ * few milliseconds.
+ */
+function tryLock(file: Deno.FsFile, patient: boolean): boolean {
+  for (let tries = patient ? 50 : 1; tries > 0; tries--) {
+    if (file.tryLockSync(true)) return true;
+    if (tries > 1) sleepSync(2);
+  }
+  return false;
+}
+
+/** Where an {@linkcode AtomicFile} lives, when not simply beside its path. */
+export interface PlaceOptions {
+  /**
+   * The directory the file goes into, and how names in it are reached (a
+   * pinned one on the server); its path must be `dirname(path)`. Default:
+   * that directory, by path.
+   */
+  dir?: Directory;
+}
+
+/** Options for {@linkcode AtomicFile.resume}. */
+export interface ResumeOptions extends PlaceOptions {
+  /**
+   * Continue after exactly this many bytes of the partial (RESUME_MISMATCH
+   * if it holds fewer; more are cut). Without it, all it holds is kept.
+   */
+  offset?: number;
+  /**
+   * Take the partial over when this process is already writing it (that
+   * writer stops). Default true; without it, such a partial counts as held
+   * elsewhere. A partial another process holds is never taken over.
+   */
+  takeover?: boolean;
+}
+
 /**
  * A file being written under a temporary name.
  *
@@ -129,119 +226,176 @@ function tempName(): string {
  * ```
  */
 export class AtomicFile {
-  /** Where the file will appear on commit. */
-  readonly path: string;
-  /** The temporary file being written. */
-  readonly tempPath: string;
+  /** The directory it goes into. */
+  readonly dir: Directory;
+  /** Its final name in {@linkcode AtomicFile.dir}. */
+  readonly name: string;
+  /** The temporary file's name in the same directory. */
+  readonly tempName: string;
   /** Bytes already in the file when it was opened (a resumed partial). */
   readonly offset: number;
   /** Whether {@linkcode AtomicFile.suspend} keeps the file for a later resume. */
   readonly resumable: boolean;
+  /** The open temporary file; for a partial, it also holds the lock. */
   #file: Deno.FsFile | undefined;
+  /** The temporary file as opened: the file every later step makes sure it still has. */
+  readonly #info: Deno.FileInfo;
+  #written = 0;
   #done = false;
-  /** Permission bits the file has, as last seen by {@linkcode AtomicFile.stat}. */
-  #mode: number | undefined;
 
-  private constructor(path: string, tempPath: string, file: Deno.FsFile, offset = 0) {
-    this.path = path;
-    this.tempPath = tempPath;
+  private constructor(
+    dir: Directory,
+    name: string,
+    temp: string,
+    file: Deno.FsFile,
+    info: Deno.FileInfo,
+    offset = 0,
+  ) {
+    this.dir = dir;
+    this.name = name;
+    this.tempName = temp;
     this.#file = file;
+    this.#info = info;
     this.offset = offset;
-    this.resumable = tempPath.endsWith(PARTIAL_SUFFIX);
+    this.resumable = temp.endsWith(PARTIAL_SUFFIX);
+  }
+
+  /** Where the file will appear on commit. */
+  get path(): string {
+    return join(this.dir.path, this.name);
+  }
+
+  /** The temporary file being written. */
+  get tempPath(): string {
+    return join(this.dir.path, this.tempName);
+  }
+
+  /** Bytes in the temporary file: the offset it was opened at, and what was written since. */
+  get written(): number {
+    return this.offset + this.#written;
+  }
+
+  /** What the temporary file is, as opened (device and inode, permission bits). */
+  get info(): Deno.FileInfo {
+    return this.#info;
   }
 
   /**
    * Create the temporary file beside `path`. The directory must exist. With
    * `mode`, the file is created with those permission bits (less the umask):
-   * when {@linkcode AtomicFile.stat} then finds them whole, a commit with the
-   * same mode needs no `chmod`, one call less per file in a tree of small ones.
+   * when they survive whole, a commit with the same mode needs no `chmod`,
+   * one call less per file in a tree of small ones.
    */
-  static create(path: string, options: { mode?: number } = {}): AtomicFile {
-    const tempPath = join(dirname(path), tempName());
+  static create(path: string, options: PlaceOptions & { mode?: number } = {}): AtomicFile {
+    const dir = options.dir ?? plainDirectory(dirname(path));
+    const name = basename(path);
+    const temp = tempName();
     const mode = options.mode === undefined ? 0o666 : options.mode & PERMISSION_BITS;
     try {
-      const file = Deno.openSync(tempPath, { write: true, createNew: true, mode });
-      live.add(tempPath);
-      return new AtomicFile(path, tempPath, file);
+      return dir.run(
+        (at) => {
+          const file = Deno.openSync(at(temp), { write: true, createNew: true, mode });
+          const created = new AtomicFile(dir, name, temp, file, file.statSync());
+          live.add(created.tempPath);
+          return created;
+        },
+        // The directory moved out from under the step: take the file back at once.
+        (file) => file.#discard(),
+      );
     } catch (err) {
-      throw toFerryError(err, `cannot write ${escapeName(basename(path))}`);
+      throw toFerryError(err, `cannot write ${escapeName(name)}`);
     }
   }
 
   /**
-   * Open the resumable partial for `path` named by `key`, creating an empty
-   * one if there is none. With `offset`, the partial must hold at least that
-   * many bytes (else RESUME_MISMATCH) and is cut to exactly that many;
-   * without, all it holds is kept. Writing continues after them.
+   * Open and lock the resumable partial for `path` named by `key`, creating
+   * an empty one if there is none, and continue it (see
+   * {@linkcode ResumeOptions.offset}). Returns undefined when another
+   * writer holds it: another process, or, without `takeover`, this one.
+   * Everything is checked before anything changes: a refused resume neither
+   * creates a partial nor takes one over.
    */
-  static resume(path: string, key: string, options: { offset?: number } = {}): AtomicFile {
-    const tempPath = partialPath(path, key);
-    // Everything is checked before anything changes: a refused resume neither creates a
-    // partial nor takes one over from the upload that is writing it.
-    let held = 0;
-    try {
-      // Never write through a link planted under the partial's name.
-      const existing = Deno.lstatSync(tempPath);
-      if (!existing.isFile) {
-        throw new FerryError("IO", `not a regular file: ${escapeName(tempPath)}`);
-      }
-      held = existing.size;
-    } catch (err) {
-      if (!(err instanceof Deno.errors.NotFound)) throw toFerryError(err);
-    }
-    const offset = options.offset ?? held;
-    if (offset > held) {
-      throw new FerryError(
+  static resume(path: string, key: string, options: ResumeOptions = {}): AtomicFile | undefined {
+    const dir = options.dir ?? plainDirectory(dirname(path));
+    const name = basename(path);
+    const temp = partialName(key);
+    const previous = holders.get(join(dir.path, temp));
+    if (previous && options.takeover === false) return undefined;
+    const refuse = (held: number, offset: number) =>
+      new FerryError(
         "RESUME_MISMATCH",
-        `cannot resume ${escapeName(basename(path))} at byte ${offset}: only ${held} are here`,
+        `cannot resume ${escapeName(name)} at byte ${offset}: only ${held} are here`,
       );
-    }
-    const previous = holders.get(tempPath);
-    if (previous) {
-      previous.#closeFile();
-      previous.#finish();
-    }
-    let file: Deno.FsFile;
+    let fresh = false;
     try {
-      file = Deno.openSync(tempPath, { read: true, write: true, create: true, mode: 0o666 });
+      return dir.run((at) => {
+        // Never write through a link planted under the partial's name.
+        const existing = lstatOrUndefined(at(temp));
+        fresh = existing === undefined;
+        if (existing && !existing.isFile) {
+          throw new FerryError("IO", `not a regular file: ${escapeName(temp)}`);
+        }
+        const offset = options.offset ?? existing?.size ?? 0;
+        if (offset > (existing?.size ?? 0)) throw refuse(existing?.size ?? 0, offset);
+        if (previous) previous.#let();
+        // A partial renamed away (committed) between the open and the lock leaves this one
+        // holding the wrong file: then look again.
+        for (let attempt = 0; attempt < 3; attempt++) {
+          const file = Deno.openSync(at(temp), {
+            read: true,
+            write: true,
+            create: true,
+            mode: 0o666,
+          });
+          if (!tryLock(file, previous !== undefined)) {
+            file.close();
+            return undefined;
+          }
+          const info = file.statSync();
+          if (!sameFile(lstatOrUndefined(at(temp)), info)) {
+            file.close();
+            continue;
+          }
+          if (info.size < offset) {
+            file.close();
+            throw refuse(info.size, offset);
+          }
+          try {
+            // Only when there is something to cut: on ext4, any truncate to size 0 (even of
+            // an empty file) makes the close flush the file's dirty pages, which cost 0.5 s
+            // per GiB in close().
+            if (info.size > offset) file.truncateSync(offset);
+            file.seekSync(offset, Deno.SeekMode.Start);
+          } catch (err) {
+            file.close();
+            throw err;
+          }
+          const resumed = new AtomicFile(dir, name, temp, file, info, offset);
+          holders.set(resumed.tempPath, resumed);
+          return resumed;
+        }
+        return undefined;
+      }, (file) => {
+        // The directory moved out from under the step: take back what it created.
+        if (file && fresh) file.#discard();
+        else if (file) file.#let();
+      });
     } catch (err) {
-      throw toFerryError(err, `cannot write ${escapeName(basename(path))}`);
+      throw toFerryError(err, `cannot write ${escapeName(name)}`);
     }
-    try {
-      // Only when there is something to cut: on ext4, any truncate to size 0 (even of an empty
-      // file) makes the close flush the file's dirty pages, which cost 0.5 s per GiB in close().
-      // Sized after the open, when the upload that held it before has let go.
-      if (file.statSync().size > offset) file.truncateSync(offset);
-      file.seekSync(offset, Deno.SeekMode.Start);
-      const resumed = new AtomicFile(path, tempPath, file, offset);
-      holders.set(tempPath, resumed);
-      return resumed;
-    } catch (err) {
-      file.close();
-      throw toFerryError(err, `cannot write ${escapeName(basename(path))}`);
-    }
-  }
-
-  /** What the open temporary file is (for checking it is where it should be). */
-  stat(): Deno.FileInfo {
-    if (!this.#file) {
-      throw new FerryError("CANCELLED", `${escapeName(basename(this.path))} was closed`);
-    }
-    const info = this.#file.statSync();
-    this.#mode = info.mode === null ? undefined : info.mode & PERMISSION_BITS;
-    return info;
   }
 
   /**
    * A SHA-256 state fed with the {@linkcode AtomicFile.offset} bytes already
-   * in the file, read through `buf`.
+   * in the file, read through `buf`. It leaves the file where writing goes on.
    */
   async hashPrefix(buf: Uint8Array): Promise<Hash> {
+    const file = this.#open();
     try {
-      using file = Deno.openSync(this.tempPath, { read: true });
+      file.seekSync(0, Deno.SeekMode.Start);
       return await hashPrefix(file, this.offset, buf);
     } catch (err) {
-      throw toFerryError(err, `cannot read ${escapeName(basename(this.path))}`);
+      throw toFerryError(err, `cannot read ${escapeName(this.name)}`);
     }
   }
 
@@ -250,49 +404,54 @@ export class AtomicFile {
    * `writeSync` measured ~1.7x faster than `await write` on the receive path.
    */
   write(chunk: Uint8Array): void {
-    const file = this.#file;
-    if (!file) throw new FerryError("CANCELLED", `${escapeName(basename(this.path))} was closed`);
+    const file = this.#open();
     let offset = 0;
     try {
       while (offset < chunk.length) offset += file.writeSync(chunk.subarray(offset));
     } catch (err) {
-      throw toFerryError(err, `cannot write ${escapeName(basename(this.path))}`);
+      throw toFerryError(err, `cannot write ${escapeName(this.name)}`);
+    } finally {
+      this.#written += offset;
     }
   }
 
   /**
-   * Close the file, apply `options`, and move it into place: replacing any
-   * file there, or with `noClobber` failing with EXISTS if there is one
-   * (a hard link, so the check and the move are one atomic step).
+   * Apply `options` and move the file into place: replacing any file there,
+   * or with `noClobber` failing with EXISTS if there is one (a hard link, so
+   * the check and the move are one atomic step). A partial stays locked
+   * until it is in place, so nobody else can open it in between.
    */
   async commit(options: CommitOptions = {}): Promise<void> {
-    // Suspended, the partial may already belong to another transfer: never move it.
-    if (this.#done) {
-      throw new FerryError("CANCELLED", `${escapeName(basename(this.path))} was closed`);
-    }
+    const file = this.#open();
     try {
-      if (options.fsync) this.#file?.syncSync();
-      this.#closeFile();
+      if (options.fsync) file.syncSync();
+      // Through the open file: by path, a name swapped for a symlink would send it elsewhere.
+      // (Linux's NFS client writes dirty pages back before it applies a new mtime.)
+      if (options.mtime !== undefined) file.utimeSync(new Date(), new Date(options.mtime));
       const mode = options.mode === undefined ? undefined : options.mode & PERMISSION_BITS;
-      if (mode !== undefined && mode !== this.#mode && Deno.build.os !== "windows") {
-        Deno.chmodSync(this.tempPath, mode);
-      }
-      // After the close: a network filesystem may stamp the time when it writes back.
-      if (options.mtime !== undefined) {
-        Deno.utimeSync(this.tempPath, new Date(), new Date(options.mtime));
-      }
-      if (options.noClobber) Deno.linkSync(this.tempPath, this.path);
-      else Deno.renameSync(this.tempPath, this.path);
-      this.#finish();
-      if (options.noClobber) await Deno.remove(this.tempPath).catch(() => {});
-      if (options.fsync) syncDirectory(dirname(this.path));
+      const current = this.#info.mode === null ? undefined : this.#info.mode & PERMISSION_BITS;
+      this.dir.run((at) => {
+        if (mode !== undefined && mode !== current && Deno.build.os !== "windows") {
+          chmodOpenFile(at(this.tempName), this.#info, mode);
+        }
+        if (!sameFile(lstatOrUndefined(at(this.tempName)), this.#info)) {
+          throw new FerryError(
+            "PATH_REFUSED",
+            `path refused: the temporary file of ${escapeName(this.name)} was replaced`,
+          );
+        }
+        if (options.noClobber) Deno.linkSync(at(this.tempName), at(this.name));
+        else Deno.renameSync(at(this.tempName), at(this.name));
+      });
+      this.#let();
+      if (options.noClobber) this.#removeTemp();
+      if (options.fsync) syncDirectory(this.dir.path);
     } catch (err) {
       await this.abort();
-      const name = escapeName(basename(this.path));
       if (err instanceof Deno.errors.AlreadyExists) {
-        throw new FerryError("EXISTS", `already exists: ${name}`);
+        throw new FerryError("EXISTS", `already exists: ${escapeName(this.name)}`);
       }
-      throw toFerryError(err, `cannot store ${name}`);
+      throw toFerryError(err, `cannot store ${escapeName(this.name)}`);
     }
   }
 
@@ -303,18 +462,17 @@ export class AtomicFile {
    * removed meanwhile (its directory deleted, say) or another upload has
    * taken it over (its bytes are that upload's now).
    */
-  async suspend(): Promise<number> {
-    if (!this.resumable) {
-      await this.abort();
-      return 0;
-    }
-    if (this.#done) return 0;
-    this.#closeFile();
-    this.#finish();
+  suspend(): Promise<number> {
+    if (!this.resumable) return this.abort().then(() => 0);
+    if (this.#done) return Promise.resolve(0);
+    this.#let();
     try {
-      return (await Deno.lstat(this.tempPath)).size;
+      return Promise.resolve(this.dir.run((at) => {
+        const there = lstatOrUndefined(at(this.tempName));
+        return sameFile(there, this.#info) ? there!.size : 0;
+      }));
     } catch {
-      return 0;
+      return Promise.resolve(0);
     }
   }
 
@@ -323,22 +481,61 @@ export class AtomicFile {
    * leads to it (see `LocalStorage`), and removing would hit another file.
    */
   forget(): void {
-    this.#closeFile();
-    this.#finish();
+    this.#let();
+  }
+
+  /**
+   * Stop where it is, as {@linkcode AtomicFile.suspend} would, but now and
+   * synchronously, because its directory is about to move: a partial stays
+   * (and moves along), a temporary file is removed. Later writes fail with
+   * CANCELLED and `reason`.
+   */
+  interrupt(reason: string): void {
+    if (this.#done) return;
+    this.#cancelled = reason;
+    if (this.resumable) this.#let();
+    else this.#discard();
   }
 
   /** Drop the temporary file. Safe to call at any time and more than once. */
-  async abort(): Promise<void> {
+  abort(): Promise<void> {
+    if (!this.#done) this.#discard();
     this.#closeFile();
-    if (this.#done) return;
-    this.#finish();
-    await Deno.remove(this.tempPath).catch(() => {});
+    return Promise.resolve();
   }
 
-  #finish(): void {
+  #cancelled: string | undefined;
+
+  /** The open file, or CANCELLED once it is closed. */
+  #open(): Deno.FsFile {
+    if (this.#file && !this.#done) return this.#file;
+    throw new FerryError("CANCELLED", this.#cancelled ?? `${escapeName(this.name)} was closed`);
+  }
+
+  /** Let go: close (which unlocks a partial) and forget, removing nothing. */
+  #let(): void {
     this.#done = true;
+    this.#closeFile();
     live.delete(this.tempPath);
     if (holders.get(this.tempPath) === this) holders.delete(this.tempPath);
+  }
+
+  /** Let go and remove the temporary file, where it is still this very file. */
+  #discard(): void {
+    this.#let();
+    this.#removeTemp();
+  }
+
+  #removeTemp(): void {
+    try {
+      this.dir.run((at) => {
+        if (sameFile(lstatOrUndefined(at(this.tempName)), this.#info)) {
+          Deno.removeSync(at(this.tempName));
+        }
+      });
+    } catch {
+      // Gone already, or its directory is not where it was: nothing of ours to remove there.
+    }
   }
 
   #closeFile(): void {

@@ -12,7 +12,7 @@ import type { FerryClient, TransferOptions, TransferResult } from "./client.ts";
 import type { Entry } from "./commands.ts";
 import { FerryError, toFerryError } from "./errors.ts";
 import { elapsed } from "./elapsed.ts";
-import { walkLocal } from "./local_storage.ts";
+import { walkLocal } from "./local_files.ts";
 import { escapeName, normalizePath } from "./path_jail.ts";
 import type { Outcome, Reporter } from "./report.ts";
 
@@ -26,7 +26,13 @@ const RESUMABLE_SIZE = 1024 * 1024;
 export interface FileJob {
   from: string;
   to: string;
+  /** Bytes, where known beforehand (0 otherwise). */
   size: number;
+  /**
+   * The local end is no file to replace: standard input (`put -`), standard
+   * output (`get ... -`), or a FIFO or device that is written through.
+   */
+  stream?: "stdin" | "stdout" | "device";
 }
 
 /**
@@ -49,9 +55,29 @@ export interface BatchOptions {
   delete?: boolean;
   /** How many more times to try a file whose connection failed (default 0). */
   retries?: number;
-  /** Continue files that an earlier, interrupted run left partial (retries always do). */
+  /**
+   * Continue files that an earlier, interrupted run left partial: `true`
+   * insists (and is refused where nothing can be resumed, as into a device),
+   * the default does where it can, `false` starts afresh (retries always
+   * continue).
+   */
   resume?: boolean;
+  /** The most bytes a download may announce (see `TransferOptions.maxSize`). */
+  maxSize?: number;
+  /** Where `put -` reads from and `get ... -` writes to (default: stdin and stdout). */
+  stdio?: StdStreams;
 }
+
+/** The standard streams a transfer of `-` uses. */
+export interface StdStreams {
+  /** What `put -` sends, with its size when that is known (stdin redirected from a file). */
+  input(): { stream: ReadableStream<Uint8Array>; size?: number };
+  /** Where `get ... -` writes. */
+  output(): WritableStream<Uint8Array>;
+}
+
+/** Reserved names (`.ferry-*`) in a tree: reported as skipped, never dropped in silence. */
+const RESERVED = "reserved name";
 
 async function exists(path: string): Promise<boolean> {
   return await Deno.lstat(path).then(() => true, () => false);
@@ -118,7 +144,15 @@ export async function planPut(localDir: string, remoteBase: string): Promise<Pla
       const error = toFerryError(err, `cannot read ${escapeName(join(localDir, path))}`);
       plan.skipped.push({ op: "put", path: prefix + path, bytes: 0, seconds: 0, error });
     };
-    for await (const e of walkLocal(localDir, { recursive: true, onError })) {
+    const onReserved = (path: string) =>
+      plan.skipped.push({
+        op: "put",
+        path: prefix + path,
+        bytes: 0,
+        seconds: 0,
+        skipped: RESERVED,
+      });
+    for await (const e of walkLocal(localDir, { recursive: true, onError, onReserved })) {
       const to = prefix + e.name;
       if (e.type === "dir") plan.dirs.push(to);
       else if (e.type === "file") {
@@ -142,7 +176,9 @@ export async function planGet(
   if ((await client.stat(remoteDir)).type !== "dir") {
     throw new FerryError("NOT_A_DIRECTORY", `not a directory: ${escapeName(remoteDir)} (drop -r)`);
   }
-  for (const e of await client.list(remoteDir, { recursive: true })) {
+  const onReserved = (path: string) =>
+    plan.skipped.push({ op: "get", path: prefix + path, bytes: 0, seconds: 0, skipped: RESERVED });
+  for (const e of await client.list(remoteDir, { recursive: true, onReserved })) {
     const to = localPathFor(localBase, e.name);
     const from = prefix + e.name;
     if (e.type === "dir") plan.dirs.push(to);
@@ -249,25 +285,44 @@ export async function transferPlan(
       });
       try {
         // Known to exist locally: skip before moving a byte (the atomic link still guards the race).
-        if (direction === "get" && options.noClobber && await exists(job.to)) {
+        if (
+          direction === "get" && options.noClobber && job.stream !== "stdout" &&
+          await exists(job.to)
+        ) {
           return reporter.result(outcome({ skipped: "exists" }));
         }
         if (options.sync) {
+          if (job.stream) {
+            const local = direction === "put" ? job.from : job.to;
+            throw new FerryError(
+              "USAGE",
+              `--sync compares files, and local ${escapeName(local)} is not a regular file`,
+            );
+          }
           const buf = buffers[worker] ??= new Uint8Array(256 * 1024);
           const sha256 = await sameContent(conn, direction, job, buf);
           if (sha256) return reporter.result(outcome({ sha256, skipped: "unchanged" }));
         }
+        // Whatever is cut off is kept, so that a retry, or a later run, continues it; a small
+        // file is simply sent again, which costs less than keeping track of it. What is
+        // written through (a pipe, a device) keeps nothing: it cannot be taken back.
+        const keepPartial = !job.stream && (job.size === 0 || job.size >= RESUMABLE_SIZE);
         const transfer: TransferOptions = {
           noClobber: options.noClobber,
-          // Whatever is cut off is kept, so that a retry, or a later --resume, continues it;
-          // a small file is simply sent again, which costs less than keeping track of it.
-          keepPartial: job.size === 0 || job.size >= RESUMABLE_SIZE,
-          resume: options.resume || attempt > 1,
-          ...reporter.track(path),
+          keepPartial,
+          resume: options.resume === true ||
+            (keepPartial && (options.resume !== false || attempt > 1)),
+          maxSize: options.maxSize,
+          // What an interruption keeps on the server; a download's own partial speaks for itself.
+          ...reporter.track(path, keepPartial && direction === "put"),
         };
         const r: TransferResult = direction === "put"
-          ? await conn.put(job.from, job.to, transfer)
-          : await conn.get(job.from, job.to, transfer);
+          ? await putJob(conn, job, transfer, options.stdio)
+          : await conn.get(
+            job.from,
+            job.stream === "stdout" ? stdio(options).output() : job.to,
+            transfer,
+          );
         const { bytes, resumed, sha256, seconds } = r;
         reporter.result(outcome({ bytes, resumed, sha256, seconds }));
       } catch (err) {
@@ -290,6 +345,23 @@ export async function transferPlan(
     if (retry.length > 0) await new Promise((r) => setTimeout(r, backoffMs(attempt)));
     jobs = retry;
   }
+}
+
+function stdio(options: BatchOptions): StdStreams {
+  if (!options.stdio) throw new FerryError("USAGE", "no standard streams to transfer '-' with");
+  return options.stdio;
+}
+
+/** Upload one job: a local file, or standard input. */
+function putJob(
+  conn: FerryClient,
+  job: FileJob,
+  transfer: TransferOptions,
+  streams: StdStreams | undefined,
+): Promise<TransferResult> {
+  if (job.stream !== "stdin") return conn.put(job.from, job.to, transfer);
+  const { stream, size } = stdio({ stdio: streams }).input();
+  return conn.put(stream, job.to, { ...transfer, size });
 }
 
 /**

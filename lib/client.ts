@@ -10,6 +10,8 @@ import {
   errorFromMessage,
   errorToMessage,
   type GetReply,
+  type GetRequest,
+  type ListOptions,
   MAX_LISTING_ENTRIES,
   parseEntry,
   parseGetReply,
@@ -18,17 +20,19 @@ import {
   parseSumReply,
   parseWelcome,
   PROTOCOL_VERSION,
+  type PutRequest,
+  type Request,
   type SumReply,
   type Welcome,
 } from "./commands.ts";
 import { FerryError, toFerryError } from "./errors.ts";
 import { decodeMessage, type Frame, FrameType, frameTypeName, HEADER_SIZE } from "./frame.ts";
 import { FrameConn } from "./frame_conn.ts";
-import { basename } from "node:path";
+import { basename, dirname } from "node:path";
 import type { Hash } from "node:crypto";
 import { AtomicFile, PERMISSION_BITS, resumeKey } from "./atomic_file.ts";
-import { BodyReceiver, hashPrefix, sendBody } from "./transfer.ts";
-import { readerFor } from "./local_storage.ts";
+import { BodyReceiver, ChecksumMismatch, hashPrefix, sendBody } from "./transfer.ts";
+import { assertUnchanged, checkSpace, destination, isStreamed, readerFor } from "./local_files.ts";
 import { escapeName } from "./path_jail.ts";
 import { elapsed } from "./elapsed.ts";
 import { connectTls, type TlsOptions } from "./tls.ts";
@@ -74,6 +78,20 @@ export function parseAddress(text: string): Address {
   const port = m[3] === undefined ? 9500 : Number(m[3]);
   if (port < 1 || port > 65535) throw bad();
   return { hostname, port };
+}
+
+/**
+ * `HOST:PORT`, with brackets around an IPv6 address.
+ *
+ * @example
+ * ```ts
+ * import { formatAddress } from "./client.ts";
+ * console.assert(formatAddress({ hostname: "::1", port: 9500 }) === "[::1]:9500");
+ * ```
+ */
+export function formatAddress(addr: Address): string {
+  const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
+  return `${host}:${addr.port}`;
 }
 
 /**
@@ -144,8 +162,11 @@ export interface TransferResult {
 export interface TransferOptions {
   /** Refuse (EXISTS) rather than replace an existing destination file. */
   noClobber?: boolean;
-  /** Called once the size is known, before any content moves. */
-  onStart?: (size: number) => void;
+  /**
+   * Called once the size is known, before any content moves; undefined for
+   * an upload of unknown size (a FIFO, a stream without `size`).
+   */
+  onStart?: (size: number | undefined) => void;
   /** Called as content moves, with the bytes of the file there so far (resumed ones included). */
   onProgress?: (bytes: number) => void;
   /**
@@ -160,6 +181,12 @@ export interface TransferOptions {
    * transfer starts over, and the final check covers the whole file.
    */
   resume?: boolean;
+  /**
+   * The most bytes a download may announce (LIMIT beyond it, before a byte is
+   * written). A download is also refused (NO_SPACE) when its local
+   * filesystem has not room for it.
+   */
+  maxSize?: number;
   /**
    * Stop the transfer. An upload stops sending and fails with CANCELLED; the
    * connection goes on. A download cannot be stopped mid-body in protocol
@@ -249,42 +276,111 @@ function streamSink(stream: WritableStream<Uint8Array>): Sink {
   };
 }
 
-/** An upload's content, size and metadata. */
+/**
+ * A FIFO or a device as a download sink: opened as it is (a FIFO's open
+ * waits for its reader, off the event loop), written through as bytes
+ * arrive, never replaced, closed at the end. Bytes reach it before the
+ * final check; a failure says how many did.
+ */
+async function deviceSink(target: { path: string; shown: string }): Promise<Sink> {
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(target.path, { write: true, append: true });
+  } catch (err) {
+    throw toFerryError(err, `cannot write local ${escapeName(target.shown)}`);
+  }
+  let closed = false;
+  const close = () => {
+    if (!closed) file.close();
+    closed = true;
+    return Promise.resolve();
+  };
+  return {
+    async write(chunk) {
+      try {
+        for (let done = 0; done < chunk.length;) done += await file.write(chunk.subarray(done));
+      } catch (err) {
+        throw toFerryError(err, `cannot write local ${escapeName(target.shown)}`);
+      }
+    },
+    commit: close,
+    abort: close,
+    suspend: close,
+  };
+}
+
+/** `err`, saying that `bytes` bytes had already gone to the write-through destination `shown`. */
+function wroteThrough(err: FerryError, shown: string, bytes: number): FerryError {
+  if (bytes === 0) return err;
+  return new FerryError(
+    err.code,
+    `${err.message} (${bytes} bytes were already written to local ${escapeName(shown)})`,
+    { cause: err },
+  );
+}
+
+/**
+ * The most of a refused download's body worth reading to keep the
+ * connection; beyond it the connection is closed instead.
+ */
+const DRAIN_LIMIT = 16 * 1024 * 1024;
+
+/** An upload's content, size (undefined: not known until its end) and metadata. */
 interface Source {
-  size: number;
+  size: number | undefined;
   mode?: number;
   mtime?: number;
   read(buf: Uint8Array): Promise<number | null>;
+  /** Throw if the content changed while it was read (see `ByteSource.check`). */
+  check?(): void;
   close(): void;
 }
 
-function openFile(path: string): Source {
+/**
+ * Open the local file `path` to upload. A regular file is read as it is and
+ * checked afterwards for changes made meanwhile. A FIFO or a device is
+ * streamed to its end, its size unknown; opening one waits for a writer,
+ * which happens off the event loop, so that signals still stop the wait.
+ */
+async function openFile(path: string): Promise<Source> {
   let file: Deno.FsFile;
   try {
-    file = Deno.openSync(path, { read: true });
+    // Stat first (a FIFO's open blocks until a writer comes), following symlinks as cp does.
+    const named = Deno.statSync(path);
+    if (named.isDirectory) {
+      throw new FerryError("NOT_A_FILE", `local ${escapeName(path)} is a directory (use -r)`);
+    }
+    file = isStreamed(named)
+      ? await Deno.open(path, { read: true })
+      : Deno.openSync(path, { read: true });
   } catch (err) {
-    throw toFerryError(err, escapeName(path));
+    throw toFerryError(err, `local ${escapeName(path)}`);
   }
   try {
     const info = file.statSync();
+    const mode = info.mode === null ? undefined : info.mode & PERMISSION_BITS;
+    if (isStreamed(info)) {
+      return { size: undefined, mode, read: (buf) => file.read(buf), close: () => file.close() };
+    }
     if (!info.isFile) throw new FerryError("NOT_A_FILE", `not a file: ${escapeName(path)}`);
     return {
       size: info.size,
-      mode: info.mode === null ? undefined : info.mode & PERMISSION_BITS,
+      mode,
       mtime: info.mtime?.getTime(),
       read: readerFor(file, info.size),
+      check: () => assertUnchanged(file, info, `local ${escapeName(path)}`),
       close: () => file.close(),
     };
   } catch (err) {
     file.close();
-    throw toFerryError(err, escapeName(path));
+    throw toFerryError(err, `local ${escapeName(path)}`);
   }
 }
 
 /** A stream as an upload source: reads are filled from its chunks, whatever their sizes. */
 function openStream(stream: ReadableStream<Uint8Array>, options: PutOptions): Source {
-  if (options.size === undefined || !Number.isSafeInteger(options.size) || options.size < 0) {
-    throw new FerryError("USAGE", "uploading a stream needs its exact size (options.size)");
+  if (options.size !== undefined && (!Number.isSafeInteger(options.size) || options.size < 0)) {
+    throw new FerryError("USAGE", "a stream's size (options.size) must be a byte count");
   }
   const reader = stream.getReader();
   const { signal } = options;
@@ -412,7 +508,7 @@ export async function connect(
     if (welcome.version !== PROTOCOL_VERSION) {
       throw new FerryError("PROTOCOL", `server speaks protocol version ${welcome.version}`);
     }
-    return new FerryClient(fc, welcome, { timeoutMs });
+    return new FerryClient(fc, welcome, { timeoutMs, origin: formatAddress(addr) });
   } catch (err) {
     fc.close();
     throw toFerryError(err);
@@ -453,12 +549,19 @@ export class FerryClient {
   #failure: FerryError | undefined;
   /** Serializes whole requests (a REQUEST and its body) on the wire. */
   #sending: Promise<unknown> = Promise.resolve();
+  /** The server's address, as `HOST:PORT`: part of the name of a download's partial. */
+  readonly #origin: string;
 
   /** Use {@linkcode connect}. */
-  constructor(fc: FrameConn, welcome: Welcome, options: { timeoutMs?: number } = {}) {
+  constructor(
+    fc: FrameConn,
+    welcome: Welcome,
+    options: { timeoutMs?: number; origin?: string } = {},
+  ) {
     this.#fc = fc;
     this.welcome = welcome;
     this.#timeoutMs = options.timeoutMs ?? 0;
+    this.#origin = options.origin ?? "";
     // Idle until a request goes out: the read loop's pending read is not a stall.
     fc.setTimeout(0);
     // Two halves, one frame each: see sendBody.
@@ -475,8 +578,11 @@ export class FerryClient {
    * List a directory (`""` is the root), or describe a single file. With
    * `recursive`, every entry below it, named by relative path.
    */
-  list(path: string, options: { recursive?: boolean } = {}): Promise<Entry[]> {
-    return this.#entries({ op: "ls", path, recursive: options.recursive ?? false });
+  list(path: string, options: ListOptions = {}): Promise<Entry[]> {
+    return this.#entries(
+      { op: "ls", path, recursive: options.recursive ?? false },
+      options.onReserved,
+    );
   }
 
   /** Entries whose root-relative path matches `pattern` (`*`, `?`, `[...]`); names are paths. */
@@ -532,8 +638,11 @@ export class FerryClient {
         return await this.#get(remote, local, { ...options, resume: false, keepPartial: true });
       }
       // The server may have sent a hash it remembered for content changed since (see
-      // HashCache): once more, hashed as it is sent. A stream has had the bytes already.
-      if (code === "INTEGRITY" && typeof local === "string") {
+      // HashCache): once more, hashed as it is sent. A stream or a device has had the bytes
+      // already; and a file that changed while it was sent fails as it is, to be sent again.
+      if (
+        err instanceof ChecksumMismatch && typeof local === "string" && !destination(local).device
+      ) {
         return await this.#get(remote, local, { ...options, resume: false }, true);
       }
       throw err;
@@ -548,16 +657,27 @@ export class FerryClient {
   ): Promise<TransferResult> {
     const started = performance.now();
     if (options.signal?.aborted) throw cancelled("download");
-    if (typeof local !== "string" && options.resume) {
-      throw new FerryError("USAGE", "resuming a download needs a local file, not a stream");
+    const target = typeof local === "string" ? destination(local) : undefined;
+    if (options.resume && (target === undefined || target.device)) {
+      throw new FerryError(
+        "USAGE",
+        typeof local === "string"
+          ? `cannot resume into local ${escapeName(local)}: not a regular file`
+          : "resuming a download needs a local file, not a stream",
+      );
     }
-    // A resumable download writes to a partial named after what it fetches, which a later
-    // one can find; with `resume` it keeps what the partial holds, else it starts it afresh.
-    let file: Sink | undefined = typeof local !== "string"
-      ? streamSink(local)
+    // A resumable download writes to a partial named after what it fetches (the server, the
+    // remote path, the local name), which a later one can find; with `resume` it keeps what
+    // the partial holds, else it starts it afresh. A partial that another transfer is writing
+    // is left to it: this one then writes a private temporary file.
+    let file: Sink | undefined = target === undefined
+      ? streamSink(local as WritableStream<Uint8Array>)
+      : target.device
+      ? undefined // opened once the server answers: a FIFO's open waits for its reader
       : options.resume || options.keepPartial
-      ? AtomicFile.resume(local, resumeKey(remote, basename(local)), {
+      ? AtomicFile.resume(target.path, resumeKey(this.#origin, remote, basename(target.path)), {
         offset: options.resume ? undefined : 0,
+        takeover: false,
       })
       : undefined;
     const offset = file instanceof AtomicFile ? file.offset : 0;
@@ -569,22 +689,30 @@ export class FerryClient {
       throw err;
     }
     const release = async (err: FerryError) => {
-      if (connectionLost(err) || err.code === "CANCELLED") await file?.suspend();
+      const keep = connectionLost(err) || err.code === "CANCELLED" ||
+        (err.code === "NO_SPACE" && offset > 0);
+      if (keep) await file?.suspend();
       else await file?.abort();
     };
     let receiver: BodyReceiver | undefined;
     let meta: GetReply | undefined;
     let localError: FerryError | undefined;
-    const message = {
+    const message: GetRequest = {
       op: "get",
       path: remote,
-      ...(hash && { offset, prefix: hash.copy().digest("hex") }),
-      ...(fresh ? { fresh } : typeof local === "string" && { retries: true }),
+      offset: hash ? offset : 0,
+      ...(hash && { prefix: hash.copy().digest("hex") }),
+      // Only a file can be dropped and asked for again (see GetRequest.retries).
+      ...(fresh ? { fresh } : target !== undefined && !target.device && { retries: true }),
     };
+    let drained = 0;
     const request = this.#request<TransferResult>(message, async (frame, done, fail) => {
       if (localError) {
-        // Drain the rest of the body, then report the local failure.
+        // Drain the rest of the body, then report the local failure; a sender that goes on
+        // past what it announced is not drained for ever.
+        drained += frame.payload.length;
         if (frame.type !== FrameType.DATA) fail(localError);
+        else if (drained > (meta?.size ?? 0) - offset) this.#abandon(fail, localError);
         return;
       }
       try {
@@ -593,8 +721,23 @@ export class FerryClient {
           if (meta.offset !== offset) {
             throw new FerryError("PROTOCOL", `asked for byte ${offset} on, got ${meta.offset}`);
           }
+          // Refused before a byte is written: the size is the server's word, and a hostile or
+          // broken server must not fill this disk.
+          if (options.maxSize !== undefined && meta.size > options.maxSize) {
+            throw new FerryError(
+              "LIMIT",
+              `remote ${escapeName(remote)} is ${meta.size} bytes, over the ${options.maxSize}` +
+                "-byte limit for a download (--max-size)",
+            );
+          }
+          if (target && !target.device) {
+            const dir = dirname(target.path);
+            checkSpace(dir, meta.size - offset, `local ${escapeName(target.shown)}`, dir);
+          }
           options.onStart?.(meta.size);
-          file ??= AtomicFile.create(local as string, { mode: meta.mode });
+          file ??= target!.device
+            ? await deviceSink(target!)
+            : AtomicFile.create(target!.path, { mode: meta.mode });
           receiver = new BodyReceiver(meta.size, file, {
             offset,
             hash,
@@ -609,6 +752,15 @@ export class FerryClient {
         done({ bytes, resumed: offset, sha256, seconds: elapsed(started) });
       } catch (err) {
         const e = toFerryError(err);
+        if (meta && !receiver) {
+          // Refused on the announcement, before a byte was written. A large body is not worth
+          // draining: the connection goes, and whatever else was in flight on it is retried
+          // on a new one.
+          await release(e);
+          if (meta.size - offset > DRAIN_LIMIT) return this.#abandon(fail, e);
+          localError = e;
+          return;
+        }
         await file?.abort();
         if (meta && !receiver?.done) localError = e;
         else fail(e);
@@ -621,8 +773,11 @@ export class FerryClient {
     try {
       return await request;
     } catch (err) {
-      await release(toFerryError(err));
-      throw err;
+      // A local failure outranks the lost connection that may have cut its draining short.
+      const e = localError ?? toFerryError(err);
+      await release(e);
+      if (target?.device && meta) throw wroteThrough(e, target.shown, receiver?.received ?? 0);
+      throw e;
     } finally {
       options.signal?.removeEventListener("abort", onAbort);
     }
@@ -646,32 +801,42 @@ export class FerryClient {
   async #put(local: PutSource, remote: string, options: PutOptions): Promise<TransferResult> {
     const started = performance.now();
     if (options.signal?.aborted) throw cancelled("upload");
-    const source = typeof local === "string" ? openFile(local) : openStream(local, options);
+    const source = typeof local === "string" ? await openFile(local) : openStream(local, options);
     // The body owns the source once it starts: it may still be reading when an early
     // error from the server settles the request.
     let bodyStarted = false;
     try {
       const { size, mtime } = source;
+      if (size === undefined && !this.welcome.features?.includes("streamed-put")) {
+        throw new FerryError(
+          "USAGE",
+          `${this.welcome.agent} cannot take an upload of unknown size (a pipe or a device); ` +
+            "update it, or give the size",
+        );
+      }
       options.onStart?.(size);
       let offset = 0;
       let hash: Hash | undefined;
-      if (options.resume) {
+      // A stream of unknown size cannot be read again: it is never resumable.
+      const resumable = size !== undefined && Boolean(options.resume || options.keepPartial);
+      if (options.resume && size !== undefined) {
         const held = await this.#simple({ op: "partial", path: remote, size, mtime });
         offset = parsePartialReply(held, size);
         // Hashing the first bytes also moves the source to where the body starts.
         if (offset > 0) hash = await hashPrefix(source, offset, new Uint8Array(PREFIX_BUFFER));
       }
-      let sha256 = "";
+      let sent = { sha256: "", bytes: 0 };
       let localError: FerryError | undefined;
-      const message = {
+      const message: PutRequest = {
         op: "put",
         path: remote,
         size,
         mode: source.mode,
         mtime,
         noClobber: options.noClobber ?? false,
-        resume: Boolean(options.resume || options.keepPartial),
-        ...(hash ? { offset, prefix: hash.copy().digest("hex") } : {}),
+        resume: resumable,
+        offset,
+        ...(hash && { prefix: hash.copy().digest("hex") }),
       };
       const { onProgress, signal } = options;
       const reply = this.#request<void>(
@@ -683,10 +848,12 @@ export class FerryClient {
         async (id) => {
           bodyStarted = true;
           try {
-            sha256 = await sendBody(this.#fc, id, source, size - offset, this.#sendBuf, {
+            const rest = size === undefined ? undefined : size - offset;
+            sent = await sendBody(this.#fc, id, source, rest, this.#sendBuf, {
               stopped: () => !this.#pending.has(id) || Boolean(signal?.aborted),
-              onProgress: onProgress && ((sent) => onProgress(offset + sent)),
+              onProgress: onProgress && ((bytes) => onProgress(offset + bytes)),
               hash,
+              offset,
             });
           } catch (err) {
             const e = toFerryError(err);
@@ -704,7 +871,7 @@ export class FerryClient {
       } catch (err) {
         throw localError ?? (signal?.aborted ? cancelled("upload") : err);
       }
-      return { bytes: size - offset, resumed: offset, sha256, seconds: elapsed(started) };
+      return { bytes: sent.bytes, resumed: offset, sha256: sent.sha256, seconds: elapsed(started) };
     } finally {
       if (!bodyStarted) source.close();
     }
@@ -722,12 +889,12 @@ export class FerryClient {
   }
 
   /** A request answered by exactly one REPLY. */
-  #simple(message: Record<string, unknown>): Promise<Record<string, unknown>> {
+  #simple(message: Request): Promise<Record<string, unknown>> {
     return this.#request(message, (frame, done) => done(this.#expectReply(frame)));
   }
 
   /** A request answered by pages of entries. */
-  #entries(message: Record<string, unknown>): Promise<Entry[]> {
+  #entries(message: Request, onReserved?: (path: string) => void): Promise<Entry[]> {
     const entries: Entry[] = [];
     return this.#request(message, (frame, done) => {
       const page = parseLsReply(this.#expectReply(frame));
@@ -735,6 +902,7 @@ export class FerryClient {
         throw new FerryError("PROTOCOL", `listing longer than ${MAX_LISTING_ENTRIES} entries`);
       }
       entries.push(...page.entries);
+      for (const path of page.reserved ?? []) onReserved?.(path);
       if (!page.more) done(entries);
     });
   }
@@ -745,7 +913,7 @@ export class FerryClient {
    * REQUEST frame, before any other request may use the wire.
    */
   #request<T>(
-    message: Record<string, unknown>,
+    message: Request,
     onFrame: (
       frame: Frame,
       done: (value: T) => void,
@@ -818,6 +986,16 @@ export class FerryClient {
     } catch (err) {
       this.#fail(toFerryError(err));
     }
+  }
+
+  /**
+   * Settle one request with `err`, and close the connection to stop its
+   * body: the other requests in flight fail as on a lost connection, which
+   * a batch retries on a new one.
+   */
+  #abandon(fail: (err: FerryError) => void, err: FerryError): void {
+    fail(err);
+    this.#fail(new FerryError("CONNECT", "connection closed to stop a refused download"));
   }
 
   #fail(err: FerryError): void {

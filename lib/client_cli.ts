@@ -7,20 +7,21 @@
  */
 
 import { parseArgs } from "node:util";
-import { removeLiveTempFiles } from "./atomic_file.ts";
+import { heldPartials, removeLiveTempFiles } from "./atomic_file.ts";
 import {
   backoffMs,
   type BatchOptions,
   deleteExtraneous,
   isRetriable,
   type Plan,
+  type StdStreams,
   transferPlan,
 } from "./batch.ts";
 import { connect, type ConnectOptions, DEFAULT_ADDRESS, type FerryClient } from "./client.ts";
 import type { Entry } from "./commands.ts";
 import { EXIT_CODES, exitCodeFor, FerryError, toFerryError } from "./errors.ts";
 import { byName, longLine, permissions } from "./listing_format.ts";
-import { walkLocal } from "./local_storage.ts";
+import { walkLocal } from "./local_files.ts";
 import { readConfigFile } from "./config_file.ts";
 import { escapeName, normalizePath } from "./path_jail.ts";
 import { formatBytes, type OutputMode, Reporter, type Sink } from "./report.ts";
@@ -30,6 +31,8 @@ import { suggest } from "./suggest.ts";
 import { parsePin } from "./tls.ts";
 import { planGetArgs, planPutArgs } from "./targets.ts";
 import { VERSION } from "./version.ts";
+import { fstatSync } from "node:fs";
+import { parseBytes, parseCount, parseSeconds } from "./option_values.ts";
 
 type Flag = { type: "boolean"; short?: string } | { type: "string"; short?: string };
 type Values = Record<string, string | boolean | undefined>;
@@ -46,6 +49,7 @@ const TAKES_VALUE = new Set([
   "--server",
   "--retries",
   "--timeout",
+  "--max-size",
   "--token",
   "--token-file",
   "--ca",
@@ -58,6 +62,7 @@ const GLOBAL_FLAGS: Record<string, Flag> = {
   server: { type: "string", short: "s" },
   retries: { type: "string" },
   timeout: { type: "string" },
+  "max-size": { type: "string" },
   token: { type: "string" },
   "token-file": { type: "string" },
   tls: { type: "boolean" },
@@ -75,6 +80,8 @@ interface Context {
   mode: OutputMode;
   /** How many more times to try after the connection fails. */
   retries: number;
+  /** The most bytes a download may announce (--max-size). */
+  maxSize?: number;
   /** Shell state: the remote working directory ("" is the root). */
   cwd: string;
 }
@@ -106,15 +113,47 @@ const TRANSFER_FLAGS: Record<string, Flag> = {
   "no-clobber": { type: "boolean", short: "n" },
   sync: { type: "boolean" },
   resume: { type: "boolean" },
+  "no-resume": { type: "boolean" },
+};
+
+/** The process's standard streams, for `put -` and `get ... -`. */
+const STDIO: StdStreams = {
+  input() {
+    // Redirected from a file, stdin has a size, and the upload can say so up front.
+    let size: number | undefined;
+    try {
+      const info = fstatSync(0);
+      if (info.isFile()) size = info.size;
+    } catch {
+      // Not knowable: sent as a stream of unknown size.
+    }
+    return { stream: Deno.stdin.readable, size };
+  },
+  output() {
+    // Written to as it is, never closed: what else goes to stdout still can.
+    return new WritableStream({
+      async write(chunk) {
+        for (let done = 0; done < chunk.length;) {
+          done += await Deno.stdout.write(chunk.subarray(done));
+        }
+      },
+    });
+  },
 };
 
 function batchOptions(ctx: Context, flags: Values): BatchOptions {
+  if (flags.resume && flags["no-resume"]) {
+    throw new FerryError("USAGE", "--resume and --no-resume contradict each other");
+  }
   return {
     retries: ctx.retries,
     noClobber: Boolean(flags["no-clobber"]),
     sync: Boolean(flags.sync),
     delete: Boolean(flags.delete),
-    resume: Boolean(flags.resume),
+    // Resuming is the default: the kept bytes are checked against the source before use.
+    resume: flags.resume ? true : flags["no-resume"] ? false : undefined,
+    maxSize: ctx.maxSize,
+    stdio: STDIO,
   };
 }
 
@@ -168,13 +207,15 @@ const COMMANDS: Record<string, Command> = {
       "-r  download a directory tree",
       "-n, --no-clobber  never replace an existing local file",
       "--sync  skip files whose size and SHA-256 already match",
-      "--resume  continue what an interrupted download kept",
+      "--resume  continue what an interrupted download kept (default)",
+      "--no-resume  start afresh, ignoring what an interrupted download kept",
+      "-  as LOCAL: write the file to standard output",
     ],
     examples: [
       "ferry get releases/app.tar.gz",
       "ferry get 'releases/*.tar.gz' ./downloads/",
       "ferry get -r --sync releases/v1 ./v1",
-      "ferry get --resume big.iso",
+      "ferry get logs/run.txt - | grep error",
     ],
     summary: "download a file, a glob's matches, or with -r a tree",
     min: 1,
@@ -184,7 +225,9 @@ const COMMANDS: Record<string, Command> = {
       const plan = await planGetArgs(await ctx.client(), ctx.remote(remote), local, {
         recursive: Boolean(flags.recursive),
       });
-      return await runPlan(ctx, "get", plan, batchOptions(ctx, flags));
+      // Standard output carries the file: every other line goes to stderr.
+      const sink = local === "-" ? { ...ctx.sink, out: ctx.sink.err } : ctx.sink;
+      return await runPlan({ ...ctx, sink }, "get", plan, batchOptions(ctx, flags));
     },
   },
   put: {
@@ -193,14 +236,16 @@ const COMMANDS: Record<string, Command> = {
       "-r  upload a directory tree",
       "-n, --no-clobber  never replace an existing remote file",
       "--sync  skip files whose size and SHA-256 already match",
-      "--resume  continue what an interrupted upload left on the server",
+      "--resume  continue what an interrupted upload left on the server (default)",
+      "--no-resume  start afresh, ignoring what an interrupted upload left on the server",
       "--delete  with -r: remove remote files the local tree does not have",
+      "-  as LOCAL: send standard input, to the REMOTE name given",
     ],
     examples: [
       "ferry put dist/app.tar.gz releases/",
       "ferry put 'dist/*.tar.gz' releases/",
       "ferry put -r --sync --delete site/ www",
-      "ferry put --resume big.iso",
+      "tar c dist | ferry put - releases/dist.tar",
     ],
     summary: "upload files, a glob's matches, or with -r a tree",
     min: 1,
@@ -349,8 +394,50 @@ const COMMANDS: Record<string, Command> = {
 /** Exit status after SIGINT or SIGTERM, as shells report them. */
 const INTERRUPTED = 130;
 
+/**
+ * The one line an interruption prints: what was kept to resume (partials
+ * of downloads here, of uploads on the server), and the command that
+ * resumes it, which is the same one again, secrets left out.
+ */
+function interruptedLine(argv: string[]): string {
+  const kept = new Map<string, number>();
+  for (const { path, bytes } of running?.keeping ?? []) kept.set(path, bytes);
+  // A download writing its partial knows best how much is on disk.
+  for (const { path, bytes } of heldPartials()) {
+    if (bytes > 0) kept.set(path, Math.max(bytes, kept.get(path) ?? 0));
+  }
+  const held = [...kept].filter(([, bytes]) => bytes > 0);
+  if (held.length === 0) return "ferry: interrupted; nothing was kept";
+  const names = held.map(([path]) => escapeName(path));
+  const what = held.length === 1
+    ? `${formatBytes(held[0][1])} of ${names[0]}`
+    : `${held.length} partial files (${names.slice(0, 3).join(", ")}${
+      held.length > 3 ? ", …" : ""
+    })`;
+  return `ferry: interrupted; kept ${what}: run the same command again to resume (${
+    commandLine(argv)
+  })`;
+}
+
+/** `ferry ARGS` as a shell would take it back, with token values left out. */
+function commandLine(argv: string[]): string {
+  const words: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === "--token") {
+      words.push(arg, "…");
+      i++;
+    } else if (arg.startsWith("--token=")) words.push("--token=…");
+    else words.push(/^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", `'\\''`)}'`);
+  }
+  return ["ferry", ...words].join(" ");
+}
+
 /** Names that end the interactive shell. */
 const SHELL_EXIT = new Set(["close", "quit", "exit"]);
+
+/** The reporter of the plan running now, which an interruption asks what it keeps. */
+let running: Reporter | undefined;
 
 /** Run a plan with a reporter; the exit status says whether anything failed. */
 async function runPlan(
@@ -361,13 +448,18 @@ async function runPlan(
   after?: (reporter: Reporter) => Promise<void>,
 ): Promise<number> {
   const reporter = new Reporter(ctx.mode, ctx.sink);
-  await transferPlan(ctx.client, direction, plan, reporter, options);
-  await after?.(reporter);
+  running = reporter;
+  try {
+    await transferPlan(ctx.client, direction, plan, reporter, options);
+    await after?.(reporter);
+  } finally {
+    running = undefined;
+  }
   const many = plan.files.length + plan.dirs.length > 1;
   if (many || ctx.mode === "json") reporter.summary(direction);
   if (reporter.failed === 0) return 0;
   if (reporter.lastError && isRetriable(reporter.lastError) && ctx.mode !== "json") {
-    ctx.sink.err("ferry: what arrived is kept; run the same command with --resume to continue");
+    ctx.sink.err("ferry: what arrived is kept; run the same command again to continue");
   }
   return !many && reporter.lastError ? exitCodeFor(reporter.lastError) : EXIT_CODES.PARTIAL;
 }
@@ -422,6 +514,7 @@ export function helpText(shell = false): string {
     "                          (env FERRY_RETRIES; default 3; 0: never)",
     "      --timeout SECONDS   give up connecting, or on a request that stalls, after this long",
     "                          (env FERRY_TIMEOUT; default 120; 0: never)",
+    "      --max-size BYTES    refuse a download larger than this (e.g. 2G; env FERRY_MAX_SIZE)",
     "      --token TOKEN       access token for a server that requires one (env FERRY_TOKEN)",
     "      --token-file FILE   read the token from FILE, so it is not on the command line",
     "                          (env FERRY_TOKEN_FILE)",
@@ -435,8 +528,9 @@ export function helpText(shell = false): string {
     "  -V, --version           show the version",
     "",
     "Transfer options: -r recursive, -n/--no-clobber never replace, --sync skip files whose",
-    "size and SHA-256 already match, --resume continue what an interrupted transfer kept,",
-    "--delete (put -r) remove remote files absent locally.",
+    "size and SHA-256 already match, --no-resume start afresh rather than continue what an",
+    "interrupted transfer kept, --delete (put -r) remove remote files absent locally.",
+    "A LOCAL of - is standard input (put) or standard output (get).",
     "",
     "Examples:",
     "  ferry put dist/app.tar.gz releases/",
@@ -454,6 +548,8 @@ export interface ClientArgs {
   retries: number;
   /** Connect and stall timeout, ms (0 = never). */
   timeoutMs: number;
+  /** The most bytes a download may announce (--max-size, FERRY_MAX_SIZE). */
+  maxSize?: number;
   /** Access token, given directly. */
   token?: string;
   /** File whose first line is the access token. */
@@ -529,12 +625,18 @@ export function parseClientArgs(
   }
   const pin = option("pin", "FERRY_PIN");
   if (pin !== undefined) parsePin(pin);
+  const maxSize = option("max-size", "FERRY_MAX_SIZE");
   const ca = option("ca", "FERRY_CA");
   return {
     server: (values.server as string | undefined) ?? env.FERRY_SERVER ?? DEFAULT_ADDRESS,
-    retries: wholeNumber("--retries", (values.retries as string) ?? env.FERRY_RETRIES ?? "3"),
+    retries: parseCount(
+      "--retries",
+      (values.retries as string) ?? env.FERRY_RETRIES ?? "3",
+      { min: 0, max: 999 },
+    ),
     timeoutMs: 1000 *
-      seconds("--timeout", (values.timeout as string) ?? env.FERRY_TIMEOUT ?? "120"),
+      parseSeconds("--timeout", (values.timeout as string) ?? env.FERRY_TIMEOUT ?? "120"),
+    maxSize: maxSize === undefined ? undefined : parseBytes("--max-size", maxSize),
     token,
     tokenFile,
     tls: Boolean(values.tls) || /^(1|true|yes)$/i.test(env.FERRY_TLS ?? "") ||
@@ -570,24 +672,6 @@ async function connectOptions(args: ClientArgs): Promise<ConnectOptions> {
       pin: args.pin,
     },
   };
-}
-
-function wholeNumber(flag: string, text: string): number {
-  if (!/^\d{1,3}$/.test(text)) {
-    throw new FerryError(
-      "USAGE",
-      `${flag} takes a whole number up to 999, not ${JSON.stringify(text)}`,
-    );
-  }
-  return Number(text);
-}
-
-function seconds(flag: string, text: string): number {
-  const n = Number(text);
-  if (text.trim() === "" || !Number.isFinite(n) || n < 0 || n > 2_147_483) {
-    throw new FerryError("USAGE", `${flag} takes a number of seconds, not ${JSON.stringify(text)}`);
-  }
-  return n;
 }
 
 function findCommand(name: string, shell: boolean): Command {
@@ -674,6 +758,7 @@ function session(args: ClientArgs, shell: boolean): Context & { end(): Promise<v
     sink: consoleSink,
     mode: args.mode,
     retries: args.retries,
+    maxSize: args.maxSize,
     cwd: "",
     remote(path: string) {
       // One-shot paths go as typed and the server judges them; the shell has a cwd and a "/".
@@ -758,9 +843,11 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const ctx = session(args, args.command.length === 0);
-  // Interrupted mid-transfer: leave no temporary file behind (the server drops its own).
+  // Interrupted mid-transfer: leave no temporary file behind (the server drops its own), and
+  // say what was kept to resume.
   const unlisten = onStopSignal(() => {
     removeLiveTempFiles();
+    consoleSink.err(interruptedLine(argv));
     Deno.exit(INTERRUPTED);
   });
   try {

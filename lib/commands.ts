@@ -36,6 +36,16 @@ export interface Hello {
   token?: string;
 }
 
+/**
+ * What a server can do beyond protocol version 1 as first published,
+ * announced in {@linkcode Welcome.features}: `"streamed-put"`, uploads of
+ * unknown size (no `size` in the request; it comes in END).
+ */
+export type Feature = "streamed-put";
+
+/** Features this build's server announces. */
+export const FEATURES: readonly Feature[] = ["streamed-put"];
+
 /** Server's answer to HELLO. */
 export interface Welcome {
   /** Protocol version the server speaks. */
@@ -44,6 +54,8 @@ export interface Welcome {
   agent: string;
   /** Frame limits the server enforces. */
   limits: FrameLimits;
+  /** Optional capabilities (see {@linkcode Feature}); unknown ones are ignored. */
+  features?: string[];
 }
 
 /** List a directory (or describe one file). Replies are pages of entries. */
@@ -88,15 +100,15 @@ export interface GetRequest extends ResumePoint {
   /**
    * Hash the content as it is sent, even where the server knows its
    * SHA-256: asked after a download failed its check, in case what the
-   * server knew was stale.
+   * server knew was stale. Absent means false.
    */
-  fresh: boolean;
+  fresh?: boolean;
   /**
    * The client stores the file where it can drop it, and asks again with
    * `fresh` if it fails its check: the server may then send a hash it only
-   * remembers from an upload (see `HashCache`).
+   * remembers from an upload (see `HashCache`). Absent means false.
    */
-  retries: boolean;
+  retries?: boolean;
 }
 
 /**
@@ -106,8 +118,12 @@ export interface GetRequest extends ResumePoint {
 export interface PutRequest extends ResumePoint {
   op: "put";
   path: string;
-  /** Exact size of the content that follows. */
-  size: number;
+  /**
+   * Exact size of the content that follows; absent for a stream of unknown
+   * length (feature `streamed-put`), whose size END then carries. Such an
+   * upload is never resumable.
+   */
+  size?: number;
   /** Permission bits to give the file (setuid, setgid and sticky are dropped). */
   mode?: number;
   /** Modification time to give the file, ms since the epoch. */
@@ -196,10 +212,38 @@ export interface Entry {
   mode: number;
 }
 
+/**
+ * How to list a directory, for a client's and a storage's `list` alike.
+ *
+ * @example
+ * ```ts
+ * import type { ListOptions } from "./commands.ts";
+ * const skipped: string[] = [];
+ * const options: ListOptions = { recursive: true, onReserved: (path) => skipped.push(path) };
+ * console.assert(options.recursive);
+ * ```
+ */
+export interface ListOptions {
+  /** Every entry below the path, named by relative path. */
+  recursive?: boolean;
+  /**
+   * Hears about each entry left out because its name is reserved for ferry
+   * (`.ferry-*`, but ferry's own temporary files), by relative path: it can
+   * be neither listed nor sent.
+   */
+  onReserved?: (path: string) => void;
+}
+
 /** One page of an `ls` reply; `more` says another page follows. */
 export interface LsReply {
   entries: Entry[];
   more: boolean;
+  /**
+   * Paths (named like entries) left out because their names are reserved
+   * for ferry (`.ferry-*`): they can be neither listed nor sent, and a
+   * client reports them as skipped. Absent when there are none.
+   */
+  reserved?: string[];
 }
 
 /** The REPLY that opens a download. */
@@ -223,6 +267,8 @@ export interface SumReply {
 export interface End {
   /** Lowercase hex SHA-256 of the whole content. */
   sha256: string;
+  /** Bytes of the whole content: required after a body of unknown size, checked when present. */
+  size?: number;
 }
 
 /** Payload of an ERROR frame. */
@@ -268,6 +314,9 @@ export function parseHello(msg: Record<string, unknown>): Hello {
 export function parseWelcome(msg: Record<string, unknown>): Welcome {
   const version = field(msg, "version", isCount, "a protocol version");
   const agent = field(msg, "agent", isString, "a string");
+  const features = Array.isArray(msg.features)
+    ? msg.features.filter(isString).slice(0, 64).map((f) => f.slice(0, 64))
+    : [];
   const limits = msg.limits as Record<string, unknown> | undefined;
   if (typeof limits !== "object" || limits === null) throw protocolError("WELCOME lacks limits");
   const sane = (v: unknown): v is number => isCount(v) && v >= 1024 && v <= 1024 * 1024;
@@ -278,6 +327,7 @@ export function parseWelcome(msg: Record<string, unknown>): Welcome {
       maxControl: field(limits, "maxControl", sane, "a size from 1 KiB to 1 MiB"),
       maxData: field(limits, "maxData", sane, "a size from 1 KiB to 1 MiB"),
     },
+    features,
   };
 }
 
@@ -322,10 +372,15 @@ export function parseRequest(msg: Record<string, unknown>): Request {
         ...resumePoint(msg),
       };
     case "put": {
-      const size = field(msg, "size", isCount, "a byte count");
+      const size = optional("size", isCount, "a byte count");
       const point = resumePoint(msg);
-      if (point.offset > size) throw protocolError(`offset ${point.offset} is beyond the size`);
       const resume = flag("resume");
+      if (size === undefined && (resume || point.offset > 0)) {
+        throw protocolError("an upload of unknown size cannot resume");
+      }
+      if (point.offset > (size ?? 0)) {
+        throw protocolError(`offset ${point.offset} is beyond the size`);
+      }
       if (point.offset > 0 && !resume) throw protocolError("an offset needs resume");
       return {
         op,
@@ -389,10 +444,19 @@ export function parseEntry(value: unknown): Entry {
 export function parseLsReply(msg: Record<string, unknown>): LsReply {
   const raw = msg.entries;
   if (!Array.isArray(raw)) throw protocolError("listing reply lacks entries");
-  if (raw.length > MAX_PAGE_ENTRIES) {
+  const reserved = msg.reserved === undefined ? [] : msg.reserved;
+  if (!Array.isArray(reserved) || !reserved.every(isString)) {
+    throw protocolError("field 'reserved' must be a list of names");
+  }
+  if (raw.length + reserved.length > MAX_PAGE_ENTRIES) {
     throw protocolError(`listing page of ${raw.length} entries (at most ${MAX_PAGE_ENTRIES})`);
   }
-  return { entries: raw.map(parseEntry), more: field(msg, "more", isBool, "a boolean") };
+  const page: LsReply = {
+    entries: raw.map(parseEntry),
+    more: field(msg, "more", isBool, "a boolean"),
+  };
+  if (reserved.length > 0) page.reserved = reserved;
+  return page;
 }
 
 /** Validate the REPLY that opens a download. */
@@ -419,9 +483,10 @@ export function parseSumReply(msg: Record<string, unknown>): SumReply {
 
 /** Validate an END trailer. */
 export function parseEnd(msg: Record<string, unknown>): End {
-  return {
-    sha256: field(msg, "sha256", isHash, "a hash"),
-  };
+  const sha256 = field(msg, "sha256", isHash, "a hash");
+  return msg.size === undefined
+    ? { sha256 }
+    : { sha256, size: field(msg, "size", isCount, "a byte count") };
 }
 
 /**

@@ -10,7 +10,7 @@
  * @module
  */
 
-import { existsSync, statfsSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { basename, dirname, join, relative, sep } from "node:path";
 import {
   AtomicFile,
@@ -20,112 +20,37 @@ import {
   partialPath,
   resumeKey,
 } from "./atomic_file.ts";
+import { type Directory, pinnedDirectory } from "./directory.ts";
 import type { Usage } from "./quota.ts";
-import type { Entry, EntryType } from "./commands.ts";
+import type { Entry, ListOptions } from "./commands.ts";
 import { FerryError, toFerryError } from "./errors.ts";
+import {
+  assertUnchanged,
+  checkSpace,
+  readerFor,
+  SMALL_FILE,
+  toEntry,
+  walkLocal,
+} from "./local_files.ts";
 import { escapeName, RESERVED_PREFIX } from "./path_jail.ts";
 import type { ReadHandle, Storage, Upload, UploadOptions } from "./storage.ts";
 
-function entryType(info: Deno.FileInfo): EntryType {
-  if (info.isSymlink) return "symlink";
-  if (info.isDirectory) return "dir";
-  return info.isFile ? "file" : "other";
-}
-
-/** A directory entry for `info`. */
-function toEntry(name: string, info: Deno.FileInfo): Entry {
-  return {
-    name,
-    type: entryType(info),
-    size: info.size,
-    mtime: info.mtime?.getTime() ?? 0,
-    mode: (info.mode ?? 0) & 0o7777,
-  };
-}
-
-/** Options for {@linkcode walkLocal}. */
-export interface WalkOptions {
-  /** Descend into directories. */
-  recursive?: boolean;
-  /**
-   * Hears about an entry that could not be read (vanished, path too long, no
-   * permission) below the top directory; without it such entries are left out.
-   */
-  onError?: (path: string, err: unknown) => void;
-}
-
 /**
- * Entries below the directory `dir` on local disk, depth first, named by
- * path relative to it (with `/`). Symlinks are listed, never followed;
- * ferry's own temporary files are skipped.
+ * Where the resumable partial of an upload to `path` (of this size and
+ * mtime) lives, under the root. Its key names the file, not the directory:
+ * a directory moved with its partials inside still lets each be resumed at
+ * the new place.
+ *
+ * @example
+ * ```ts
+ * import { partialFor } from "./local_storage.ts";
+ * const partial = partialFor("a/b.bin", 10, 0);
+ * console.assert(partial.startsWith("a/.ferry-") && partial.endsWith(".partial"));
+ * console.assert(partialFor("c/b.bin", 10, 0).slice(2) === partial.slice(2));
+ * ```
  */
-export async function* walkLocal(dir: string, options: WalkOptions = {}): AsyncGenerator<Entry> {
-  const pending = [""];
-  while (pending.length > 0) {
-    const rel = pending.pop()!;
-    const names: string[] = [];
-    try {
-      for (const item of Deno.readDirSync(rel === "" ? dir : join(dir, rel))) {
-        if (!item.name.startsWith(RESERVED_PREFIX)) names.push(item.name);
-      }
-    } catch (err) {
-      if (rel === "" || !options.onError) throw err;
-      options.onError(rel, err);
-      continue;
-    }
-    names.sort();
-    for (const name of names) {
-      const path = rel === "" ? name : `${rel}/${name}`;
-      let info: Deno.FileInfo;
-      try {
-        info = Deno.lstatSync(join(dir, path));
-      } catch (err) {
-        options.onError?.(path, err);
-        continue;
-      }
-      yield toEntry(path, info);
-      if (options.recursive && info.isDirectory) pending.push(path);
-    }
-  }
-}
-
-/**
- * Refuse an upload up front when the filesystem has not room for it, rather
- * than fail near its end. (A race with other writers is still caught by
- * ENOSPC during the write.)
- */
-function checkSpace(dir: string, size: number, path: string): void {
-  let free: number;
-  try {
-    const fs = statfsSync(dir);
-    free = Number(fs.bavail) * Number(fs.bsize);
-  } catch {
-    return; // Not knowable here: the write will tell.
-  }
-  if (size > free) {
-    throw new FerryError(
-      "NO_SPACE",
-      `not enough space for ${escapeName(path)}: ${size} bytes needed, ${free} free`,
-    );
-  }
-}
-
-/** Files up to this size are read synchronously. */
-const SMALL_FILE = 256 * 1024;
-
-/**
- * How to read a file of `size` bytes. A small file is read synchronously,
- * like the metadata calls: its whole cost is overhead. A large one is read
- * through the async pool, because a synchronous read would also stall the
- * event loop that drives the socket write of the previous chunk.
- */
-export function readerFor(
-  file: Deno.FsFile,
-  size: number,
-): (buf: Uint8Array) => Promise<number | null> {
-  return size <= SMALL_FILE
-    ? (buf) => Promise.resolve(file.readSync(buf))
-    : (buf) => file.read(buf);
+export function partialFor(path: string, size: number, mtime: number | undefined): string {
+  return partialPath(path, resumeKey(basename(path), size, mtime));
 }
 
 /** `stat` (or `lstat`) that answers undefined instead of throwing. */
@@ -179,6 +104,8 @@ export class LocalStorage implements Storage {
   readonly root: string;
   /** What every path inside the root starts with (`/` itself for the root `/`). */
   readonly #prefix: string;
+  /** Uploads being written now: a directory that moves stops those inside it. */
+  readonly #uploads = new Set<AtomicFile>();
 
   private constructor(root: string) {
     this.root = root;
@@ -199,7 +126,7 @@ export class LocalStorage implements Storage {
     return new LocalStorage(real);
   }
 
-  async *list(path: string, options: { recursive?: boolean } = {}): AsyncIterable<Entry> {
+  async *list(path: string, options: ListOptions = {}): AsyncIterable<Entry> {
     const { full } = this.#resolve(path);
     const info = this.#stat(full, path);
     if (!info.isDirectory) {
@@ -207,7 +134,7 @@ export class LocalStorage implements Storage {
       return;
     }
     try {
-      yield* walkLocal(full, { recursive: options.recursive });
+      yield* walkLocal(full, options);
     } catch (err) {
       throw toFerryError(err, `cannot list ${escapeName(path)}`);
     }
@@ -241,6 +168,7 @@ export class LocalStorage implements Storage {
         mode: entry.mode,
         version: versionOf(info),
         read: readerFor(file, info.size),
+        check: () => assertUnchanged(file, info, escapeName(path)),
         close: () => file.close(),
       };
     } catch (err) {
@@ -254,81 +182,92 @@ export class LocalStorage implements Storage {
     // Resolve the parent, which usually exists, rather than the new name, which usually
     // does not: a miss costs an exception, and a tree of small files is thousands of these.
     const slash = path.lastIndexOf("/");
-    // Everything below goes by the directory's real path: a symlink on the way that flips
-    // between the two lookups of one rename must not send the file elsewhere.
-    const { real: dir, missing } = this.#resolve(slash < 0 ? "" : path.slice(0, slash));
-    const full = join(dir, path.slice(slash + 1));
-    // Most uploads are new files, and lstat tells a miss by an exception, which costs more
-    // than the rest of this call; existsSync tells it without one. It follows symlinks, so
-    // a dangling one counts as absent and the rename replaces it, as rsync does: the file
-    // lands in the real directory, never where the link pointed. Where nothing may be
-    // replaced, whatever is there, a dangling link too, is refused before the body comes.
-    const look = options.noClobber || existsSync(full);
-    let existing = look ? statOrUndefined(full, true) : undefined;
-    if (existing?.isSymlink) {
-      this.#resolve(path);
-      existing = statOrUndefined(full);
-    }
-    if (existing?.isDirectory) {
-      throw new FerryError("NOT_A_FILE", `is a directory: ${escapeName(path)}`);
-    }
-    if (existing && options.noClobber) {
-      throw new FerryError("EXISTS", `already exists: ${escapeName(path)}`);
-    }
-    if (missing > 0) this.#makeDirs(path.split("/").slice(0, -1), path);
-    const offset = options.resume ? options.offset ?? 0 : 0;
+    const name = path.slice(slash + 1);
+    // Everything below goes by the directory's real path, and each step holds the directory
+    // itself (see pinnedDirectory): a symlink swapped into the path meanwhile must not send
+    // the file elsewhere, not even its empty temporary file.
+    const parent = this.#resolve(slash < 0 ? "" : path.slice(0, slash));
+    const dir = parent.missing > 0 ? this.#makeDirs(parent.real, parent.missing, path) : this.#pin(
+      parent.real,
+      path,
+    );
+    const { size } = options;
+    const offset = options.resume && size !== undefined ? options.offset ?? 0 : 0;
     // A small file that does not fit fails at its first write, as soon as a check would.
-    if (options.size - offset > SMALL_FILE) checkSpace(dir, options.size - offset, path);
-    const key = options.resume ? resumeKey(path, options.size, options.mtime) : undefined;
-    // Continuing takes a partial over from a connection that died unnoticed; starting
-    // afresh while another upload of the same file is under way must not disturb it.
-    const resumable = key !== undefined && (offset > 0 || !inUse(partialPath(full, key)));
-    const file = resumable
-      ? AtomicFile.resume(full, key, { offset })
-      : AtomicFile.create(full, { mode: options.mode });
-    // Checked when the temporary file is created, before any content goes into it, and again
-    // right before it is renamed into place. An open file keeps its device and inode.
-    const info = file.stat();
-    const confirm = async () => {
-      try {
-        this.#confirm(file.tempPath, info, path);
-      } catch (err) {
-        // Remove it only where it is this very file: never anything else a swap points at.
-        const there = statOrUndefined(file.tempPath, true);
-        if (there?.ino !== info.ino || there?.dev !== info.dev) file.forget();
-        await file.abort();
-        throw err;
+    if (size !== undefined && size - offset > SMALL_FILE) {
+      checkSpace(dir.path, size - offset, `${escapeName(path)} on the server`);
+    }
+    const key = options.resume && size !== undefined
+      ? resumeKey(name, size, options.mtime)
+      : undefined;
+    const file = dir.run((at) => {
+      // Most uploads are new files, and lstat tells a miss by an exception, which costs more
+      // than the rest of this call; existsSync tells it without one. It follows symlinks, so
+      // a dangling one counts as absent and the rename replaces it, as rsync does: the file
+      // lands in the real directory, never where the link pointed. Where nothing may be
+      // replaced, whatever is there, a dangling link too, is refused before the body comes.
+      const look = options.noClobber || existsSync(at(name));
+      let existing = look ? statOrUndefined(at(name), true) : undefined;
+      if (existing?.isSymlink) {
+        this.#resolve(path);
+        existing = statOrUndefined(at(name));
       }
-    };
-    await confirm();
+      if (existing?.isDirectory) {
+        throw new FerryError("NOT_A_FILE", `is a directory: ${escapeName(path)}`);
+      }
+      if (existing && options.noClobber) {
+        throw new FerryError("EXISTS", `already exists: ${escapeName(path)}`);
+      }
+      // Continuing takes a partial over from a connection that died unnoticed; starting
+      // afresh while another upload of the same file is under way must not disturb it, and
+      // writes a private temporary file instead.
+      const partial = key === undefined ? undefined : AtomicFile.resume(join(dir.path, name), key, {
+        dir,
+        offset,
+        takeover: offset > 0,
+      });
+      if (key !== undefined && partial === undefined && offset > 0) {
+        throw new FerryError(
+          "RESUME_MISMATCH",
+          `cannot resume ${escapeName(path)}: another upload holds what was kept`,
+        );
+      }
+      return partial ?? AtomicFile.create(join(dir.path, name), { dir, mode: options.mode });
+    });
+    this.#uploads.add(file);
+    const done = () => this.#uploads.delete(file);
+    const info = file.info;
     return {
       offset,
-      partial: resumable ? partialPath(path, key) : undefined,
+      partial: file.resumable ? join(relative(this.root, dir.path), file.tempName) : undefined,
       hashPrefix: (buf) => file.hashPrefix(buf),
       write: (chunk) => file.write(chunk),
       commit: async () => {
-        await confirm();
-        await file.commit(options);
+        try {
+          await file.commit(options);
+        } finally {
+          done();
+        }
         // The version it has now, for the server to remember the hash it checked under. A
         // change later in the same second keeps it (ctime is to the second), so only a
         // download that can ask again, hashed anew, is sent that hash (see HashCache).
         // A stat per file costs more than hashing a small one.
-        if (options.size < SMALL_FILE) return undefined;
-        const stored = statOrUndefined(full, true);
+        if (size === undefined || size < SMALL_FILE) return undefined;
+        const stored = statOrUndefined(join(dir.path, name), true);
         return stored?.ino === info.ino && stored?.dev === info.dev
           ? contentVersion(stored)
           : undefined;
       },
-      abort: () => file.abort(),
-      suspend: () => file.suspend(),
+      abort: () => file.abort().finally(done),
+      suspend: () => file.suspend().finally(done),
     };
   }
 
   async partialSize(path: string, options: { size: number; mtime?: number }): Promise<number> {
     if (path === "") return 0;
-    const full = this.#resolve(path).full;
-    const key = resumeKey(path, options.size, options.mtime);
-    const info = statOrUndefined(partialPath(full, key), true);
+    const partial = join(this.root, partialFor(path, options.size, options.mtime));
+    this.#resolve(path);
+    const info = statOrUndefined(partial, true);
     return info?.isFile && info.size <= options.size ? info.size : 0;
   }
 
@@ -373,14 +312,25 @@ export class LocalStorage implements Storage {
     while (dirs.length > 0) {
       const dir = dirs.pop()!;
       try {
+        const stale: string[] = [];
         for await (const item of Deno.readDir(dir)) {
           const path = join(dir, item.name);
           if (item.isDirectory) dirs.push(path);
           if (!item.isFile || !isTempName(item.name) || inUse(path)) continue;
           const mtime = statOrUndefined(path, true)?.mtime?.getTime() ?? Infinity;
-          if (mtime > cutoff) continue;
-          await Deno.remove(path).then(() => removed++, () => {});
+          if (mtime <= cutoff) stale.push(item.name);
         }
+        // Removed by name in the directory held, never through a symlink swapped in since.
+        this.#pin(dir, relative(this.root, dir)).run((at) => {
+          for (const name of stale) {
+            try {
+              Deno.removeSync(at(name));
+              removed++;
+            } catch {
+              // Gone already.
+            }
+          }
+        });
       } catch {
         // A directory that vanished or cannot be read has nothing to sweep.
       }
@@ -393,10 +343,17 @@ export class LocalStorage implements Storage {
       if (options.parents) return;
       throw new FerryError("EXISTS", "already exists: the root directory");
     }
-    this.#resolve(path);
-    if (options.parents) return this.#makeDirs(path.split("/"), path);
+    const resolved = this.#resolve(path);
+    if (options.parents) {
+      if (resolved.missing > 0) this.#makeDirs(resolved.real, resolved.missing, path);
+      else if (!this.#stat(resolved.full, path).isDirectory) {
+        throw new FerryError("NOT_A_DIRECTORY", `not a directory: ${escapeName(path)}`);
+      }
+      return;
+    }
+    const { dir, name } = this.#parentOf(path);
     try {
-      Deno.mkdirSync(join(this.root, path));
+      dir.run((at) => Deno.mkdirSync(at(name)), () => Deno.removeSync(name));
     } catch (err) {
       throw toFerryError(err, escapeName(path));
     }
@@ -406,8 +363,11 @@ export class LocalStorage implements Storage {
     if (path === "") throw refusedRoot("remove");
     const { full } = this.#resolve(path);
     this.#stat(full, path);
+    const { dir, name } = this.#parentOf(path);
     try {
-      await Deno.remove(full, { recursive: options.recursive ?? false });
+      // By name in the directory held: a symlink swapped into the path cannot redirect it,
+      // and a recursive removal never follows the links it meets inside.
+      dir.run((at) => Deno.removeSync(at(name), { recursive: options.recursive ?? false }));
     } catch (err) {
       if ((err as { code?: string }).code === "ENOTEMPTY") {
         throw new FerryError("EXISTS", `directory not empty: ${escapeName(path)} (use rm -r)`);
@@ -418,8 +378,8 @@ export class LocalStorage implements Storage {
 
   async move(from: string, to: string): Promise<string> {
     if (from === "" || to === "") throw refusedRoot("move");
-    const source = this.#resolve(from).full;
-    this.#stat(source, from);
+    const source = this.#resolve(from);
+    this.#stat(source.full, from);
     let target = to;
     const toInfo = statOrUndefined(this.#resolve(to).full);
     if (toInfo?.isDirectory) target = `${to}/${basename(from)}`;
@@ -427,13 +387,66 @@ export class LocalStorage implements Storage {
     if (target.startsWith(`${from}/`)) {
       throw new FerryError("PATH_REFUSED", `cannot move ${escapeName(from)} into itself`);
     }
-    const dest = this.#resolve(target).full;
+    this.#resolve(target);
+    const src = this.#parentOf(from);
+    const dst = this.#parentOf(target);
+    // Uploads into a directory that moves stop: what they kept moves along and resumes at the
+    // new place (partials are named after the file, not its directory); nothing is left that
+    // neither a resume nor a listing could reach.
+    if (statOrUndefined(source.full, true)?.isDirectory) {
+      this.#interruptUploads(source.real, `${from} was moved to ${target}`);
+    }
     try {
-      Deno.renameSync(source, dest);
+      if (src.dir.path === dst.dir.path) {
+        src.dir.run((at) => Deno.renameSync(at(src.name), at(dst.name)));
+      } else {
+        this.#moveAcross(src, dst);
+      }
     } catch (err) {
       throw toFerryError(err, `cannot move ${escapeName(from)}`);
     }
     return target;
+  }
+
+  /**
+   * Rename between two directories, each held while it is used. One rename
+   * holds only one directory, so the entry goes first to an unguessable name
+   * in its own directory, then over from there with the target's directory
+   * held: a symlink swapped into the source's path meanwhile finds no such
+   * name, and the entry goes back where it was.
+   */
+  #moveAcross(src: { dir: Directory; name: string }, dst: { dir: Directory; name: string }): void {
+    const staged = `${RESERVED_PREFIX}${crypto.randomUUID()}.moving`;
+    src.dir.run((at) => Deno.renameSync(at(src.name), at(staged)));
+    try {
+      dst.dir.run((at) => Deno.renameSync(join(src.dir.path, staged), at(dst.name)));
+    } catch (err) {
+      src.dir.run((at) => Deno.renameSync(at(staged), at(src.name)));
+      throw err;
+    }
+  }
+
+  /** Stop every upload being written below the directory whose real path is `real`. */
+  #interruptUploads(real: string, why: string): void {
+    const below = real.endsWith(sep) ? real : real + sep;
+    for (const upload of this.#uploads) {
+      if (upload.dir.path !== real && !upload.dir.path.startsWith(below)) continue;
+      upload.interrupt(`upload cancelled: ${escapeName(why)} while it was being written`);
+      this.#uploads.delete(upload);
+    }
+  }
+
+  /** The held directory a path's last component is in, and that component. */
+  #parentOf(path: string): { dir: Directory; name: string } {
+    const slash = path.lastIndexOf("/");
+    const parent = this.#resolve(slash < 0 ? "" : path.slice(0, slash));
+    if (parent.missing > 0) throw notFound(path.slice(0, slash));
+    return { dir: this.#pin(parent.real, path), name: path.slice(slash + 1) };
+  }
+
+  /** The directory `real` (inside the root, free of symlinks), held while each step runs. */
+  #pin(real: string, path: string): Directory {
+    return pinnedDirectory(real, escapeName(path));
   }
 
   /**
@@ -510,20 +523,31 @@ export class LocalStorage implements Storage {
     }
   }
 
-  /** Create the directories `parts` below the root, one checked component at a time. */
-  #makeDirs(parts: string[], path: string): void {
-    let dir = this.root;
-    for (const part of parts) {
-      dir = join(dir, part);
-      try {
-        Deno.mkdirSync(dir);
-      } catch (err) {
-        if (!(err instanceof Deno.errors.AlreadyExists)) throw toFerryError(err, escapeName(path));
-        const info = Deno.statSync(dir);
-        if (!info.isDirectory) {
-          throw new FerryError("NOT_A_DIRECTORY", `not a directory: ${escapeName(path)}`);
+  /**
+   * Create the last `missing` components of `real` (whose ancestor above
+   * them exists), one at a time, each in its parent held while it is made.
+   * Returns the last one, held. A component another writer made meanwhile
+   * is fine if it is a directory; held anew, a symlink swapped in for one is
+   * refused before anything is made through it.
+   */
+  #makeDirs(real: string, missing: number, path: string): Directory {
+    const parts = real.slice(this.root.length).split(sep).filter((p) => p !== "");
+    let dir = join(this.root, ...parts.slice(0, parts.length - missing));
+    for (const part of parts.slice(parts.length - missing)) {
+      this.#pin(dir, path).run((at) => {
+        try {
+          Deno.mkdirSync(at(part));
+        } catch (err) {
+          if (!(err instanceof Deno.errors.AlreadyExists)) {
+            throw toFerryError(err, escapeName(path));
+          }
+          if (!statOrUndefined(at(part), true)?.isDirectory) {
+            throw new FerryError("NOT_A_DIRECTORY", `not a directory: ${escapeName(path)}`);
+          }
         }
-      }
+      }, () => Deno.removeSync(part));
+      dir = join(dir, part);
     }
+    return this.#pin(dir, path);
   }
 }

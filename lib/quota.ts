@@ -26,6 +26,16 @@ export interface Usage {
   partials: Map<string, number>;
 }
 
+/** An upload's hold on the quota (see {@linkcode Quota.reserve}). */
+export interface Reservation {
+  /** The upload now writes its partial (or, with false, a private file after all). */
+  started(writesPartial?: boolean): void;
+  /** Hold `bytes` more (an upload of unknown size), or fail with LIMIT. */
+  grow(bytes: number): void;
+  /** Give the reservation back. */
+  release(): void;
+}
+
 /**
  * Bytes held under a root against a limit. An upload reserves its whole size
  * while it runs (a resumed one's earlier bytes included), so concurrent
@@ -75,28 +85,29 @@ export class Quota {
    * has really taken the partial over: a takeover that fails leaves it be.
    * `started(false)` says the upload writes a private file after all (the
    * partial was busy), so nothing is taken over under `resumes`.
-   * `release()` gives this reservation back.
+   * `grow(more)` adds to the reservation as an upload of unknown size
+   * arrives (LIMIT when that would exceed the quota). `release()` gives
+   * this reservation back.
    */
   reserve(
     bytes: number,
     resumes?: string,
     options: { takeover?: boolean } = {},
-  ): { started(writesPartial?: boolean): void; release(): void } {
+  ): Reservation {
     const active = resumes === undefined ? undefined : this.#active.get(resumes);
     const takeover = options.takeover && active?.held ? active : undefined;
     const own = (resumes === undefined ? 0 : this.#partials.get(resumes) ?? 0) +
       (takeover?.bytes ?? 0);
-    const used = this.used - own;
-    if (used + bytes > this.limit) {
-      throw new FerryError(
-        "LIMIT",
-        `over quota: ${bytes} more bytes would exceed the server's ${this.limit}-byte quota ` +
-          `(${used} held)`,
-      );
-    }
+    this.#check(this.used - own, bytes);
     const reservation = { bytes, held: true };
     this.#reserved += bytes;
     return {
+      grow: (more) => {
+        if (!reservation.held) return;
+        this.#check(this.used, more);
+        reservation.bytes += more;
+        this.#reserved += more;
+      },
       started: (writesPartial = true) => {
         if (!writesPartial) return;
         if (takeover?.held) {
@@ -106,13 +117,23 @@ export class Quota {
         if (resumes !== undefined) this.#active.set(resumes, reservation);
       },
       release: () => {
-        if (reservation.held) this.#reserved -= bytes;
+        if (reservation.held) this.#reserved -= reservation.bytes;
         reservation.held = false;
         if (resumes !== undefined && this.#active.get(resumes) === reservation) {
           this.#active.delete(resumes);
         }
       },
     };
+  }
+
+  #check(used: number, bytes: number): void {
+    if (used + bytes > this.limit) {
+      throw new FerryError(
+        "LIMIT",
+        `over quota: ${bytes} more bytes would exceed the server's ${this.limit}-byte quota ` +
+          `(${used} held)`,
+      );
+    }
   }
 
   /** An upload took over the kept partial `key`: its reservation counts those bytes now. */

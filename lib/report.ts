@@ -87,6 +87,8 @@ export class Reporter {
   #totalBytes = 0;
   #doneBytes = 0;
   #current: { path: string; size: number; bytes: number } | undefined;
+  /** Transfers under way that keep what a cut leaves, with their bytes so far. */
+  readonly #keeping = new Map<string, number>();
   #lastDraw = 0;
   #drawn = false;
 
@@ -112,14 +114,22 @@ export class Reporter {
     this.#totalBytes += bytes;
   }
 
-  /** Progress callbacks for one transfer of `path`. */
-  track(path: string): { onStart(size: number): void; onProgress(bytes: number): void } {
+  /**
+   * Progress callbacks for one transfer of `path`; `keeps` says an
+   * interruption would leave a partial behind to resume.
+   */
+  track(
+    path: string,
+    keeps = false,
+  ): { onStart(size: number | undefined): void; onProgress(bytes: number): void } {
     return {
       onStart: (size) => {
-        this.#current = { path, size, bytes: 0 };
+        this.#current = { path, size: size ?? 0, bytes: 0 };
+        if (keeps) this.#keeping.set(path, 0);
         this.#draw(true);
       },
       onProgress: (bytes) => {
+        if (keeps) this.#keeping.set(path, bytes);
         if (this.#current?.path !== path) return;
         this.#current.bytes = bytes;
         this.#draw(false);
@@ -127,8 +137,14 @@ export class Reporter {
     };
   }
 
+  /** Transfers under way that would keep a partial if stopped now, and the bytes each has. */
+  get keeping(): { path: string; bytes: number }[] {
+    return [...this.#keeping].map(([path, bytes]) => ({ path, bytes }));
+  }
+
   /** Record one outcome, and print it as the mode says. */
   result(o: Outcome): void {
+    this.#keeping.delete(o.path);
     if (o.error) {
       this.#failed++;
       this.#lastError = o.error;

@@ -7,7 +7,9 @@
 import {
   type Entry,
   errorToMessage,
+  FEATURES,
   type GetRequest,
+  type ListOptions,
   MAX_PAGE_ENTRIES,
   parseHello,
   parseRequest,
@@ -26,7 +28,7 @@ import {
   HEADER_SIZE,
 } from "./frame.ts";
 import { FrameConn } from "./frame_conn.ts";
-import { LocalStorage } from "./local_storage.ts";
+import { LocalStorage, partialFor } from "./local_storage.ts";
 import { escapeName, normalizePath } from "./path_jail.ts";
 import type { Storage, Upload } from "./storage.ts";
 import { BodyReceiver, hashPrefix, hashSource, sendBody } from "./transfer.ts";
@@ -45,8 +47,7 @@ import {
   TokenTable,
 } from "./auth.ts";
 import { fingerprint } from "./tls.ts";
-import { Quota } from "./quota.ts";
-import { partialPath, resumeKey } from "./atomic_file.ts";
+import { Quota, type Reservation } from "./quota.ts";
 import { type Accepted, listen } from "./listener.ts";
 
 /**
@@ -227,7 +228,12 @@ export async function serve(options: ServeOptions = {}): Promise<FerryServer> {
   const log = options.log ?? stderrLog;
   const maxConnections = options.maxConnections ?? 1000;
   const maxPerClient = options.maxConnectionsPerClient ?? 64;
-  const handshakeTimeoutMs = options.handshakeTimeoutMs ?? 10_000;
+  const idleTimeoutMs = options.idleTimeoutMs ?? 300_000;
+  // A connection that never finishes its handshake is idle too: the shorter bound holds.
+  const handshakeTimeoutMs = Math.min(
+    options.handshakeTimeoutMs ?? 10_000,
+    idleTimeoutMs > 0 ? idleTimeoutMs : Infinity,
+  );
   const sessions = new Set<Promise<void>>();
   const live = new Set<Session>();
   const perClient = new Map<string, number>();
@@ -242,6 +248,7 @@ export async function serve(options: ServeOptions = {}): Promise<FerryServer> {
     version: PROTOCOL_VERSION,
     agent: `ferryd/${VERSION}`,
     limits: { ...DEFAULT_LIMITS },
+    features: [...FEATURES],
   };
 
   function refuse(fc: FrameConn, peer: string, why: string): void {
@@ -271,7 +278,7 @@ export async function serve(options: ServeOptions = {}): Promise<FerryServer> {
       peer,
       welcome,
       log,
-      idleTimeoutMs: options.idleTimeoutMs ?? 300_000,
+      idleTimeoutMs,
       handshakeTimeoutMs,
       fsync: options.fsync ?? false,
       hashes,
@@ -545,15 +552,17 @@ class Session {
       const reply = (msg: unknown) => this.#fc.sendMessage(FrameType.REPLY, id, msg);
       const storage = this.#ctx.storage;
       switch (req.op) {
-        case "ls":
-          await this.#sendEntries(
-            id,
-            storage.list(normalizePath(req.path), { recursive: req.recursive }),
-          );
+        case "ls": {
+          const path = normalizePath(req.path);
+          const { recursive } = req;
+          await this.#sendEntries(id, (options) => storage.list(path, { ...options, recursive }));
           break;
-        case "glob":
-          await this.#sendEntries(id, this.#glob(normalizePath(req.pattern)));
+        }
+        case "glob": {
+          const pattern = normalizePath(req.pattern);
+          await this.#sendEntries(id, () => this.#glob(pattern));
           break;
+        }
         case "stat":
           await reply({ entry: await storage.stat(normalizePath(req.path)) });
           break;
@@ -669,22 +678,49 @@ class Session {
     );
   }
 
-  /** Send entries as REPLY pages, each under the control-frame limit. */
-  async #sendEntries(id: number, entries: AsyncIterable<Entry>): Promise<void> {
+  /**
+   * Send entries as REPLY pages, each under the control-frame limit, with
+   * the names left out as reserved (which the client reports as skipped).
+   */
+  async #sendEntries(
+    id: number,
+    list: (options: ListOptions) => AsyncIterable<Entry>,
+  ): Promise<void> {
     const budget = this.#ctx.welcome.limits.maxControl - 64;
     let page: Entry[] = [];
+    let reserved: string[] = [];
     let pageBytes = 0;
-    for await (const entry of entries) {
-      const bytes = utf8Length(JSON.stringify(entry)) + 1;
-      if (page.length > 0 && (pageBytes + bytes > budget || page.length >= MAX_PAGE_ENTRIES)) {
-        await this.#fc.sendMessage(FrameType.REPLY, id, { entries: page, more: true });
-        page = [];
-        pageBytes = 0;
+    const send = (more: boolean) => {
+      const reply = reserved.length > 0
+        ? { entries: page, more, reserved }
+        : { entries: page, more };
+      page = [];
+      reserved = [];
+      pageBytes = 0;
+      return this.#fc.sendMessage(FrameType.REPLY, id, reply);
+    };
+    const full = (bytes: number) =>
+      pageBytes + bytes > budget || page.length + reserved.length >= MAX_PAGE_ENTRIES;
+    const pending: string[] = [];
+    for await (const entry of list({ onReserved: (path) => pending.push(path) })) {
+      for (const path of pending.splice(0)) {
+        const bytes = utf8Length(JSON.stringify(path)) + 1;
+        if (full(bytes)) await send(true);
+        reserved.push(path);
+        pageBytes += bytes;
       }
+      const bytes = utf8Length(JSON.stringify(entry)) + 1;
+      if (full(bytes)) await send(true);
       page.push(entry);
       pageBytes += bytes;
     }
-    await this.#fc.sendMessage(FrameType.REPLY, id, { entries: page, more: false });
+    for (const path of pending) {
+      const bytes = utf8Length(JSON.stringify(path)) + 1;
+      if (full(bytes)) await send(true);
+      reserved.push(path);
+      pageBytes += bytes;
+    }
+    await send(false);
   }
 
   async *#glob(pattern: string): AsyncGenerator<Entry> {
@@ -725,9 +761,10 @@ class Session {
       await this.#fc.postMessage(FrameType.REPLY, id, { size, mtime, mode, offset });
       // One remembered from an upload will do for a client that asks again if it is stale.
       const known = req.fresh ? undefined : this.#knownHash(path, version, req.retries);
-      const sha256 = await sendBody(this.#fc, id, handle, size - offset, this.#buffer(), {
+      const { sha256 } = await sendBody(this.#fc, id, handle, size - offset, this.#buffer(), {
         sha256: known,
         hash,
+        offset,
       });
       if (version && !known) this.#ctx.hashes.set(path, version, sha256);
       return size - offset;
@@ -744,13 +781,13 @@ class Session {
     let receiver: BodyReceiver | undefined;
     let sha256: string | undefined;
     let path = "";
-    let held: ReturnType<Quota["reserve"]> | undefined;
+    let held: Reservation | undefined;
     let previous = 0;
     try {
       path = normalizePath(req.path);
       const what = `put ${escapeName(req.path)}`;
       this.#allow("create", what);
-      if (size > this.#ctx.maxFileSize) {
+      if (size !== undefined && size > this.#ctx.maxFileSize) {
         throw new FerryError(
           "LIMIT",
           `${
@@ -763,14 +800,16 @@ class Session {
         const existing = await this.#existing(path);
         if (existing?.type === "file") {
           previous = existing.size;
+          // Not replacing is what was asked: that needs no right to replace.
+          if (noClobber) throw new FerryError("EXISTS", `already exists: ${escapeName(req.path)}`);
           this.#allow("replace", `${what} over an existing file`);
         }
         // Without the right to replace, the final step also refuses a file that appeared meanwhile.
         noClobber ||= !mayReplace;
       }
       // The whole size: a resumed upload's earlier bytes are its own again.
-      const partial = resume ? partialPath(path, resumeKey(path, size, mtime)) : undefined;
-      held = this.#ctx.quota?.reserve(size, partial, { takeover: offset > 0 });
+      const partial = resume && size !== undefined ? partialFor(path, size, mtime) : undefined;
+      held = this.#ctx.quota?.reserve(size ?? 0, partial, { takeover: offset > 0 });
       upload = await this.#ctx.storage.createUpload(path, {
         size,
         mode,
@@ -789,19 +828,24 @@ class Session {
           `cannot resume ${escapeName(req.path)}: the first ${offset} bytes held differ`,
         );
       }
-      receiver = new BodyReceiver(size, upload, { offset, hash });
+      const limit = size === undefined && this.#ctx.maxFileSize < Infinity
+        ? { bytes: this.#ctx.maxFileSize, what: "the server's limit for one file" }
+        : undefined;
+      receiver = new BodyReceiver(size, upload, { offset, hash, limit });
       for (;;) {
         const frame = await this.#fc.read();
         if (!frame) throw new FerryError("CONNECT", "client closed the connection mid-upload");
         if (frame.id !== id) {
           throw new FerryError("PROTOCOL", `frame for request ${frame.id} inside upload ${id}`);
         }
+        // An upload of unknown size holds the quota as its bytes arrive.
+        if (size === undefined && frame.type === FrameType.DATA) held?.grow(frame.payload.length);
         sha256 = await receiver.accept(frame);
         if (sha256) break;
       }
       const version = await upload.commit();
       if (version) this.#ctx.hashes.set(path, version, sha256, { provisional: true });
-      this.#ctx.quota?.addFiles(size - previous);
+      this.#ctx.quota?.addFiles(receiver.received - previous);
       // Whatever an older connection said it kept in this partial went into this file.
       if (upload.partial !== undefined) this.#ctx.quota?.claim(upload.partial);
     } catch (err) {
@@ -826,6 +870,6 @@ class Session {
       held?.release();
     }
     await this.#fc.postMessage(FrameType.REPLY, id, {});
-    return size - offset;
+    return receiver.received - offset;
   }
 }

@@ -12,6 +12,7 @@ import { checkToken, parseTokens, type TokenGrant } from "./auth.ts";
 import { DEFAULT_PORT, serve } from "./server.ts";
 import { onStopSignal } from "./signals.ts";
 import { VERSION } from "./version.ts";
+import { parseBytes, parseCount, parseSeconds } from "./option_values.ts";
 
 const HELP = `ferryd ${VERSION}: serve one directory tree to ferry clients
 
@@ -137,60 +138,23 @@ export function parseServerArgs(
     root: values.root,
     host: values.host,
     port,
-    idleTimeoutMs: seconds("--idle-timeout", values["idle-timeout"]) * 1000,
-    maxConnections: count("--max-connections", values["max-connections"]),
-    shutdownGraceMs: seconds("--shutdown-grace", values["shutdown-grace"]) * 1000,
+    idleTimeoutMs: parseSeconds("--idle-timeout", values["idle-timeout"]) * 1000,
+    maxConnections: parseCount("--max-connections", values["max-connections"], { min: 1 }),
+    shutdownGraceMs: parseSeconds("--shutdown-grace", values["shutdown-grace"]) * 1000,
     fsync: values.fsync,
-    partialTtlMs: seconds("--partial-ttl", values["partial-ttl"]) * 1000,
+    partialTtlMs: parseSeconds("--partial-ttl", values["partial-ttl"]) * 1000,
     token,
     tokensFile: values.tokens,
     allowAnonymous: values["allow-anonymous"],
     readOnly: values["read-only"],
     tlsCert: values["tls-cert"],
     tlsKey: values["tls-key"],
-    maxPerClient: count("--max-per-client", values["max-per-client"]),
+    maxPerClient: parseCount("--max-per-client", values["max-per-client"], { min: 1 }),
     maxFileSize: bytes("max-file-size"),
     quota: bytes("quota"),
     help: values.help,
     version: values.version,
   };
-}
-
-/** The longest a timer can wait (setTimeout's limit), in seconds. */
-const MAX_SECONDS = 2_147_483;
-
-function seconds(flag: string, text: string): number {
-  const n = Number(text);
-  if (text.trim() === "" || !Number.isFinite(n) || n < 0 || n > MAX_SECONDS) {
-    throw new FerryError("USAGE", `${flag} takes a number of seconds, not ${JSON.stringify(text)}`);
-  }
-  return n;
-}
-
-const UNITS: Record<string, number> = { "": 1, K: 2 ** 10, M: 2 ** 20, G: 2 ** 30, T: 2 ** 40 };
-
-/** A byte count: digits with an optional K, M, G or T (powers of 1024). */
-function parseBytes(flag: string, text: string): number {
-  const m = /^(\d+)([KMGT]?)(i?B)?$/i.exec(text.trim());
-  const n = m ? Number(m[1]) * UNITS[m[2].toUpperCase()] : NaN;
-  if (!Number.isSafeInteger(n)) {
-    throw new FerryError(
-      "USAGE",
-      `${flag} takes a size like 500M or 2G, not ${JSON.stringify(text)}`,
-    );
-  }
-  return n;
-}
-
-function count(flag: string, text: string): number {
-  const n = Number(text);
-  if (!/^\d+$/.test(text) || n < 1) {
-    throw new FerryError(
-      "USAGE",
-      `${flag} takes a whole number above 0, not ${JSON.stringify(text)}`,
-    );
-  }
-  return n;
 }
 
 /** Run ferryd until SIGINT or SIGTERM; returns the exit code. */

@@ -7,7 +7,7 @@
  */
 
 import type { Hash } from "node:crypto";
-import type { Entry } from "./commands.ts";
+import type { Entry, ListOptions } from "./commands.ts";
 import type { Usage } from "./quota.ts";
 
 /** An open file being read. */
@@ -27,6 +27,13 @@ export interface ReadHandle {
   readonly version: string | undefined;
   /** Read into `buf`; `null` at end of file. */
   read(buf: Uint8Array): Promise<number | null>;
+  /**
+   * Throw INTEGRITY if the file changed since it was opened (size, times,
+   * identity): called after the last read, so that content rewritten in
+   * place while it was served is never passed off as one version. Optional:
+   * a backend whose reads see one version needs none.
+   */
+  check?(): void;
   /** Release the handle. */
   close(): void;
 }
@@ -62,8 +69,8 @@ export interface Upload {
 
 /** How an upload is to be stored. */
 export interface UploadOptions {
-  /** Bytes that will be written. */
-  size: number;
+  /** Bytes that will be written; undefined when not known up front (a stream). */
+  size?: number;
   /** Permission bits for the stored file (setuid, setgid and sticky are dropped). */
   mode?: number;
   /** Modification time for the stored file, ms since the epoch. */
@@ -74,8 +81,8 @@ export interface UploadOptions {
   fsync?: boolean;
   /**
    * Resumable: what is written is kept by {@linkcode Upload.suspend}, named
-   * after path, size and mtime, so that a later upload of the same file can
-   * continue it.
+   * after name, size and mtime, so that a later upload of the same file can
+   * continue it (needs a known size).
    */
   resume?: boolean;
   /**
@@ -93,9 +100,9 @@ export interface Storage {
   /**
    * Entries of the directory at `path`, or the single entry if it names a
    * file. With `recursive`, every entry below it, named by relative path;
-   * symlinks are listed, never followed.
+   * symlinks are listed, never followed; reserved names are left out.
    */
-  list(path: string, options?: { recursive?: boolean }): AsyncIterable<Entry>;
+  list(path: string, options?: ListOptions): AsyncIterable<Entry>;
   /** Describe `path`; the entry's name is its last component. */
   stat(path: string): Promise<Entry>;
   /** Open the regular file at `path` for reading. */

@@ -11,7 +11,7 @@ import { localPathFor, type Plan, planGet, planPut } from "./batch.ts";
 import type { FerryClient } from "./client.ts";
 import { FerryError, toFerryError } from "./errors.ts";
 import { expandGlob, hasGlob } from "./glob.ts";
-import { walkLocal } from "./local_storage.ts";
+import { destination, isStreamed, walkLocal } from "./local_files.ts";
 import { escapeName, normalizePath } from "./path_jail.ts";
 
 /** The last component of `path`, which must name something (not `""`, `.` or `..`). */
@@ -43,6 +43,13 @@ export async function planGetArgs(
   options: { recursive: boolean },
 ): Promise<Plan> {
   const { recursive } = options;
+  if (local === "-") {
+    // Standard output takes one file's bytes, as `cat` would.
+    if (recursive || hasGlob(remote)) {
+      throw new FerryError("USAGE", "only a single file can go to standard output ('-')");
+    }
+    return { dirs: [], files: [{ from: remote, to: "-", size: 0, stream: "stdout" }], skipped: [] };
+  }
   if (hasGlob(remote)) {
     const dir = local ?? ".";
     const plan: Plan = { dirs: [], files: [], skipped: [] };
@@ -66,7 +73,12 @@ export async function planGetArgs(
   }
   const to = await localTarget(remote, local);
   // Size is learned from the reply; the progress total follows it.
-  return { dirs: [], files: [{ from: remote, to, size: 0 }], skipped: [] };
+  const job = { from: remote, to, size: 0 };
+  return {
+    dirs: [],
+    files: [destination(to).device ? { ...job, stream: "device" } : job],
+    skipped: [],
+  };
 }
 
 function merge(into: Plan, from: Plan): void {
@@ -94,6 +106,19 @@ export async function planPutArgs(
   options: PutArgsOptions,
 ): Promise<{ plan: Plan; treeRoot?: string }> {
   const { recursive, remote } = options;
+  if (sources.includes("-")) {
+    // Standard input is one file, and only the remote name given says what to call it.
+    if (sources.length > 1 || target === undefined || target === "" || target.endsWith("/")) {
+      throw new FerryError("USAGE", "put - needs the remote file name to write (put - NAME)");
+    }
+    return {
+      plan: {
+        dirs: [],
+        files: [{ from: "-", to: remote(target), size: 0, stream: "stdin" }],
+        skipped: [],
+      },
+    };
+  }
   const locals: string[] = [];
   for (const source of sources) {
     if (!hasGlob(source)) {
@@ -136,6 +161,9 @@ export async function planPutArgs(
       }
       treeRoot = normalizePath(dest(local));
       merge(plan, await planPut(local, treeRoot));
+    } else if (isStreamed(info)) {
+      // A FIFO or a device is read to its end, of a size nobody knows up front.
+      plan.files.push({ from: local, to: dest(local), size: 0, stream: "device" });
     } else {
       plan.files.push({ from: local, to: dest(local), size: info.size });
     }

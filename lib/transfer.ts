@@ -15,6 +15,11 @@ import type { FrameConn } from "./frame_conn.ts";
 /** Where content is read from: a `Deno.FsFile` or a storage read handle. */
 export interface ByteSource {
   read(buf: Uint8Array): Promise<number | null>;
+  /**
+   * Throw if the content changed since it was opened; {@linkcode sendBody}
+   * calls it after the last read, before it vouches for the bytes with END.
+   */
+  check?(): void;
 }
 
 /** Where received content goes: an `AtomicFile` or a storage upload. */
@@ -36,12 +41,17 @@ export interface SendBodyOptions {
    * of the whole file, not just of the bytes sent.
    */
   hash?: Hash;
+  /** Bytes of the file before this body (a resumed transfer), for the count in END. */
+  offset?: number;
 }
 
 /**
- * Send exactly `size` bytes of `source` as DATA frames, then END. Returns the
- * SHA-256 (hex) of what was sent. A source that ends early is an IO error;
- * bytes past `size` are not sent.
+ * Send exactly `size` bytes of `source` as DATA frames, then END with their
+ * SHA-256 and count; with `size` undefined, everything up to the source's
+ * end. Returns the SHA-256 (hex) and the byte count of what was sent. A
+ * source that ends early is an IO error; bytes past `size` are not sent; a
+ * source that changed while it was read (see {@linkcode ByteSource.check})
+ * fails before END.
  *
  * `buf` is the reused send buffer, used as two halves: the next chunk is read
  * and hashed into one while the other is still being written to the socket.
@@ -56,10 +66,10 @@ export async function sendBody(
   fc: FrameConn,
   id: number,
   source: ByteSource,
-  size: number,
+  size: number | undefined,
   buf: Uint8Array,
   options: SendBodyOptions = {},
-): Promise<string> {
+): Promise<{ sha256: string; bytes: number }> {
   const hash = options.sha256 ? undefined : options.hash ?? createHash("sha256");
   const half = Math.floor(buf.length / 2);
   const halves = [buf.subarray(0, half), buf.subarray(half, 2 * half)];
@@ -67,14 +77,16 @@ export async function sendBody(
   let sent = 0;
   let writing: Promise<void> | undefined;
   try {
-    for (let i = 0; sent < size; i ^= 1) {
+    for (let i = 0; size === undefined || sent < size; i ^= 1) {
       if (options.stopped?.()) throw new FerryError("CANCELLED", "transfer stopped");
       const b = halves[i];
-      const want = Math.min(chunk, size - sent);
+      const want = size === undefined ? chunk : Math.min(chunk, size - sent);
       const n = await source.read(b.subarray(HEADER_SIZE, HEADER_SIZE + want));
       if (n === null) {
+        if (size === undefined) break;
         throw new FerryError("IO", `file shrank while being read (${sent} of ${size} bytes)`);
       }
+      if (n === 0) continue;
       hash?.update(b.subarray(HEADER_SIZE, HEADER_SIZE + n));
       // The other half's write must finish before this one starts: then this
       // half, used two rounds ago, is free again by the time it is refilled.
@@ -87,19 +99,40 @@ export async function sendBody(
       options.onProgress?.(sent);
     }
     await writing;
+    source.check?.();
   } catch (err) {
     await writing?.catch(() => {});
     throw err;
   }
   const sha256 = hash ? hash.digest("hex") : options.sha256!;
-  await fc.postMessage(FrameType.END, id, { sha256 });
-  return sha256;
+  // The count is the whole content's, like the hash: a resumed body's earlier bytes too.
+  const bytes = (options.offset ?? 0) + sent;
+  await fc.postMessage(FrameType.END, id, { sha256, size: bytes });
+  return { sha256, bytes: sent };
+}
+
+/**
+ * The receiver's own check failed: what arrived does not hash to what the
+ * sender vouched for. (A sender's refusal, such as a file that changed while
+ * it was sent, is an INTEGRITY error too, but not this one.)
+ */
+export class ChecksumMismatch extends FerryError {
+  /** `message` says what did not match. */
+  constructor(message: string) {
+    super("INTEGRITY", message);
+    this.name = "ChecksumMismatch";
+  }
 }
 
 /** Options for {@linkcode BodyReceiver}. */
 export interface ReceiveOptions {
   /** Bytes of the file already in the sink before this body (a resumed transfer). */
   offset?: number;
+  /**
+   * For a body of unknown size: the most bytes taken (LIMIT beyond), and
+   * what to call the limit in the message.
+   */
+  limit?: { bytes: number; what: string };
   /** A hash already fed with those bytes (see {@linkcode hashPrefix}). */
   hash?: Hash;
   /** Hears the running total, `offset` included. */
@@ -121,16 +154,18 @@ export interface ReceiveOptions {
  * ```
  */
 export class BodyReceiver {
-  readonly #size: number;
+  readonly #size: number | undefined;
+  readonly #limit: { bytes: number; what: string } | undefined;
   readonly #sink: ByteSink;
   readonly #onProgress: ((bytes: number) => void) | undefined;
   readonly #hash: Hash;
   #received: number;
   #done = false;
 
-  /** Expect a file of `size` bytes, written to `sink`. */
-  constructor(size: number, sink: ByteSink, options: ReceiveOptions = {}) {
+  /** Expect a file of `size` bytes (undefined: not known up front), written to `sink`. */
+  constructor(size: number | undefined, sink: ByteSink, options: ReceiveOptions = {}) {
     this.#size = size;
+    this.#limit = options.limit;
     this.#sink = sink;
     this.#onProgress = options.onProgress;
     this.#received = options.offset ?? 0;
@@ -156,8 +191,14 @@ export class BodyReceiver {
     switch (frame.type) {
       case FrameType.DATA: {
         const n = frame.payload.length;
-        if (this.#received + n > this.#size) {
+        if (this.#size !== undefined && this.#received + n > this.#size) {
           throw new FerryError("INTEGRITY", `more data than the announced ${this.#size} bytes`);
+        }
+        if (this.#limit && this.#received + n > this.#limit.bytes) {
+          throw new FerryError(
+            "LIMIT",
+            `more than ${this.#limit.bytes} bytes: over ${this.#limit.what}`,
+          );
         }
         this.#hash.update(frame.payload);
         this.#received += n;
@@ -167,16 +208,21 @@ export class BodyReceiver {
       }
       case FrameType.END: {
         this.#done = true;
-        const { sha256 } = parseEnd(decodeMessage(frame));
-        if (this.#received !== this.#size) {
+        const end = parseEnd(decodeMessage(frame));
+        const size = this.#size ?? end.size;
+        if (size === undefined) {
+          throw new FerryError("PROTOCOL", "END of a body of unknown size lacks its size");
+        }
+        if (this.#received !== size || (end.size !== undefined && end.size !== size)) {
           throw new FerryError(
             "INTEGRITY",
-            `size mismatch: received ${this.#received} of ${this.#size} bytes`,
+            `size mismatch: received ${this.#received} of ${end.size ?? size} bytes`,
           );
         }
+        const { sha256 } = end;
         const actual = this.#hash.digest("hex");
         if (actual !== sha256) {
-          throw new FerryError("INTEGRITY", "SHA-256 mismatch: content corrupted in transit");
+          throw new ChecksumMismatch("SHA-256 mismatch: content corrupted in transit");
         }
         return actual;
       }

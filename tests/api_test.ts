@@ -118,13 +118,17 @@ Deno.test("streams: put from a ReadableStream of odd chunks, get into a Writable
   assert.equal(got.sha256, sha256(content));
   assert.deepEqual(bytes, content);
 
-  // A stream needs its size up front; one that ends early fails, and nothing is stored.
-  await rejectsWith(t.client.put(new Blob([content]).stream(), "x.bin"), "USAGE");
+  // A stream of unknown size goes whole, its size and hash in the trailer; one that ends
+  // before the size it announced fails, and nothing is stored.
+  const unsized = await t.client.put(new Blob([content]).stream(), "u.bin");
+  assert.deepEqual([unsized.bytes, unsized.sha256], [content.length, sha256(content)]);
+  assert.deepEqual(await Deno.readFile(join(t.root, "u.bin")), content);
+  await rejectsWith(t.client.put(new Blob([content]).stream(), "u.bin", { size: -1 }), "USAGE");
   await rejectsWith(
     t.client.put(new Blob([content.slice(0, 10)]).stream(), "x.bin", { size: 20 }),
     "IO",
   );
-  assert.deepEqual(await listTree(t.root), ["s.bin"]);
+  assert.deepEqual(await listTree(t.root), ["s.bin", "u.bin"]);
 });
 
 Deno.test("errors carry stable codes and leave the connection usable", async () => {

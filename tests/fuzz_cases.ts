@@ -793,7 +793,7 @@ function isValidRequest(r: Result): boolean {
     pattern: isPath,
     from: isPath,
     to: isPath,
-    size: isCount,
+    size: isOptional(isCount),
     mode: isOptional(isMode),
     mtime: isOptional(isTime),
     noClobber: isBool,
@@ -809,7 +809,9 @@ function isValidRequest(r: Result): boolean {
   // A resume point past the start names the bytes it continues after; a put's stays in the file.
   const offset = (r.offset ?? 0) as number;
   const resumes = offset === 0 || isSha(r.prefix) && (r.op !== "put" || r.resume === true);
-  const within = r.op !== "put" || offset <= (r.size as number);
+  // A put of unknown size (a stream) resumes nothing.
+  const within = r.op !== "put" ||
+    (r.size === undefined ? offset === 0 && r.resume === false : offset <= (r.size as number));
   return (OPS as readonly unknown[]).includes(r.op) && fields && resumes && within;
 }
 

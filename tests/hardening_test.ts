@@ -70,7 +70,8 @@ Deno.test("one bad name in a tree fails that file only", async () => {
 function failingServer(how: "error" | "hangup") {
   return fakeServer(async (fc) => {
     const req = await fc.read();
-    await fc.sendMessage(FrameType.REPLY, req!.id, { size: 100, mtime: 0, mode: 0o644 });
+    const { offset = 0 } = decodeMessage(req!) as { offset?: number };
+    await fc.sendMessage(FrameType.REPLY, req!.id, { size: 100, mtime: 0, mode: 0o644, offset });
     const buf = new Uint8Array(HEADER_SIZE + 10);
     await fc.sendFramed(FrameType.DATA, req!.id, buf, 10);
     if (how === "hangup") return;
@@ -82,14 +83,21 @@ function failingServer(how: "error" | "hangup") {
   });
 }
 
-Deno.test("a download that fails midway leaves no temporary file", async () => {
+Deno.test("a download that fails midway leaves no temporary file, only a partial to resume", async () => {
   for (const how of ["error", "hangup"] as const) {
     await using local = await tempDir();
     const server = failingServer(how);
     const run = await runClient(server.address, ["get", "f.bin"], { cwd: local.path });
     await server.close();
     assert.equal(run.code, how === "error" ? 9 : 3, run.stderr);
-    assert.deepEqual(await listTree(local.path), [], how);
+    // Cut off, what arrived is kept (each retry continued it); refused, nothing is.
+    const left = await listTree(local.path);
+    if (how === "error") assert.deepEqual(left, [], how);
+    else {
+      assert.equal(left.length, 1);
+      assert.ok(isTempName(left[0]) && left[0].endsWith(".partial"), left[0]);
+      assert.equal(Deno.statSync(join(local.path, left[0])).size, 40, "10 bytes a try");
+    }
     if (how === "error") {
       assert.equal(run.stderr, "ferry: file shrank \\x1b]0;pwned\\x07\n", "peer text is escaped");
     }
@@ -336,7 +344,7 @@ Deno.test("a lost connection is retried with backoff, and --retries 0 gives up",
   });
   await proxy.close();
   assert.equal(once.code, 3, once.stderr);
-  assert.match(once.stderr, /--resume to continue/);
+  assert.match(once.stderr, /run the same command again to continue/);
   assert.equal(proxy.connections, 1);
   const left = await listTree(local.path);
   assert.deepEqual(left.filter((n) => !isTempName(n)), ["up.bin"], "nothing under the final name");
@@ -459,7 +467,7 @@ Deno.test("a full disk: refused up front, or failed mid-write, cleaned up, serve
   await writeRandomFile(big, 3 * 1024 * 1024);
   const upFront = await runClient(server.address, ["put", big]);
   assert.equal(upFront.code, 9, upFront.stderr);
-  assert.match(upFront.stderr, /not enough space for big\.bin: 3145728 bytes needed/);
+  assert.match(upFront.stderr, /not enough space for big\.bin on the server: 3145728 bytes needed/);
 
   // Two uploads that each fit alone: the second runs out of space mid-write.
   const half = join(local.path, "half.bin");

@@ -339,6 +339,47 @@ export function cuttingProxy(
   };
 }
 
+/**
+ * A TCP proxy to `port` that passes at most `bytesPerSecond` each way: a
+ * transfer through it lasts long enough to be interfered with.
+ */
+export function throttledProxy(port: number, bytesPerSecond: number) {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const pumps: Promise<unknown>[] = [];
+  const accepting = (async () => {
+    for await (const inbound of listener) {
+      const outbound = await Deno.connect({ hostname: "127.0.0.1", port });
+      const close = () => [inbound, outbound].forEach(closeQuietly);
+      const pump = async (from: Deno.Conn, to: Deno.Conn) => {
+        const buf = new Uint8Array(16 * 1024);
+        const started = performance.now();
+        let moved = 0;
+        for (;;) {
+          const n = await from.read(buf);
+          if (n === null) break;
+          let chunk = buf.subarray(0, n);
+          while (chunk.length) chunk = chunk.subarray(await to.write(chunk));
+          moved += n;
+          const ahead = moved / bytesPerSecond * 1000 - (performance.now() - started);
+          if (ahead > 0) await new Promise((r) => setTimeout(r, ahead));
+        }
+      };
+      pumps.push(
+        Promise.race([pump(inbound, outbound), pump(outbound, inbound)]).catch(() => {})
+          .finally(close),
+      );
+    }
+  })().catch(() => {});
+  return {
+    address: `127.0.0.1:${listener.addr.port}`,
+    async close() {
+      closeQuietly(listener);
+      await accepting;
+      await Promise.all(pumps);
+    },
+  };
+}
+
 /** ferryd in this process, on an ephemeral port and a temp root, with its log lines collected. */
 export async function inProcessServer(
   options: Omit<ServeOptions, "root" | "port" | "log"> = {},

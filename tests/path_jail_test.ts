@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { pinnedDirectory } from "../lib/directory.ts";
 import { FerryError } from "../lib/errors.ts";
 import { LocalStorage } from "../lib/local_storage.ts";
 import { escapeName, normalizePath } from "../lib/path_jail.ts";
-import { tempDir } from "./helpers.ts";
+import { listTree, tempDir } from "./helpers.ts";
 
 function refused(fn: () => unknown, why: RegExp) {
   assert.throws(
@@ -182,4 +183,34 @@ Deno.test("LocalStorage: missing paths, directories and temp files", async () =>
     ["c.txt"],
     "abort removes the temporary file",
   );
+});
+
+Deno.test("pinnedDirectory: a swapped path is refused first, a moved directory undone after", async () => {
+  await using root = await tempDir("ferry-root-");
+  await using outside = await tempDir("ferry-outside-");
+  const real = join(Deno.realPathSync(root.path), "d");
+  await Deno.mkdir(real);
+  const dir = pinnedDirectory(real, "d");
+  assert.equal(dir.run((at) => (Deno.writeTextFileSync(at("a"), "a"), at("a"))), "a");
+  const cwd = Deno.cwd();
+
+  // d becomes a symlink to a directory outside: the step refuses before it creates anything.
+  await Deno.rename(real, `${real}.real`);
+  await Deno.symlink(outside.path, real);
+  refused(() => dir.run((at) => Deno.writeTextFileSync(at("b"), "b")), /changed while being used/);
+  assert.deepEqual(await listTree(outside.path), []);
+  await Deno.remove(real);
+  await Deno.rename(`${real}.real`, real);
+
+  // The directory moves away while the step runs: what it made is taken back.
+  refused(() =>
+    dir.run(
+      (at) => {
+        Deno.writeTextFileSync(at("c"), "c");
+        Deno.renameSync(real, `${real}.moved`);
+      },
+      () => Deno.removeSync("c"),
+    ), /changed while being used/);
+  assert.deepEqual(await listTree(`${real}.moved`), ["a"]);
+  assert.equal(Deno.cwd(), cwd, "the working directory is back where it was");
 });

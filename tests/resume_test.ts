@@ -98,7 +98,9 @@ Deno.test("a local partial download that differs from the remote file is restart
   await using local = await tempDir();
   const content = randomBytes(2 * MiB);
   await Deno.writeFile(join(server.root, "r.bin"), content);
-  const partial = partialPath(join(local.path, "r.bin"), resumeKey("r.bin", "r.bin"));
+  // Named after the server, the remote path and the local name.
+  const key = resumeKey(server.address, "r.bin", "r.bin");
+  const partial = partialPath(join(local.path, "r.bin"), key);
   await Deno.writeFile(partial, new Uint8Array(MiB)); // zeros: not what the server has
 
   const run = await runClient(server.address, ["--json", "get", "--resume", "r.bin"], {
@@ -189,10 +191,10 @@ Deno.test("ferryd removes partials older than --partial-ttl and keeps newer ones
 Deno.test("an upload whose partial was taken over keeps nothing of its own when it stops", async () => {
   await using dir = await tempDir();
   const target = join(dir.path, "f.bin");
-  const first = AtomicFile.resume(target, "k");
+  const first = AtomicFile.resume(target, "k")!;
   first.write(new Uint8Array(1000));
   // A reconnected client continues the partial before the first connection is known dead.
-  const second = AtomicFile.resume(target, "k", { offset: 1000 });
+  const second = AtomicFile.resume(target, "k", { offset: 1000 })!;
   second.write(new Uint8Array(500));
   assert.equal(await first.suspend(), 0, "its bytes are the second upload's now");
   assert.equal(await second.suspend(), 1500);
@@ -201,13 +203,13 @@ Deno.test("an upload whose partial was taken over keeps nothing of its own when 
 Deno.test("a partial resumed short of its end is cut there; one resumed at its end is kept", async () => {
   await using dir = await tempDir();
   const target = join(dir.path, "f.bin");
-  const first = AtomicFile.resume(target, "k");
+  const first = AtomicFile.resume(target, "k")!;
   first.write(new Uint8Array(1000).fill(1));
   assert.equal(await first.suspend(), 1000);
-  const second = AtomicFile.resume(target, "k", { offset: 400 });
+  const second = AtomicFile.resume(target, "k", { offset: 400 })!;
   second.write(new Uint8Array(100).fill(2));
   assert.equal(await second.suspend(), 500);
-  const third = AtomicFile.resume(target, "k", { offset: 500 });
+  const third = AtomicFile.resume(target, "k", { offset: 500 })!;
   assert.equal(third.offset, 500);
   await third.commit();
   const bytes = await Deno.readFile(target);

@@ -1,0 +1,247 @@
+/**
+ * Local files as both ends meet them: walking a tree, reading a file at the
+ * right speed, telling whether a file changed while it was read, and
+ * whether a filesystem has room. The client uses them for its own disk and
+ * `LocalStorage` for the served one.
+ *
+ * @module
+ */
+
+import { statfsSync } from "node:fs";
+import { dirname, isAbsolute, join } from "node:path";
+import type { Entry, EntryType } from "./commands.ts";
+import { isTempName } from "./atomic_file.ts";
+import { FerryError } from "./errors.ts";
+import { escapeName, RESERVED_PREFIX } from "./path_jail.ts";
+
+function entryType(info: Deno.FileInfo): EntryType {
+  if (info.isSymlink) return "symlink";
+  if (info.isDirectory) return "dir";
+  return info.isFile ? "file" : "other";
+}
+
+/**
+ * A directory entry named `name` for `info`.
+ *
+ * @example
+ * ```ts
+ * import { toEntry } from "./local_files.ts";
+ * const entry = toEntry("tmp", Deno.statSync(Deno.makeTempDirSync()));
+ * console.assert(entry.type === "dir");
+ * ```
+ */
+export function toEntry(name: string, info: Deno.FileInfo): Entry {
+  return {
+    name,
+    type: entryType(info),
+    size: info.size,
+    mtime: info.mtime?.getTime() ?? 0,
+    mode: (info.mode ?? 0) & 0o7777,
+  };
+}
+
+/** Options for {@linkcode walkLocal}. */
+export interface WalkOptions {
+  /** Descend into directories. */
+  recursive?: boolean;
+  /**
+   * Hears about an entry that could not be read (vanished, path too long, no
+   * permission) below the top directory; without it such entries are left out.
+   */
+  onError?: (path: string, err: unknown) => void;
+  /**
+   * Hears about an entry whose name is reserved for ferry (`.ferry-*`, but
+   * not ferry's own temporary files): it cannot be sent, and is not listed.
+   */
+  onReserved?: (path: string) => void;
+}
+
+/**
+ * Entries below the directory `dir` on local disk, depth first, named by
+ * path relative to it (with `/`). Symlinks are listed, never followed;
+ * reserved names are left out (see {@linkcode WalkOptions.onReserved}).
+ *
+ * @example
+ * ```ts
+ * import { walkLocal } from "./local_files.ts";
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/a.txt`, "a");
+ * const names = (await Array.fromAsync(walkLocal(dir))).map((e) => e.name);
+ * console.assert(names.join() === "a.txt");
+ * ```
+ */
+export async function* walkLocal(dir: string, options: WalkOptions = {}): AsyncGenerator<Entry> {
+  const pending = [""];
+  while (pending.length > 0) {
+    const rel = pending.pop()!;
+    const names: string[] = [];
+    try {
+      for (const item of Deno.readDirSync(rel === "" ? dir : join(dir, rel))) {
+        if (!item.name.startsWith(RESERVED_PREFIX)) names.push(item.name);
+        else if (!isTempName(item.name)) {
+          options.onReserved?.(rel === "" ? item.name : `${rel}/${item.name}`);
+        }
+      }
+    } catch (err) {
+      if (rel === "" || !options.onError) throw err;
+      options.onError(rel, err);
+      continue;
+    }
+    names.sort();
+    for (const name of names) {
+      const path = rel === "" ? name : `${rel}/${name}`;
+      let info: Deno.FileInfo;
+      try {
+        info = Deno.lstatSync(join(dir, path));
+      } catch (err) {
+        options.onError?.(path, err);
+        continue;
+      }
+      yield toEntry(path, info);
+      if (options.recursive && info.isDirectory) pending.push(path);
+    }
+  }
+}
+
+/**
+ * Whether `info` is a FIFO or a device: something to stream, of no size
+ * known up front, and to write through rather than replace.
+ *
+ * @example
+ * ```ts
+ * import { isStreamed } from "./local_files.ts";
+ * console.assert(!isStreamed(Deno.statSync(Deno.makeTempFileSync())));
+ * ```
+ */
+export function isStreamed(info: Deno.FileInfo): boolean {
+  return Boolean(info.isFifo || info.isCharDevice || info.isBlockDevice);
+}
+
+/**
+ * Where a download to the local path `local` goes. A FIFO, a device, or one
+ * of the paths that name this process's own streams (`/dev/stdout`) is
+ * written through, never replaced. A symlink is followed: the file it leads
+ * to is replaced atomically, the link stays. Anything else is a file at
+ * `local`. `shown` is `local` as given, for messages.
+ *
+ * @example
+ * ```ts
+ * import { destination } from "./local_files.ts";
+ * console.assert(destination("/dev/stdout").device && !destination("out.bin").device);
+ * ```
+ */
+export function destination(local: string): { path: string; shown: string; device: boolean } {
+  const shown = local;
+  if (/^\/(dev\/(stdout|stderr|fd\/\d+)|proc\/self\/fd\/\d+)$/.test(local)) {
+    return { path: local, shown, device: true };
+  }
+  let info: Deno.FileInfo;
+  try {
+    info = Deno.lstatSync(local);
+  } catch {
+    return { path: local, shown, device: false };
+  }
+  if (!info.isSymlink) return { path: local, shown, device: isStreamed(info) || !!info.isSocket };
+  try {
+    const path = Deno.realPathSync(local);
+    const there = Deno.statSync(path);
+    return { path, shown, device: isStreamed(there) || !!there.isSocket };
+  } catch {
+    // A dangling link: the file is created where it points, as cp does.
+    const to = Deno.readLinkSync(local);
+    return { path: isAbsolute(to) ? to : join(dirname(local), to), shown, device: false };
+  }
+}
+
+/** Files up to this size are read synchronously. */
+export const SMALL_FILE = 256 * 1024;
+
+/**
+ * How to read a file of `size` bytes. A small file is read synchronously,
+ * like the metadata calls: its whole cost is overhead. A large one is read
+ * through the async pool, because a synchronous read would also stall the
+ * event loop that drives the socket write of the previous chunk.
+ *
+ * @example
+ * ```ts
+ * import { readerFor } from "./local_files.ts";
+ * const path = await Deno.makeTempFile();
+ * using file = await Deno.open(path);
+ * console.assert(await readerFor(file, 0)(new Uint8Array(8)) === null);
+ * ```
+ */
+export function readerFor(
+  file: Deno.FsFile,
+  size: number,
+): (buf: Uint8Array) => Promise<number | null> {
+  return size <= SMALL_FILE
+    ? (buf) => Promise.resolve(file.readSync(buf))
+    : (buf) => file.read(buf);
+}
+
+/**
+ * Throw INTEGRITY when the open `file` no longer looks as it did when it was
+ * opened (`before`): another size, modification time, change time or inode.
+ * A sender calls it after its last read, so that content rewritten in place
+ * while it was read is never passed off as one version of the file. (Deno
+ * reports ctime to the second and mtime to the millisecond; see
+ * docs/security.md for what that leaves.)
+ *
+ * @example
+ * ```ts
+ * import { assertUnchanged } from "./local_files.ts";
+ * const path = await Deno.makeTempFile();
+ * using file = await Deno.open(path, { write: true });
+ * const before = file.statSync();
+ * assertUnchanged(file, before, "a.txt"); // nothing happened: no throw
+ * ```
+ */
+export function assertUnchanged(file: Deno.FsFile, before: Deno.FileInfo, what: string): void {
+  const now = file.statSync();
+  const same = now.size === before.size && now.ino === before.ino &&
+    now.mtime?.getTime() === before.mtime?.getTime() &&
+    now.ctime?.getTime() === before.ctime?.getTime();
+  if (!same) {
+    throw new FerryError(
+      "INTEGRITY",
+      `${what} changed while being sent; nothing was kept (send it again for the new version)`,
+    );
+  }
+}
+
+/**
+ * Free bytes for an unprivileged writer on the filesystem holding `dir`, or
+ * undefined where that cannot be told.
+ */
+export function freeSpace(dir: string): number | undefined {
+  try {
+    const fs = statfsSync(dir);
+    return Number(fs.bavail) * Number(fs.bsize);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Refuse to write `size` bytes into `dir` up front when its filesystem has
+ * not room for them, rather than fail near the end (a race with other
+ * writers is still caught by ENOSPC during the write). `what` names the
+ * file and its side in the message; `where`, when given, the directory (the
+ * client names its own; the server never shows a host path).
+ *
+ * @example
+ * ```ts
+ * import { checkSpace } from "./local_files.ts";
+ * checkSpace(await Deno.makeTempDir(), 1, "local file a.txt"); // room for one byte
+ * ```
+ */
+export function checkSpace(dir: string, size: number, what: string, where?: string): void {
+  const free = freeSpace(dir);
+  if (free !== undefined && size > free) {
+    const place = where === undefined ? "" : ` in ${escapeName(where)}`;
+    throw new FerryError(
+      "NO_SPACE",
+      `not enough space for ${what}: ${size} bytes needed, ${free} free${place}`,
+    );
+  }
+}
