@@ -8,7 +8,7 @@
  * @module
  */
 
-import { main } from "./lib/client_cli.ts";
+import { main } from "./lib/client/cli/main.ts";
 
 export { main };
 

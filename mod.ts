@@ -31,20 +31,20 @@ export {
   type PutSource,
   type TransferOptions,
   type TransferResult,
-} from "./lib/client.ts";
+} from "./lib/client/client.ts";
 export {
   type CloseOptions,
   DEFAULT_PORT,
   type FerryServer,
   serve,
   type ServeOptions,
-} from "./lib/server.ts";
+} from "./lib/server/serve.ts";
 export type { Entry, EntryType, ListOptions, SumReply, Welcome } from "./lib/commands.ts";
 export type { FrameLimits } from "./lib/frame.ts";
-export { type ErrorCode, EXIT_CODES, FerryError } from "./lib/errors.ts";
-export { LocalStorage } from "./lib/local_storage.ts";
-export { parseTokens, type Scope, type TokenGrant } from "./lib/auth.ts";
-export { fingerprint, parsePin, type TlsOptions } from "./lib/tls.ts";
-export type { ReadHandle, Storage, Upload, UploadOptions } from "./lib/storage.ts";
-export type { Usage } from "./lib/quota.ts";
-export { VERSION } from "./lib/version.ts";
+export { type ErrorCode, EXIT_CODES, FerryError } from "./lib/util/errors.ts";
+export { LocalStorage } from "./lib/storage/local/local_storage.ts";
+export { parseTokens, type Scope, type TokenGrant } from "./lib/server/auth.ts";
+export { fingerprint, parsePin, type TlsOptions } from "./lib/wire/tls.ts";
+export type { ReadHandle, Storage, Upload, UploadOptions } from "./lib/storage/storage.ts";
+export type { Usage } from "./lib/storage/quota.ts";
+export { VERSION } from "./lib/util/version.ts";

@@ -8,7 +8,7 @@
  * @module
  */
 
-import { main } from "./lib/server_cli.ts";
+import { main } from "./lib/server/cli.ts";
 
 export { main };
 

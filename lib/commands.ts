@@ -6,10 +6,10 @@
  * @module
  */
 
-import { type ErrorCode, FerryError, isErrorCode } from "./errors.ts";
+import { type ErrorCode, FerryError, isErrorCode } from "./util/errors.ts";
 import type { FrameLimits } from "./frame.ts";
-import { escapeControls, escapeName } from "./path_jail.ts";
-import { utf8Length } from "./utf8.ts";
+import { escapeControls, escapeName } from "./util/display.ts";
+import { utf8Length } from "./util/utf8.ts";
 
 /** The protocol version this build speaks. */
 export const PROTOCOL_VERSION = 1;

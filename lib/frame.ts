@@ -17,7 +17,7 @@
  * @module
  */
 
-import { FerryError } from "./errors.ts";
+import { FerryError } from "./util/errors.ts";
 
 /** Size of a frame header in bytes. */
 export const HEADER_SIZE = 9;

@@ -17,8 +17,8 @@ import { createHash } from "node:crypto";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { onStopSignal } from "../lib/signals.ts";
-import { VERSION } from "../lib/version.ts";
+import { onStopSignal } from "../lib/util/signals.ts";
+import { VERSION } from "../lib/util/version.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const SUMS = "SHA256SUMS";

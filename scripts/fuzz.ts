@@ -20,7 +20,7 @@ import {
   fuzzServer,
   parseCount,
 } from "../tests/fuzz_cases.ts";
-import { elapsed } from "../lib/elapsed.ts";
+import { elapsed } from "../lib/util/elapsed.ts";
 import { startServer } from "../tests/helpers.ts";
 
 const FUZZERS = ["decoder", "parsers", "server"];

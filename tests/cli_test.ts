@@ -2,11 +2,11 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { parseClientArgs } from "../lib/client_cli.ts";
-import { parseServerArgs } from "../lib/server_cli.ts";
-import { parseAddress } from "../lib/client.ts";
-import { FerryError } from "../lib/errors.ts";
-import { suggest } from "../lib/suggest.ts";
+import { parseClientArgs } from "../lib/client/cli/main.ts";
+import { parseServerArgs } from "../lib/server/cli.ts";
+import { parseAddress } from "../lib/client/client.ts";
+import { FerryError } from "../lib/util/errors.ts";
+import { suggest } from "../lib/util/suggest.ts";
 import { listTree, runClient, startServer, tempDir } from "./helpers.ts";
 
 Deno.test("the piped interactive shell runs commands in order", async () => {

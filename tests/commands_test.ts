@@ -7,7 +7,7 @@ import {
   parseLsReply,
   parseRequest,
 } from "../lib/commands.ts";
-import { FerryError } from "../lib/errors.ts";
+import { FerryError } from "../lib/util/errors.ts";
 
 const rejects = (fn: () => unknown, code: string) =>
   assert.throws(fn, (e) => e instanceof FerryError && e.code === code);

@@ -6,9 +6,9 @@
  */
 
 import assert from "node:assert/strict";
-import { parseClientArgs, parseCommand } from "../lib/client_cli.ts";
-import { parseServerArgs } from "../lib/server_cli.ts";
-import { splitWords } from "../lib/shell_words.ts";
+import { parseClientArgs, parseCommand } from "../lib/client/cli/main.ts";
+import { parseServerArgs } from "../lib/server/cli.ts";
+import { splitWords } from "../lib/client/cli/shell_words.ts";
 
 /** Each document, and how many command lines it shows at least (a check on the pattern). */
 const DOCS: Record<string, number> = { "README.md": 8, "docs/ci.md": 10 };

@@ -9,8 +9,8 @@ import {
   HEADER_SIZE,
   writeHeader,
 } from "../lib/frame.ts";
-import { FerryError } from "../lib/errors.ts";
-import { type ByteConn, FrameConn } from "../lib/frame_conn.ts";
+import { FerryError } from "../lib/util/errors.ts";
+import { type ByteConn, FrameConn } from "../lib/wire/frame_conn.ts";
 import { concat, randomBytes } from "./helpers.ts";
 
 function dataFrame(id: number, payload: Uint8Array): Uint8Array {

@@ -25,8 +25,8 @@ import {
   parseSumReply,
   parseWelcome,
 } from "../lib/commands.ts";
-import { resumeKey } from "../lib/atomic_file.ts";
-import { type ErrorCode, FerryError, isErrorCode } from "../lib/errors.ts";
+import { resumeKey } from "../lib/fs/atomic_file.ts";
+import { type ErrorCode, FerryError, isErrorCode } from "../lib/util/errors.ts";
 import {
   decodeMessage,
   DEFAULT_LIMITS,
@@ -36,7 +36,7 @@ import {
   FrameType,
   HEADER_SIZE,
 } from "../lib/frame.ts";
-import { normalizePath } from "../lib/path_jail.ts";
+import { normalizePath } from "../lib/storage/path_jail.ts";
 import {
   concat,
   listTree,

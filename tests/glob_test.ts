@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { componentMatcher, expandGlob, type GlobEntry, hasGlob } from "../lib/glob.ts";
-import { Reporter, type Sink } from "../lib/report.ts";
-import { FerryError } from "../lib/errors.ts";
+import { componentMatcher, expandGlob, type GlobEntry, hasGlob } from "../lib/util/glob.ts";
+import { Reporter, type Sink } from "../lib/client/report.ts";
+import { FerryError } from "../lib/util/errors.ts";
 
 Deno.test("hasGlob: unescaped wildcards only", () => {
   assert.equal(hasGlob("a/b.txt"), false);

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { connect, LocalStorage } from "../mod.ts";
-import { HashCache } from "../lib/hash_cache.ts";
+import { HashCache } from "../lib/server/hash_cache.ts";
 import { concat, randomBytes, runClient, sha256, startServer } from "./helpers.ts";
 
 /** Deno reports a file's version only once its ctime (whole seconds) is two seconds old. */

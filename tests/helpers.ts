@@ -4,8 +4,8 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { PROTOCOL_VERSION } from "../lib/commands.ts";
 import { decodeMessage, DEFAULT_LIMITS, FrameType } from "../lib/frame.ts";
-import { FrameConn } from "../lib/frame_conn.ts";
-import { type FerryServer, serve, type ServeOptions } from "../lib/server.ts";
+import { FrameConn } from "../lib/wire/frame_conn.ts";
+import { type FerryServer, serve, type ServeOptions } from "../lib/server/serve.ts";
 
 const SERVER = new URL("../server.ts", import.meta.url).pathname;
 const CLIENT = new URL("../client.ts", import.meta.url).pathname;

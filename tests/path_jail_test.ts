@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { pinnedDirectory } from "../lib/directory.ts";
-import { FerryError } from "../lib/errors.ts";
-import { LocalStorage } from "../lib/local_storage.ts";
-import { escapeName, normalizePath } from "../lib/path_jail.ts";
+import { pinnedDirectory } from "../lib/fs/directory.ts";
+import { FerryError } from "../lib/util/errors.ts";
+import { LocalStorage } from "../lib/storage/local/local_storage.ts";
+import { normalizePath } from "../lib/storage/path_jail.ts";
+import { escapeName } from "../lib/util/display.ts";
 import { listTree, tempDir } from "./helpers.ts";
 
 function refused(fn: () => unknown, why: RegExp) {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { Quota } from "../lib/quota.ts";
+import { Quota } from "../lib/storage/quota.ts";
 
 const empty = () => ({ files: 0, partials: new Map<string, number>() });
 

@@ -2,7 +2,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { AtomicFile, isTempName, partialPath, resumeKey } from "../lib/atomic_file.ts";
+import { AtomicFile, isTempName, partialPath, resumeKey } from "../lib/fs/atomic_file.ts";
 import { FrameType } from "../lib/frame.ts";
 import {
   inProcessServer,

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { connect, serve } from "../mod.ts";
 import { DEFAULT_LIMITS, FrameType, HEADER_SIZE } from "../lib/frame.ts";
-import { FrameConn } from "../lib/frame_conn.ts";
+import { FrameConn } from "../lib/wire/frame_conn.ts";
 import {
   concat,
   inProcessServer,

@@ -2,13 +2,13 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { allows, isLoopback, parseTokens, TokenTable } from "../lib/auth.ts";
+import { allows, isLoopback, parseTokens, TokenTable } from "../lib/server/auth.ts";
 import { PROTOCOL_VERSION } from "../lib/commands.ts";
-import { FerryError } from "../lib/errors.ts";
+import { FerryError } from "../lib/util/errors.ts";
 import { DEFAULT_LIMITS, encodeMessage, FrameType, HEADER_SIZE } from "../lib/frame.ts";
-import { FrameConn } from "../lib/frame_conn.ts";
-import { parseServerArgs } from "../lib/server_cli.ts";
-import { connectTls, parsePin } from "../lib/tls.ts";
+import { FrameConn } from "../lib/wire/frame_conn.ts";
+import { parseServerArgs } from "../lib/server/cli.ts";
+import { connectTls, parsePin } from "../lib/wire/tls.ts";
 import { connect } from "../mod.ts";
 import {
   closeQuietly,

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { FerryError } from "../lib/errors.ts";
-import { splitWords } from "../lib/shell_words.ts";
+import { FerryError } from "../lib/util/errors.ts";
+import { splitWords } from "../lib/client/cli/shell_words.ts";
 
 Deno.test("splitWords: plain, quoted and escaped words", () => {
   assert.deepEqual(splitWords(""), []);

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { utf8Length } from "../lib/utf8.ts";
+import { utf8Length } from "../lib/util/utf8.ts";
 
 Deno.test("utf8Length: agrees with TextEncoder on every kind of code unit", () => {
   const encoder = new TextEncoder();

@@ -7,7 +7,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { heldPartials, removeLiveTempFiles } from "./atomic_file.ts";
+import { heldPartials, removeLiveTempFiles } from "../../fs/atomic_file.ts";
 import {
   backoffMs,
   type BatchOptions,
@@ -16,23 +16,24 @@ import {
   type Plan,
   type StdStreams,
   transferPlan,
-} from "./batch.ts";
-import { connect, type ConnectOptions, DEFAULT_ADDRESS, type FerryClient } from "./client.ts";
-import type { Entry } from "./commands.ts";
-import { EXIT_CODES, exitCodeFor, FerryError, toFerryError } from "./errors.ts";
+} from "../batch.ts";
+import { connect, type ConnectOptions, DEFAULT_ADDRESS, type FerryClient } from "../client.ts";
+import type { Entry } from "../../commands.ts";
+import { EXIT_CODES, exitCodeFor, FerryError, toFerryError } from "../../util/errors.ts";
 import { byName, longLine, permissions } from "./listing_format.ts";
-import { walkLocal } from "./local_files.ts";
-import { readConfigFile } from "./config_file.ts";
-import { escapeName, normalizePath } from "./path_jail.ts";
-import { formatBytes, type OutputMode, Reporter, type Sink } from "./report.ts";
+import { walkLocal } from "../../fs/local_files.ts";
+import { readConfigFile } from "../../util/config_file.ts";
+import { normalizePath } from "../../storage/path_jail.ts";
+import { escapeName } from "../../util/display.ts";
+import { formatBytes, type OutputMode, Reporter, type Sink } from "../report.ts";
 import { splitWords } from "./shell_words.ts";
-import { onStopSignal } from "./signals.ts";
-import { suggest } from "./suggest.ts";
-import { parsePin } from "./tls.ts";
-import { planGetArgs, planPutArgs } from "./targets.ts";
-import { VERSION } from "./version.ts";
+import { onStopSignal } from "../../util/signals.ts";
+import { suggest } from "../../util/suggest.ts";
+import { parsePin } from "../../wire/tls.ts";
+import { planGetArgs, planPutArgs } from "../targets.ts";
+import { VERSION } from "../../util/version.ts";
 import { fstatSync } from "node:fs";
-import { parseBytes, parseCount, parseSeconds } from "./option_values.ts";
+import { parseBytes, parseCount, parseSeconds } from "../../util/option_values.ts";
 
 type Flag = { type: "boolean"; short?: string } | { type: "string"; short?: string };
 type Values = Record<string, string | boolean | undefined>;
@@ -597,7 +598,7 @@ function outputMode(values: Values): OutputMode {
  *
  * @example
  * ```ts
- * import { parseClientArgs } from "./client_cli.ts";
+ * import { parseClientArgs } from "./main.ts";
  * const args = parseClientArgs(["-s", "h:1", "ls", "-l"], {});
  * console.assert(args.server === "h:1" && args.command.join(" ") === "ls -l");
  * ```
@@ -691,7 +692,7 @@ function findCommand(name: string, shell: boolean): Command {
  *
  * @example
  * ```ts
- * import { parseCommand } from "./client_cli.ts";
+ * import { parseCommand } from "./main.ts";
  * console.assert(parseCommand(["put", "-r", "dist", "out"], false).values.recursive === true);
  * ```
  */
@@ -823,7 +824,7 @@ async function shell(ctx: Context): Promise<number> {
  *
  * @example
  * ```ts ignore
- * import { main } from "./client_cli.ts";
+ * import { main } from "./main.ts";
  * Deno.exit(await main(["ls"]));
  * ```
  */

@@ -16,9 +16,10 @@ import { closeSync, constants, fchmodSync, fstatSync, openSync } from "node:fs";
 import { createHash, type Hash } from "node:crypto";
 import { basename, dirname, join } from "node:path";
 import { type Directory, plainDirectory, sleepSync } from "./directory.ts";
-import { FerryError, toFerryError } from "./errors.ts";
-import { escapeName, RESERVED_PREFIX } from "./path_jail.ts";
-import { hashPrefix } from "./transfer.ts";
+import { FerryError, toFerryError } from "../util/errors.ts";
+import { RESERVED_PREFIX } from "../storage/path_jail.ts";
+import { escapeName } from "../util/display.ts";
+import { hashPrefix } from "../wire/body.ts";
 
 /** Suffix of ferry's temporary files (after {@linkcode RESERVED_PREFIX}). */
 const TEMP_SUFFIX = ".part";

@@ -17,8 +17,8 @@ import {
   type PutRequest,
   type Request,
   type Welcome,
-} from "./commands.ts";
-import { FerryError, toFerryError } from "./errors.ts";
+} from "../commands.ts";
+import { FerryError, toFerryError } from "../util/errors.ts";
 import {
   decodeMessage,
   DEFAULT_LIMITS,
@@ -26,17 +26,18 @@ import {
   type FrameLimits,
   FrameType,
   HEADER_SIZE,
-} from "./frame.ts";
-import { FrameConn } from "./frame_conn.ts";
-import { LocalStorage, partialFor } from "./local_storage.ts";
-import { escapeName, normalizePath } from "./path_jail.ts";
-import type { Storage, Upload } from "./storage.ts";
-import { BodyReceiver, hashPrefix, hashSource, sendBody } from "./transfer.ts";
-import { elapsed } from "./elapsed.ts";
-import { expandGlob } from "./glob.ts";
+} from "../frame.ts";
+import { FrameConn } from "../wire/frame_conn.ts";
+import { LocalStorage, partialFor } from "../storage/local/local_storage.ts";
+import { normalizePath } from "../storage/path_jail.ts";
+import { escapeName } from "../util/display.ts";
+import type { Storage, Upload } from "../storage/storage.ts";
+import { BodyReceiver, hashPrefix, hashSource, sendBody } from "../wire/body.ts";
+import { elapsed } from "../util/elapsed.ts";
+import { expandGlob } from "../util/glob.ts";
 import { HashCache } from "./hash_cache.ts";
-import { VERSION } from "./version.ts";
-import { utf8Length } from "./utf8.ts";
+import { VERSION } from "../util/version.ts";
+import { utf8Length } from "../util/utf8.ts";
 import {
   type Action,
   allows,
@@ -46,8 +47,8 @@ import {
   type TokenGrant,
   TokenTable,
 } from "./auth.ts";
-import { fingerprint } from "./tls.ts";
-import { Quota, type Reservation } from "./quota.ts";
+import { fingerprint } from "../wire/tls.ts";
+import { Quota, type Reservation } from "../storage/quota.ts";
 import { type Accepted, listen } from "./listener.ts";
 
 /**
@@ -55,7 +56,7 @@ import { type Accepted, listen } from "./listener.ts";
  *
  * @example
  * ```ts
- * import type { ServeOptions } from "./server.ts";
+ * import type { ServeOptions } from "./serve.ts";
  * const options: ServeOptions = {
  *   root: "/srv/ferry",
  *   hostname: "0.0.0.0",
@@ -144,7 +145,7 @@ export interface CloseOptions {
  *
  * @example
  * ```ts
- * import { DEFAULT_PORT } from "./server.ts";
+ * import { DEFAULT_PORT } from "./serve.ts";
  * console.assert(DEFAULT_PORT === 9500);
  * ```
  */
@@ -207,7 +208,7 @@ function formatAddr(addr: Deno.Addr): string {
  *
  * @example
  * ```ts
- * import { serve } from "./server.ts";
+ * import { serve } from "./serve.ts";
  * const server = await serve({ root: await Deno.makeTempDir(), port: 0, log: () => {} });
  * console.log(`listening on port ${server.addr.port}`);
  * await server.close();

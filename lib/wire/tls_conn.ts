@@ -14,7 +14,7 @@ import { Duplex } from "node:stream";
 import type { TLSSocket } from "node:tls";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
-import { FerryError } from "./errors.ts";
+import { FerryError } from "../util/errors.ts";
 import type { ByteConn } from "./frame_conn.ts";
 
 /**

@@ -7,9 +7,9 @@
  */
 
 import { createHash, type Hash } from "node:crypto";
-import { errorFromMessage, parseEnd } from "./commands.ts";
-import { FerryError } from "./errors.ts";
-import { decodeMessage, type Frame, FrameType, frameTypeName, HEADER_SIZE } from "./frame.ts";
+import { errorFromMessage, parseEnd } from "../commands.ts";
+import { FerryError } from "../util/errors.ts";
+import { decodeMessage, type Frame, FrameType, frameTypeName, HEADER_SIZE } from "../frame.ts";
 import type { FrameConn } from "./frame_conn.ts";
 
 /** Where content is read from: a `Deno.FsFile` or a storage read handle. */

@@ -7,9 +7,9 @@
  */
 
 import { createSecureContext, TLSSocket } from "node:tls";
-import { FerryError, toFerryError } from "./errors.ts";
-import type { ByteConn } from "./frame_conn.ts";
-import { ConnStream, TlsConn } from "./tls_conn.ts";
+import { FerryError, toFerryError } from "../util/errors.ts";
+import type { ByteConn } from "../wire/frame_conn.ts";
+import { ConnStream, TlsConn } from "../wire/tls_conn.ts";
 
 /** A connection just accepted, and where it comes from. */
 export interface Accepted {

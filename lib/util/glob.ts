@@ -8,7 +8,7 @@
  * @module
  */
 
-import type { EntryType } from "./commands.ts";
+import type { EntryType } from "../commands.ts";
 
 /** Whether `pattern` contains an unescaped wildcard. */
 export function hasGlob(pattern: string): boolean {

@@ -5,7 +5,7 @@
  */
 
 import { toFerryError } from "./errors.ts";
-import { escapeName } from "./path_jail.ts";
+import { escapeName } from "./display.ts";
 
 /**
  * The text of `path`, or a FerryError that says which file (`what`) could

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { FerryError } from "./errors.ts";
+import { FerryError } from "../util/errors.ts";
 
 /**
  * What a root holds: bytes in files, and bytes in each kept partial upload,

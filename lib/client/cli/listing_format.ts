@@ -4,8 +4,8 @@
  * @module
  */
 
-import type { Entry } from "./commands.ts";
-import { escapeName } from "./path_jail.ts";
+import type { Entry } from "../../commands.ts";
+import { escapeName } from "../../util/display.ts";
 
 const TYPE_CHAR: Record<Entry["type"], string> = { file: "-", dir: "d", symlink: "l", other: "?" };
 

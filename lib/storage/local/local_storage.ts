@@ -19,11 +19,11 @@ import {
   partialKeyOf,
   partialPath,
   resumeKey,
-} from "./atomic_file.ts";
-import { type Directory, pinnedDirectory } from "./directory.ts";
-import type { Usage } from "./quota.ts";
-import type { Entry, ListOptions } from "./commands.ts";
-import { FerryError, toFerryError } from "./errors.ts";
+} from "../../fs/atomic_file.ts";
+import { type Directory, pinnedDirectory } from "../../fs/directory.ts";
+import type { Usage } from "../quota.ts";
+import type { Entry, ListOptions } from "../../commands.ts";
+import { FerryError, toFerryError } from "../../util/errors.ts";
 import {
   assertUnchanged,
   checkSpace,
@@ -31,9 +31,10 @@ import {
   SMALL_FILE,
   toEntry,
   walkLocal,
-} from "./local_files.ts";
-import { escapeName, RESERVED_PREFIX } from "./path_jail.ts";
-import type { ReadHandle, Storage, Upload, UploadOptions } from "./storage.ts";
+} from "../../fs/local_files.ts";
+import { RESERVED_PREFIX } from "../path_jail.ts";
+import { escapeName } from "../../util/display.ts";
+import type { ReadHandle, Storage, Upload, UploadOptions } from "../storage.ts";
 
 /**
  * Where the resumable partial of an upload to `path` (of this size and

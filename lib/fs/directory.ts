@@ -11,7 +11,7 @@
  */
 
 import { join } from "node:path";
-import { FerryError, toFerryError } from "./errors.ts";
+import { FerryError, toFerryError } from "../util/errors.ts";
 
 /** A directory and the way to act on names in it. */
 export interface Directory {

@@ -6,7 +6,7 @@
  */
 
 import { createHash, timingSafeEqual } from "node:crypto";
-import { FerryError } from "./errors.ts";
+import { FerryError } from "../util/errors.ts";
 
 /**
  * What a token may do: `read` lists and downloads; `write` also creates;

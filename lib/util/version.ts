@@ -4,7 +4,7 @@
  * @module
  */
 
-import meta from "../deno.json" with { type: "json" };
+import meta from "../../deno.json" with { type: "json" };
 
 /**
  * ferry's version, e.g. `0.1.0`.

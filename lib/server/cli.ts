@@ -5,14 +5,14 @@
  */
 
 import { parseArgs } from "node:util";
-import { exitCodeFor, FerryError, toFerryError } from "./errors.ts";
-import { readConfigFile } from "./config_file.ts";
-import { escapeName } from "./path_jail.ts";
+import { exitCodeFor, FerryError, toFerryError } from "../util/errors.ts";
+import { readConfigFile } from "../util/config_file.ts";
+import { escapeName } from "../util/display.ts";
 import { checkToken, parseTokens, type TokenGrant } from "./auth.ts";
-import { DEFAULT_PORT, serve } from "./server.ts";
-import { onStopSignal } from "./signals.ts";
-import { VERSION } from "./version.ts";
-import { parseBytes, parseCount, parseSeconds } from "./option_values.ts";
+import { DEFAULT_PORT, serve } from "./serve.ts";
+import { onStopSignal } from "../util/signals.ts";
+import { VERSION } from "../util/version.ts";
+import { parseBytes, parseCount, parseSeconds } from "../util/option_values.ts";
 
 const HELP = `ferryd ${VERSION}: serve one directory tree to ferry clients
 
@@ -82,7 +82,7 @@ export interface ServerArgs {
  *
  * @example
  * ```ts
- * import { parseServerArgs } from "./server_cli.ts";
+ * import { parseServerArgs } from "./cli.ts";
  * console.assert(parseServerArgs(["--port", "0"]).port === 0);
  * ```
  */

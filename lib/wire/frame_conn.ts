@@ -6,7 +6,7 @@
  * @module
  */
 
-import { FerryError, toFerryError } from "./errors.ts";
+import { FerryError, toFerryError } from "../util/errors.ts";
 import {
   DEFAULT_LIMITS,
   encodeMessage,
@@ -16,7 +16,7 @@ import {
   type FrameType,
   HEADER_SIZE,
   writeHeader,
-} from "./frame.ts";
+} from "../frame.ts";
 
 /** What a {@linkcode FrameConn} needs of a connection; `Deno.Conn` and `Deno.TlsConn` fit. */
 export interface ByteConn {
@@ -71,7 +71,7 @@ export interface FrameConnOptions {
  * @example
  * ```ts ignore
  * import { FrameConn } from "./frame_conn.ts";
- * import { FrameType } from "./frame.ts";
+ * import { FrameType } from "../frame.ts";
  * const fc = new FrameConn(await Deno.connect({ port: 9500 }));
  * await fc.sendMessage(FrameType.HELLO, 0, { version: 1 });
  * const frame = await fc.read();

@@ -9,10 +9,11 @@
 
 import { statfsSync } from "node:fs";
 import { dirname, isAbsolute, join } from "node:path";
-import type { Entry, EntryType } from "./commands.ts";
+import type { Entry, EntryType } from "../commands.ts";
 import { isTempName } from "./atomic_file.ts";
-import { FerryError } from "./errors.ts";
-import { escapeName, RESERVED_PREFIX } from "./path_jail.ts";
+import { FerryError } from "../util/errors.ts";
+import { RESERVED_PREFIX } from "../storage/path_jail.ts";
+import { escapeName } from "../util/display.ts";
 
 function entryType(info: Deno.FileInfo): EntryType {
   if (info.isSymlink) return "symlink";

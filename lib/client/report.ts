@@ -6,9 +6,9 @@
  * @module
  */
 
-import { elapsed } from "./elapsed.ts";
-import type { FerryError } from "./errors.ts";
-import { escapeName } from "./path_jail.ts";
+import { elapsed } from "../util/elapsed.ts";
+import type { FerryError } from "../util/errors.ts";
+import { escapeName } from "../util/display.ts";
 
 /** One completed (or skipped, or failed) operation on one path. */
 export interface Outcome {

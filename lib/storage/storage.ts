@@ -7,7 +7,7 @@
  */
 
 import type { Hash } from "node:crypto";
-import type { Entry, ListOptions } from "./commands.ts";
+import type { Entry, ListOptions } from "../commands.ts";
 import type { Usage } from "./quota.ts";
 
 /** An open file being read. */

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { FerryError } from "./errors.ts";
+import { FerryError } from "../../util/errors.ts";
 
 /**
  * Split `line` into words.

@@ -9,11 +9,12 @@
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import type { FerryClient, TransferOptions, TransferResult } from "./client.ts";
-import type { Entry } from "./commands.ts";
-import { FerryError, toFerryError } from "./errors.ts";
-import { elapsed } from "./elapsed.ts";
-import { walkLocal } from "./local_files.ts";
-import { escapeName, normalizePath } from "./path_jail.ts";
+import type { Entry } from "../commands.ts";
+import { FerryError, toFerryError } from "../util/errors.ts";
+import { elapsed } from "../util/elapsed.ts";
+import { walkLocal } from "../fs/local_files.ts";
+import { normalizePath } from "../storage/path_jail.ts";
+import { escapeName } from "../util/display.ts";
 import type { Outcome, Reporter } from "./report.ts";
 
 /** Requests in flight at once on one connection. */

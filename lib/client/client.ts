@@ -24,19 +24,25 @@ import {
   type Request,
   type SumReply,
   type Welcome,
-} from "./commands.ts";
-import { FerryError, toFerryError } from "./errors.ts";
-import { decodeMessage, type Frame, FrameType, frameTypeName, HEADER_SIZE } from "./frame.ts";
-import { FrameConn } from "./frame_conn.ts";
+} from "../commands.ts";
+import { FerryError, toFerryError } from "../util/errors.ts";
+import { decodeMessage, type Frame, FrameType, frameTypeName, HEADER_SIZE } from "../frame.ts";
+import { FrameConn } from "../wire/frame_conn.ts";
 import { basename, dirname } from "node:path";
 import type { Hash } from "node:crypto";
-import { AtomicFile, PERMISSION_BITS, resumeKey } from "./atomic_file.ts";
-import { BodyReceiver, ChecksumMismatch, hashPrefix, sendBody } from "./transfer.ts";
-import { assertUnchanged, checkSpace, destination, isStreamed, readerFor } from "./local_files.ts";
-import { escapeName } from "./path_jail.ts";
-import { elapsed } from "./elapsed.ts";
-import { connectTls, type TlsOptions } from "./tls.ts";
-import { VERSION } from "./version.ts";
+import { AtomicFile, PERMISSION_BITS, resumeKey } from "../fs/atomic_file.ts";
+import { BodyReceiver, ChecksumMismatch, hashPrefix, sendBody } from "../wire/body.ts";
+import {
+  assertUnchanged,
+  checkSpace,
+  destination,
+  isStreamed,
+  readerFor,
+} from "../fs/local_files.ts";
+import { escapeName } from "../util/display.ts";
+import { elapsed } from "../util/elapsed.ts";
+import { connectTls, type TlsOptions } from "../wire/tls.ts";
+import { VERSION } from "../util/version.ts";
 
 /**
  * Default server address.
@@ -456,7 +462,7 @@ async function connectTcp(addr: Address, timeoutMs: number): Promise<Deno.TcpCon
  * @example
  * ```ts
  * import { connect } from "./client.ts";
- * import { serve } from "./server.ts";
+ * import { serve } from "../server/serve.ts";
  * const server = await serve({ root: await Deno.makeTempDir(), port: 0, log: () => {} });
  * const client = await connect(`127.0.0.1:${server.addr.port}`, { timeoutMs: 10_000 });
  * console.assert((await client.list("")).length === 0);
@@ -522,7 +528,7 @@ export async function connect(
  * @example
  * ```ts
  * import { connect } from "./client.ts";
- * import { serve } from "./server.ts";
+ * import { serve } from "../server/serve.ts";
  * const server = await serve({ root: await Deno.makeTempDir(), port: 0, log: () => {} });
  * const client = await connect({ hostname: "127.0.0.1", port: server.addr.port });
  * const text = new TextEncoder().encode("hello");

@@ -7,7 +7,7 @@
 
 import { createHash } from "node:crypto";
 import { connect as nodeTlsConnect } from "node:tls";
-import { FerryError } from "./errors.ts";
+import { FerryError } from "../util/errors.ts";
 import { TlsConn } from "./tls_conn.ts";
 
 /**

@@ -9,10 +9,11 @@
 import { basename, join } from "node:path";
 import { localPathFor, type Plan, planGet, planPut } from "./batch.ts";
 import type { FerryClient } from "./client.ts";
-import { FerryError, toFerryError } from "./errors.ts";
-import { expandGlob, hasGlob } from "./glob.ts";
-import { destination, isStreamed, walkLocal } from "./local_files.ts";
-import { escapeName, normalizePath } from "./path_jail.ts";
+import { FerryError, toFerryError } from "../util/errors.ts";
+import { expandGlob, hasGlob } from "../util/glob.ts";
+import { destination, isStreamed, walkLocal } from "../fs/local_files.ts";
+import { normalizePath } from "../storage/path_jail.ts";
+import { escapeName } from "../util/display.ts";
 
 /** The last component of `path`, which must name something (not `""`, `.` or `..`). */
 function baseName(path: string): string {
