@@ -41,6 +41,7 @@ export {
 } from "./lib/server/serve.ts";
 export type { Entry, EntryType, ListOptions, SumReply, Welcome } from "./lib/commands.ts";
 export type { FrameLimits } from "./lib/frame.ts";
+export type { Algorithm, Digest } from "./lib/checksum/checksum.ts";
 export { type ErrorCode, EXIT_CODES, FerryError } from "./lib/util/errors.ts";
 export { LocalStorage } from "./lib/storage/local/local_storage.ts";
 export { parseTokens, type Scope, type TokenGrant } from "./lib/server/auth.ts";

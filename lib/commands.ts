@@ -6,6 +6,7 @@
  * @module
  */
 
+import type { Digest } from "./checksum/checksum.ts";
 import { type ErrorCode, FerryError, isErrorCode } from "./util/errors.ts";
 import type { FrameLimits } from "./frame.ts";
 import { escapeControls, escapeName } from "./util/display.ts";
@@ -13,6 +14,17 @@ import { utf8Length } from "./util/utf8.ts";
 
 /** The protocol version this build speaks. */
 export const PROTOCOL_VERSION = 1;
+
+/**
+ * ferryd's port, kept from the program ferry grew from.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_PORT } from "./commands.ts";
+ * console.assert(DEFAULT_PORT === 9500);
+ * ```
+ */
+export const DEFAULT_PORT = 9500;
 
 /** Largest path the protocol accepts, in UTF-8 bytes. */
 export const MAX_PATH_BYTES = 4096;
@@ -269,6 +281,25 @@ export interface End {
   sha256: string;
   /** Bytes of the whole content: required after a body of unknown size, checked when present. */
   size?: number;
+}
+
+/**
+ * The END trailer that vouches for `size` bytes with checksum `digest`.
+ *
+ * @example
+ * ```ts
+ * import { endMessage } from "./commands.ts";
+ * const end = endMessage({ algorithm: "sha256", hex: "ab".repeat(32) }, 5);
+ * console.assert(end.sha256 === "ab".repeat(32) && end.size === 5);
+ * ```
+ */
+export function endMessage(digest: Digest, size: number): End {
+  return { sha256: digest.hex, size };
+}
+
+/** The checksum an END trailer (or a `sum` reply) vouches for. */
+export function endDigest(end: { sha256: string }): Digest {
+  return { algorithm: "sha256", hex: end.sha256 };
 }
 
 /** Payload of an ERROR frame. */

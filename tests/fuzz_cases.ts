@@ -36,7 +36,7 @@ import {
   FrameType,
   HEADER_SIZE,
 } from "../lib/frame.ts";
-import { normalizePath } from "../lib/storage/path_jail.ts";
+import { normalizePath } from "../lib/util/path_jail.ts";
 import {
   concat,
   listTree,

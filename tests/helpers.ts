@@ -102,6 +102,8 @@ export interface ClientRun {
 /** Options for {@linkcode runClient}. */
 export interface ClientOptions {
   stdin?: string;
+  /** Bytes for stdin, instead of `stdin`. */
+  stdinBytes?: Uint8Array;
   cwd?: string;
   env?: Record<string, string>;
   /** Deno runtime flags: permissions and V8 options (default: all permissions). */
@@ -114,13 +116,37 @@ export async function runClient(
   args: string[],
   options: ClientOptions = {},
 ): Promise<ClientRun> {
-  const child = spawnClient(address, args, { ...options, stdin: options.stdin ?? "" });
-  const writer = child.stdin.getWriter();
-  await writer.write(new TextEncoder().encode(options.stdin ?? ""));
-  await writer.close();
-  const out = await child.output();
+  const out = await clientOutput(address, args, options);
   const dec = new TextDecoder();
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+/** Like {@linkcode runClient}, with stdout as bytes. */
+export async function runClientBytes(
+  address: string,
+  args: string[],
+  options: ClientOptions = {},
+): Promise<{ code: number; stdout: Uint8Array; stderr: string }> {
+  const out = await clientOutput(address, args, options);
+  return { code: out.code, stdout: out.stdout, stderr: new TextDecoder().decode(out.stderr) };
+}
+
+async function clientOutput(address: string, args: string[], options: ClientOptions) {
+  const child = spawnClient(address, args, options);
+  const writer = child.stdin.getWriter();
+  // Written while the output is read: a client that reads little must not block the test.
+  const feeding = (async () => {
+    await writer.write(options.stdinBytes ?? new TextEncoder().encode(options.stdin ?? ""));
+    await writer.close();
+  })().catch(() => {});
+  const out = await child.output();
+  await feeding;
+  return out;
+}
+
+/** The command line that runs the client against `address` (for a shell to run). */
+export function clientCommand(address: string, args: string[]): string[] {
+  return [Deno.execPath(), "run", "-A", CLIENT, "--server", address, ...args];
 }
 
 /** Start the client without waiting for it; stdin is piped. */

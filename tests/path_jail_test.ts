@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { AtomicFile, inUse } from "../lib/fs/atomic_file.ts";
 import { pinnedDirectory } from "../lib/fs/directory.ts";
 import { FerryError } from "../lib/util/errors.ts";
 import { LocalStorage } from "../lib/storage/local/local_storage.ts";
-import { normalizePath } from "../lib/storage/path_jail.ts";
+import { normalizePath } from "../lib/util/path_jail.ts";
 import { escapeName } from "../lib/util/display.ts";
 import { listTree, tempDir } from "./helpers.ts";
 
@@ -214,4 +215,42 @@ Deno.test("pinnedDirectory: a swapped path is refused first, a moved directory u
     ), /changed while being used/);
   assert.deepEqual(await listTree(`${real}.moved`), ["a"]);
   assert.equal(Deno.cwd(), cwd, "the working directory is back where it was");
+});
+
+Deno.test("a file made in a held directory that moves during the step is taken back whole", async () => {
+  await using root = await tempDir("ferry-root-");
+  const real = join(Deno.realPathSync(root.path), "d");
+  await Deno.mkdir(real);
+  const dir = pinnedDirectory(real, "d");
+  let made: AtomicFile | undefined;
+  assert.throws(
+    () =>
+      dir.run(
+        () => {
+          made = AtomicFile.create(join(real, "f.bin"), { dir });
+          Deno.renameSync(real, `${real}.moved`);
+          return made;
+        },
+        (file) => file.takeBack(),
+      ),
+    (e: unknown) => e instanceof FerryError && e.code === "PATH_REFUSED",
+  );
+  assert.ok(made && !inUse(made.tempPath), "let go of: not open, not held");
+  assert.deepEqual(await listTree(`${real}.moved`), [], "and removed");
+  // A partial found there, not made by the step, is let go of as it was.
+  await Deno.rename(`${real}.moved`, real);
+  const kept = AtomicFile.resume(join(real, "g.bin"), "k")!;
+  kept.write(new Uint8Array(10));
+  await kept.suspend();
+  assert.throws(() =>
+    dir.run(
+      () => {
+        const again = AtomicFile.resume(join(real, "g.bin"), "k", { dir })!;
+        Deno.renameSync(real, `${real}.moved`);
+        return again;
+      },
+      (file) => file.takeBack(),
+    )
+  );
+  assert.deepEqual(await listTree(`${real}.moved`), [".ferry-k.partial"]);
 });

@@ -101,6 +101,17 @@ Deno.test({
     assert.equal(await Deno.readTextFile(join(outside.path, "canary.txt")), "outside the root");
     const inside = await listTree(server.root);
     assert.deepEqual(inside.filter((n) => n.includes("stolen")), [], "nothing pulled in");
+    // Nothing it opened is still held: every file a moved directory took along was let go.
+    const held = [...Deno.readDirSync(`/proc/${server.process.pid}/fd`)]
+      .map((e) => {
+        try {
+          return Deno.readLinkSync(`/proc/${server.process.pid}/fd/${e.name}`);
+        } catch {
+          return "";
+        }
+      })
+      .filter((target) => target.includes(".ferry-"));
+    assert.deepEqual(held, [], "no temporary file left open");
     // And ferryd still serves.
     const client = await connect(server.address);
     assert.ok((await client.list("")).length > 0);

@@ -11,11 +11,14 @@ import { join } from "node:path";
 import { isTempName } from "../lib/fs/atomic_file.ts";
 import { FrameType, HEADER_SIZE } from "../lib/frame.ts";
 import {
+  clientCommand,
+  cuttingProxy,
   fakeServer,
   listTree,
   peakRss,
   randomBytes,
   runClient,
+  runClientBytes,
   sha256,
   spawnClient,
   startServer,
@@ -151,7 +154,7 @@ Deno.test("get writes through a FIFO, a device and a symlink, never replacing th
     assert.ok(Deno.lstatSync(fifo).isFifo);
     const resume = await runClient(server.address, ["get", "--resume", "f.bin", fifo]);
     assert.equal(resume.code, 2);
-    assert.match(resume.stderr, /cannot resume into local .*pipe: not a regular file/);
+    assert.match(resume.stderr, /--resume needs a regular file, and local .*pipe is not one/);
     const sync = await runClient(server.address, ["get", "--sync", "f.bin", fifo]);
     assert.equal(sync.code, 2);
     assert.match(sync.stderr, /--sync compares files, and local .*pipe is not a regular file/);
@@ -180,12 +183,12 @@ Deno.test("get writes through a FIFO, a device and a symlink, never replacing th
     assert.equal(run.code, 0, run.stderr);
     assert.ok(Deno.lstatSync(link).isSymlink);
     assert.equal(await fileHash(target), sha256(content));
-    // A dangling one: the file is created where it points.
+    // A dangling one leads nowhere: the file takes its place.
     const dangling = join(local.path, "dangling.bin");
-    await Deno.symlink("made.bin", dangling);
+    await Deno.symlink("nowhere.bin", dangling);
     assert.equal((await runClient(server.address, ["get", "f.bin", dangling])).code, 0);
-    assert.ok(Deno.lstatSync(dangling).isSymlink);
-    assert.equal(await fileHash(join(local.path, "made.bin")), sha256(content));
+    assert.ok(Deno.lstatSync(dangling).isFile);
+    assert.equal(await fileHash(dangling), sha256(content));
   });
   assert.deepEqual(await temps(local.path), []);
 });
@@ -532,4 +535,148 @@ Deno.test("--idle-timeout also bounds a connection that never says hello", async
   conn.close();
   assert.ok(n === null || n > 0, "the server ended it");
   assert.ok(seconds >= 1.5 && seconds < 5, `closed after ${seconds.toFixed(1)} s`);
+});
+
+Deno.test("pipes and devices are never read or written twice: a cut transfer fails, saying so", async (t) => {
+  await using server = await startServer();
+  await using local = await tempDir();
+  const content = randomBytes(24 * MiB);
+  await Deno.writeFile(join(server.root, "big.bin"), content);
+
+  await t.step("get to stdout, cut mid-body: no retry, no duplicate bytes", async () => {
+    const proxy = cuttingProxy(server.port, { cutAfter: 8 * MiB, cuts: 1 });
+    const run = await runClientBytes(proxy.address, ["get", "big.bin", "-"]);
+    await proxy.close();
+    assert.equal(run.code, 3, run.stderr);
+    assert.ok(run.stdout.length > 0 && run.stdout.length <= content.length, `${run.stdout.length}`);
+    assert.deepEqual(run.stdout, content.subarray(0, run.stdout.length), "a prefix, once");
+    assert.match(run.stderr, /connection lost .*bytes were already written/);
+    assert.doesNotMatch(run.stderr, /kept/);
+    assert.equal(proxy.connections, 1, "not tried again");
+  });
+
+  await t.step("put from stdin, cut mid-body: no retry, nothing stored", async () => {
+    const proxy = cuttingProxy(server.port, { cutAfter: 8 * MiB, cuts: 1 });
+    const run = await runClient(proxy.address, ["put", "-", "piped.bin"], {
+      stdinBytes: content,
+    });
+    await proxy.close();
+    assert.equal(run.code, 3, run.stderr);
+    assert.equal(proxy.connections, 1, "not tried again");
+    assert.ok(!(await listTree(server.root)).includes("piped.bin"));
+  });
+
+  await t.step("a reader that goes away (| head) stops the download at once", async () => {
+    const started = performance.now();
+    const shell = await new Deno.Command("sh", {
+      args: [
+        "-c",
+        `"$@" | head -c 10 > /dev/null`,
+        "sh",
+        ...clientCommand(server.address, [
+          "get",
+          "big.bin",
+          "-",
+        ]),
+      ],
+      stderr: "piped",
+    }).output();
+    const stderr = new TextDecoder().decode(shell.stderr);
+    assert.ok(performance.now() - started < 15_000);
+    assert.doesNotMatch(stderr, /kept|connection lost/, stderr);
+    const gets = server.log().split("\n").filter((l) => / get big\.bin /.test(l));
+    assert.ok(gets.length <= 2, `downloaded ${gets.length} times`);
+  });
+
+  await t.step(
+    "stdin redirected from a file: read from where it stands, checked for changes",
+    async () => {
+      const file = join(local.path, "in.bin");
+      await Deno.writeFile(file, content.subarray(0, 2 * MiB));
+      // Whatever read the first 1000 bytes already, the rest is what goes.
+      const skip = await new Deno.Command("sh", {
+        args: [
+          "-c",
+          `{ head -c 1000 > /dev/null; "$@"; } < "${file}"`,
+          "sh",
+          ...clientCommand(
+            server.address,
+            ["--json", "put", "-", "rest.bin"],
+          ),
+        ],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assert.equal(skip.code, 0, new TextDecoder().decode(skip.stderr));
+      assert.equal(Deno.statSync(join(server.root, "rest.bin")).size, 2 * MiB - 1000);
+      // Rewritten in place while it is sent: refused.
+      await writeRandomFile(file, 300 * 1000 * 1000);
+      const slow = throttledProxy(server.port, 150 * MiB);
+      const child = new Deno.Command("sh", {
+        args: [
+          "-c",
+          `exec "$@" < "${file}"`,
+          "sh",
+          ...clientCommand(slow.address, [
+            "put",
+            "-",
+            "changing.bin",
+          ]),
+        ],
+        stderr: "piped",
+      }).spawn();
+      await partialOf(server.root, 20 * MiB);
+      await overwriteInPlace(file, [MiB, 250 * MiB], randomBytes(4096));
+      const out = await child.output();
+      await slow.close();
+      assert.equal(out.code, 8, new TextDecoder().decode(out.stderr));
+      assert.match(new TextDecoder().decode(out.stderr), /standard input changed while being sent/);
+      assert.ok(!(await listTree(server.root)).includes("changing.bin"));
+    },
+  );
+
+  await t.step("get -r writes through a device already in the tree", async () => {
+    await Deno.mkdir(join(server.root, "t"));
+    await Deno.writeFile(join(server.root, "t", "big.bin"), content.subarray(0, 2 * MiB));
+    await Deno.writeTextFile(join(server.root, "t", "small.txt"), "small");
+    const dest = join(local.path, "tree");
+    await Deno.mkdir(dest);
+    await Deno.symlink("/dev/null", join(dest, "big.bin"));
+    const run = await runClient(server.address, ["get", "-r", "t", dest]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.ok(Deno.lstatSync(join(dest, "big.bin")).isSymlink, "the link to the device stays");
+    assert.equal(await Deno.readTextFile(join(dest, "small.txt")), "small");
+  });
+});
+
+Deno.test("a download stopped before its answer keeps no empty partial", async () => {
+  await using local = await tempDir();
+  const silent = fakeServer(async (fc) => {
+    await fc.read();
+    await new Promise((r) => setTimeout(r, 20_000));
+  });
+  try {
+    const timedOut = await runClient(silent.address, [
+      "--retries",
+      "0",
+      "--timeout",
+      "1",
+      "get",
+      "x",
+    ], {
+      cwd: local.path,
+    });
+    assert.equal(timedOut.code, 3, timedOut.stderr);
+    assert.doesNotMatch(timedOut.stderr, /kept/);
+    assert.deepEqual(await listTree(local.path), []);
+    const child = spawnClient(silent.address, ["get", "y"], { cwd: local.path });
+    await new Promise((r) => setTimeout(r, 1000));
+    child.kill("SIGINT");
+    const out = await child.output();
+    assert.equal(out.code, 130);
+    assert.equal(new TextDecoder().decode(out.stderr), "ferry: interrupted; nothing was kept\n");
+    assert.deepEqual(await listTree(local.path), []);
+  } finally {
+    await silent.close();
+  }
 });

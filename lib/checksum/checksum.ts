@@ -67,6 +67,21 @@ export function hasher(algorithm: Algorithm = DEFAULT_ALGORITHM): Hasher {
   }
 }
 
+/**
+ * How an algorithm is called in messages.
+ *
+ * @example
+ * ```ts
+ * import { algorithmName } from "./checksum.ts";
+ * console.assert(algorithmName("sha256") === "SHA-256");
+ * ```
+ */
+export function algorithmName(algorithm: Algorithm): string {
+  return NAMES[algorithm];
+}
+
+const NAMES: Record<Algorithm, string> = { sha256: "SHA-256" };
+
 /** Whether `text` is a well-formed value of `algorithm` (lowercase hex of its length). */
 export function isDigestHex(algorithm: Algorithm, text: unknown): text is string {
   return typeof text === "string" && HEX[algorithm].test(text);
@@ -132,10 +147,7 @@ export async function hashSource(
   return (await hashPrefix(source, size, buf, algorithm)).digest();
 }
 
-/**
- * The checksum of everything `source` holds, to its end, read through
- * `buf`; undefined when it cannot be opened.
- */
+/** The checksum of everything `source` holds, to its end, read through `buf`. */
 export async function hashToEnd(
   source: Readable,
   buf: Uint8Array,

@@ -6,14 +6,15 @@
  * @module
  */
 
-import { createHash } from "node:crypto";
+import { type Digest, hashToEnd } from "../checksum/checksum.ts";
 import { join } from "node:path";
 import type { FerryClient, TransferOptions, TransferResult } from "./client.ts";
+import { WroteThrough } from "./local_io.ts";
 import type { Entry } from "../commands.ts";
-import { FerryError, toFerryError } from "../util/errors.ts";
+import { FerryError, isRetriable, toFerryError } from "../util/errors.ts";
 import { elapsed } from "../util/elapsed.ts";
 import { walkLocal } from "../fs/local_files.ts";
-import { normalizePath } from "../storage/path_jail.ts";
+import { normalizePath } from "../util/path_jail.ts";
 import { escapeName } from "../util/display.ts";
 import type { Outcome, Reporter } from "./report.ts";
 
@@ -189,7 +190,8 @@ export async function planGet(
   return plan;
 }
 
-async function hashLocal(path: string, buf: Uint8Array): Promise<string | undefined> {
+/** The checksum of the local file at `path`, read through `buf`; undefined when it cannot be read. */
+async function hashLocal(path: string, buf: Uint8Array): Promise<Digest | undefined> {
   let file: Deno.FsFile;
   try {
     file = await Deno.open(path, { read: true });
@@ -197,23 +199,13 @@ async function hashLocal(path: string, buf: Uint8Array): Promise<string | undefi
     return undefined;
   }
   try {
-    const hash = createHash("sha256");
-    for (;;) {
-      const n = await file.read(buf);
-      if (n === null) return hash.digest("hex");
-      hash.update(buf.subarray(0, n));
-    }
+    return await hashToEnd(file, buf);
   } finally {
     file.close();
   }
 }
 
 type Direction = "put" | "get";
-
-/** Whether an error may go away by connecting again: the connection, not the request, failed. */
-export function isRetriable(err: FerryError): boolean {
-  return err.code === "CONNECT" || err.code === "TIMEOUT" || err.code === "BUSY";
-}
 
 /** Pause before attempt `attempt + 1`: 0.5 s, 1 s, 2 s, ... up to 10 s. */
 export function backoffMs(attempt: number): number {
@@ -301,16 +293,24 @@ export async function transferPlan(
             );
           }
           const buf = buffers[worker] ??= new Uint8Array(256 * 1024);
-          const sha256 = await sameContent(conn, direction, job, buf);
-          if (sha256) return reporter.result(outcome({ sha256, skipped: "unchanged" }));
+          const checksum = await sameContent(conn, direction, job, buf);
+          if (checksum) return reporter.result(outcome({ checksum, skipped: "unchanged" }));
         }
         // Whatever is cut off is kept, so that a retry, or a later run, continues it; a small
         // file is simply sent again, which costs less than keeping track of it. What is
         // written through (a pipe, a device) keeps nothing: it cannot be taken back.
         const keepPartial = !job.stream && (job.size === 0 || job.size >= RESUMABLE_SIZE);
+        if (job.stream && options.resume === true) {
+          const local = direction === "put" ? job.from : job.to;
+          throw new FerryError(
+            "USAGE",
+            `--resume needs a regular file, and local ${escapeName(local)} is not one`,
+          );
+        }
         const transfer: TransferOptions = {
           noClobber: options.noClobber,
           keepPartial,
+          // Asked for, even a small file looks for what an earlier run kept.
           resume: options.resume === true ||
             (keepPartial && (options.resume !== false || attempt > 1)),
           maxSize: options.maxSize,
@@ -324,8 +324,8 @@ export async function transferPlan(
             job.stream === "stdout" ? stdio(options).output() : job.to,
             transfer,
           );
-        const { bytes, resumed, sha256, seconds } = r;
-        reporter.result(outcome({ bytes, resumed, sha256, seconds }));
+        const { bytes, resumed, checksum, seconds } = r;
+        reporter.result(outcome({ bytes, resumed, checksum, seconds }));
       } catch (err) {
         const e = toFerryError(err);
         if (
@@ -333,13 +333,15 @@ export async function transferPlan(
         ) {
           // The attempt before may have stored the file and lost only the reply saying so.
           const buf = buffers[worker] ??= new Uint8Array(256 * 1024);
-          const sha256 = await sameContent(conn, direction, job, buf).catch(() => undefined);
-          if (sha256) return reporter.result(outcome({ bytes: job.size, sha256 }));
+          const checksum = await sameContent(conn, direction, job, buf).catch(() => undefined);
+          if (checksum) return reporter.result(outcome({ bytes: job.size, checksum }));
         }
         if (e.code === "EXISTS" && options.noClobber) {
           return reporter.result(outcome({ skipped: "exists" }));
         }
-        if (isRetriable(e) && attempt <= retries) return void retry.push(job);
+        // A pipe or a device cannot be read again, nor what it was given taken back.
+        const again = !job.stream && !(err instanceof WroteThrough);
+        if (again && isRetriable(e) && attempt <= retries) return void retry.push(job);
         reporter.result(outcome({ error: e }));
       }
     });
@@ -375,7 +377,7 @@ async function sameContent(
   direction: Direction,
   job: FileJob,
   buf: Uint8Array,
-): Promise<string | undefined> {
+): Promise<Digest | undefined> {
   const [localPath, remotePath] = direction === "put" ? [job.from, job.to] : [job.to, job.from];
   const local = await Deno.stat(localPath).catch(() => undefined);
   // A planned size of 0 may mean "not known yet" (a single get): then sum decides.
@@ -385,8 +387,8 @@ async function sameContent(
     throw err;
   });
   if (!remote || remote.size !== local.size) return undefined;
-  const sha = await hashLocal(localPath, buf);
-  return sha === remote.sha256 ? sha : undefined;
+  const digest = await hashLocal(localPath, buf);
+  return digest?.hex === remote.sha256 ? digest : undefined;
 }
 
 /**

@@ -7,7 +7,8 @@
  */
 
 import { elapsed } from "../util/elapsed.ts";
-import type { FerryError } from "../util/errors.ts";
+import type { Digest } from "../checksum/checksum.ts";
+import { connectionLost, type FerryError } from "../util/errors.ts";
 import { escapeName } from "../util/display.ts";
 
 /** One completed (or skipped, or failed) operation on one path. */
@@ -18,6 +19,9 @@ export interface Outcome {
   bytes: number;
   /** Bytes not moved again because an interrupted transfer had moved them (resumed). */
   resumed?: number;
+  /** The verified checksum of the file (or of the one found unchanged). */
+  checksum?: Digest;
+  /** The same as SHA-256 hex, where only that is known. */
   sha256?: string;
   seconds: number;
   /** Why nothing was done, e.g. `unchanged`, `exists`, `symlink`. */
@@ -89,6 +93,7 @@ export class Reporter {
   #current: { path: string; size: number; bytes: number } | undefined;
   /** Transfers under way that keep what a cut leaves, with their bytes so far. */
   readonly #keeping = new Map<string, number>();
+  #kept = 0;
   #lastDraw = 0;
   #drawn = false;
 
@@ -137,6 +142,11 @@ export class Reporter {
     };
   }
 
+  /** Uploads that failed with their connection and left bytes on the server to resume. */
+  get kept(): number {
+    return this.#kept;
+  }
+
   /** Transfers under way that would keep a partial if stopped now, and the bytes each has. */
   get keeping(): { path: string; bytes: number }[] {
     return [...this.#keeping].map(([path, bytes]) => ({ path, bytes }));
@@ -144,6 +154,8 @@ export class Reporter {
 
   /** Record one outcome, and print it as the mode says. */
   result(o: Outcome): void {
+    // Cut off with bytes moved: those stay on the server for the next run.
+    if (o.error && connectionLost(o.error) && (this.#keeping.get(o.path) ?? 0) > 0) this.#kept++;
     this.#keeping.delete(o.path);
     if (o.error) {
       this.#failed++;
@@ -163,7 +175,7 @@ export class Reporter {
         path: o.path,
         bytes: o.bytes,
         resumed: o.resumed ?? 0,
-        sha256: o.sha256 ?? null,
+        sha256: (o.checksum?.algorithm === "sha256" ? o.checksum.hex : o.sha256) ?? null,
         seconds: Number(o.seconds.toFixed(3)),
         skipped: o.skipped ?? null,
         attempts: o.attempts ?? 1,

@@ -12,7 +12,7 @@ import type { FerryClient } from "./client.ts";
 import { FerryError, toFerryError } from "../util/errors.ts";
 import { expandGlob, hasGlob } from "../util/glob.ts";
 import { destination, isStreamed, walkLocal } from "../fs/local_files.ts";
-import { normalizePath } from "../storage/path_jail.ts";
+import { normalizePath } from "../util/path_jail.ts";
 import { escapeName } from "../util/display.ts";
 
 /** The last component of `path`, which must name something (not `""`, `.` or `..`). */
@@ -44,6 +44,7 @@ export async function planGetArgs(
   options: { recursive: boolean },
 ): Promise<Plan> {
   const { recursive } = options;
+  if (local === "") throw new FerryError("USAGE", "the local path is empty");
   if (local === "-") {
     // Standard output takes one file's bytes, as `cat` would.
     if (recursive || hasGlob(remote)) {
@@ -111,6 +112,9 @@ export async function planPutArgs(
     // Standard input is one file, and only the remote name given says what to call it.
     if (sources.length > 1 || target === undefined || target === "" || target.endsWith("/")) {
       throw new FerryError("USAGE", "put - needs the remote file name to write (put - NAME)");
+    }
+    if (recursive) {
+      throw new FerryError("USAGE", "put -r takes directories, not - (standard input)");
     }
     return {
       plan: {

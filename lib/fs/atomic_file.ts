@@ -13,13 +13,12 @@
  */
 
 import { closeSync, constants, fchmodSync, fstatSync, openSync } from "node:fs";
-import { createHash, type Hash } from "node:crypto";
 import { basename, dirname, join } from "node:path";
+import { sha256Hasher } from "../checksum/sha256.ts";
 import { type Directory, plainDirectory, sleepSync } from "./directory.ts";
 import { FerryError, toFerryError } from "../util/errors.ts";
-import { RESERVED_PREFIX } from "../storage/path_jail.ts";
+import { RESERVED_PREFIX } from "../util/path_jail.ts";
 import { escapeName } from "../util/display.ts";
-import { hashPrefix } from "../wire/body.ts";
 
 /** Suffix of ferry's temporary files (after {@linkcode RESERVED_PREFIX}). */
 const TEMP_SUFFIX = ".part";
@@ -54,7 +53,10 @@ export function isTempName(name: string): boolean {
  */
 export function resumeKey(...parts: (string | number | undefined)[]): string {
   const text = parts.map((p) => String(p ?? "")).join("\0");
-  return createHash("sha256").update(text).digest("hex").slice(0, 32);
+  // A name, not a transfer's checksum: it stays SHA-256 whatever transfers use.
+  const key = sha256Hasher();
+  key.update(new TextEncoder().encode(text));
+  return key.digest().hex.slice(0, 32);
 }
 
 /** The key of a partial file's name (see {@linkcode partialPath}), or undefined for another name. */
@@ -99,17 +101,30 @@ const live = new Set<string>();
  */
 const holders = new Map<string, AtomicFile>();
 
+/** Partials this process stopped writing and kept for a resume, with the bytes they hold. */
+const kept = new Map<string, number>();
+
+/**
+ * The partials this process kept for a resume (interrupted, not resumed or
+ * finished since), with the bytes each holds.
+ */
+export function keptPartials(): { path: string; bytes: number }[] {
+  return [...kept].map(([path, bytes]) => ({ path, bytes }));
+}
+
 /** Whether this process is writing the temporary or partial file at `path`. */
 export function inUse(path: string): boolean {
   return live.has(path) || holders.has(path);
 }
 
 /**
- * Remove every temporary file this process still has open. For a signal
- * handler: synchronous, and it never throws.
+ * Remove every temporary file this process still has open, and the
+ * partials it holds that are still empty. For a signal handler:
+ * synchronous, and it never throws.
  */
 export function removeLiveTempFiles(): void {
-  for (const path of live) {
+  const empty = [...holders.values()].filter((f) => f.written === 0).map((f) => f.tempPath);
+  for (const path of [...live, ...empty]) {
     try {
       Deno.removeSync(path);
     } catch {
@@ -243,6 +258,8 @@ export class AtomicFile {
   readonly #info: Deno.FileInfo;
   #written = 0;
   #done = false;
+  /** Whether this very step created the temporary file (rather than finding a kept partial). */
+  #created = true;
 
   private constructor(
     dir: Directory,
@@ -301,7 +318,7 @@ export class AtomicFile {
           return created;
         },
         // The directory moved out from under the step: take the file back at once.
-        (file) => file.#discard(),
+        (file) => file.takeBack(),
       );
     } catch (err) {
       throw toFerryError(err, `cannot write ${escapeName(name)}`);
@@ -372,32 +389,41 @@ export class AtomicFile {
             throw err;
           }
           const resumed = new AtomicFile(dir, name, temp, file, info, offset);
+          resumed.#created = fresh;
           holders.set(resumed.tempPath, resumed);
+          kept.delete(resumed.tempPath);
           return resumed;
         }
         return undefined;
-      }, (file) => {
-        // The directory moved out from under the step: take back what it created.
-        if (file && fresh) file.#discard();
-        else if (file) file.#let();
-      });
+      }, (file) => file?.takeBack());
     } catch (err) {
       throw toFerryError(err, `cannot write ${escapeName(name)}`);
     }
   }
 
   /**
-   * A SHA-256 state fed with the {@linkcode AtomicFile.offset} bytes already
-   * in the file, read through `buf`. It leaves the file where writing goes on.
+   * The {@linkcode AtomicFile.offset} bytes already in the file, read from
+   * the first; once they are read, the file stands where writing goes on.
    */
-  async hashPrefix(buf: Uint8Array): Promise<Hash> {
+  prefix(): { read(buf: Uint8Array): Promise<number | null> } {
     const file = this.#open();
+    let left = this.offset;
     try {
       file.seekSync(0, Deno.SeekMode.Start);
-      return await hashPrefix(file, this.offset, buf);
     } catch (err) {
       throw toFerryError(err, `cannot read ${escapeName(this.name)}`);
     }
+    return {
+      read: async (buf) => {
+        if (left === 0) return null;
+        const n = await file.read(buf.subarray(0, Math.min(buf.length, left)));
+        if (n === null) {
+          throw new FerryError("IO", `${escapeName(this.name)} shrank while being read`);
+        }
+        left -= n;
+        return n;
+      },
+    };
   }
 
   /**
@@ -468,13 +494,29 @@ export class AtomicFile {
     if (this.#done) return Promise.resolve(0);
     this.#let();
     try {
-      return Promise.resolve(this.dir.run((at) => {
+      const bytes = this.dir.run((at) => {
         const there = lstatOrUndefined(at(this.tempName));
-        return sameFile(there, this.#info) ? there!.size : 0;
-      }));
+        if (!sameFile(there, this.#info)) return 0;
+        // An empty partial holds nothing worth resuming.
+        if (there!.size === 0) Deno.removeSync(at(this.tempName));
+        return there!.size;
+      });
+      if (bytes > 0) kept.set(this.tempPath, bytes);
+      return Promise.resolve(bytes);
     } catch {
       return Promise.resolve(0);
     }
+  }
+
+  /**
+   * Take back, synchronously, what the step that made this file did: a
+   * temporary file or a partial it created is removed, a kept partial it
+   * found is let go of as it was.
+   */
+  takeBack(): void {
+    if (this.#done) return;
+    if (this.#created) this.#discard();
+    else this.#let();
   }
 
   /**
@@ -516,6 +558,7 @@ export class AtomicFile {
   /** Let go: close (which unlocks a partial) and forget, removing nothing. */
   #let(): void {
     this.#done = true;
+    kept.delete(this.tempPath);
     this.#closeFile();
     live.delete(this.tempPath);
     if (holders.get(this.tempPath) === this) holders.delete(this.tempPath);

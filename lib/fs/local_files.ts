@@ -7,12 +7,11 @@
  * @module
  */
 
-import { statfsSync } from "node:fs";
-import { dirname, isAbsolute, join } from "node:path";
+import { existsSync, statfsSync } from "node:fs";
+import { join } from "node:path";
 import type { Entry, EntryType } from "../commands.ts";
-import { isTempName } from "./atomic_file.ts";
 import { FerryError } from "../util/errors.ts";
-import { RESERVED_PREFIX } from "../storage/path_jail.ts";
+import { RESERVED_PREFIX } from "../util/path_jail.ts";
 import { escapeName } from "../util/display.ts";
 
 function entryType(info: Deno.FileInfo): EntryType {
@@ -51,8 +50,8 @@ export interface WalkOptions {
    */
   onError?: (path: string, err: unknown) => void;
   /**
-   * Hears about an entry whose name is reserved for ferry (`.ferry-*`, but
-   * not ferry's own temporary files): it cannot be sent, and is not listed.
+   * Hears about an entry whose name is reserved for ferry (`.ferry-*`, its
+   * own temporary files included): it cannot be sent, and is not listed.
    */
   onReserved?: (path: string) => void;
 }
@@ -79,9 +78,7 @@ export async function* walkLocal(dir: string, options: WalkOptions = {}): AsyncG
     try {
       for (const item of Deno.readDirSync(rel === "" ? dir : join(dir, rel))) {
         if (!item.name.startsWith(RESERVED_PREFIX)) names.push(item.name);
-        else if (!isTempName(item.name)) {
-          options.onReserved?.(rel === "" ? item.name : `${rel}/${item.name}`);
-        }
+        else options.onReserved?.(rel === "" ? item.name : `${rel}/${item.name}`);
       }
     } catch (err) {
       if (rel === "" || !options.onError) throw err;
@@ -121,9 +118,10 @@ export function isStreamed(info: Deno.FileInfo): boolean {
 /**
  * Where a download to the local path `local` goes. A FIFO, a device, or one
  * of the paths that name this process's own streams (`/dev/stdout`) is
- * written through, never replaced. A symlink is followed: the file it leads
- * to is replaced atomically, the link stays. Anything else is a file at
- * `local`. `shown` is `local` as given, for messages.
+ * written through, never replaced. A symlink to a file is followed: the
+ * file it leads to is replaced atomically, and the link stays. Anything
+ * else, a dangling symlink included, is a file at `local`. `shown` is
+ * `local` as given, for messages.
  *
  * @example
  * ```ts
@@ -136,21 +134,17 @@ export function destination(local: string): { path: string; shown: string; devic
   if (/^\/(dev\/(stdout|stderr|fd\/\d+)|proc\/self\/fd\/\d+)$/.test(local)) {
     return { path: local, shown, device: true };
   }
-  let info: Deno.FileInfo;
+  // Most downloads make a new file: existsSync tells a miss without the exception lstat costs.
+  if (!existsSync(local)) return { path: local, shown, device: false };
   try {
-    info = Deno.lstatSync(local);
-  } catch {
-    return { path: local, shown, device: false };
-  }
-  if (!info.isSymlink) return { path: local, shown, device: isStreamed(info) || !!info.isSocket };
-  try {
+    const info = Deno.lstatSync(local);
+    if (!info.isSymlink) return { path: local, shown, device: isStreamed(info) || !!info.isSocket };
     const path = Deno.realPathSync(local);
     const there = Deno.statSync(path);
     return { path, shown, device: isStreamed(there) || !!there.isSocket };
   } catch {
-    // A dangling link: the file is created where it points, as cp does.
-    const to = Deno.readLinkSync(local);
-    return { path: isAbsolute(to) ? to : join(dirname(local), to), shown, device: false };
+    // Gone meanwhile: a new file, then.
+    return { path: local, shown, device: false };
   }
 }
 
@@ -182,7 +176,8 @@ export function readerFor(
 
 /**
  * Throw INTEGRITY when the open `file` no longer looks as it did when it was
- * opened (`before`): another size, modification time, change time or inode.
+ * opened (`before`): another size, modification time or inode, or another
+ * change time that no link (a rename, an unlink) explains.
  * A sender calls it after its last read, so that content rewritten in place
  * while it was read is never passed off as one version of the file. (Deno
  * reports ctime to the second and mtime to the millisecond; see
@@ -199,9 +194,11 @@ export function readerFor(
  */
 export function assertUnchanged(file: Deno.FsFile, before: Deno.FileInfo, what: string): void {
   const now = file.statSync();
+  // A new ctime with a new link count is a rename or unlink (a file republished by renaming
+  // another over it): its content is as it was.
   const same = now.size === before.size && now.ino === before.ino &&
     now.mtime?.getTime() === before.mtime?.getTime() &&
-    now.ctime?.getTime() === before.ctime?.getTime();
+    (now.ctime?.getTime() === before.ctime?.getTime() || now.nlink !== before.nlink);
   if (!same) {
     throw new FerryError(
       "INTEGRITY",

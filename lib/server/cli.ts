@@ -231,7 +231,7 @@ export async function main(argv: string[]): Promise<number> {
   const shown = hostname.includes(":") ? `[${hostname}]` : hostname;
   const tls = server.fingerprint ? ` (TLS, certificate sha256 ${server.fingerprint})` : "";
   console.log(
-    `ferryd listening on ${shown}:${port}${tls}, serving ${escapeName(server.root ?? "")}`,
+    `ferryd listening on ${shown}:${port}${tls}, serving ${escapeName(server.location)}`,
   );
   await server.finished;
   unlisten();

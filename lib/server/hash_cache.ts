@@ -1,16 +1,18 @@
 /**
- * SHA-256s the server already knows, so that serving a file it stored or
+ * Checksums the server already knows, so that serving a file it stored or
  * served before costs no hashing: on two cores, hashing on both ends is the
  * next limit after the copy itself.
  *
  * @module
  */
 
+import { type Algorithm, DEFAULT_ALGORITHM } from "../checksum/checksum.ts";
+
 /**
- * A bounded map from path to the SHA-256 of one version of its content. An
- * entry only answers for the exact version it was stored with, and the
- * receiver verifies every hash anyway: a stale entry can fail a transfer,
- * never corrupt one.
+ * A bounded map from path to the checksums of one version of its content,
+ * one per algorithm. An entry only answers for the exact version it was
+ * stored with, and the receiver verifies every checksum anyway: a stale
+ * entry can fail a transfer, never corrupt one.
  *
  * A `provisional` entry is one whose version may not tell every later change
  * apart: the hash of an upload, stored under the version the file had right
@@ -32,7 +34,7 @@ export class HashCache {
   readonly #max: number;
   readonly #entries = new Map<
     string,
-    { version: string; sha256: string; provisional: boolean }
+    { version: string; digests: Map<Algorithm, { hex: string; provisional: boolean }> }
   >();
 
   /** Keep at most `max` entries, dropping the least recently used. */
@@ -40,29 +42,42 @@ export class HashCache {
     this.#max = max;
   }
 
-  /** The hash of `path` at `version`, if known (and firmly known, unless `provisional`). */
+  /**
+   * The checksum (hex) of `path` at `version`, if known, and firmly known
+   * unless `provisional`; of SHA-256 unless another `algorithm` is named.
+   */
   get(
     path: string,
     version: string,
-    options: { provisional?: boolean } = {},
+    options: { provisional?: boolean; algorithm?: Algorithm } = {},
   ): string | undefined {
     const entry = this.#entries.get(path);
     if (!entry || entry.version !== version) return undefined;
-    if (entry.provisional && !options.provisional) return undefined;
+    const known = entry.digests.get(options.algorithm ?? DEFAULT_ALGORITHM);
+    if (!known || (known.provisional && !options.provisional)) return undefined;
     this.#entries.delete(path);
     this.#entries.set(path, entry);
-    return entry.sha256;
+    return known.hex;
   }
 
-  /** Remember the hash of `path` at `version`. */
+  /**
+   * Remember the checksum (hex) of `path` at `version`; others of the same
+   * version, by other algorithms, stay.
+   */
   set(
     path: string,
     version: string,
-    sha256: string,
-    options: { provisional?: boolean } = {},
+    hex: string,
+    options: { provisional?: boolean; algorithm?: Algorithm } = {},
   ): void {
+    const entry = this.#entries.get(path);
+    const digests = entry?.version === version ? entry.digests : new Map();
+    digests.set(options.algorithm ?? DEFAULT_ALGORITHM, {
+      hex,
+      provisional: options.provisional ?? false,
+    });
     this.#entries.delete(path);
-    this.#entries.set(path, { version, sha256, provisional: options.provisional ?? false });
+    this.#entries.set(path, { version, digests });
     if (this.#entries.size > this.#max) {
       this.#entries.delete(this.#entries.keys().next().value!);
     }

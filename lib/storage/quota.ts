@@ -1,11 +1,14 @@
 /**
  * The bytes a served root holds, against `--quota`: stored files, partial
- * uploads kept for resuming, and uploads in flight.
+ * uploads kept for resuming, and uploads in flight; and a storage that keeps
+ * to it, around any other.
  *
  * @module
  */
 
+import type { Entry, ListOptions } from "../commands.ts";
 import { FerryError } from "../util/errors.ts";
+import type { ReadHandle, Storage, Upload, UploadOptions } from "./storage.ts";
 
 /**
  * What a root holds: bytes in files, and bytes in each kept partial upload,
@@ -167,5 +170,165 @@ export class Quota {
   recount(usage: Usage): void {
     this.#files = usage.files;
     this.#partials = new Map(usage.partials);
+  }
+}
+
+const NOTHING: Usage = { files: 0, partials: new Map() };
+
+/**
+ * Any {@linkcode Storage}, held to a quota: uploads reserve their size (or
+ * grow their hold as bytes arrive, when the size is not known), stored,
+ * kept and removed bytes are counted as they change, and the count is
+ * taken again from the backend now and then ({@linkcode QuotaStorage.recount}).
+ * Partials are counted under the names the backend gives them
+ * ({@linkcode Upload.partial}).
+ *
+ * @example
+ * ```ts
+ * import { LocalStorage } from "./local/local_storage.ts";
+ * import { QuotaStorage } from "./quota.ts";
+ * const storage = await QuotaStorage.wrap(await LocalStorage.open(await Deno.makeTempDir()), 10);
+ * const upload = await storage.createUpload("a.txt", { size: 11 }).catch((e) => e);
+ * console.assert(upload.code === "LIMIT");
+ * ```
+ */
+export class QuotaStorage implements Storage {
+  readonly #inner: Storage;
+  readonly #quota: Quota;
+
+  private constructor(inner: Storage, quota: Quota) {
+    this.#inner = inner;
+    this.#quota = quota;
+  }
+
+  /** Hold `inner` to `limit` bytes, counting what it holds now. */
+  static async wrap(inner: Storage, limit: number): Promise<QuotaStorage> {
+    return new QuotaStorage(inner, new Quota(limit, await inner.usage?.("") ?? NOTHING));
+  }
+
+  /** Bytes held now: files, kept partials and uploads in flight. */
+  get used(): number {
+    return this.#quota.used;
+  }
+
+  get location(): string {
+    return this.#inner.location;
+  }
+
+  /** Take the count again from the backend, correcting what changed behind ferryd's back. */
+  async recount(): Promise<void> {
+    if (this.#inner.usage) this.#quota.recount(await this.#inner.usage(""));
+  }
+
+  list(path: string, options?: ListOptions): AsyncIterable<Entry> {
+    return this.#inner.list(path, options);
+  }
+
+  stat(path: string): Promise<Entry> {
+    return this.#inner.stat(path);
+  }
+
+  openRead(path: string): Promise<ReadHandle> {
+    return this.#inner.openRead(path);
+  }
+
+  partialSize(path: string, options: { size: number; mtime?: number }): Promise<number> {
+    return this.#inner.partialSize(path, options);
+  }
+
+  sweep(maxAgeMs: number): Promise<number> {
+    return this.#inner.sweep?.(maxAgeMs) ?? Promise.resolve(0);
+  }
+
+  usage(path: string): Promise<Usage> {
+    return this.#inner.usage?.(path) ?? Promise.resolve(NOTHING);
+  }
+
+  mkdir(path: string, options?: { parents?: boolean }): Promise<void> {
+    return this.#inner.mkdir(path, options);
+  }
+
+  async createUpload(path: string, options: UploadOptions): Promise<Upload> {
+    const quota = this.#quota;
+    const existing = await this.#inner.stat(path).catch(() => undefined);
+    const previous = existing?.type === "file" ? existing.size : 0;
+    const upload = await this.#inner.createUpload(path, options);
+    const partial = upload.partial;
+    let held: Reservation;
+    try {
+      // The whole size: a resumed upload's earlier bytes are its own again, and so is the
+      // reservation of an older connection it takes the partial over from.
+      held = quota.reserve(options.size ?? 0, partial, { takeover: upload.offset > 0 });
+    } catch (err) {
+      // Refused before a byte came: what a partial held stays kept, as it was.
+      const kept = await upload.suspend();
+      if (partial !== undefined && kept > 0) quota.keep(partial, kept);
+      throw err;
+    }
+    held.started(partial !== undefined);
+    if (partial !== undefined) quota.claim(partial);
+    let written = upload.offset;
+    // Whatever an older connection said it kept in this partial is this upload's now.
+    const forget = () => partial !== undefined && quota.claim(partial);
+    return {
+      offset: upload.offset,
+      partial,
+      prefix: () => upload.prefix(),
+      write: (chunk) => {
+        // An upload of unknown size holds the quota as its bytes arrive.
+        if (options.size === undefined) held.grow(chunk.length);
+        written += chunk.length;
+        return upload.write(chunk);
+      },
+      commit: async () => {
+        try {
+          const version = await upload.commit();
+          quota.addFiles(written - previous);
+          forget();
+          return version;
+        } finally {
+          held.release();
+        }
+      },
+      abort: async () => {
+        try {
+          await upload.abort();
+          forget();
+        } finally {
+          held.release();
+        }
+      },
+      suspend: async () => {
+        try {
+          // Kept as far as it is still there: `rm -r` may have taken its directory meanwhile.
+          const kept = await upload.suspend();
+          if (partial !== undefined && kept > 0) quota.keep(partial, kept);
+          else forget();
+          return kept;
+        } finally {
+          held.release();
+        }
+      },
+    };
+  }
+
+  async remove(path: string, options?: { recursive?: boolean }): Promise<void> {
+    const held = await this.usage(path);
+    await this.#inner.remove(path, options);
+    this.#quota.remove(held);
+  }
+
+  async move(from: string, to: string): Promise<string> {
+    const existing = (p: string) => this.#inner.stat(p).catch(() => undefined);
+    const entry = await existing(from);
+    const target = entry && (await existing(to))?.type === "dir" ? `${to}/${entry.name}` : to;
+    const there = target === from ? undefined : await existing(target);
+    // Kept partials move along, and are counted where they are now.
+    const moved = await this.usage(from);
+    const path = await this.#inner.move(from, to);
+    if (there?.type === "file") this.#quota.addFiles(-there.size);
+    this.#quota.remove(moved);
+    this.#quota.add(await this.usage(path));
+    return path;
   }
 }

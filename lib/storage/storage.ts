@@ -6,7 +6,6 @@
  * @module
  */
 
-import type { Hash } from "node:crypto";
 import type { Entry, ListOptions } from "../commands.ts";
 import type { Usage } from "./quota.ts";
 
@@ -19,8 +18,8 @@ export interface ReadHandle {
   /** Permission bits. */
   readonly mode: number;
   /**
-   * Identifies this exact content (for local disk: inode, size and mtime).
-   * The server caches SHA-256s under it, so it must change whenever the
+   * Identifies this exact content (for local disk: inode, size and times).
+   * The server caches checksums under it, so it must change whenever the
    * content may have; undefined when that cannot be promised (nothing is
    * cached then).
    */
@@ -48,14 +47,18 @@ export interface Upload {
    * undefined.
    */
   readonly partial: string | undefined;
-  /** A SHA-256 state fed with those `offset` bytes, read through `buf`. */
-  hashPrefix(buf: Uint8Array): Promise<Hash>;
+  /**
+   * The `offset` bytes already there, for the caller to check against the
+   * source: reads them from the first, then `null`; writing goes on after
+   * them. Read it whole before the first write.
+   */
+  prefix(): { read(buf: Uint8Array): Promise<number | null> };
   /** Append a chunk. The chunk is only valid during the call. */
   write(chunk: Uint8Array): void | Promise<void>;
   /**
    * Make the content visible under its final name, atomically. Returns the
    * content version of the stored file (as {@linkcode ReadHandle.version}
-   * will report it), where known, so that its SHA-256 can be remembered.
+   * will report it), where known, so that its checksum can be remembered.
    */
   commit(): Promise<string | undefined>;
   /** Discard everything written. Safe to call at any time. */
@@ -97,6 +100,8 @@ export interface UploadOptions {
  * the interface is small so that an object store can implement it too.
  */
 export interface Storage {
+  /** Where the files are, for people: a directory, a bucket. */
+  readonly location: string;
   /**
    * Entries of the directory at `path`, or the single entry if it names a
    * file. With `recursive`, every entry below it, named by relative path;

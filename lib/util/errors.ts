@@ -154,3 +154,31 @@ export function toFerryError(err: unknown, context?: string): FerryError {
 export function exitCodeFor(err: unknown): number {
   return err instanceof FerryError ? EXIT_CODES[err.code] : 1;
 }
+
+/**
+ * Whether a failure is the connection's, not the request's: a resumable
+ * transfer keeps what it moved, and the other side keeps serving.
+ *
+ * @example
+ * ```ts
+ * import { connectionLost, FerryError } from "./errors.ts";
+ * console.assert(connectionLost(new FerryError("TIMEOUT", "no progress")));
+ * ```
+ */
+export function connectionLost(err: FerryError): boolean {
+  return err.code === "CONNECT" || err.code === "TIMEOUT";
+}
+
+/**
+ * Whether an error may go away by connecting again: the connection, not the
+ * request, failed, or the server was busy.
+ *
+ * @example
+ * ```ts
+ * import { FerryError, isRetriable } from "./errors.ts";
+ * console.assert(isRetriable(new FerryError("BUSY", "try later")));
+ * ```
+ */
+export function isRetriable(err: FerryError): boolean {
+  return connectionLost(err) || err.code === "BUSY";
+}

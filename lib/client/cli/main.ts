@@ -7,23 +7,27 @@
  */
 
 import { parseArgs } from "node:util";
-import { heldPartials, removeLiveTempFiles } from "../../fs/atomic_file.ts";
+import { heldPartials, keptPartials, removeLiveTempFiles } from "../../fs/atomic_file.ts";
 import {
   backoffMs,
   type BatchOptions,
   deleteExtraneous,
-  isRetriable,
   type Plan,
-  type StdStreams,
   transferPlan,
 } from "../batch.ts";
 import { connect, type ConnectOptions, DEFAULT_ADDRESS, type FerryClient } from "../client.ts";
 import type { Entry } from "../../commands.ts";
-import { EXIT_CODES, exitCodeFor, FerryError, toFerryError } from "../../util/errors.ts";
+import {
+  EXIT_CODES,
+  exitCodeFor,
+  FerryError,
+  isRetriable,
+  toFerryError,
+} from "../../util/errors.ts";
 import { byName, longLine, permissions } from "./listing_format.ts";
 import { walkLocal } from "../../fs/local_files.ts";
 import { readConfigFile } from "../../util/config_file.ts";
-import { normalizePath } from "../../storage/path_jail.ts";
+import { normalizePath } from "../../util/path_jail.ts";
 import { escapeName } from "../../util/display.ts";
 import { formatBytes, type OutputMode, Reporter, type Sink } from "../report.ts";
 import { splitWords } from "./shell_words.ts";
@@ -32,8 +36,8 @@ import { suggest } from "../../util/suggest.ts";
 import { parsePin } from "../../wire/tls.ts";
 import { planGetArgs, planPutArgs } from "../targets.ts";
 import { VERSION } from "../../util/version.ts";
-import { fstatSync } from "node:fs";
 import { parseBytes, parseCount, parseSeconds } from "../../util/option_values.ts";
+import { STDIO } from "./std_streams.ts";
 
 type Flag = { type: "boolean"; short?: string } | { type: "string"; short?: string };
 type Values = Record<string, string | boolean | undefined>;
@@ -115,31 +119,6 @@ const TRANSFER_FLAGS: Record<string, Flag> = {
   sync: { type: "boolean" },
   resume: { type: "boolean" },
   "no-resume": { type: "boolean" },
-};
-
-/** The process's standard streams, for `put -` and `get ... -`. */
-const STDIO: StdStreams = {
-  input() {
-    // Redirected from a file, stdin has a size, and the upload can say so up front.
-    let size: number | undefined;
-    try {
-      const info = fstatSync(0);
-      if (info.isFile()) size = info.size;
-    } catch {
-      // Not knowable: sent as a stream of unknown size.
-    }
-    return { stream: Deno.stdin.readable, size };
-  },
-  output() {
-    // Written to as it is, never closed: what else goes to stdout still can.
-    return new WritableStream({
-      async write(chunk) {
-        for (let done = 0; done < chunk.length;) {
-          done += await Deno.stdout.write(chunk.subarray(done));
-        }
-      },
-    });
-  },
 };
 
 function batchOptions(ctx: Context, flags: Values): BatchOptions {
@@ -429,6 +408,8 @@ function commandLine(argv: string[]): string {
       words.push(arg, "…");
       i++;
     } else if (arg.startsWith("--token=")) words.push("--token=…");
+    // Run again, it must continue, not start afresh.
+    else if (arg === "--no-resume") continue;
     else words.push(/^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", `'\\''`)}'`);
   }
   return ["ferry", ...words].join(" ");
@@ -459,7 +440,8 @@ async function runPlan(
   const many = plan.files.length + plan.dirs.length > 1;
   if (many || ctx.mode === "json") reporter.summary(direction);
   if (reporter.failed === 0) return 0;
-  if (reporter.lastError && isRetriable(reporter.lastError) && ctx.mode !== "json") {
+  const kept = reporter.kept + keptPartials().length > 0;
+  if (kept && reporter.lastError && isRetriable(reporter.lastError) && ctx.mode !== "json") {
     ctx.sink.err("ferry: what arrived is kept; run the same command again to continue");
   }
   return !many && reporter.lastError ? exitCodeFor(reporter.lastError) : EXIT_CODES.PARTIAL;

@@ -32,7 +32,7 @@ import {
   toEntry,
   walkLocal,
 } from "../../fs/local_files.ts";
-import { RESERVED_PREFIX } from "../path_jail.ts";
+import { RESERVED_PREFIX } from "../../util/path_jail.ts";
 import { escapeName } from "../../util/display.ts";
 import type { ReadHandle, Storage, Upload, UploadOptions } from "../storage.ts";
 
@@ -103,6 +103,10 @@ function refusedRoot(what: string): FerryError {
 export class LocalStorage implements Storage {
   /** The root, with symlinks resolved. */
   readonly root: string;
+  /** The root, for people. */
+  get location(): string {
+    return this.root;
+  }
   /** What every path inside the root starts with (`/` itself for the root `/`). */
   readonly #prefix: string;
   /** Uploads being written now: a directory that moves stops those inside it. */
@@ -134,8 +138,12 @@ export class LocalStorage implements Storage {
       yield toEntry(basename(path), info);
       return;
     }
+    // ferryd's own files in progress are nobody's business; other reserved names are reported.
+    const { onReserved } = options;
+    const reserved = onReserved &&
+      ((p: string) => isTempName(basename(p)) ? undefined : onReserved(p));
     try {
-      yield* walkLocal(full, options);
+      yield* walkLocal(full, { ...options, onReserved: reserved });
     } catch (err) {
       throw toFerryError(err, `cannot list ${escapeName(path)}`);
     }
@@ -234,14 +242,14 @@ export class LocalStorage implements Storage {
         );
       }
       return partial ?? AtomicFile.create(join(dir.path, name), { dir, mode: options.mode });
-    });
+    }, (file) => file.takeBack());
     this.#uploads.add(file);
     const done = () => this.#uploads.delete(file);
     const info = file.info;
     return {
       offset,
       partial: file.resumable ? join(relative(this.root, dir.path), file.tempName) : undefined,
-      hashPrefix: (buf) => file.hashPrefix(buf),
+      prefix: () => file.prefix(),
       write: (chunk) => file.write(chunk),
       commit: async () => {
         try {

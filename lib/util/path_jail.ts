@@ -6,9 +6,9 @@
  * @module
  */
 
-import { escapeName } from "../util/display.ts";
-import { FerryError } from "../util/errors.ts";
-import { utf8Length } from "../util/utf8.ts";
+import { escapeName } from "./display.ts";
+import { FerryError } from "./errors.ts";
+import { utf8Length } from "./utf8.ts";
 
 /** Names starting with this prefix are ferry's own temporary files: never listed, never served. */
 export const RESERVED_PREFIX = ".ferry-";

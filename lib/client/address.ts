@@ -1,0 +1,75 @@
+/**
+ * Where ferryd is: server addresses as users type them, as ferry shows
+ * them, and the TCP connection to one.
+ *
+ * @module
+ */
+
+import { DEFAULT_PORT } from "../commands.ts";
+import { FerryError, toFerryError } from "../util/errors.ts";
+
+/**
+ * Default server address.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_ADDRESS, parseAddress } from "./address.ts";
+ * console.assert(parseAddress(DEFAULT_ADDRESS).port === 9500);
+ * ```
+ */
+export const DEFAULT_ADDRESS = `127.0.0.1:${DEFAULT_PORT}`;
+
+/** A host and port to connect to. */
+export interface Address {
+  /** Host name or IP address. */
+  hostname: string;
+  /** TCP port. */
+  port: number;
+}
+
+/**
+ * Parse `HOST:PORT`, `HOST` (port 9500), `:PORT` or `[IPv6]:PORT`.
+ *
+ * @example
+ * ```ts
+ * import { parseAddress } from "./address.ts";
+ * const addr = parseAddress("files.example:9000");
+ * console.assert(addr.port === 9000);
+ * ```
+ */
+export function parseAddress(text: string): Address {
+  const bad = () => new FerryError("USAGE", `bad server address: ${JSON.stringify(text)}`);
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]\s]*))(?::(\d{1,5}))?$/.exec(text.trim());
+  if (!m) throw bad();
+  const hostname = m[1] ?? (m[2] || "127.0.0.1");
+  const port = m[3] === undefined ? DEFAULT_PORT : Number(m[3]);
+  if (port < 1 || port > 65535) throw bad();
+  return { hostname, port };
+}
+
+/**
+ * `HOST:PORT`, with brackets around an IPv6 address.
+ *
+ * @example
+ * ```ts
+ * import { formatAddress } from "./address.ts";
+ * console.assert(formatAddress({ hostname: "::1", port: 9500 }) === "[::1]:9500");
+ * ```
+ */
+export function formatAddress(addr: { hostname: string; port: number }): string {
+  const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
+  return `${host}:${addr.port}`;
+}
+
+/** A TCP connection to `addr`, Nagle off, given up after `timeoutMs` (0: never). */
+export async function connectTcp(addr: Address, timeoutMs: number): Promise<Deno.TcpConn> {
+  try {
+    const signal = timeoutMs > 0 ? AbortSignal.timeout(timeoutMs) : undefined;
+    const tcp = await Deno.connect({ hostname: addr.hostname, port: addr.port, signal });
+    tcp.setNoDelay(true);
+    return tcp;
+  } catch (err) {
+    const e = toFerryError(err, `cannot connect to ${addr.hostname}:${addr.port}`);
+    throw e.code === "IO" || e.code === "NOT_FOUND" ? new FerryError("CONNECT", e.message) : e;
+  }
+}

@@ -1,0 +1,502 @@
+/**
+ * What ferryd's operations mean, whichever protocol asks for them: list,
+ * stat, sum, make a directory, remove, move, send a file, take one in. Each
+ * takes a {@linkcode Principal} and enforces, once for every face, the
+ * path jail, the token's scope, `--read-only`, `--max-file-size`, resume
+ * points, the checksum cache and the audit log. Quota is the storage's
+ * (see `QuotaStorage`).
+ *
+ * @module
+ */
+
+import {
+  type Algorithm,
+  checkResumePoint,
+  type Digest,
+  type Hasher,
+  hashPrefix,
+  hashSource,
+} from "../checksum/checksum.ts";
+import { type Claim, Verifier } from "../checksum/verify.ts";
+import type { Entry, ListOptions } from "../commands.ts";
+import type { Storage, Upload } from "../storage/storage.ts";
+import { escapeName } from "../util/display.ts";
+import { elapsed } from "../util/elapsed.ts";
+import { connectionLost, FerryError, toFerryError } from "../util/errors.ts";
+import { expandGlob } from "../util/glob.ts";
+import { normalizePath } from "../util/path_jail.ts";
+import type { ByteSource } from "../wire/body.ts";
+import { type Action, allows, type Scope, scopeFor, type TokenTable } from "./auth.ts";
+import { HashCache } from "./hash_cache.ts";
+
+/** Who asks: what their token allows, and where they connect from (for the log). */
+export interface Principal {
+  /** What they may do: from their token, or everything when the server has no tokens. */
+  readonly scope: Scope;
+  /** Their address, as the log shows it. */
+  readonly peer: string;
+}
+
+/** What a {@linkcode FerryService} serves, and how. */
+export interface ServiceOptions {
+  /** Where the files are. */
+  storage: Storage;
+  /** Where audit lines go. */
+  log: (line: string) => void;
+  /** Tokens to check; without them every client has the admin scope. */
+  tokens?: TokenTable;
+  /** How long a failed authentication waits before its answer (ms; default 1000). */
+  authDelayMs?: number;
+  /** Refuse every change, whatever the token. */
+  readOnly?: boolean;
+  /** Largest file an upload may hold, in bytes (LIMIT beyond it). */
+  maxFileSize?: number;
+  /** Make each stored file durable before reporting success. */
+  fsync?: boolean;
+}
+
+/** What {@linkcode FerryService.download} needs beyond the path. */
+export interface DownloadRequest {
+  /** The remote path, as the client gave it. */
+  path: string;
+  /** Bytes the client holds already (0: from the start). */
+  offset: number;
+  /** Their checksum (hex), which must match this side's first `offset` bytes. */
+  prefix?: string;
+  /** Compute the checksum while sending, even if one is remembered. */
+  fresh?: boolean;
+  /** The client can drop what it got and ask again: a remembered upload checksum will do. */
+  retries?: boolean;
+}
+
+/** A file on its way out: its metadata, its content from the offset on, what is known of it. */
+export interface OutgoingFile {
+  readonly size: number;
+  readonly mtime: number;
+  readonly mode: number;
+  /** Where the content starts: the offset asked for. */
+  readonly offset: number;
+  /** The content from the offset on; it checks at the end that the file did not change. */
+  readonly source: ByteSource;
+  /** The whole content's checksum, where it is remembered: the sender need not compute it. */
+  readonly known: Digest | undefined;
+  /** A running checksum of the first `offset` bytes, for the sender to go on with. */
+  readonly prefix: Hasher | undefined;
+  /** Sent whole, vouched for with `digest`: remembered, and logged. */
+  sent(digest: Digest): void;
+  /** It failed: logged. */
+  failed(err: unknown): void;
+  /** Release the file. */
+  close(): void;
+}
+
+/** What {@linkcode FerryService.upload} needs: what the client says of the file it sends. */
+export interface UploadRequest {
+  /** The remote path, as the client gave it. */
+  path: string;
+  /** Bytes that follow (undefined: a stream whose size comes at its end). */
+  size?: number;
+  mode?: number;
+  mtime?: number;
+  /** Refuse rather than replace a file there. */
+  noClobber: boolean;
+  /** Keep what a lost connection interrupts, for a later resume. */
+  resume: boolean;
+  /** Bytes the server holds already, which this upload continues after. */
+  offset: number;
+  /** Their checksum (hex), which must match the kept bytes. */
+  prefix?: string;
+}
+
+/**
+ * A file on its way in: feed it the content, then the sender's claim at the
+ * end, which stores it; or say it failed.
+ */
+export interface IncomingFile {
+  /** Bytes of the file so far, those a resumed upload continues after included. */
+  readonly received: number;
+  /** Where the content continues: the offset asked for. */
+  readonly offset: number;
+  /** The next chunk (valid during the call only). */
+  write(chunk: Uint8Array): Promise<void>;
+  /**
+   * The end: the size and checksum must be what the sender vouched for; then
+   * the file appears under its name, whole. Returns the verified checksum.
+   */
+  end(claim: Claim): Promise<Digest>;
+  /**
+   * It failed: a lost connection keeps a resumable upload's bytes for the
+   * client to continue; anything else drops them.
+   */
+  failed(err: unknown): Promise<void>;
+}
+
+/** Bytes read at once when hashing on the server's side (a sum, a resume point). */
+const HASH_BUFFER = 256 * 1024;
+
+/**
+ * ferryd's operations, for any face: each call checks who asks, acts on the
+ * storage, and writes the audit log.
+ *
+ * @example
+ * ```ts
+ * import { LocalStorage } from "../storage/local/local_storage.ts";
+ * import { FerryService } from "./service.ts";
+ * const storage = await LocalStorage.open(await Deno.makeTempDir());
+ * const service = new FerryService({ storage, log: () => {} });
+ * const who = { scope: "read" as const, peer: "test" };
+ * const err = await service.mkdir(who, "d", {}).catch((e) => e);
+ * console.assert(err.code === "PERMISSION");
+ * ```
+ */
+export class FerryService {
+  readonly #storage: Storage;
+  readonly #log: (line: string) => void;
+  readonly #tokens: TokenTable | undefined;
+  readonly #authDelayMs: number;
+  readonly #readOnly: boolean;
+  readonly #maxFileSize: number;
+  readonly #fsync: boolean;
+  readonly #hashes = new HashCache();
+  #authFailures = 0;
+
+  /** Serve `options.storage` as `options` say. */
+  constructor(options: ServiceOptions) {
+    this.#storage = options.storage;
+    this.#log = options.log;
+    this.#tokens = options.tokens;
+    this.#authDelayMs = options.authDelayMs ?? 1000;
+    this.#readOnly = options.readOnly ?? false;
+    this.#maxFileSize = options.maxFileSize ?? Infinity;
+    this.#fsync = options.fsync ?? false;
+  }
+
+  /** Whether clients must show a token. */
+  get needsToken(): boolean {
+    return this.#tokens !== undefined;
+  }
+
+  /** The audit log, for what a face has to say of its connections. */
+  log(line: string): void {
+    this.#log(line);
+  }
+
+  /**
+   * Who `peer` is with `token`: its scope, or AUTH after a delay that makes
+   * guessing slow. Without tokens, everyone has the admin scope.
+   */
+  async authenticate(peer: string, token: string | undefined): Promise<Principal> {
+    if (!this.#tokens) return { scope: "admin", peer };
+    const scope = this.#tokens.check(token);
+    if (scope) return { scope, peer };
+    this.#authFailures++;
+    const what = token ? "a wrong token" : "no token";
+    this.#log(
+      `${peer} authentication failed: ${what} (${this.#authFailures} failures since start)`,
+    );
+    await new Promise((r) => setTimeout(r, this.#authDelayMs));
+    throw new FerryError("AUTH", "authentication failed: this server needs a valid token");
+  }
+
+  /** Entries of a directory (or the one entry of a file); see `Storage.list`. */
+  list(who: Principal, path: string, options: ListOptions = {}): AsyncIterable<Entry> {
+    return this.#logged(who, "ls", path, () => this.#storage.list(normalizePath(path), options));
+  }
+
+  /** Entries whose root-relative path matches `pattern`; their names are those paths. */
+  glob(who: Principal, pattern: string): AsyncIterable<Entry> {
+    const storage = this.#storage;
+    return this.#logged(who, "glob", pattern, async function* () {
+      const list = (dir: string) => storage.list(dir);
+      for await (const { path, entry } of expandGlob(normalizePath(pattern), list)) {
+        yield { ...entry, name: path };
+      }
+    });
+  }
+
+  /** Describe one path. */
+  stat(who: Principal, path: string): Promise<Entry> {
+    return this.#audit(who, "stat", path, () => this.#storage.stat(normalizePath(path)));
+  }
+
+  /** The checksum of a file and the bytes it covers: remembered, or computed now. */
+  sum(who: Principal, path: string): Promise<{ digest: Digest; size: number }> {
+    return this.#audit(who, "sum", path, async () => {
+      const canonical = normalizePath(path);
+      const handle = await this.#storage.openRead(canonical);
+      try {
+        const { version, size } = handle;
+        let digest = this.#known(canonical, version, "sha256");
+        if (!digest) {
+          digest = await hashSource(handle, size, new Uint8Array(Math.min(size, HASH_BUFFER)));
+          if (version) this.#remember(canonical, version, digest);
+        }
+        return { digest, size };
+      } finally {
+        handle.close();
+      }
+    });
+  }
+
+  /** Create a directory (with `parents`: and its parents, no error if it exists). */
+  mkdir(who: Principal, path: string, options: { parents?: boolean }): Promise<void> {
+    return this.#audit(who, "mkdir", path, async () => {
+      this.#allow(who, "create", `mkdir ${escapeName(path)}`);
+      await this.#storage.mkdir(normalizePath(path), options);
+      this.#log(`${who.peer} mkdir ${escapeName(path)} ok`);
+    });
+  }
+
+  /** Remove a file or an empty directory; a whole tree with `recursive`. */
+  remove(who: Principal, path: string, options: { recursive?: boolean }): Promise<void> {
+    return this.#audit(who, "rm", path, async () => {
+      const canonical = normalizePath(path);
+      this.#allow(who, "delete", `rm ${escapeName(path)}`);
+      await this.#storage.remove(canonical, options);
+      // Without -r it was a file or an empty directory: a `put --delete` of a large tree
+      // removes files one by one, and must not scan the whole cache for each.
+      this.#hashes.delete(canonical, { below: options.recursive });
+      this.#log(`${who.peer} rm ${escapeName(path)} ok`);
+    });
+  }
+
+  /** Rename `from` to `to`, or into `to` if it is a directory; returns the new path. */
+  move(who: Principal, from: string, to: string): Promise<string> {
+    return this.#audit(who, "mv", from, async () => {
+      const [source, target] = [normalizePath(from), normalizePath(to)];
+      // A rename takes the entry away from its name, which is deleting it there: a token
+      // that could rename could move a file aside and upload another in its place.
+      this.#allow(who, "delete", `mv ${escapeName(from)} ${escapeName(to)}`);
+      const path = await this.#storage.move(source, target);
+      this.#hashes.delete(source);
+      this.#log(`${who.peer} mv ${escapeName(from)} ${escapeName(path)} ok`);
+      return path;
+    });
+  }
+
+  /** Bytes held of an interrupted resumable upload of this file (0 when none). */
+  partialSize(
+    who: Principal,
+    path: string,
+    options: { size: number; mtime?: number },
+  ): Promise<number> {
+    return this.#audit(who, "partial", path, () => {
+      this.#allow(who, "create", `put ${escapeName(path)}`);
+      return this.#storage.partialSize(normalizePath(path), options);
+    });
+  }
+
+  /**
+   * Open a file to send, from `req.offset` on when the client holds a
+   * verified prefix (RESUME_MISMATCH when it does not match).
+   */
+  download(who: Principal, req: DownloadRequest): Promise<OutgoingFile> {
+    return this.#audit(who, "get", req.path, async () => {
+      const path = normalizePath(req.path);
+      const started = performance.now();
+      const handle = await this.#storage.openRead(path);
+      try {
+        const { size, mtime, mode, version } = handle;
+        const { offset } = req;
+        if (offset > size) {
+          throw new FerryError(
+            "RESUME_MISMATCH",
+            `cannot resume ${escapeName(req.path)} at byte ${offset}: it has ${size} bytes now`,
+          );
+        }
+        // Reading the prefix also moves the handle to where the body starts.
+        const prefix = offset > 0
+          ? await hashPrefix(handle, offset, new Uint8Array(Math.min(offset, HASH_BUFFER)))
+          : undefined;
+        if (prefix) checkResumePoint(prefix, req.prefix, offset, escapeName(req.path));
+        // One remembered from an upload will do for a client that asks again if it is stale.
+        const known = req.fresh ? undefined : this.#known(path, version, "sha256", req.retries);
+        return {
+          size,
+          mtime,
+          mode,
+          offset,
+          source: handle,
+          known,
+          prefix,
+          sent: (digest) => {
+            if (version && !known) this.#remember(path, version, digest);
+            this.#transferred(who, "get", req, size - offset, started);
+          },
+          failed: (err) => this.#failed(who, "get", req.path, err),
+          close: () => handle.close(),
+        };
+      } catch (err) {
+        handle.close();
+        throw err;
+      }
+    });
+  }
+
+  /**
+   * Begin storing a file, continuing a kept partial from `req.offset` when
+   * its bytes match `req.prefix`. Refusals (path, scope, size, existence,
+   * quota) come before a byte of the body is taken.
+   */
+  upload(who: Principal, req: UploadRequest): Promise<IncomingFile> {
+    return this.#audit(who, "put", req.path, async () => {
+      const path = normalizePath(req.path);
+      const started = performance.now();
+      const { size, offset } = req;
+      const what = `put ${escapeName(req.path)}`;
+      this.#allow(who, "create", what);
+      if (size !== undefined && size > this.#maxFileSize) {
+        throw new FerryError(
+          "LIMIT",
+          `${escapeName(req.path)} is ${size} bytes: over the server's limit of ` +
+            `${this.#maxFileSize}`,
+        );
+      }
+      let { noClobber } = req;
+      if (!allows(who.scope, "replace")) {
+        const existing = await this.#storage.stat(path).catch(() => undefined);
+        if (existing?.type === "file") {
+          // Not replacing is what was asked: that needs no right to replace.
+          if (noClobber) throw new FerryError("EXISTS", `already exists: ${escapeName(req.path)}`);
+          this.#allow(who, "replace", `${what} over an existing file`);
+        }
+        // Without the right to replace, the final step also refuses a file that appeared meanwhile.
+        noClobber = true;
+      }
+      const upload = await this.#storage.createUpload(path, {
+        size,
+        mode: req.mode,
+        mtime: req.mtime,
+        noClobber,
+        fsync: this.#fsync,
+        resume: req.resume,
+        offset,
+      });
+      try {
+        const prefix = offset > 0
+          ? await hashPrefix(upload.prefix(), offset, new Uint8Array(Math.min(offset, HASH_BUFFER)))
+          : undefined;
+        if (prefix) checkResumePoint(prefix, req.prefix, offset, escapeName(req.path));
+        return this.#incoming(who, req, path, upload, prefix, started);
+      } catch (err) {
+        await upload.abort();
+        throw err;
+      }
+    });
+  }
+
+  #incoming(
+    who: Principal,
+    req: UploadRequest,
+    path: string,
+    upload: Upload,
+    prefix: Hasher | undefined,
+    started: number,
+  ): IncomingFile {
+    const limit = req.size === undefined && this.#maxFileSize < Infinity
+      ? { bytes: this.#maxFileSize, what: "the server's limit for one file" }
+      : undefined;
+    const verifier = new Verifier(req.size, upload, { offset: req.offset, prefix, limit });
+    let settled = false;
+    return {
+      offset: req.offset,
+      get received() {
+        return verifier.received;
+      },
+      write: (chunk) => verifier.write(chunk),
+      end: async (claim) => {
+        const digest = verifier.end(claim);
+        settled = true;
+        const version = await upload.commit();
+        if (version) this.#remember(path, version, digest, true);
+        this.#transferred(who, "put", req, verifier.received - req.offset, started);
+        return digest;
+      },
+      failed: async (err) => {
+        this.#failed(who, "put", req.path, err);
+        if (settled) return;
+        settled = true;
+        // A lost connection keeps a resumable upload for the client to continue;
+        // anything else (bad content included) drops it.
+        if (connectionLost(toFerryError(err))) await upload.suspend();
+        else await upload.abort();
+      },
+    };
+  }
+
+  /** Refuse unless `who` may do `action` (`what` names the request for the message). */
+  #allow(who: Principal, action: Action, what: string): void {
+    if (action !== "read" && this.#readOnly) {
+      throw new FerryError("PERMISSION", `refused: the server is read-only (${what})`);
+    }
+    if (!allows(who.scope, action)) {
+      throw new FerryError(
+        "PERMISSION",
+        `refused: ${what} needs the ${scopeFor(action)} scope (this token has ${who.scope})`,
+      );
+    }
+  }
+
+  #known(
+    path: string,
+    version: string | undefined,
+    algorithm: Algorithm,
+    provisional = false,
+  ): Digest | undefined {
+    if (version === undefined) return undefined;
+    const hex = this.#hashes.get(path, version, { provisional, algorithm });
+    return hex === undefined ? undefined : { algorithm, hex };
+  }
+
+  #remember(path: string, version: string, digest: Digest, provisional = false): void {
+    this.#hashes.set(path, version, digest.hex, { provisional, algorithm: digest.algorithm });
+  }
+
+  /** Run `fn`, logging its failure as `who`'s `op` on `what`. */
+  async #audit<T>(who: Principal, op: string, what: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      this.#failed(who, op, what, err);
+      throw err;
+    }
+  }
+
+  /** An iterable whose failure, when it comes, is logged as `#audit` logs. */
+  async *#logged(
+    who: Principal,
+    op: string,
+    what: string,
+    fn: () => AsyncIterable<Entry>,
+  ): AsyncIterable<Entry> {
+    try {
+      yield* fn();
+    } catch (err) {
+      this.#failed(who, op, what, err);
+      throw err;
+    }
+  }
+
+  #failed(who: Principal, op: string, what: string, err: unknown): void {
+    this.#log(`${who.peer} ${op} ${escapeName(what)} failed: ${toFerryError(err).message}`);
+  }
+
+  #transferred(
+    who: Principal,
+    op: string,
+    req: { path: string; offset: number; fresh?: boolean },
+    bytes: number,
+    started: number,
+  ): void {
+    const seconds = elapsed(started);
+    const rate = seconds > 0 ? (bytes / 1048576 / seconds).toFixed(1) : "-";
+    const resumed = req.offset > 0 ? `, resumed at ${req.offset}` : "";
+    // A client that asks for that saw the remembered checksum fail its check.
+    const fresh = req.fresh ? ", hashed anew after a failed check" : "";
+    this.#log(
+      `${who.peer} ${op} ${escapeName(req.path)} ${bytes} bytes in ${
+        seconds.toFixed(3)
+      } s (${rate} MiB/s${resumed}${fresh}) ok`,
+    );
+  }
+}
