@@ -2,7 +2,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { parseClientArgs } from "../lib/client/cli/main.ts";
+import { parseClientArgs } from "../lib/client/cli/args.ts";
 import { parseServerArgs } from "../lib/server/cli.ts";
 import { parseAddress } from "../lib/client/client.ts";
 import { FerryError } from "../lib/util/errors.ts";

@@ -6,7 +6,8 @@
  */
 
 import assert from "node:assert/strict";
-import { parseClientArgs, parseCommand } from "../lib/client/cli/main.ts";
+import { parseClientArgs } from "../lib/client/cli/args.ts";
+import { parseCommand } from "../lib/client/cli/commands.ts";
 import { parseServerArgs } from "../lib/server/cli.ts";
 import { splitWords } from "../lib/client/cli/shell_words.ts";
 

@@ -25,7 +25,7 @@ import {
   parseSumReply,
   parseWelcome,
 } from "../lib/commands.ts";
-import { resumeKey } from "../lib/fs/atomic_file.ts";
+import { resumeKey } from "../lib/fs/temp_names.ts";
 import { type ErrorCode, FerryError, isErrorCode } from "../lib/util/errors.ts";
 import {
   decodeMessage,

@@ -5,12 +5,13 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { connect } from "../mod.ts";
 import { decodeMessage, DEFAULT_LIMITS, FrameType, HEADER_SIZE } from "../lib/frame.ts";
-import { AtomicFile, isTempName } from "../lib/fs/atomic_file.ts";
+import { AtomicFile } from "../lib/fs/atomic_file.ts";
+import { isTempName } from "../lib/fs/temp_names.ts";
 import type { FrameConn } from "../lib/wire/frame_conn.ts";
 import { componentMatcher } from "../lib/util/glob.ts";
 import { LocalStorage } from "../lib/storage/local/local_storage.ts";
 import type { FerryError } from "../lib/util/errors.ts";
-import { parseClientArgs } from "../lib/client/cli/main.ts";
+import { parseClientArgs } from "../lib/client/cli/args.ts";
 import {
   cuttingProxy,
   fakeServer,

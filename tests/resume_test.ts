@@ -2,7 +2,8 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { AtomicFile, isTempName, partialPath, resumeKey } from "../lib/fs/atomic_file.ts";
+import { AtomicFile } from "../lib/fs/atomic_file.ts";
+import { isTempName, partialPath, resumeKey } from "../lib/fs/temp_names.ts";
 import { FrameType } from "../lib/frame.ts";
 import {
   inProcessServer,

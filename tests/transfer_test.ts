@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { statfsSync } from "node:fs";
 import { join } from "node:path";
-import { isTempName } from "../lib/fs/atomic_file.ts";
+import { isTempName } from "../lib/fs/temp_names.ts";
 import { PROGRAMS } from "../scripts/build.ts";
 import { decodeMessage, DEFAULT_LIMITS, FrameType, HEADER_SIZE } from "../lib/frame.ts";
 import {

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { isTempName } from "../lib/fs/atomic_file.ts";
+import { isTempName } from "../lib/fs/temp_names.ts";
 import { FrameType, HEADER_SIZE } from "../lib/frame.ts";
 import {
   clientCommand,

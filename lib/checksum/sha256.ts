@@ -7,7 +7,7 @@
  */
 
 import { createHash, type Hash } from "node:crypto";
-import type { Hasher } from "./checksum.ts";
+import type { Hasher } from "./types.ts";
 
 function wrap(hash: Hash): Hasher {
   return {

@@ -18,7 +18,8 @@ import {
   type PutRequest,
 } from "../commands.ts";
 import { FrameType } from "../frame.ts";
-import { AtomicFile, resumeKey } from "../fs/atomic_file.ts";
+import { AtomicFile } from "../fs/atomic_file.ts";
+import { resumeKey } from "../fs/temp_names.ts";
 import { checkSpace, destination } from "../fs/local_files.ts";
 import { escapeName } from "../util/display.ts";
 import { elapsed } from "../util/elapsed.ts";

@@ -14,66 +14,10 @@
 
 import { closeSync, constants, fchmodSync, fstatSync, openSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
-import { sha256Hasher } from "../checksum/sha256.ts";
+import { PARTIAL_SUFFIX, partialName, tempName } from "./temp_names.ts";
 import { type Directory, plainDirectory, sleepSync } from "./directory.ts";
 import { FerryError, toFerryError } from "../util/errors.ts";
-import { RESERVED_PREFIX } from "../util/path_jail.ts";
 import { escapeName } from "../util/display.ts";
-
-/** Suffix of ferry's temporary files (after {@linkcode RESERVED_PREFIX}). */
-const TEMP_SUFFIX = ".part";
-
-/** Suffix of a partial transfer kept for resuming. */
-const PARTIAL_SUFFIX = ".partial";
-
-/**
- * Whether `name` is one of ferry's temporary or partial files.
- *
- * @example
- * ```ts
- * import { isTempName } from "./atomic_file.ts";
- * console.assert(isTempName(".ferry-0123abcd.part") && !isTempName(".ferry-config"));
- * ```
- */
-export function isTempName(name: string): boolean {
-  return name.startsWith(RESERVED_PREFIX) &&
-    (name.endsWith(TEMP_SUFFIX) || name.endsWith(PARTIAL_SUFFIX));
-}
-
-/**
- * A short digest of what identifies one transfer (names, size, mtime), to
- * name its resumable partial: the same transfer finds the same partial.
- *
- * @example
- * ```ts
- * import { resumeKey } from "./atomic_file.ts";
- * console.assert(resumeKey("a.txt", 5) === resumeKey("a.txt", 5));
- * console.assert(resumeKey("a.txt", 5) !== resumeKey("a.txt", 6));
- * ```
- */
-export function resumeKey(...parts: (string | number | undefined)[]): string {
-  const text = parts.map((p) => String(p ?? "")).join("\0");
-  // A name, not a transfer's checksum: it stays SHA-256 whatever transfers use.
-  const key = sha256Hasher();
-  key.update(new TextEncoder().encode(text));
-  return key.digest().hex.slice(0, 32);
-}
-
-/** The key of a partial file's name (see {@linkcode partialPath}), or undefined for another name. */
-export function partialKeyOf(name: string): string | undefined {
-  if (!name.startsWith(RESERVED_PREFIX) || !name.endsWith(PARTIAL_SUFFIX)) return undefined;
-  return name.slice(RESERVED_PREFIX.length, -PARTIAL_SUFFIX.length);
-}
-
-/** The name of the partial under `key`. */
-function partialName(key: string): string {
-  return `${RESERVED_PREFIX}${key}${PARTIAL_SUFFIX}`;
-}
-
-/** Where the resumable partial for `path` under `key` lives: beside it, hidden. */
-export function partialPath(path: string, key: string): string {
-  return join(dirname(path), partialName(key));
-}
 
 /** Permission bits kept on received files: no setuid, setgid or sticky bit. */
 export const PERMISSION_BITS = 0o777;
@@ -147,15 +91,6 @@ function syncDirectory(path: string): void {
   if (Deno.build.os === "windows") return;
   using dir = Deno.openSync(path, { read: true });
   dir.syncSync();
-}
-
-const nameBits = new Uint32Array(2);
-
-/** A fresh, unguessable temporary name. */
-function tempName(): string {
-  crypto.getRandomValues(nameBits);
-  const hex = (n: number) => n.toString(16).padStart(8, "0");
-  return `${RESERVED_PREFIX}${hex(nameBits[0])}${hex(nameBits[1])}${TEMP_SUFFIX}`;
 }
 
 function lstatOrUndefined(path: string): Deno.FileInfo | undefined {

@@ -18,7 +18,7 @@ import {
   hashSource,
 } from "../checksum/checksum.ts";
 import { type Claim, Verifier } from "../checksum/verify.ts";
-import type { Entry, ListOptions } from "../commands.ts";
+import type { Entry, GetRequest, ListOptions, PutRequest } from "../commands.ts";
 import type { Storage, Upload } from "../storage/storage.ts";
 import { escapeName } from "../util/display.ts";
 import { elapsed } from "../util/elapsed.ts";
@@ -55,19 +55,11 @@ export interface ServiceOptions {
   fsync?: boolean;
 }
 
-/** What {@linkcode FerryService.download} needs beyond the path. */
-export interface DownloadRequest {
-  /** The remote path, as the client gave it. */
-  path: string;
-  /** Bytes the client holds already (0: from the start). */
-  offset: number;
-  /** Their checksum (hex), which must match this side's first `offset` bytes. */
-  prefix?: string;
-  /** Compute the checksum while sending, even if one is remembered. */
-  fresh?: boolean;
-  /** The client can drop what it got and ask again: a remembered upload checksum will do. */
-  retries?: boolean;
-}
+/**
+ * What {@linkcode FerryService.download} needs: the path as the client gave
+ * it, and a resume point (see `GetRequest`), whichever face it came through.
+ */
+export type DownloadRequest = Omit<GetRequest, "op">;
 
 /** A file on its way out: its metadata, its content from the offset on, what is known of it. */
 export interface OutgoingFile {
@@ -90,23 +82,11 @@ export interface OutgoingFile {
   close(): void;
 }
 
-/** What {@linkcode FerryService.upload} needs: what the client says of the file it sends. */
-export interface UploadRequest {
-  /** The remote path, as the client gave it. */
-  path: string;
-  /** Bytes that follow (undefined: a stream whose size comes at its end). */
-  size?: number;
-  mode?: number;
-  mtime?: number;
-  /** Refuse rather than replace a file there. */
-  noClobber: boolean;
-  /** Keep what a lost connection interrupts, for a later resume. */
-  resume: boolean;
-  /** Bytes the server holds already, which this upload continues after. */
-  offset: number;
-  /** Their checksum (hex), which must match the kept bytes. */
-  prefix?: string;
-}
+/**
+ * What {@linkcode FerryService.upload} needs: what the client says of the
+ * file it sends (see `PutRequest`), whichever face it came through.
+ */
+export type UploadRequest = Omit<PutRequest, "op">;
 
 /**
  * A file on its way in: feed it the content, then the sender's claim at the

@@ -8,26 +8,7 @@
 
 import type { Entry, ListOptions } from "../commands.ts";
 import { FerryError } from "../util/errors.ts";
-import type { ReadHandle, Storage, Upload, UploadOptions } from "./storage.ts";
-
-/**
- * What a root holds: bytes in files, and bytes in each kept partial upload,
- * by its path under the root.
- *
- * @example
- * ```ts
- * import type { Usage } from "./quota.ts";
- * const partial = "dist/.ferry-3f2a.partial";
- * const usage: Usage = { files: 4096, partials: new Map([[partial, 1024]]) };
- * console.assert(usage.partials.get(partial) === 1024);
- * ```
- */
-export interface Usage {
-  /** Bytes in files (partial uploads left out). */
-  files: number;
-  /** Bytes in each kept partial upload, by its path under the root. */
-  partials: Map<string, number>;
-}
+import type { ReadHandle, Storage, Upload, UploadOptions, Usage } from "./storage.ts";
 
 /** An upload's hold on the quota (see {@linkcode Quota.reserve}). */
 export interface Reservation {

@@ -7,7 +7,25 @@
  */
 
 import type { Entry, ListOptions } from "../commands.ts";
-import type { Usage } from "./quota.ts";
+
+/**
+ * What a root holds: bytes in files, and bytes in each kept partial upload,
+ * by its path under the root.
+ *
+ * @example
+ * ```ts
+ * import type { Usage } from "./storage.ts";
+ * const partial = "dist/.ferry-3f2a.partial";
+ * const usage: Usage = { files: 4096, partials: new Map([[partial, 1024]]) };
+ * console.assert(usage.partials.get(partial) === 1024);
+ * ```
+ */
+export interface Usage {
+  /** Bytes in files (partial uploads left out). */
+  files: number;
+  /** Bytes in each kept partial upload, by its path under the root. */
+  partials: Map<string, number>;
+}
 
 /** An open file being read. */
 export interface ReadHandle {

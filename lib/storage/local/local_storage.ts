@@ -12,16 +12,10 @@
 
 import { existsSync } from "node:fs";
 import { basename, dirname, join, relative, sep } from "node:path";
-import {
-  AtomicFile,
-  inUse,
-  isTempName,
-  partialKeyOf,
-  partialPath,
-  resumeKey,
-} from "../../fs/atomic_file.ts";
+import { AtomicFile, inUse } from "../../fs/atomic_file.ts";
+import { isTempName, partialKeyOf, partialPath, resumeKey } from "../../fs/temp_names.ts";
 import { type Directory, pinnedDirectory } from "../../fs/directory.ts";
-import type { Usage } from "../quota.ts";
+import type { Usage } from "../storage.ts";
 import type { Entry, ListOptions } from "../../commands.ts";
 import { FerryError, toFerryError } from "../../util/errors.ts";
 import {

@@ -14,7 +14,7 @@
 import type { Entry, ListOptions } from "../../commands.ts";
 import { escapeName } from "../../util/display.ts";
 import { FerryError } from "../../util/errors.ts";
-import type { Usage } from "../quota.ts";
+import type { Usage } from "../storage.ts";
 import type { ReadHandle, Storage, Upload, UploadOptions } from "../storage.ts";
 
 interface FileNode {

@@ -1,0 +1,41 @@
+/**
+ * What a checksum is, whatever computes it: the algorithms' names, a
+ * value, and a running computation.
+ *
+ * @module
+ */
+
+/** The checksum algorithms ferry knows. */
+export type Algorithm = "sha256";
+
+/**
+ * A checksum: its algorithm and its value, in lowercase hex.
+ *
+ * @example
+ * ```ts
+ * import type { Digest } from "./types.ts";
+ * const empty: Digest = {
+ *   algorithm: "sha256",
+ *   hex: "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+ * };
+ * console.assert(empty.hex.length === 64);
+ * ```
+ */
+export interface Digest {
+  /** Which checksum it is. */
+  algorithm: Algorithm;
+  /** Its value, lowercase hex. */
+  hex: string;
+}
+
+/** A running checksum over content fed to it in order. */
+export interface Hasher {
+  /** The algorithm it computes. */
+  readonly algorithm: Algorithm;
+  /** Feed the next bytes; they are only read during the call. */
+  update(bytes: Uint8Array): void;
+  /** An independent copy of the state so far (this one goes on). */
+  copy(): Hasher;
+  /** The checksum of everything fed. The hasher is used up. */
+  digest(): Digest;
+}

@@ -1,0 +1,153 @@
+/**
+ * ferry's global options: parsed from the command line and the
+ * environment, and turned into what connecting needs.
+ *
+ * @module
+ */
+
+import { DEFAULT_ADDRESS } from "../address.ts";
+import type { ConnectOptions } from "../client.ts";
+import type { OutputMode } from "../report.ts";
+import { readConfigFile } from "../../util/config_file.ts";
+import { FerryError } from "../../util/errors.ts";
+import { parseBytes, parseCount, parseSeconds } from "../../util/option_values.ts";
+import { parsePin } from "../../wire/tls.ts";
+import { type Flag, OUTPUT_FLAGS, outputMode, parseFlags } from "./flags.ts";
+
+/** Global options whose value is the next argument (unless given as `--opt=value`). */
+const TAKES_VALUE = new Set([
+  "-s",
+  "--server",
+  "--retries",
+  "--timeout",
+  "--max-size",
+  "--token",
+  "--token-file",
+  "--ca",
+  "--pin",
+]);
+
+/** Options only the command line (not the shell) accepts, before the command. */
+const GLOBAL_FLAGS: Record<string, Flag> = {
+  ...OUTPUT_FLAGS,
+  server: { type: "string", short: "s" },
+  retries: { type: "string" },
+  timeout: { type: "string" },
+  "max-size": { type: "string" },
+  token: { type: "string" },
+  "token-file": { type: "string" },
+  tls: { type: "boolean" },
+  ca: { type: "string" },
+  pin: { type: "string" },
+  help: { type: "boolean", short: "h" },
+  version: { type: "boolean", short: "V" },
+};
+
+/** Parsed command line. */
+export interface ClientArgs {
+  server: string;
+  /** Retries after a lost connection (one-shot commands and each file of a batch). */
+  retries: number;
+  /** Connect and stall timeout, ms (0 = never). */
+  timeoutMs: number;
+  /** The most bytes a download may announce (--max-size, FERRY_MAX_SIZE). */
+  maxSize?: number;
+  /** Access token, given directly. */
+  token?: string;
+  /** File whose first line is the access token. */
+  tokenFile?: string;
+  /** Talk TLS (also implied by `ca` and `pin`). */
+  tls: boolean;
+  /** PEM file of the CA certificates to trust, instead of Deno's root store. */
+  ca?: string;
+  /** SHA-256 fingerprint of the one server certificate to trust. */
+  pin?: string;
+  mode: OutputMode;
+  help: boolean;
+  version: boolean;
+  /** The command and its arguments, unparsed. */
+  command: string[];
+}
+
+/**
+ * Parse the client's arguments: global options up to the first word that
+ * is not one, then the command. `env` supplies defaults (`FERRY_SERVER`).
+ *
+ * @example
+ * ```ts
+ * import { parseClientArgs } from "./args.ts";
+ * const args = parseClientArgs(["-s", "h:1", "ls", "-l"], {});
+ * console.assert(args.server === "h:1" && args.command.join(" ") === "ls -l");
+ * ```
+ */
+export function parseClientArgs(
+  argv: string[],
+  env: Record<string, string | undefined>,
+): ClientArgs {
+  let i = 0;
+  while (i < argv.length && argv[i].startsWith("-") && argv[i] !== "-") {
+    if (argv[i] === "--") {
+      i++;
+      break;
+    }
+    if (TAKES_VALUE.has(argv[i])) i++;
+    i++;
+  }
+  const { values } = parseFlags(argv.slice(0, i), GLOBAL_FLAGS);
+  const option = (flag: string, name: string) =>
+    nonEmpty(`--${flag}`, name, (values[flag] as string | undefined) ?? env[name]);
+  const token = option("token", "FERRY_TOKEN");
+  const tokenFile = option("token-file", "FERRY_TOKEN_FILE");
+  if (token !== undefined && tokenFile !== undefined) {
+    throw new FerryError("USAGE", "give the token once: --token or --token-file, not both");
+  }
+  const pin = option("pin", "FERRY_PIN");
+  if (pin !== undefined) parsePin(pin);
+  const maxSize = option("max-size", "FERRY_MAX_SIZE");
+  const ca = option("ca", "FERRY_CA");
+  return {
+    server: (values.server as string | undefined) ?? env.FERRY_SERVER ?? DEFAULT_ADDRESS,
+    retries: parseCount(
+      "--retries",
+      (values.retries as string) ?? env.FERRY_RETRIES ?? "3",
+      { min: 0, max: 999 },
+    ),
+    timeoutMs: 1000 *
+      parseSeconds("--timeout", (values.timeout as string) ?? env.FERRY_TIMEOUT ?? "120"),
+    maxSize: maxSize === undefined ? undefined : parseBytes("--max-size", maxSize),
+    token,
+    tokenFile,
+    tls: Boolean(values.tls) || /^(1|true|yes)$/i.test(env.FERRY_TLS ?? "") ||
+      ca !== undefined || pin !== undefined,
+    ca,
+    pin,
+    mode: outputMode(values),
+    help: Boolean(values.help),
+    version: Boolean(values.version),
+    command: argv.slice(i),
+  };
+}
+
+/** A setting that, once given, must not be empty: an empty secret fails closed. */
+function nonEmpty(flag: string, env: string, value: string | undefined): string | undefined {
+  if (value !== undefined && value.trim() === "") {
+    throw new FerryError("USAGE", `${flag} (or ${env}) is empty`);
+  }
+  return value;
+}
+
+/** What connecting needs, with the token and CA files read. */
+export async function connectOptions(args: ClientArgs): Promise<ConnectOptions> {
+  const token = args.tokenFile === undefined
+    ? args.token
+    : (await readConfigFile(args.tokenFile, "token file")).split(/\r?\n/)[0].trim();
+  if (token === "") throw new FerryError("USAGE", `the token file ${args.tokenFile} is empty`);
+  return {
+    timeoutMs: args.timeoutMs,
+    token,
+    tls: args.tls && {
+      caCerts: args.ca === undefined ? undefined : [await readConfigFile(args.ca, "CA file")],
+      pin: args.pin,
+    },
+  };
+}

@@ -1,0 +1,463 @@
+/**
+ * ferry's commands: the one table that one-shot use and the interactive
+ * shell share, each command's usage, help and what it runs.
+ *
+ * @module
+ */
+
+import { keptPartials } from "../../fs/atomic_file.ts";
+import { walkLocal } from "../../fs/local_files.ts";
+import type { Entry } from "../../commands.ts";
+import { escapeName } from "../../util/display.ts";
+import {
+  EXIT_CODES,
+  exitCodeFor,
+  FerryError,
+  isRetriable,
+  toFerryError,
+} from "../../util/errors.ts";
+import { normalizePath } from "../../util/path_jail.ts";
+import { suggest } from "../../util/suggest.ts";
+import { VERSION } from "../../util/version.ts";
+import { DEFAULT_ADDRESS } from "../address.ts";
+import { type BatchOptions, deleteExtraneous, type Plan, transferPlan } from "../batch.ts";
+import type { FerryClient } from "../client.ts";
+import { formatBytes, type OutputMode, Reporter, type Sink } from "../report.ts";
+import { planGetArgs, planPutArgs } from "../targets.ts";
+import { type Flag, HELP_FLAG, OUTPUT_FLAGS, parseFlags, type Values } from "./flags.ts";
+import { byName, longLine, permissions } from "./listing_format.ts";
+import { STDIO } from "./std_streams.ts";
+
+/** What a command runs with: the connection, where output goes, the shell's state. */
+export interface Context {
+  client(): Promise<FerryClient>;
+  /** A remote path as typed, made root-relative against the shell's directory. */
+  remote(path: string): string;
+  sink: Sink;
+  mode: OutputMode;
+  /** How many more times to try after the connection fails. */
+  retries: number;
+  /** The most bytes a download may announce (--max-size). */
+  maxSize?: number;
+  /** Shell state: the remote working directory ("" is the root). */
+  cwd: string;
+}
+
+/** One command: its usage, its help, and what it runs. */
+export interface Command {
+  usage: string;
+  summary: string;
+  /** What each flag does, for `COMMAND --help`. */
+  details?: string[];
+  /** Example command lines, for `COMMAND --help`. */
+  examples?: string[];
+  min: number;
+  max: number;
+  flags?: Record<string, Flag>;
+  shellOnly?: boolean;
+  /** Returns an exit status when it is not simply 0. */
+  run(ctx: Context, args: string[], flags: Values): number | void | Promise<number | void>;
+}
+
+const TRANSFER_FLAGS: Record<string, Flag> = {
+  recursive: { type: "boolean", short: "r" },
+  "no-clobber": { type: "boolean", short: "n" },
+  sync: { type: "boolean" },
+  resume: { type: "boolean" },
+  "no-resume": { type: "boolean" },
+};
+
+function batchOptions(ctx: Context, flags: Values): BatchOptions {
+  if (flags.resume && flags["no-resume"]) {
+    throw new FerryError("USAGE", "--resume and --no-resume contradict each other");
+  }
+  return {
+    retries: ctx.retries,
+    noClobber: Boolean(flags["no-clobber"]),
+    sync: Boolean(flags.sync),
+    delete: Boolean(flags.delete),
+    // Resuming is the default: the kept bytes are checked against the source before use.
+    resume: flags.resume ? true : flags["no-resume"] ? false : undefined,
+    maxSize: ctx.maxSize,
+    stdio: STDIO,
+  };
+}
+
+export const COMMANDS: Record<string, Command> = {
+  ls: {
+    usage: "ls [-l] [-R] [--json] [PATH]",
+    details: [
+      "-l  long listing: type, mode, size, modification time",
+      "-R  the whole tree below PATH, by relative path (symlinks not followed)",
+      "--json  one JSON object per entry",
+    ],
+    examples: ["ferry ls", "ferry ls -l releases", "ferry ls -R --json releases | jq -r .name"],
+    summary: "list a remote directory (or show one file)",
+    min: 0,
+    max: 1,
+    flags: { long: { type: "boolean", short: "l" }, recursive: { type: "boolean", short: "R" } },
+    async run(ctx, [path = ""], flags) {
+      const client = await ctx.client();
+      const entries = await client.list(ctx.remote(path), { recursive: Boolean(flags.recursive) });
+      entries.sort(byName);
+      for (const e of entries) {
+        if (ctx.mode === "json") ctx.sink.out(JSON.stringify(e));
+        else if (flags.long) ctx.sink.out(longLine(e));
+        else ctx.sink.out(escapeName(e.name) + (e.type === "dir" ? "/" : ""));
+      }
+    },
+  },
+  stat: {
+    usage: "stat PATH",
+    examples: ["ferry stat releases/app.tar.gz"],
+    summary: "show type, size, mode and modification time",
+    min: 1,
+    max: 1,
+    async run(ctx, [path]) {
+      const e = await (await ctx.client()).stat(ctx.remote(path));
+      if (ctx.mode === "json") return ctx.sink.out(JSON.stringify(e));
+      ctx.sink.out(
+        [
+          `name:  ${escapeName(e.name)}`,
+          `type:  ${e.type}`,
+          `size:  ${e.size} (${formatBytes(e.size)})`,
+          `mode:  ${e.mode.toString(8).padStart(4, "0")} (${permissions(e.mode)})`,
+          `mtime: ${new Date(e.mtime).toISOString()}`,
+        ].join("\n"),
+      );
+    },
+  },
+  get: {
+    usage: "get [-r] [-n] [--sync] [--resume] REMOTE [LOCAL]",
+    details: [
+      "-r  download a directory tree",
+      "-n, --no-clobber  never replace an existing local file",
+      "--sync  skip files whose size and SHA-256 already match",
+      "--resume  continue what an interrupted download kept (default)",
+      "--no-resume  start afresh, ignoring what an interrupted download kept",
+      "-  as LOCAL: write the file to standard output",
+    ],
+    examples: [
+      "ferry get releases/app.tar.gz",
+      "ferry get 'releases/*.tar.gz' ./downloads/",
+      "ferry get -r --sync releases/v1 ./v1",
+      "ferry get logs/run.txt - | grep error",
+    ],
+    summary: "download a file, a glob's matches, or with -r a tree",
+    min: 1,
+    max: 2,
+    flags: TRANSFER_FLAGS,
+    async run(ctx, [remote, local], flags) {
+      const plan = await planGetArgs(await ctx.client(), ctx.remote(remote), local, {
+        recursive: Boolean(flags.recursive),
+      });
+      // Standard output carries the file: every other line goes to stderr.
+      const sink = local === "-" ? { ...ctx.sink, out: ctx.sink.err } : ctx.sink;
+      return await runPlan({ ...ctx, sink }, "get", plan, batchOptions(ctx, flags));
+    },
+  },
+  put: {
+    usage: "put [-r] [-n] [--sync] [--resume] [--delete] LOCAL... [REMOTE]",
+    details: [
+      "-r  upload a directory tree",
+      "-n, --no-clobber  never replace an existing remote file",
+      "--sync  skip files whose size and SHA-256 already match",
+      "--resume  continue what an interrupted upload left on the server (default)",
+      "--no-resume  start afresh, ignoring what an interrupted upload left on the server",
+      "--delete  with -r: remove remote files the local tree does not have",
+      "-  as LOCAL: send standard input, to the REMOTE name given",
+    ],
+    examples: [
+      "ferry put dist/app.tar.gz releases/",
+      "ferry put 'dist/*.tar.gz' releases/",
+      "ferry put -r --sync --delete site/ www",
+      "tar c dist | ferry put - releases/dist.tar",
+    ],
+    summary: "upload files, a glob's matches, or with -r a tree",
+    min: 1,
+    max: Infinity,
+    flags: { ...TRANSFER_FLAGS, delete: { type: "boolean" } },
+    async run(ctx, args, flags) {
+      if (flags.delete && (!flags.recursive || args.length > 2)) {
+        throw new FerryError("USAGE", "--delete goes with put -r and one source directory");
+      }
+      const [sources, target] = args.length > 2
+        ? [args.slice(0, -1), `${args.at(-1)!.replace(/\/+$/, "")}/`]
+        : [[args[0]], args[1]];
+      const plan = await planPutArgs(sources, target, {
+        recursive: Boolean(flags.recursive),
+        remote: ctx.remote,
+      });
+      const options = batchOptions(ctx, flags);
+      if (options.delete && plan.treeRoot === undefined) {
+        throw new FerryError("USAGE", "--delete goes with put -r and one source directory");
+      }
+      return await runPlan(ctx, "put", plan.plan, options, async (reporter) => {
+        if (!options.delete) return;
+        await deleteExtraneous(await ctx.client(), plan.treeRoot!, plan.plan, reporter);
+      });
+    },
+  },
+  mkdir: {
+    usage: "mkdir [-p] PATH",
+    details: ["-p  create missing parents; no error if it exists"],
+    examples: ["ferry mkdir -p releases/v2"],
+    summary: "create a remote directory (-p: and its parents)",
+    min: 1,
+    max: 1,
+    flags: { parents: { type: "boolean", short: "p" } },
+    async run(ctx, [path], flags) {
+      await (await ctx.client()).mkdir(ctx.remote(path), { parents: Boolean(flags.parents) });
+    },
+  },
+  rm: {
+    usage: "rm [-r] PATH",
+    details: ["-r  remove a whole directory tree"],
+    examples: ["ferry rm releases/old.tar.gz", "ferry rm -r releases/v0"],
+    summary: "remove a remote file or empty directory (-r: a whole tree)",
+    min: 1,
+    max: 1,
+    flags: { recursive: { type: "boolean", short: "r" } },
+    async run(ctx, [path], flags) {
+      await (await ctx.client()).remove(ctx.remote(path), { recursive: Boolean(flags.recursive) });
+    },
+  },
+  mv: {
+    usage: "mv SRC DST",
+    examples: ["ferry mv upload.tmp releases/app.tar.gz", "ferry mv releases/v1 archive/"],
+    summary: "rename or move a remote file or directory",
+    min: 2,
+    max: 2,
+    async run(ctx, [from, to]) {
+      await (await ctx.client()).move(ctx.remote(from), ctx.remote(to));
+    },
+  },
+  sum: {
+    usage: "sum PATH",
+    examples: [
+      "ferry sum releases/app.tar.gz",
+      "ferry sum releases/app.tar.gz | sha256sum -c  # in the same directory",
+    ],
+    summary: "SHA-256 of a remote file, computed by the server",
+    min: 1,
+    max: 1,
+    async run(ctx, [path]) {
+      const { sha256, size } = await (await ctx.client()).sum(ctx.remote(path));
+      if (ctx.mode === "json") ctx.sink.out(JSON.stringify({ op: "sum", path, sha256, size }));
+      else ctx.sink.out(`${sha256}  ${escapeName(path)}`);
+    },
+  },
+  cd: {
+    usage: "cd [PATH]",
+    summary: "change the remote directory (shell)",
+    min: 0,
+    max: 1,
+    shellOnly: true,
+    async run(ctx, [path = "/"]) {
+      const target = normalizePath(ctx.remote(path));
+      const e = await (await ctx.client()).stat(target);
+      if (e.type !== "dir") throw new FerryError("NOT_A_DIRECTORY", `not a directory: ${path}`);
+      ctx.cwd = target;
+    },
+  },
+  pwd: {
+    usage: "pwd",
+    summary: "show the remote directory (shell)",
+    min: 0,
+    max: 0,
+    shellOnly: true,
+    run(ctx) {
+      ctx.sink.out(`/${escapeName(ctx.cwd)}`);
+    },
+  },
+  lcd: {
+    usage: "lcd PATH",
+    summary: "change the local directory (shell)",
+    min: 1,
+    max: 1,
+    shellOnly: true,
+    run(_ctx, [path]) {
+      try {
+        Deno.chdir(path);
+      } catch (err) {
+        throw toFerryError(err, escapeName(path));
+      }
+    },
+  },
+  lpwd: {
+    usage: "lpwd",
+    summary: "show the local directory (shell)",
+    min: 0,
+    max: 0,
+    shellOnly: true,
+    run(ctx) {
+      ctx.sink.out(escapeName(Deno.cwd()));
+    },
+  },
+  lls: {
+    usage: "lls [-l] [PATH]",
+    summary: "list a local directory (shell)",
+    min: 0,
+    max: 1,
+    shellOnly: true,
+    flags: { long: { type: "boolean", short: "l" } },
+    async run(ctx, [path = "."], flags) {
+      let entries: Entry[];
+      try {
+        entries = await Array.fromAsync(walkLocal(path));
+      } catch (err) {
+        throw toFerryError(err, escapeName(path));
+      }
+      for (const e of entries) {
+        ctx.sink.out(
+          flags.long ? longLine(e) : escapeName(e.name) + (e.type === "dir" ? "/" : ""),
+        );
+      }
+    },
+  },
+};
+
+/** Names that end the interactive shell. */
+export const SHELL_EXIT = new Set(["close", "quit", "exit"]);
+
+/** The reporter of the plan running now, which an interruption asks what it keeps. */
+let running: Reporter | undefined;
+
+/** The reporter of the plan running now, if any: what an interruption asks. */
+export function runningReporter(): Reporter | undefined {
+  return running;
+}
+
+/** Run a plan with a reporter; the exit status says whether anything failed. */
+async function runPlan(
+  ctx: Context,
+  direction: "get" | "put",
+  plan: Plan,
+  options: BatchOptions,
+  after?: (reporter: Reporter) => Promise<void>,
+): Promise<number> {
+  const reporter = new Reporter(ctx.mode, ctx.sink);
+  running = reporter;
+  try {
+    await transferPlan(ctx.client, direction, plan, reporter, options);
+    await after?.(reporter);
+  } finally {
+    running = undefined;
+  }
+  const many = plan.files.length + plan.dirs.length > 1;
+  if (many || ctx.mode === "json") reporter.summary(direction);
+  if (reporter.failed === 0) return 0;
+  const kept = reporter.kept + keptPartials().length > 0;
+  if (kept && reporter.lastError && isRetriable(reporter.lastError) && ctx.mode !== "json") {
+    ctx.sink.err("ferry: what arrived is kept; run the same command again to continue");
+  }
+  return !many && reporter.lastError ? exitCodeFor(reporter.lastError) : EXIT_CODES.PARTIAL;
+}
+
+/** `ferry COMMAND --help`: usage, what it does, its flags, examples. */
+export function commandHelp(cmd: Command): string {
+  const lines = [
+    `Usage: ferry ${cmd.usage}`,
+    "",
+    `${cmd.summary[0].toUpperCase()}${cmd.summary.slice(1)}.`,
+  ];
+  if (cmd.details) {
+    const rows = cmd.details.map((d) => d.split(/ {2,}/));
+    const width = Math.max(...rows.map(([flag]) => flag.length)) + 2;
+    lines.push("", ...rows.map(([flag, text]) => `  ${flag.padEnd(width)}${text}`));
+  }
+  if (cmd.examples) lines.push("", "Examples:", ...cmd.examples.map((e) => `  ${e}`));
+  return lines.join("\n");
+}
+
+function helpLines(shell: boolean): string[] {
+  const shown = Object.values(COMMANDS).filter((c) => shell || !c.shellOnly);
+  const width = Math.max(...shown.map((c) => c.usage.length)) + 2;
+  return shown.map((c) => `  ${c.usage.padEnd(width)}${c.summary}`);
+}
+
+/** The help text for the CLI, or with `shell` for the shell's `help`. */
+export function helpText(shell = false): string {
+  if (shell) {
+    return [
+      "Commands:",
+      ...helpLines(true),
+      "  help                      show this help",
+      "  close                     end the session (also quit, exit, end of input)",
+    ].join("\n");
+  }
+  return [
+    `ferry ${VERSION}: list, download and upload files on a ferryd server`,
+    "",
+    "Usage:",
+    "  ferry [OPTIONS] COMMAND [ARGS]   run one command",
+    "  ferry [OPTIONS]                  interactive shell (reads commands from stdin)",
+    "",
+    "Commands:",
+    ...helpLines(false),
+    "",
+    "Options:",
+    `  -s, --server HOST:PORT  server address (env FERRY_SERVER; default ${DEFAULT_ADDRESS})`,
+    "      --retries N         retry after a lost connection N times, with backoff",
+    "                          (env FERRY_RETRIES; default 3; 0: never)",
+    "      --timeout SECONDS   give up connecting, or on a request that stalls, after this long",
+    "                          (env FERRY_TIMEOUT; default 120; 0: never)",
+    "      --max-size BYTES    refuse a download larger than this (e.g. 2G; env FERRY_MAX_SIZE)",
+    "      --token TOKEN       access token for a server that requires one (env FERRY_TOKEN)",
+    "      --token-file FILE   read the token from FILE, so it is not on the command line",
+    "                          (env FERRY_TOKEN_FILE)",
+    "      --tls               talk TLS, trusting Deno's root store (env FERRY_TLS=1)",
+    "      --ca FILE           talk TLS, trusting only the CA certificates in FILE (env FERRY_CA)",
+    "      --pin SHA256        talk TLS, trusting only the certificate with this fingerprint,",
+    "                          as ferryd prints it (env FERRY_PIN)",
+    "      --json              one JSON object per line per result, and a summary",
+    "  -q, --quiet             no progress, no summaries; only errors",
+    "  -h, --help              show this help",
+    "  -V, --version           show the version",
+    "",
+    "Transfer options: -r recursive, -n/--no-clobber never replace, --sync skip files whose",
+    "size and SHA-256 already match, --no-resume start afresh rather than continue what an",
+    "interrupted transfer kept, --delete (put -r) remove remote files absent locally.",
+    "A LOCAL of - is standard input (put) or standard output (get).",
+    "",
+    "Examples:",
+    "  ferry put dist/app.tar.gz releases/",
+    "  ferry put 'dist/*.tar.gz' releases/",
+    "  ferry put -r --sync --delete site/ www",
+    "  ferry --server files.internal:9500 get -r releases/v1 ./v1",
+    "  printf 'put a.txt\\nls\\nclose\\n' | ferry",
+  ].join("\n");
+}
+
+function findCommand(name: string, shell: boolean): Command {
+  const cmd = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+  if (!cmd || (cmd.shellOnly && !shell)) {
+    const names = Object.keys(COMMANDS).filter((n) => shell || !COMMANDS[n].shellOnly);
+    const near = suggest(name, shell ? [...names, ...SHELL_EXIT] : names);
+    const hint = near ? `did you mean '${near}'?` : `try '${shell ? "help" : "ferry --help"}'`;
+    throw new FerryError("USAGE", `unknown command: ${escapeName(name)} (${hint})`);
+  }
+  return cmd;
+}
+
+/**
+ * Check one command line (split into words, global options already taken
+ * off): the command exists, its flags are its own, the argument count fits.
+ *
+ * @example
+ * ```ts
+ * import { parseCommand } from "./commands.ts";
+ * console.assert(parseCommand(["put", "-r", "dist", "out"], false).values.recursive === true);
+ * ```
+ */
+export function parseCommand(
+  words: string[],
+  shell: boolean,
+): { cmd: Command; values: Values; positionals: string[] } {
+  const [name, ...rest] = words;
+  const cmd = findCommand(name, shell);
+  const { values, positionals } = parseFlags(rest, { ...OUTPUT_FLAGS, ...HELP_FLAG, ...cmd.flags });
+  const counted = values.help || (positionals.length >= cmd.min && positionals.length <= cmd.max);
+  if (!counted) throw new FerryError("USAGE", `usage: ${cmd.usage}`);
+  return { cmd, values, positionals };
+}

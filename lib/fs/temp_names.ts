@@ -1,0 +1,76 @@
+/**
+ * The names of ferry's own files in progress: temporary files, named at
+ * random, and partials kept for resuming, named after what they will hold,
+ * so that a later transfer of the same file finds them. All are hidden
+ * under the reserved prefix `.ferry-`.
+ *
+ * @module
+ */
+
+import { dirname, join } from "node:path";
+import { sha256Hasher } from "../checksum/sha256.ts";
+import { RESERVED_PREFIX } from "../util/path_jail.ts";
+
+/** Suffix of ferry's temporary files (after {@linkcode RESERVED_PREFIX}). */
+const TEMP_SUFFIX = ".part";
+
+/** Suffix of a partial transfer kept for resuming (after the reserved prefix and its key). */
+export const PARTIAL_SUFFIX = ".partial";
+
+/**
+ * Whether `name` is one of ferry's temporary or partial files.
+ *
+ * @example
+ * ```ts
+ * import { isTempName } from "./temp_names.ts";
+ * console.assert(isTempName(".ferry-0123abcd.part") && !isTempName(".ferry-config"));
+ * ```
+ */
+export function isTempName(name: string): boolean {
+  return name.startsWith(RESERVED_PREFIX) &&
+    (name.endsWith(TEMP_SUFFIX) || name.endsWith(PARTIAL_SUFFIX));
+}
+
+/**
+ * A short digest of what identifies one transfer (names, size, mtime), to
+ * name its resumable partial: the same transfer finds the same partial.
+ *
+ * @example
+ * ```ts
+ * import { resumeKey } from "./temp_names.ts";
+ * console.assert(resumeKey("a.txt", 5) === resumeKey("a.txt", 5));
+ * console.assert(resumeKey("a.txt", 5) !== resumeKey("a.txt", 6));
+ * ```
+ */
+export function resumeKey(...parts: (string | number | undefined)[]): string {
+  const text = parts.map((p) => String(p ?? "")).join("\0");
+  // A name, not a transfer's checksum: it stays SHA-256 whatever transfers use.
+  const key = sha256Hasher();
+  key.update(new TextEncoder().encode(text));
+  return key.digest().hex.slice(0, 32);
+}
+
+/** The key of a partial file's name (see {@linkcode partialPath}), or undefined for another name. */
+export function partialKeyOf(name: string): string | undefined {
+  if (!name.startsWith(RESERVED_PREFIX) || !name.endsWith(PARTIAL_SUFFIX)) return undefined;
+  return name.slice(RESERVED_PREFIX.length, -PARTIAL_SUFFIX.length);
+}
+
+/** The name of the partial under `key`. */
+export function partialName(key: string): string {
+  return `${RESERVED_PREFIX}${key}${PARTIAL_SUFFIX}`;
+}
+
+/** Where the resumable partial for `path` under `key` lives: beside it, hidden. */
+export function partialPath(path: string, key: string): string {
+  return join(dirname(path), partialName(key));
+}
+
+const nameBits = new Uint32Array(2);
+
+/** A fresh, unguessable temporary name. */
+export function tempName(): string {
+  crypto.getRandomValues(nameBits);
+  const hex = (n: number) => n.toString(16).padStart(8, "0");
+  return `${RESERVED_PREFIX}${hex(nameBits[0])}${hex(nameBits[1])}${TEMP_SUFFIX}`;
+}
