@@ -7,6 +7,9 @@ import { decodeMessage, DEFAULT_LIMITS, FrameType } from "../lib/frame.ts";
 import { FrameConn } from "../lib/wire/frame_conn.ts";
 import { type FerryServer, serve, type ServeOptions } from "../lib/server/serve.ts";
 
+// The benchmark measures memory the same way: one copy, in the benchmark's helpers.
+export { currentRss, peakRss } from "../scripts/bench/measure.ts";
+
 const SERVER = new URL("../server.ts", import.meta.url).pathname;
 const CLIENT = new URL("../client.ts", import.meta.url).pathname;
 
@@ -227,23 +230,6 @@ export async function listTree(dir: string): Promise<string[]> {
     }
   }
   return names.sort();
-}
-
-/** Peak resident memory (VmHWM) of a running process, in bytes; 0 once it has exited. */
-export function peakRss(pid: number): number {
-  try {
-    const status = Deno.readTextFileSync(`/proc/${pid}/status`);
-    const m = /VmHWM:\s+(\d+) kB/.exec(status);
-    return m ? Number(m[1]) * 1024 : 0;
-  } catch {
-    return 0;
-  }
-}
-
-/** Resident memory now (VmRSS) of a running process, in bytes. */
-export function currentRss(pid: number): number {
-  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
-  return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) * 1024;
 }
 
 /** Wait until `check` is true, polling; throws after `timeoutMs`. */

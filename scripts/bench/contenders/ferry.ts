@@ -1,0 +1,82 @@
+/**
+ * ferry itself: a ferryd on loopback, driven by the ferry CLI.
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import { PROGRAMS } from "../../build.ts";
+import { emptyDir, type Fixtures } from "../fixtures.ts";
+import { timed, type Timing } from "../measure.ts";
+import { freePort } from "../ports.ts";
+import { startDaemon } from "../system.ts";
+import type { Workspace } from "../workspace.ts";
+import type { Contender } from "./contender.ts";
+
+const SERVER = new URL("../../../server.ts", import.meta.url).pathname;
+const CLIENT = new URL("../../../client.ts", import.meta.url).pathname;
+
+/** A running ferryd, its contender, and what the later ferry-only runs need of it. */
+export interface Ferry {
+  /** The ferry row of the comparison. */
+  contender: Contender;
+  /** `host:port` of ferryd. */
+  address: string;
+  /** ferryd's process id, for its memory. */
+  pid: number;
+  /** Run the ferry CLI against ferryd with `args`, timed. */
+  client(...args: string[]): Promise<Required<Timing>>;
+  /** Empty ferryd's root. */
+  resetRoot(): Promise<void>;
+}
+
+/** Start ferryd in `workspace`, admitting `clients` concurrent clients and one more. */
+export async function startFerry(
+  workspace: Workspace,
+  fixtures: Fixtures,
+  clients: number,
+): Promise<Ferry> {
+  const port = freePort();
+  const root = join(workspace.dir, "ferry-root");
+  await Deno.mkdir(root);
+  const ferryd = await startDaemon(workspace, Deno.execPath(), [
+    "run",
+    // As built: the same permissions and V8 options (see scripts/build.ts).
+    ...PROGRAMS.find((p) => p.name === "ferryd")!.flags,
+    SERVER,
+    "--root",
+    root,
+    "--port",
+    String(port),
+    // All the concurrent clients come from this one address: let them in.
+    "--max-per-client",
+    String(clients + 1),
+  ], port);
+  const address = `127.0.0.1:${port}`;
+  const client = (...args: string[]) =>
+    timed(Deno.execPath(), ["run", "-A", CLIENT, "-q", "--server", address, ...args]);
+  let tree = "";
+  return {
+    contender: {
+      name: "ferry",
+      async putFile() {
+        await Deno.remove(join(root, "big.bin")).catch(() => {});
+        return await client("put", fixtures.file, "big.bin");
+      },
+      async getFile() {
+        return await client("get", "big.bin", join(await fixtures.freshDst(), "big.bin"));
+      },
+      async putTree() {
+        tree = fixtures.newTreeName();
+        return await client("put", "-r", fixtures.tree, tree);
+      },
+      async getTree() {
+        return await client("get", "-r", tree, fixtures.newTreeDst());
+      },
+    },
+    address,
+    pid: ferryd.pid,
+    client,
+    resetRoot: () => emptyDir(root),
+  };
+}

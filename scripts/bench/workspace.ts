@@ -1,0 +1,49 @@
+/**
+ * The benchmark's scratch directory, the notes it collects for the report,
+ * and everything to undo when it ends.
+ *
+ * @module
+ */
+
+/** Something to undo at the end: stop a daemon, say. */
+export type CleanupStep = () => void | Promise<void>;
+
+/** A temporary directory plus notes and cleanup steps; `await using` runs the steps. */
+export class Workspace implements AsyncDisposable {
+  /** The scratch directory, removed at the end. */
+  readonly dir: string;
+  /** Notes for the report, in the order they were made. */
+  readonly notes: string[] = [];
+  #cleanup: CleanupStep[] = [];
+
+  private constructor(dir: string) {
+    this.dir = dir;
+  }
+
+  /** A new, empty scratch directory. */
+  static async create(): Promise<Workspace> {
+    return new Workspace(await Deno.makeTempDir({ prefix: "ferry-bench-" }));
+  }
+
+  /** Add a note to the report: a peer that is missing, or replaced. */
+  note(text: string): void {
+    this.notes.push(text);
+  }
+
+  /** Run `step` at the end, before the steps registered earlier. */
+  onCleanup(step: CleanupStep): void {
+    this.#cleanup.push(step);
+  }
+
+  /** Run the cleanup steps, last registered first, then remove the scratch directory. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    for (const step of this.#cleanup.splice(0).reverse()) {
+      try {
+        await step();
+      } catch {
+        // Already gone.
+      }
+    }
+    await Deno.remove(this.dir, { recursive: true }).catch(() => {});
+  }
+}
