@@ -9,13 +9,26 @@
 import { createHash, type Hash } from "node:crypto";
 import type { Hasher } from "./types.ts";
 
-function wrap(hash: Hash): Hasher {
-  return {
-    algorithm: "sha256",
-    update: (bytes) => void hash.update(bytes),
-    copy: () => wrap(hash.copy()),
-    digest: () => ({ algorithm: "sha256", hex: hash.digest("hex") }),
-  };
+/** SHA-256 as a {@linkcode Hasher}: methods on a prototype, no closures a file. */
+class Sha256 implements Hasher {
+  readonly algorithm = "sha256" as const;
+  readonly #hash: Hash;
+
+  constructor(hash: Hash) {
+    this.#hash = hash;
+  }
+
+  update(bytes: Uint8Array): void {
+    this.#hash.update(bytes);
+  }
+
+  copy(): Hasher {
+    return new Sha256(this.#hash.copy());
+  }
+
+  digest(): { algorithm: "sha256"; hex: string } {
+    return { algorithm: "sha256", hex: this.#hash.digest("hex") };
+  }
 }
 
 /**
@@ -29,5 +42,5 @@ function wrap(hash: Hash): Hasher {
  * ```
  */
 export function sha256Hasher(): Hasher {
-  return wrap(createHash("sha256"));
+  return new Sha256(createHash("sha256"));
 }

@@ -94,7 +94,7 @@ export class Verifier {
    * Take the next chunk: INTEGRITY if it goes past the announced size, LIMIT
    * past the limit of content of unknown size.
    */
-  async write(chunk: Uint8Array): Promise<void> {
+  write(chunk: Uint8Array): void | Promise<void> {
     const n = chunk.length;
     if (this.#size !== undefined && this.#received + n > this.#size) {
       throw new FerryError("INTEGRITY", `more data than the announced ${this.#size} bytes`);
@@ -107,7 +107,9 @@ export class Verifier {
     }
     this.#hasher.update(chunk);
     this.#received += n;
-    await this.#sink.write(chunk);
+    // A sink that writes at once (a file) costs no promise a chunk.
+    const writing = this.#sink.write(chunk);
+    if (writing) return writing.then(() => this.#onProgress?.(this.#received));
     this.#onProgress?.(this.#received);
   }
 

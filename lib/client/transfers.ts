@@ -20,7 +20,7 @@ import {
 import { FrameType } from "../frame.ts";
 import { AtomicFile } from "../fs/atomic_file.ts";
 import { resumeKey } from "../fs/temp_names.ts";
-import { checkSpace, destination } from "../fs/local_files.ts";
+import { checkSpace, destination, SMALL_FILE } from "../fs/local_files.ts";
 import { escapeName } from "../util/display.ts";
 import { elapsed } from "../util/elapsed.ts";
 import { connectionLost, FerryError, toFerryError } from "../util/errors.ts";
@@ -374,7 +374,8 @@ class Download {
       );
     }
     const target = this.#target;
-    if (target && !target.device) {
+    // A small file that does not fit fails at its first write, as soon as a check would.
+    if (target && !target.device && meta.size - this.#offset > SMALL_FILE) {
       const dir = dirname(target.path);
       checkSpace(dir, meta.size - this.#offset, `local ${escapeName(target.shown)}`, dir);
     }

@@ -13,9 +13,9 @@
  */
 
 import { closeSync, constants, fchmodSync, fstatSync, openSync } from "node:fs";
-import { basename, dirname, join } from "node:path";
+import { basename, dirname } from "node:path";
 import { PARTIAL_SUFFIX, partialName, tempName } from "./temp_names.ts";
-import { type Directory, plainDirectory, sleepSync } from "./directory.ts";
+import { childPath, type Directory, plainDirectory, sleepSync } from "./directory.ts";
 import { FerryError, toFerryError } from "../util/errors.ts";
 import { escapeName } from "../util/display.ts";
 
@@ -207,6 +207,7 @@ export class AtomicFile {
     this.dir = dir;
     this.name = name;
     this.tempName = temp;
+    this.tempPath = childPath(dir.path, temp);
     this.#file = file;
     this.#info = info;
     this.offset = offset;
@@ -215,13 +216,11 @@ export class AtomicFile {
 
   /** Where the file will appear on commit. */
   get path(): string {
-    return join(this.dir.path, this.name);
+    return childPath(this.dir.path, this.name);
   }
 
   /** The temporary file being written. */
-  get tempPath(): string {
-    return join(this.dir.path, this.tempName);
-  }
+  readonly tempPath: string;
 
   /** Bytes in the temporary file: the offset it was opened at, and what was written since. */
   get written(): number {
@@ -272,7 +271,7 @@ export class AtomicFile {
     const dir = options.dir ?? plainDirectory(dirname(path));
     const name = basename(path);
     const temp = partialName(key);
-    const previous = holders.get(join(dir.path, temp));
+    const previous = holders.get(childPath(dir.path, temp));
     if (previous && options.takeover === false) return undefined;
     const refuse = (held: number, offset: number) =>
       new FerryError(
@@ -396,7 +395,7 @@ export class AtomicFile {
         if (mode !== undefined && mode !== current && Deno.build.os !== "windows") {
           chmodOpenFile(at(this.tempName), this.#info, mode);
         }
-        if (!sameFile(lstatOrUndefined(at(this.tempName)), this.#info)) {
+        if (this.dir.guarded && !sameFile(lstatOrUndefined(at(this.tempName)), this.#info)) {
           throw new FerryError(
             "PATH_REFUSED",
             `path refused: the temporary file of ${escapeName(this.name)} was replaced`,

@@ -10,13 +10,19 @@
  * @module
  */
 
-import { join } from "node:path";
+import { sep as SEP } from "node:path";
 import { FerryError, toFerryError } from "../util/errors.ts";
 
 /** A directory and the way to act on names in it. */
 export interface Directory {
   /** Its path: absolute, and for a pinned directory free of symlinks. */
   readonly path: string;
+  /**
+   * Whether others may swap what is in it under the steps (a served root):
+   * then a step checks that a name still is the file it made before it
+   * renames it. On one's own disk, it is one's own business.
+   */
+  readonly guarded: boolean;
   /**
    * Run `fn`, synchronously, with `at(name)` reaching `name` in this
    * directory. For a pinned directory: refuses (PATH_REFUSED) if the
@@ -25,6 +31,23 @@ export interface Directory {
    * reachable) takes back what `fn` created, and the call refuses.
    */
   run<T>(fn: (at: (name: string) => string) => T, undo?: (result: T) => void): T;
+}
+
+/**
+ * The path of `name`, a single component, in the directory `dir`: joined as
+ * it is, without normalizing the whole path again (a tree of small files
+ * joins several times a file).
+ *
+ * @example
+ * ```ts
+ * import { childPath } from "./directory.ts";
+ * console.assert(childPath("/tmp", "a") === "/tmp/a" && childPath("/", "a") === "/a");
+ * console.assert(childPath(".", "a") === "a");
+ * ```
+ */
+export function childPath(dir: string, name: string): string {
+  if (dir === ".") return name;
+  return dir.endsWith(SEP) ? dir + name : dir + SEP + name;
 }
 
 /**
@@ -39,7 +62,8 @@ export interface Directory {
  * ```
  */
 export function plainDirectory(path: string): Directory {
-  return { path, run: (fn) => fn((name) => join(path, name)) };
+  const at = (name: string) => childPath(path, name);
+  return { path, guarded: false, run: (fn) => fn(at) };
 }
 
 /** The directory this isolate has pinned right now, if any. */
@@ -130,9 +154,11 @@ export function pinnedDirectory(path: string, display: string): Directory {
     new FerryError("PATH_REFUSED", `path refused: it changed while being used: ${display}`);
   return {
     path,
+    guarded: true,
     run(fn, undo) {
       if (pinned === path) return fn(here);
       if (pinned !== undefined) throw new Error(`pinning ${path} inside ${pinned}`);
+      if (parked !== undefined) return runParked(path, fn, undo, refused, display);
       const lock = isolatesLock();
       const locked = lock !== null && lockIsolates(lock);
       let home: string;
@@ -171,6 +197,72 @@ export function pinnedDirectory(path: string, display: string): Directory {
       }
     },
   };
+}
+
+/**
+ * Where the working directory was left by the last step, when this process
+ * owns it (see {@linkcode ownWorkingDirectory}); undefined otherwise.
+ */
+let parked: string | undefined;
+
+/**
+ * Declare that nothing in this process but held directories uses the
+ * working directory (ferryd's own command line, which resolved its root and
+ * read its files first): steps then leave it where they held it, and the
+ * next step in the same directory, as a tree of files mostly is, needs no
+ * change of directory, only the checks. One isolate only.
+ *
+ * @example
+ * ```ts ignore
+ * import { ownWorkingDirectory } from "./directory.ts";
+ * ownWorkingDirectory();
+ * ```
+ */
+export function ownWorkingDirectory(): void {
+  try {
+    parked = Deno.cwd();
+  } catch {
+    Deno.chdir("/");
+    parked = "/";
+  }
+}
+
+/** A step in a process that owns its working directory: see {@linkcode ownWorkingDirectory}. */
+function runParked<T>(
+  path: string,
+  fn: (at: (name: string) => string) => T,
+  undo: ((result: T) => void) | undefined,
+  refused: () => FerryError,
+  display: string,
+): T {
+  // Still held from the step before, unless it moved: then it is looked up afresh.
+  if (parked !== path || !isCwd(path)) {
+    try {
+      parked = undefined;
+      Deno.chdir(path);
+    } catch (err) {
+      Deno.chdir("/");
+      parked = "/";
+      throw toFerryError(err, display);
+    }
+    parked = path;
+    if (!isCwd(path)) throw refused();
+  }
+  pinned = path;
+  try {
+    const result = fn(here);
+    if (!isCwd(path)) {
+      try {
+        undo?.(result);
+      } catch {
+        // Gone already: there is nothing left to take back.
+      }
+      throw refused();
+    }
+    return result;
+  } finally {
+    pinned = undefined;
+  }
 }
 
 /** Whether the kernel places the working directory at `path`. */

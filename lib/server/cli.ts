@@ -12,6 +12,7 @@ import { checkToken, parseTokens, type TokenGrant } from "./auth.ts";
 import { DEFAULT_PORT, serve } from "./serve.ts";
 import { onStopSignal } from "../util/signals.ts";
 import { VERSION } from "../util/version.ts";
+import { ownWorkingDirectory } from "../fs/directory.ts";
 import { parseBytes, parseCount, parseSeconds } from "../util/option_values.ts";
 
 const HELP = `ferryd ${VERSION}: serve one directory tree to ferry clients
@@ -187,6 +188,9 @@ export async function main(argv: string[]): Promise<number> {
       cert: await readConfigFile(args.tlsCert, "TLS certificate"),
       key: await readConfigFile(args.tlsKey!, "TLS key"),
     };
+    // From here on only ferryd's held directories use the working directory: the root is
+    // resolved by serve() itself, and the files named on the command line were read above.
+    ownWorkingDirectory();
     server = await serve({
       root: args.root,
       hostname: args.host,

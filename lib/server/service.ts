@@ -98,7 +98,7 @@ export interface IncomingFile {
   /** Where the content continues: the offset asked for. */
   readonly offset: number;
   /** The next chunk (valid during the call only). */
-  write(chunk: Uint8Array): Promise<void>;
+  write(chunk: Uint8Array): void | Promise<void>;
   /**
    * The end: the size and checksum must be what the sender vouched for; then
    * the file appears under its name, whole. Returns the verified checksum.

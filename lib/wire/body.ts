@@ -163,9 +163,11 @@ export class BodyReceiver {
    */
   async accept(frame: Frame): Promise<Digest | undefined> {
     switch (frame.type) {
-      case FrameType.DATA:
-        await this.#verifier.write(frame.payload);
+      case FrameType.DATA: {
+        const writing = this.#verifier.write(frame.payload);
+        if (writing) await writing;
         return undefined;
+      }
       case FrameType.END: {
         this.#done = true;
         const end = parseEnd(decodeMessage(frame));
