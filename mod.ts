@@ -39,7 +39,14 @@ export {
   serve,
   type ServeOptions,
 } from "./lib/server/serve.ts";
-export type { Entry, EntryType, ListOptions, SumReply, Welcome } from "./lib/commands.ts";
+export type {
+  Compression,
+  Entry,
+  EntryType,
+  ListOptions,
+  SumReply,
+  Welcome,
+} from "./lib/commands.ts";
 export type { FrameLimits } from "./lib/frame.ts";
 export type { Algorithm, Digest } from "./lib/checksum/checksum.ts";
 export { type ErrorCode, EXIT_CODES, FerryError } from "./lib/util/errors.ts";

@@ -6,14 +6,18 @@
  * @module
  */
 
-import type { Digest } from "./checksum/checksum.ts";
+import { type Algorithm, type Digest, isAlgorithm, isDigestHex } from "./checksum/checksum.ts";
 import { type ErrorCode, FerryError, isErrorCode } from "./util/errors.ts";
 import type { FrameLimits } from "./frame.ts";
 import { escapeControls, escapeName } from "./util/display.ts";
 import { utf8Length } from "./util/utf8.ts";
 
-/** The protocol version this build speaks. */
-export const PROTOCOL_VERSION = 1;
+/**
+ * The protocol version this build speaks. Version 2 negotiates the
+ * transfer checksum (XXH3-128 or SHA-256) and compression in the
+ * handshake; version 1 always used SHA-256.
+ */
+export const PROTOCOL_VERSION = 2;
 
 /**
  * ferryd's port, kept from the program ferry grew from.
@@ -46,7 +50,17 @@ export interface Hello {
   agent?: string;
   /** Access token, when the server requires one. Never logged. */
   token?: string;
+  /**
+   * Transfer checksums the client accepts, in its order of preference; the
+   * server picks the first of its own list that is here. Absent: every one.
+   */
+  checksums?: Algorithm[];
+  /** Compression the client asks for on data frames (`"zstd"`); absent: none. */
+  compress?: Compression[];
 }
+
+/** How DATA frames may be compressed: `zstd` (each ZDATA frame one zstd frame). */
+export type Compression = "zstd";
 
 /**
  * What a server can do beyond protocol version 1 as first published,
@@ -68,6 +82,13 @@ export interface Welcome {
   limits: FrameLimits;
   /** Optional capabilities (see {@linkcode Feature}); unknown ones are ignored. */
   features?: string[];
+  /**
+   * The checksum of every transfer on this connection: END trailers and
+   * resume prefixes are in it.
+   */
+  checksum: Algorithm;
+  /** Compression both sides use for data frames, when the client asked and the server agreed. */
+  compress?: Compression;
 }
 
 /** List a directory (or describe one file). Replies are pages of entries. */
@@ -92,26 +113,26 @@ export interface StatRequest {
 
 /**
  * Where to continue an interrupted transfer: the first `offset` bytes are
- * already there, and `prefix` is their SHA-256, which the other side checks
- * against its own copy before a byte moves.
+ * already there, and `prefix` is their checksum (the connection's), which
+ * the other side checks against its own copy before a byte moves.
  */
 export interface ResumePoint {
   /** Bytes already transferred (0: start from the beginning). */
   offset: number;
-  /** SHA-256 (hex) of the first `offset` bytes; present when `offset` > 0. */
+  /** Checksum (hex) of the first `offset` bytes; present when `offset` > 0. */
   prefix?: string;
 }
 
 /**
  * Download a file: REPLY with its metadata, then DATA frames from `offset`,
- * then END with the SHA-256 of the whole file.
+ * then END with the checksum of the whole file.
  */
 export interface GetRequest extends ResumePoint {
   op: "get";
   path: string;
   /**
    * Hash the content as it is sent, even where the server knows its
-   * SHA-256: asked after a download failed its check, in case what the
+   * checksum: asked after a download failed its check, in case what the
    * server knew was stale. Absent means false.
    */
   fresh?: boolean;
@@ -124,7 +145,7 @@ export interface GetRequest extends ResumePoint {
 }
 
 /**
- * Upload a file: DATA frames from `offset` and END (with the SHA-256 of the
+ * Upload a file: DATA frames from `offset` and END (with the checksum of the
  * whole file) follow at once; REPLY after it is stored.
  */
 export interface PutRequest extends ResumePoint {
@@ -182,10 +203,12 @@ export interface MvRequest {
   to: string;
 }
 
-/** SHA-256 of a file, computed by the server. */
+/** The checksum of a file, computed (or remembered) by the server. */
 export interface SumRequest {
   op: "sum";
   path: string;
+  /** Which checksum; absent: SHA-256, the one published digests use. */
+  algorithm?: Algorithm;
 }
 
 /** Ask the server to end the session after replying. */
@@ -267,39 +290,39 @@ export interface GetReply {
   offset: number;
 }
 
-/** The REPLY to `sum`. */
+/** The REPLY to `sum`: on the wire `{ <algorithm>: hex, size }`, as END. */
 export interface SumReply {
-  /** Lowercase hex SHA-256 of the file. */
-  sha256: string;
+  /** The file's checksum. */
+  digest: Digest;
   /** Size in bytes that was hashed. */
   size: number;
 }
 
-/** Trailer of a file's content. */
+/**
+ * Trailer of a file's content: on the wire `{ <algorithm>: hex, size }`,
+ * for example `{ "xxh128": "…", "size": 5 }` (a version 1 trailer was the
+ * same with `sha256`).
+ */
 export interface End {
-  /** Lowercase hex SHA-256 of the whole content. */
-  sha256: string;
+  /** The checksum of the whole content. */
+  digest: Digest;
   /** Bytes of the whole content: required after a body of unknown size, checked when present. */
   size?: number;
 }
 
 /**
- * The END trailer that vouches for `size` bytes with checksum `digest`.
+ * The END trailer (or `sum` reply) that vouches for `size` bytes with
+ * checksum `digest`, as sent.
  *
  * @example
  * ```ts
  * import { endMessage } from "./commands.ts";
- * const end = endMessage({ algorithm: "sha256", hex: "ab".repeat(32) }, 5);
- * console.assert(end.sha256 === "ab".repeat(32) && end.size === 5);
+ * const end = endMessage({ algorithm: "xxh128", hex: "ab".repeat(16) }, 5);
+ * console.assert(end.xxh128 === "ab".repeat(16) && end.size === 5);
  * ```
  */
-export function endMessage(digest: Digest, size: number): End {
-  return { sha256: digest.hex, size };
-}
-
-/** The checksum an END trailer (or a `sum` reply) vouches for. */
-export function endDigest(end: { sha256: string }): Digest {
-  return { algorithm: "sha256", hex: end.sha256 };
+export function endMessage(digest: Digest, size: number): Record<string, string | number> {
+  return { [digest.algorithm]: digest.hex, size };
 }
 
 /** Payload of an ERROR frame. */
@@ -308,7 +331,8 @@ export interface ErrorMessage {
   message: string;
 }
 
-const SHA256_HEX = /^[0-9a-f]{64}$/;
+/** A resume prefix: lowercase hex of a 128- or 256-bit checksum (the connection's algorithm). */
+const PREFIX_HEX = /^[0-9a-f]{32}(?:[0-9a-f]{32})?$/;
 const ENTRY_TYPES: readonly string[] = ["file", "dir", "symlink", "other"];
 
 function protocolError(message: string): FerryError {
@@ -338,8 +362,20 @@ export function parseHello(msg: Record<string, unknown>): Hello {
   const version = field(msg, "version", isCount, "a protocol version");
   const agent = msg.agent === undefined ? undefined : field(msg, "agent", isString, "a string");
   const token = msg.token === undefined ? undefined : field(msg, "token", isString, "a string");
-  return { version, agent: agent?.slice(0, 100), token: token?.slice(0, MAX_TOKEN_CHARS) };
+  const hello: Hello = {
+    version,
+    agent: agent?.slice(0, 100),
+    token: token?.slice(0, MAX_TOKEN_CHARS),
+  };
+  // Names this build does not know are someone else's future: ignored, not refused.
+  if (Array.isArray(msg.checksums)) {
+    hello.checksums = msg.checksums.slice(0, 16).filter(isAlgorithm);
+  }
+  if (Array.isArray(msg.compress)) hello.compress = msg.compress.slice(0, 16).filter(isCompression);
+  return hello;
 }
+
+const isCompression = (v: unknown): v is Compression => v === "zstd";
 
 /** Validate a WELCOME payload. */
 export function parseWelcome(msg: Record<string, unknown>): Welcome {
@@ -351,9 +387,18 @@ export function parseWelcome(msg: Record<string, unknown>): Welcome {
   const limits = msg.limits as Record<string, unknown> | undefined;
   if (typeof limits !== "object" || limits === null) throw protocolError("WELCOME lacks limits");
   const sane = (v: unknown): v is number => isCount(v) && v >= 1024 && v <= 1024 * 1024;
+  // A version 1 server names no checksum: it used SHA-256 (and the version check refuses it).
+  const checksum = msg.checksum === undefined
+    ? "sha256"
+    : field(msg, "checksum", isAlgorithm, "a checksum this client knows");
+  const compress = msg.compress === undefined
+    ? undefined
+    : field(msg, "compress", isCompression, "a compression this client knows");
   return {
     version,
     agent,
+    checksum,
+    ...(compress && { compress }),
     limits: {
       maxControl: field(limits, "maxControl", sane, "a size from 1 KiB to 1 MiB"),
       maxData: field(limits, "maxData", sane, "a size from 1 KiB to 1 MiB"),
@@ -392,8 +437,11 @@ export function parseRequest(msg: Record<string, unknown>): Request {
     case "glob":
       return { op, pattern: path("pattern") };
     case "stat":
-    case "sum":
       return { op, path: path() };
+    case "sum":
+      return msg.algorithm === undefined
+        ? { op, path: path() }
+        : { op, path: path(), algorithm: field(msg, "algorithm", isAlgorithm, "a checksum") };
     case "get":
       return {
         op,
@@ -447,13 +495,16 @@ export function parseRequest(msg: Record<string, unknown>): Request {
   }
 }
 
-const isHash = (v: unknown): v is string => isString(v) && SHA256_HEX.test(v);
+const isPrefix = (v: unknown): v is string => isString(v) && PREFIX_HEX.test(v);
 
 /** The resume point of a get or put: no offset is offset 0; a positive one needs its hash. */
 function resumePoint(msg: Record<string, unknown>): ResumePoint {
   const offset = msg.offset === undefined ? 0 : field(msg, "offset", isCount, "a byte count");
   if (offset === 0) return { offset };
-  return { offset, prefix: field(msg, "prefix", isHash, "a SHA-256 of the first offset bytes") };
+  return {
+    offset,
+    prefix: field(msg, "prefix", isPrefix, "the checksum of the first offset bytes"),
+  };
 }
 
 /** Validate one directory entry from a listing or a stat reply. */
@@ -507,17 +558,31 @@ export function parsePartialReply(msg: Record<string, unknown>, size: number): n
   return offset;
 }
 
-/** Validate a `sum` reply. */
-export function parseSumReply(msg: Record<string, unknown>): SumReply {
-  return { sha256: parseEnd(msg).sha256, size: field(msg, "size", isCount, "a size") };
+/** Validate a `sum` reply in `algorithm`. */
+export function parseSumReply(msg: Record<string, unknown>, algorithm: Algorithm): SumReply {
+  return {
+    digest: parseEnd(msg, algorithm).digest,
+    size: field(msg, "size", isCount, "a size"),
+  };
 }
 
-/** Validate an END trailer. */
-export function parseEnd(msg: Record<string, unknown>): End {
-  const sha256 = field(msg, "sha256", isHash, "a hash");
+/**
+ * Validate an END trailer, whose checksum must be in `algorithm` (the
+ * connection's).
+ *
+ * @example
+ * ```ts
+ * import { parseEnd } from "./commands.ts";
+ * const end = parseEnd({ sha256: "ab".repeat(32), size: 3 }, "sha256");
+ * console.assert(end.digest.algorithm === "sha256" && end.size === 3);
+ * ```
+ */
+export function parseEnd(msg: Record<string, unknown>, algorithm: Algorithm): End {
+  const hex = field(msg, algorithm, (v): v is string => isDigestHex(algorithm, v), "a checksum");
+  const digest: Digest = { algorithm, hex };
   return msg.size === undefined
-    ? { sha256 }
-    : { sha256, size: field(msg, "size", isCount, "a byte count") };
+    ? { digest }
+    : { digest, size: field(msg, "size", isCount, "a byte count") };
 }
 
 /**

@@ -34,10 +34,15 @@ export const FrameType = {
   REPLY: 4,
   /** A chunk of file content, in either direction. */
   DATA: 5,
-  /** End of a file's content, with its SHA-256. */
+  /** End of a file's content, with its checksum. */
   END: 6,
   /** A request or transfer failed (either direction); id 0 ends the connection. */
   ERROR: 7,
+  /**
+   * A chunk of file content as one zstd frame, on a connection that
+   * negotiated compression; it decompresses to at most `maxData` bytes.
+   */
+  ZDATA: 8,
 } as const;
 
 /** One of the {@linkcode FrameType} values. */
@@ -78,12 +83,12 @@ export interface Frame {
 
 /** Whether `type` is one of the {@linkcode FrameType}s. */
 export function isFrameType(type: number): type is FrameType {
-  return type >= FrameType.HELLO && type <= FrameType.ERROR;
+  return type >= FrameType.HELLO && type <= FrameType.ZDATA;
 }
 
 /** Largest payload allowed for a (known) frame type under `limits`. */
 export function payloadLimit(type: FrameType, limits: FrameLimits): number {
-  return type === FrameType.DATA ? limits.maxData : limits.maxControl;
+  return type === FrameType.DATA || type === FrameType.ZDATA ? limits.maxData : limits.maxControl;
 }
 
 /**

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { connect, type FerryClient, FerryError, serve } from "../mod.ts";
-import { listTree, randomBytes, sha256, tempDir } from "./helpers.ts";
+import { listTree, randomBytes, sha256, tempDir, xxh128 } from "./helpers.ts";
 
 const MiB = 1024 * 1024;
 
@@ -60,7 +60,12 @@ Deno.test("every client method, with its answers", async () => {
   await Deno.writeFile(join(local.path, "a.bin"), content);
 
   const put = await client.put(join(local.path, "a.bin"), "dir/a.bin");
-  assert.deepEqual([put.bytes, put.resumed, put.sha256], [content.length, 0, sha256(content)]);
+  assert.deepEqual([put.bytes, put.resumed, put.checksum.hex, put.sha256], [
+    content.length,
+    0,
+    xxh128(content),
+    undefined,
+  ]);
   await client.mkdir("dir/sub/deeper", { parents: true });
   await client.mkdir("empty");
   assert.deepEqual((await client.list("")).map((e) => [e.name, e.type]), [
@@ -75,12 +80,16 @@ Deno.test("every client method, with its answers", async () => {
   const entry = await client.stat("dir/a.bin");
   assert.deepEqual([entry.name, entry.type, entry.size], ["a.bin", "file", content.length]);
   assert.deepEqual(await client.sum("dir/a.bin"), {
-    sha256: sha256(content),
+    digest: { algorithm: "sha256", hex: sha256(content) },
+    size: content.length,
+  });
+  assert.deepEqual(await client.sum("dir/a.bin", "xxh128"), {
+    digest: { algorithm: "xxh128", hex: xxh128(content) },
     size: content.length,
   });
 
   const got = await client.get("dir/a.bin", join(local.path, "b.bin"));
-  assert.equal(got.sha256, sha256(content));
+  assert.equal(got.checksum.hex, xxh128(content));
   assert.deepEqual(await Deno.readFile(join(local.path, "b.bin")), content);
 
   assert.equal(await client.move("dir/a.bin", "empty"), "empty/a.bin");
@@ -105,7 +114,7 @@ Deno.test("streams: put from a ReadableStream of odd chunks, get into a Writable
   });
   const mtime = Date.UTC(2024, 0, 2);
   const put = await t.client.put(source, "s.bin", { size: content.length, mode: 0o600, mtime });
-  assert.equal(put.sha256, sha256(content));
+  assert.equal(put.checksum.hex, xxh128(content));
   const info = await Deno.stat(join(t.root, "s.bin"));
   assert.deepEqual([info.size, info.mode! & 0o777, info.mtime?.getTime()], [
     content.length,
@@ -115,13 +124,13 @@ Deno.test("streams: put from a ReadableStream of odd chunks, get into a Writable
 
   const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
   const [got, bytes] = await Promise.all([t.client.get("s.bin", writable), collect(readable)]);
-  assert.equal(got.sha256, sha256(content));
+  assert.equal(got.checksum.hex, xxh128(content));
   assert.deepEqual(bytes, content);
 
   // A stream of unknown size goes whole, its size and hash in the trailer; one that ends
   // before the size it announced fails, and nothing is stored.
   const unsized = await t.client.put(new Blob([content]).stream(), "u.bin");
-  assert.deepEqual([unsized.bytes, unsized.sha256], [content.length, sha256(content)]);
+  assert.deepEqual([unsized.bytes, unsized.checksum.hex], [content.length, xxh128(content)]);
   assert.deepEqual(await Deno.readFile(join(t.root, "u.bin")), content);
   await rejectsWith(t.client.put(new Blob([content]).stream(), "u.bin", { size: -1 }), "USAGE");
   await rejectsWith(

@@ -70,7 +70,7 @@ Deno.test("one-shot usage errors, --help and --version", async () => {
   assert.match(help.stdout, /Usage:/);
   assert.match(help.stdout, /FERRY_SERVER/);
   const version = await runClient(address, ["--version"]);
-  assert.match(version.stdout, /^ferry \d+\.\d+\.\d+\n$/);
+  assert.match(version.stdout, /^ferry \d+\.\d+\.\d+ \(protocol 2, xxh128 native\)\n$/);
   const unknown = await runClient(address, ["fetch", "x"]);
   assert.equal(unknown.code, 2);
   assert.equal(unknown.stderr, "ferry: unknown command: fetch (try 'ferry --help')\n");

@@ -141,9 +141,13 @@ Deno.test("parseRequest: every field from the network is checked", () => {
 Deno.test("parseHello / parseEnd / parseLsReply validate their fields", () => {
   assert.equal(parseHello({ version: 1, agent: "x".repeat(500) }).agent?.length, 100);
   rejects(() => parseHello({ version: "1" }), "PROTOCOL");
-  rejects(() => parseEnd({ sha256: "abc" }), "PROTOCOL");
-  rejects(() => parseEnd({ sha256: "A".repeat(64) }), "PROTOCOL");
-  assert.equal(parseEnd({ sha256: "a".repeat(64) }).sha256, "a".repeat(64));
+  rejects(() => parseEnd({ sha256: "abc" }, "sha256"), "PROTOCOL");
+  rejects(() => parseEnd({ sha256: "A".repeat(64) }, "sha256"), "PROTOCOL");
+  assert.equal(parseEnd({ sha256: "a".repeat(64) }, "sha256").digest.hex, "a".repeat(64));
+  // A trailer in another checksum than the connection's is refused.
+  rejects(() => parseEnd({ sha256: "a".repeat(64) }, "xxh128"), "PROTOCOL");
+  rejects(() => parseEnd({ xxh128: "a".repeat(64) }, "xxh128"), "PROTOCOL");
+  assert.equal(parseEnd({ xxh128: "b".repeat(32), size: 1 }, "xxh128").digest.hex, "b".repeat(32));
   rejects(() => parseLsReply({ entries: {}, more: false }), "PROTOCOL");
   rejects(
     () =>

@@ -143,7 +143,7 @@ Deno.test("frame: an oversized header is refused before its payload arrives", ()
 });
 
 Deno.test("frame: unknown types are refused, even with length 0", () => {
-  for (const type of [0, 8, 255]) {
+  for (const type of [0, 9, 255]) {
     const dec = new FrameDecoder();
     dec.push(header(type, 0, 0));
     assertProtocolError(() => dec.next(), /unknown frame type/);

@@ -24,6 +24,7 @@ import {
   parseRequest,
   parseSumReply,
   parseWelcome,
+  PROTOCOL_VERSION,
 } from "../lib/commands.ts";
 import { resumeKey } from "../lib/fs/temp_names.ts";
 import { type ErrorCode, FerryError, isErrorCode } from "../lib/util/errors.ts";
@@ -396,12 +397,13 @@ function entryTemplate(rng: Rng): JsonFields {
 function messageTemplate(rng: Rng): JsonFields {
   switch (rng.int(10)) {
     case 0:
-      return obj({ version: 1, agent: "ferry/0.1.0" });
+      return obj({ version: 2, agent: "ferry/0.1.0", checksums: ["xxh128", "sha256"] });
     case 1:
       return obj({
-        version: 1,
+        version: 2,
         agent: "ferryd/0.1.0",
         limits: obj({ maxControl: 65536, maxData: 262144 }),
+        checksum: "xxh128",
       });
     case 2:
       return entryTemplate(rng);
@@ -514,7 +516,7 @@ function edgeLength(rng: Rng, limit: number): number {
 }
 
 function unknownType(rng: Rng): number {
-  return rng.pick([0, 8, 9, 0x7f, 0x80, 0xff, rng.int(256)]);
+  return rng.pick([0, 9, 10, 0x7f, 0x80, 0xff, rng.int(256)]);
 }
 
 // ---------------------------------------------------------------------------
@@ -592,10 +594,11 @@ function expectedDecoding(bytes: Uint8Array, setup: DecoderSetup): Expected {
     const type = view.getUint8(0);
     const length = view.getUint32(5);
     const limits = frames.length > 0 && setup.after ? setup.after : setup.limits;
-    if (type < FrameType.HELLO || type > FrameType.ERROR) {
+    if (type < FrameType.HELLO || type > FrameType.ZDATA) {
       return { frames, error: `type ${type}`, consumed: offset, largest };
     }
-    const limit = type === FrameType.DATA ? limits.maxData : limits.maxControl;
+    const data = type === FrameType.DATA || type === FrameType.ZDATA;
+    const limit = data ? limits.maxData : limits.maxControl;
     if (length > limit) {
       return { frames, error: `length ${length} > ${limit}`, consumed: offset, largest };
     }
@@ -612,8 +615,9 @@ function decoderStream(rng: Rng, setup: DecoderSetup, big: boolean): Uint8Array 
   const parts: Uint8Array[] = [];
   for (let i = rng.range(1, 8); i > 0; i--) {
     const limits = parts.length > 0 && setup.after ? setup.after : setup.limits;
-    const type = rng.range(FrameType.HELLO, FrameType.ERROR);
-    const limit = type === FrameType.DATA ? limits.maxData : limits.maxControl;
+    const type = rng.range(FrameType.HELLO, FrameType.ZDATA);
+    const data = type === FrameType.DATA || type === FrameType.ZDATA;
+    const limit = data ? limits.maxData : limits.maxControl;
     switch (rng.int(10)) {
       case 0:
         parts.push(rng.bytes(rng.range(1, 300)));
@@ -774,6 +778,11 @@ const isTime = (v: unknown) => isCount(v) && v <= 8.64e15;
 const isBool = (v: unknown) => typeof v === "boolean";
 const isLimit = (v: unknown) => isCount(v) && v >= 1024 && v <= 1 << 20;
 const isSha = (v: unknown) => typeof v === "string" && /^[0-9a-f]{64}$/.test(v);
+/** A resume prefix: a 128- or 256-bit checksum in hex (the connection's). */
+const isPrefix = (v: unknown) => typeof v === "string" && /^[0-9a-f]{32}(?:[0-9a-f]{32})?$/.test(v);
+const isShaDigest = (v: unknown) =>
+  typeof v === "object" && v !== null && (v as Result).algorithm === "sha256" &&
+  isSha((v as Result).hex);
 const isPath = (v: unknown) => typeof v === "string" && encoder.encode(v).length <= MAX_PATH_BYTES;
 const isOptional = (check: (v: unknown) => boolean) => (v: unknown) => v === undefined || check(v);
 
@@ -801,14 +810,14 @@ function isValidRequest(r: Result): boolean {
     parents: isBool,
     resume: isBool,
     offset: isCount,
-    prefix: isOptional(isSha),
+    prefix: isOptional(isPrefix),
   };
   const fields = Object.entries(checks).every(([key, check]) =>
     !Object.hasOwn(r, key) || check(r[key])
   );
   // A resume point past the start names the bytes it continues after; a put's stays in the file.
   const offset = (r.offset ?? 0) as number;
-  const resumes = offset === 0 || isSha(r.prefix) && (r.op !== "put" || r.resume === true);
+  const resumes = offset === 0 || isPrefix(r.prefix) && (r.op !== "put" || r.resume === true);
   // A put of unknown size (a stream) resumes nothing.
   const within = r.op !== "put" ||
     (r.size === undefined ? offset === 0 && r.resume === false : offset <= (r.size as number));
@@ -873,11 +882,16 @@ const PARSERS: Parser[] = [
   },
   {
     name: "parseSumReply",
-    parse: parseSumReply,
+    parse: (msg) => parseSumReply(msg, "sha256"),
     codes: ["PROTOCOL"],
-    valid: (r) => isSha(r.sha256) && isCount(r.size),
+    valid: (r) => isShaDigest(r.digest) && isCount(r.size),
   },
-  { name: "parseEnd", parse: parseEnd, codes: ["PROTOCOL"], valid: (r) => isSha(r.sha256) },
+  {
+    name: "parseEnd",
+    parse: (msg) => parseEnd(msg, "sha256"),
+    codes: ["PROTOCOL"],
+    valid: (r) => isShaDigest(r.digest),
+  },
 ];
 
 const ENTRY_PARSER = PARSERS.find((p) => p.parse === parseEntry)!;
@@ -1179,7 +1193,8 @@ function partialName(request: Uint8Array): string | undefined {
 
 /** A HELLO frame; mutated, its message, id, type or length may be off. */
 function hello(rng: Rng, mutated: boolean): Uint8Array {
-  const template = obj({ version: 1, agent: "fuzz" });
+  // SHA-256 only: the sessions' trailers are computed with node:crypto.
+  const template = obj({ version: PROTOCOL_VERSION, agent: "fuzz", checksums: ["sha256"] });
   if (!mutated) return frameBytes(FrameType.HELLO, 0, encoder.encode(writeJson(template)));
   const payload = messageBytes(rng, template);
   if (rng.chance(0.7)) return frameBytes(FrameType.HELLO, frameId(rng), payload);
@@ -1449,7 +1464,8 @@ function checkServerFrame(
       if (!plan.requestIds.has(frame.id)) return `${what}: no request has that id`;
       if (frame.type === FrameType.REPLY) report.replies++;
       if (frame.type === FrameType.REPLY) decodeMessage(frame);
-      if (frame.type === FrameType.END) parseEnd(decodeMessage(frame));
+      // The sessions offer SHA-256 only.
+      if (frame.type === FrameType.END) parseEnd(decodeMessage(frame), "sha256");
       return undefined;
     default:
       return `${what}: the server never sends this type`;

@@ -116,7 +116,13 @@ Deno.test("Reporter: not a terminal means results only; quiet means errors only"
 Deno.test("Reporter: --json prints one object per outcome and a summary", () => {
   const c = capture(true);
   const r = new Reporter("json", c.sink);
-  r.result({ op: "get", path: "a", bytes: 3, sha256: "ab", seconds: 0.0123 });
+  r.result({
+    op: "get",
+    path: "a",
+    bytes: 3,
+    checksum: { algorithm: "sha256", hex: "ab" },
+    seconds: 0.0123,
+  });
   r.result({ op: "get", path: "b", bytes: 0, seconds: 0, skipped: "exists" });
   r.result({ op: "get", path: "c", bytes: 0, seconds: 0, error: new FerryError("NOT_FOUND", "x") });
   r.summary("get");
@@ -125,6 +131,7 @@ Deno.test("Reporter: --json prints one object per outcome and a summary", () => 
     op: "get",
     path: "a",
     bytes: 3,
+    checksum: { sha256: "ab" },
     sha256: "ab",
     seconds: 0.012,
     skipped: null,
@@ -132,6 +139,8 @@ Deno.test("Reporter: --json prints one object per outcome and a summary", () => 
     resumed: 0,
   });
   assert.equal(lines[1].skipped, "exists");
+  assert.equal(lines[1].checksum, null);
+  assert.equal("sha256" in lines[1], false, "sha256 only where it was the checksum");
   assert.deepEqual(lines[2].error, { code: "NOT_FOUND", message: "x" });
   assert.deepEqual(
     [lines[3].op, lines[3].files, lines[3].bytes, lines[3].skipped, lines[3].failed],

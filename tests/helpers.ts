@@ -1,6 +1,7 @@
 /** Helpers for integration tests: a real ferryd and the real ferry CLI as subprocesses. */
 
 import { createHash } from "node:crypto";
+import { createXXHash128 } from "hash-wasm";
 import { join } from "node:path";
 import { PROTOCOL_VERSION } from "../lib/commands.ts";
 import { decodeMessage, DEFAULT_LIMITS, FrameType } from "../lib/frame.ts";
@@ -188,6 +189,18 @@ export function randomBytes(size: number): Uint8Array<ArrayBuffer> {
   return out;
 }
 
+/**
+ * XXH3-128 of `bytes`, lowercase hex, from hash-wasm directly: a second
+ * opinion on the value ferry computes (natively, where the addon loads).
+ */
+export function xxh128(bytes: Uint8Array): string {
+  WASM_XXH128.init();
+  WASM_XXH128.update(bytes);
+  return WASM_XXH128.digest("hex");
+}
+
+const WASM_XXH128 = await createXXHash128();
+
 /** SHA-256 of `bytes`, lowercase hex. */
 export function sha256(bytes: Uint8Array): string {
   return createHash("sha256").update(bytes).digest("hex");
@@ -245,10 +258,21 @@ export async function waitFor(
   }
 }
 
-/** A hand-driven protocol session, for tests that must misbehave on purpose. */
-export async function rawSession(port: number): Promise<FrameConn> {
+/**
+ * A hand-driven protocol session, for tests that must misbehave on purpose.
+ * It offers SHA-256 only (unless told otherwise), so that the tests compute
+ * their trailers with `node:crypto`.
+ */
+export async function rawSession(
+  port: number,
+  checksums: string[] = ["sha256"],
+): Promise<FrameConn> {
   const fc = new FrameConn(await Deno.connect({ hostname: "127.0.0.1", port }));
-  await fc.sendMessage(FrameType.HELLO, 0, { version: PROTOCOL_VERSION, agent: "raw-test" });
+  await fc.sendMessage(FrameType.HELLO, 0, {
+    version: PROTOCOL_VERSION,
+    agent: "raw-test",
+    checksums,
+  });
   const frame = await fc.read();
   if (frame?.type !== FrameType.WELCOME) throw new Error("no WELCOME");
   return fc;
@@ -271,7 +295,10 @@ export interface FakeServer {
   close(): Promise<void>;
 }
 
-/** Serve `session` to every connection, on an ephemeral loopback port, until closed. */
+/**
+ * Serve `session` to every connection, on an ephemeral loopback port, until
+ * closed. It answers any HELLO with a WELCOME that picks SHA-256.
+ */
 export function fakeServer(
   session: (fc: FrameConn) => Promise<void>,
   limits: Record<string, number> = DEFAULT_LIMITS,
@@ -284,7 +311,13 @@ export function fakeServer(
       sessions.push(
         (async () => {
           await fc.read();
-          await fc.sendMessage(FrameType.WELCOME, 0, { version: 1, agent: "fake", limits });
+          // SHA-256: the sessions compute their trailers with node:crypto.
+          await fc.sendMessage(FrameType.WELCOME, 0, {
+            version: PROTOCOL_VERSION,
+            agent: "fake",
+            limits,
+            checksum: "sha256",
+          });
           await session(fc);
         })().catch(() => {}).finally(() => fc.close()),
       );
@@ -353,11 +386,13 @@ export function cuttingProxy(
 
 /**
  * A TCP proxy to `port` that passes at most `bytesPerSecond` each way: a
- * transfer through it lasts long enough to be interfered with.
+ * transfer through it lasts long enough to be interfered with. It counts
+ * the bytes that went through, both ways.
  */
 export function throttledProxy(port: number, bytesPerSecond: number) {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const pumps: Promise<unknown>[] = [];
+  let total = 0;
   const accepting = (async () => {
     for await (const inbound of listener) {
       const outbound = await Deno.connect({ hostname: "127.0.0.1", port });
@@ -372,6 +407,7 @@ export function throttledProxy(port: number, bytesPerSecond: number) {
           let chunk = buf.subarray(0, n);
           while (chunk.length) chunk = chunk.subarray(await to.write(chunk));
           moved += n;
+          total += n;
           const ahead = moved / bytesPerSecond * 1000 - (performance.now() - started);
           if (ahead > 0) await new Promise((r) => setTimeout(r, ahead));
         }
@@ -384,6 +420,10 @@ export function throttledProxy(port: number, bytesPerSecond: number) {
   })().catch(() => {});
   return {
     address: `127.0.0.1:${listener.addr.port}`,
+    /** Bytes passed so far, both ways together. */
+    get bytes() {
+      return total;
+    },
     async close() {
       closeQuietly(listener);
       await accepting;

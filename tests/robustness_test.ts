@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { connect, serve } from "../mod.ts";
+import { PROTOCOL_VERSION } from "../lib/commands.ts";
 import { DEFAULT_LIMITS, FrameType, HEADER_SIZE } from "../lib/frame.ts";
 import { FrameConn } from "../lib/wire/frame_conn.ts";
 import {
@@ -230,7 +231,7 @@ Deno.test("a peer that breaks the protocol mid-stream still gets the ERROR expla
   for (let round = 0; round < 5; round++) {
     const conn = await Deno.connect({ hostname: "127.0.0.1", port: ferryd.port });
     const fc = new FrameConn(conn);
-    await fc.sendMessage(FrameType.HELLO, 0, { version: 1, agent: "breaker" });
+    await fc.sendMessage(FrameType.HELLO, 0, { version: PROTOCOL_VERSION, agent: "breaker" });
     assert.equal((await fc.read())?.type, FrameType.WELCOME);
     // An unknown frame type, then a flood the server will never read: the server drains it
     // before closing, since closing with bytes unread resets the connection.

@@ -102,7 +102,11 @@ Deno.test("ls -l, ls -R, ls --json, stat, sum, mkdir -p, mv, rm and rm -r", asyn
   const sum = await run("sum", "docs/a.txt");
   const sha = createHash("sha256").update("hello").digest("hex");
   assert.equal(sum.stdout, `${sha}  docs/a.txt\n`);
-  assert.equal(JSON.parse((await run("--json", "sum", "docs/a.txt")).stdout).sha256, sha);
+  const row = JSON.parse((await run("--json", "sum", "docs/a.txt")).stdout);
+  assert.deepEqual([row.checksum, row.sha256], [{ sha256: sha }, sha]);
+  // The fast one, as `xxhsum -H2` prints it.
+  const fast = await run("sum", "--xxh128", "docs/a.txt");
+  assert.equal(fast.stdout, "b5e9c1ad071b3e7fc779cfaa5e523818  docs/a.txt\n");
 
   assert.equal((await run("mkdir", "x/y")).code, 5, "mkdir without -p needs the parent");
   assert.equal((await run("mkdir", "-p", "x/y/z")).code, 0);

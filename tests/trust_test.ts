@@ -26,13 +26,15 @@ import {
   throttledProxy,
   waitFor,
   writeRandomFile,
+  xxh128,
 } from "./helpers.ts";
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
 
 /** The JSON rows a --json run printed. */
-function rows(stdout: string): Record<string, unknown>[] {
+// deno-lint-ignore no-explicit-any
+function rows(stdout: string): Record<string, any>[] {
   return stdout.trim().split("\n").filter((l) => l !== "").map((l) => JSON.parse(l));
 }
 
@@ -101,8 +103,8 @@ Deno.test("two gets of a republished file into one directory each leave one whol
   assert.equal(firstOut.code, 0, new TextDecoder().decode(firstOut.stderr));
   const firstRow = rows(new TextDecoder().decode(firstOut.stdout))[0];
   const secondRow = rows(second.stdout)[0];
-  assert.equal(firstRow.sha256, sha256(v1), "the first got the version it started with");
-  assert.equal(secondRow.sha256, sha256(v2));
+  assert.equal(firstRow.checksum.xxh128, xxh128(v1), "the first got the version it started with");
+  assert.equal(secondRow.checksum.xxh128, xxh128(v2));
   // The first finished last: what is on disk is what it reported.
   assert.equal(await fileHash(join(local.path, "latest.bin")), sha256(v1));
   assert.deepEqual(await listTree(local.path), ["latest.bin"], "no partial left");
@@ -125,9 +127,9 @@ Deno.test("gets of one name from two servers into one directory never mix", asyn
     );
     await Promise.all([slowA.close(), slowB.close()]);
     for (const run of runs) assert.equal(run.code, 0, run.stderr);
-    const reported = runs.map((r) => rows(r.stdout)[0].sha256);
-    assert.deepEqual(reported, versions.map(sha256), "each reports its own server's file");
-    const onDisk = await fileHash(join(local.path, "latest.bin"));
+    const reported = runs.map((r) => rows(r.stdout)[0].checksum.xxh128);
+    assert.deepEqual(reported, versions.map(xxh128), "each reports its own server's file");
+    const onDisk = xxh128(await Deno.readFile(join(local.path, "latest.bin")));
     assert.ok(reported.includes(onDisk), `round ${round}: the file is one whole version`);
     assert.deepEqual(await listTree(local.path), ["latest.bin"], "no partial left");
   }
@@ -170,7 +172,7 @@ Deno.test("get writes through a FIFO, a device and a symlink, never replacing th
     assert.ok(made.success, new TextDecoder().decode(made.stderr));
     const run = await runClient(server.address, ["--json", "get", "f.bin", device]);
     assert.equal(run.code, 0, run.stderr);
-    assert.equal(rows(run.stdout)[0].sha256, sha256(content));
+    assert.equal(rows(run.stdout)[0].checksum.xxh128, xxh128(content));
     assert.ok(Deno.lstatSync(device).isCharDevice, "still the device, not a regular file");
   });
 
@@ -197,7 +199,15 @@ Deno.test("put - and get - move 1 GiB through pipes in flat memory, verified", a
   await using server = await startServer();
   const block = randomBytes(MiB);
   const expected = createHash("sha256");
-  const put = spawnClient(server.address, ["--json", "put", "-", "piped/big.bin"]);
+  // With SHA-256 asked for: the --json row then names it twice, as `checksum` and `sha256`.
+  const put = spawnClient(server.address, [
+    "--json",
+    "--checksum",
+    "sha256",
+    "put",
+    "-",
+    "piped/big.bin",
+  ]);
   let peakPut = 0;
   const writer = put.stdin.getWriter();
   for (let i = 0; i < 1024; i++) {
@@ -211,7 +221,7 @@ Deno.test("put - and get - move 1 GiB through pipes in flat memory, verified", a
   assert.equal(putOut.code, 0, new TextDecoder().decode(putOut.stderr));
   const sha = expected.digest("hex");
   const row = rows(new TextDecoder().decode(putOut.stdout))[0];
-  assert.deepEqual([row.bytes, row.sha256], [GiB, sha]);
+  assert.deepEqual([row.bytes, row.checksum, row.sha256], [GiB, { sha256: sha }, sha]);
   assert.equal(Deno.statSync(join(server.root, "piped/big.bin")).size, GiB);
 
   const get = spawnClient(server.address, ["get", "piped/big.bin", "-"]);
@@ -255,7 +265,7 @@ Deno.test("put of a FIFO streams what its writer sends, and a signal ends the wa
   const run = await runClient(server.address, ["--json", "put", fifo, "from-fifo.bin"]);
   await writer;
   assert.equal(run.code, 0, run.stderr);
-  assert.equal(rows(run.stdout)[0].sha256, sha256(content));
+  assert.equal(rows(run.stdout)[0].checksum.xxh128, xxh128(content));
   assert.equal(await fileHash(join(server.root, "from-fifo.bin")), sha256(content));
 
   // Nobody writes: the open waits, and SIGTERM still ends it at once.

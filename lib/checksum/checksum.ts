@@ -11,14 +11,84 @@
 import { FerryError } from "../util/errors.ts";
 import { sha256Hasher } from "./sha256.ts";
 import type { Algorithm, Digest, Hasher } from "./types.ts";
+import { loadXxh128, xxh128Hasher, type Xxh128Implementation } from "./xxh128.ts";
 
 export type { Algorithm, Digest, Hasher } from "./types.ts";
-
-/** The algorithm every transfer is checked with (until peers negotiate another). */
-export const DEFAULT_ALGORITHM: Algorithm = "sha256";
+export type { Xxh128Implementation } from "./xxh128.ts";
+export { xxh128Implementation } from "./xxh128.ts";
 
 /**
- * A fresh running checksum.
+ * Every algorithm, in ferry's order of preference: what a client offers and
+ * a server accepts unless told otherwise.
+ */
+export const ALGORITHMS: readonly Algorithm[] = ["xxh128", "sha256"];
+
+/** The algorithm transfers are checked with when nobody asks for another. */
+export const DEFAULT_ALGORITHM: Algorithm = "xxh128";
+
+/**
+ * Whether `text` names an algorithm.
+ *
+ * @example
+ * ```ts
+ * import { isAlgorithm } from "./checksum.ts";
+ * console.assert(isAlgorithm("xxh128") && !isAlgorithm("md5"));
+ * ```
+ */
+export function isAlgorithm(text: unknown): text is Algorithm {
+  return text === "xxh128" || text === "sha256";
+}
+
+/**
+ * Parse a comma-separated list of algorithms (`xxh128,sha256`), as the
+ * `--checksum` options take it: USAGE for an unknown name or an empty list.
+ *
+ * @example
+ * ```ts
+ * import { parseAlgorithms } from "./checksum.ts";
+ * console.assert(parseAlgorithms("sha256, xxh128").join() === "sha256,xxh128");
+ * ```
+ */
+export function parseAlgorithms(text: string): Algorithm[] {
+  const names = text.split(",").map((n) => n.trim().toLowerCase()).filter((n) => n !== "");
+  const list: Algorithm[] = [];
+  for (const name of names) {
+    const algorithm = ALIASES[name] ?? name;
+    if (!isAlgorithm(algorithm)) {
+      throw new FerryError("USAGE", `unknown checksum '${name}' (known: ${ALGORITHMS.join(", ")})`);
+    }
+    if (!list.includes(algorithm)) list.push(algorithm);
+  }
+  if (list.length === 0) {
+    throw new FerryError("USAGE", `no checksum named (known: ${ALGORITHMS.join(", ")})`);
+  }
+  return list;
+}
+
+const ALIASES: Record<string, Algorithm> = {
+  "xxh3-128": "xxh128",
+  "xxh3": "xxh128",
+  "sha-256": "sha256",
+};
+
+/**
+ * Make `algorithm` ready to use: XXH3-128 loads its implementation (see
+ * `xxh128.ts`) on first use. Resolves to how it is computed.
+ *
+ * @example
+ * ```ts
+ * import { loadAlgorithm } from "./checksum.ts";
+ * console.assert(await loadAlgorithm("sha256") === "node:crypto");
+ * ```
+ */
+export async function loadAlgorithm(
+  algorithm: Algorithm,
+): Promise<Xxh128Implementation | "node:crypto"> {
+  return algorithm === "xxh128" ? await loadXxh128() : "node:crypto";
+}
+
+/**
+ * A fresh running checksum. XXH3-128 needs {@linkcode loadAlgorithm} first.
  *
  * @example
  * ```ts
@@ -28,10 +98,12 @@ export const DEFAULT_ALGORITHM: Algorithm = "sha256";
  * console.assert(h.digest().hex.startsWith("ba7816bf"));
  * ```
  */
-export function hasher(algorithm: Algorithm = DEFAULT_ALGORITHM): Hasher {
+export function hasher(algorithm: Algorithm): Hasher {
   switch (algorithm) {
     case "sha256":
       return sha256Hasher();
+    case "xxh128":
+      return xxh128Hasher();
   }
 }
 
@@ -48,14 +120,17 @@ export function algorithmName(algorithm: Algorithm): string {
   return NAMES[algorithm];
 }
 
-const NAMES: Record<Algorithm, string> = { sha256: "SHA-256" };
+const NAMES: Record<Algorithm, string> = { sha256: "SHA-256", xxh128: "XXH3-128" };
 
 /** Whether `text` is a well-formed value of `algorithm` (lowercase hex of its length). */
 export function isDigestHex(algorithm: Algorithm, text: unknown): text is string {
   return typeof text === "string" && HEX[algorithm].test(text);
 }
 
-const HEX: Record<Algorithm, RegExp> = { sha256: /^[0-9a-f]{64}$/ };
+const HEX: Record<Algorithm, RegExp> = {
+  sha256: /^[0-9a-f]{64}$/,
+  xxh128: /^[0-9a-f]{32}$/,
+};
 
 /** What content is read from for hashing: a file, a storage read handle, an upload's prefix. */
 export interface Readable {
@@ -82,15 +157,15 @@ export interface Readable {
  *     return Promise.resolve(n === 0 ? null : n);
  *   },
  * };
- * const state = await hashPrefix(source, 3, new Uint8Array(2));
- * console.assert(state.copy().digest().hex.startsWith("ba7816bf")); // "abc"
+ * const state = await hashPrefix(source, 3, new Uint8Array(2), "sha256");
+ * console.assert(state.peek().hex.startsWith("ba7816bf")); // "abc"
  * ```
  */
 export async function hashPrefix(
   source: Readable,
   size: number,
   buf: Uint8Array,
-  algorithm: Algorithm = DEFAULT_ALGORITHM,
+  algorithm: Algorithm,
 ): Promise<Hasher> {
   const state = hasher(algorithm);
   let done = 0;
@@ -110,7 +185,7 @@ export async function hashSource(
   source: Readable,
   size: number,
   buf: Uint8Array,
-  algorithm: Algorithm = DEFAULT_ALGORITHM,
+  algorithm: Algorithm,
 ): Promise<Digest> {
   return (await hashPrefix(source, size, buf, algorithm)).digest();
 }
@@ -119,7 +194,7 @@ export async function hashSource(
 export async function hashToEnd(
   source: Readable,
   buf: Uint8Array,
-  algorithm: Algorithm = DEFAULT_ALGORITHM,
+  algorithm: Algorithm,
 ): Promise<Digest> {
   const state = hasher(algorithm);
   for (;;) {
@@ -138,8 +213,8 @@ export async function hashToEnd(
  * @example
  * ```ts
  * import { checkResumePoint, hasher } from "./checksum.ts";
- * const held = hasher();
- * checkResumePoint(held, held.copy().digest().hex, 0, "a.bin"); // the same: no throw
+ * const held = hasher("sha256");
+ * checkResumePoint(held, held.peek().hex, 0, "a.bin"); // the same: no throw
  * ```
  */
 export function checkResumePoint(
@@ -148,7 +223,7 @@ export function checkResumePoint(
   offset: number,
   what: string,
 ): void {
-  if (claimed === undefined || held.copy().digest().hex !== claimed) {
+  if (claimed === undefined || held.peek().hex !== claimed) {
     throw new FerryError(
       "RESUME_MISMATCH",
       `cannot resume ${what}: the first ${offset} bytes differ`,

@@ -22,8 +22,8 @@ class Sha256 implements Hasher {
     this.#hash.update(bytes);
   }
 
-  copy(): Hasher {
-    return new Sha256(this.#hash.copy());
+  peek(): { algorithm: "sha256"; hex: string } {
+    return { algorithm: "sha256", hex: this.#hash.copy().digest("hex") };
   }
 
   digest(): { algorithm: "sha256"; hex: string } {

@@ -5,8 +5,12 @@
  * @module
  */
 
-/** The checksum algorithms ferry knows. */
-export type Algorithm = "sha256";
+/**
+ * The checksum algorithms ferry knows: `xxh128` (XXH3-128, fast; detects
+ * corruption) and `sha256` (SHA-256, cryptographic; what published digests
+ * use).
+ */
+export type Algorithm = "xxh128" | "sha256";
 
 /**
  * A checksum: its algorithm and its value, in lowercase hex.
@@ -34,8 +38,8 @@ export interface Hasher {
   readonly algorithm: Algorithm;
   /** Feed the next bytes; they are only read during the call. */
   update(bytes: Uint8Array): void;
-  /** An independent copy of the state so far (this one goes on). */
-  copy(): Hasher;
+  /** The checksum of what was fed so far; the hasher goes on. */
+  peek(): Digest;
   /** The checksum of everything fed. The hasher is used up. */
   digest(): Digest;
 }

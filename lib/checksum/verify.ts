@@ -8,7 +8,7 @@
  */
 
 import { FerryError } from "../util/errors.ts";
-import { algorithmName, type Digest, type Hasher, hasher } from "./checksum.ts";
+import { type Algorithm, algorithmName, type Digest, type Hasher, hasher } from "./checksum.ts";
 
 /** Where verified content goes: a temporary file, a storage upload, a stream. */
 export interface ByteSink {
@@ -31,9 +31,11 @@ export class ChecksumMismatch extends FerryError {
 
 /** Options for {@linkcode Verifier}. */
 export interface VerifierOptions {
+  /** The checksum the sender vouches with (the connection's). */
+  algorithm: Algorithm;
   /** Bytes of the file already in the sink before these (a resumed transfer). */
   offset?: number;
-  /** A running checksum already fed with those bytes. Default: a fresh one of the default algorithm. */
+  /** A running checksum (of `algorithm`) already fed with those bytes. Default: a fresh one. */
   prefix?: Hasher;
   /**
    * For content of unknown size: the most bytes taken (LIMIT beyond), and
@@ -59,9 +61,10 @@ export interface Claim {
  * import { Verifier } from "./verify.ts";
  * const chunks: Uint8Array[] = [];
  * const bytes = new TextEncoder().encode("hello");
- * const verifier = new Verifier(5, { write: (c) => void chunks.push(c.slice()) });
+ * const sink = { write: (c: Uint8Array) => void chunks.push(c.slice()) };
+ * const verifier = new Verifier(5, sink, { algorithm: "sha256" });
  * await verifier.write(bytes);
- * const expected = hasher();
+ * const expected = hasher("sha256");
  * expected.update(bytes);
  * const digest = verifier.end({ digest: expected.digest() });
  * console.assert(digest.hex.startsWith("2cf24dba") && chunks.length === 1);
@@ -76,10 +79,10 @@ export class Verifier {
   #received: number;
 
   /** Expect a file of `size` bytes (undefined: not known up front), passed on to `sink`. */
-  constructor(size: number | undefined, sink: ByteSink, options: VerifierOptions = {}) {
+  constructor(size: number | undefined, sink: ByteSink, options: VerifierOptions) {
     this.#size = size;
     this.#sink = sink;
-    this.#hasher = options.prefix ?? hasher();
+    this.#hasher = options.prefix ?? hasher(options.algorithm);
     this.#limit = options.limit;
     this.#onProgress = options.onProgress;
     this.#received = options.offset ?? 0;

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { type Digest, hashToEnd } from "../checksum/checksum.ts";
+import { type Algorithm, type Digest, hashToEnd } from "../checksum/checksum.ts";
 import { join } from "node:path";
 import type { FerryClient, TransferOptions, TransferResult } from "./client.ts";
 import { WroteThrough } from "./local_io.ts";
@@ -191,7 +191,11 @@ export async function planGet(
 }
 
 /** The checksum of the local file at `path`, read through `buf`; undefined when it cannot be read. */
-async function hashLocal(path: string, buf: Uint8Array): Promise<Digest | undefined> {
+async function hashLocal(
+  path: string,
+  buf: Uint8Array,
+  algorithm: Algorithm,
+): Promise<Digest | undefined> {
   let file: Deno.FsFile;
   try {
     file = await Deno.open(path, { read: true });
@@ -199,7 +203,7 @@ async function hashLocal(path: string, buf: Uint8Array): Promise<Digest | undefi
     return undefined;
   }
   try {
-    return await hashToEnd(file, buf);
+    return await hashToEnd(file, buf, algorithm);
   } finally {
     file.close();
   }
@@ -369,7 +373,8 @@ function putJob(
 
 /**
  * Whether the destination of `job` already holds the same content: same
- * size, then same SHA-256 (computed by the server for the remote side).
+ * size, then the same checksum, in the connection's algorithm (computed, or
+ * remembered, by the server for the remote side).
  * Returns the shared hash, or undefined if they differ.
  */
 async function sameContent(
@@ -382,13 +387,14 @@ async function sameContent(
   const local = await Deno.stat(localPath).catch(() => undefined);
   // A planned size of 0 may mean "not known yet" (a single get): then sum decides.
   if (!local?.isFile || (job.size > 0 && local.size !== job.size)) return undefined;
-  const remote = await client.sum(remotePath).catch((err) => {
+  const algorithm = client.welcome.checksum;
+  const remote = await client.sum(remotePath, algorithm).catch((err) => {
     if (toFerryError(err).code === "NOT_FOUND") return undefined;
     throw err;
   });
   if (!remote || remote.size !== local.size) return undefined;
-  const digest = await hashLocal(localPath, buf);
-  return digest?.hex === remote.sha256 ? digest : undefined;
+  const digest = await hashLocal(localPath, buf, algorithm);
+  return digest?.hex === remote.digest.hex ? digest : undefined;
 }
 
 /**

@@ -6,6 +6,7 @@
  * @module
  */
 
+import type { Algorithm } from "../checksum/checksum.ts";
 import {
   type Entry,
   type ListOptions,
@@ -64,6 +65,14 @@ export interface ConnectOptions {
    * certificates or pins the server's certificate (see {@linkcode TlsOptions}).
    */
   tls?: boolean | TlsOptions;
+  /**
+   * Check transfers with this checksum only (`"sha256"`), or with the first
+   * of these the server accepts. Default: the server's choice, XXH3-128
+   * unless it prefers another.
+   */
+  checksum?: Algorithm | Algorithm[];
+  /** Ask the server to compress data frames with zstd, both ways (default false). */
+  compress?: boolean;
 }
 
 /**
@@ -89,6 +98,8 @@ export async function connect(
     timeoutMs: options.timeoutMs ?? 120_000,
     token: options.token,
     tls: options.tls === true ? {} : options.tls || undefined,
+    checksums: typeof options.checksum === "string" ? [options.checksum] : options.checksum,
+    compress: options.compress,
   });
   return new FerryClient(connection);
 }
@@ -155,9 +166,15 @@ export class FerryClient {
     return parseEntry((await this.#conn.simple({ op: "stat", path })).entry);
   }
 
-  /** SHA-256 and size of a remote file, computed by the server. */
-  async sum(path: string): Promise<SumReply> {
-    return parseSumReply(await this.#conn.simple({ op: "sum", path }));
+  /**
+   * The checksum and size of a remote file, computed (or remembered) by the
+   * server: SHA-256 unless `algorithm` says otherwise.
+   */
+  async sum(path: string, algorithm: Algorithm = "sha256"): Promise<SumReply> {
+    const request = algorithm === "sha256"
+      ? { op: "sum" as const, path }
+      : { op: "sum" as const, path, algorithm };
+    return parseSumReply(await this.#conn.simple(request), algorithm);
   }
 
   /** Create a remote directory; with `parents`, also its parents, and no error if it exists. */

@@ -6,9 +6,11 @@
  * @module
  */
 
+import { type Algorithm, ALGORITHMS, loadAlgorithm } from "../checksum/checksum.ts";
 import {
   type Entry,
   errorFromMessage,
+  type Hello,
   MAX_LISTING_ENTRIES,
   parseLsReply,
   parseWelcome,
@@ -18,6 +20,7 @@ import {
 } from "../commands.ts";
 import { decodeMessage, type Frame, FrameType, frameTypeName, HEADER_SIZE } from "../frame.ts";
 import { connectionLost, FerryError, toFerryError } from "../util/errors.ts";
+import { escapeControls } from "../util/display.ts";
 import { VERSION } from "../util/version.ts";
 import { FrameConn } from "../wire/frame_conn.ts";
 import { connectTls, type TlsOptions } from "../wire/tls.ts";
@@ -48,6 +51,10 @@ export interface ConnectionOptions {
   token?: string;
   /** Talk TLS, with these trust settings. */
   tls?: TlsOptions;
+  /** Transfer checksums to offer, preferred first (default: every one). */
+  checksums?: Algorithm[];
+  /** Ask for zstd-compressed data frames. */
+  compress?: boolean;
 }
 
 /** Connect to `addr`, say HELLO, and take the server's WELCOME. */
@@ -61,11 +68,14 @@ export async function openConnection(
     : await connectTcp(addr, timeoutMs);
   const fc = new FrameConn(conn, { timeoutMs, bufferSize: RECEIVE_BUFFER, eager: true });
   try {
-    await fc.sendMessage(FrameType.HELLO, 0, {
+    const hello: Hello = {
       version: PROTOCOL_VERSION,
       agent: `ferry/${VERSION}`,
       token: options.token,
-    });
+      checksums: [...(options.checksums ?? ALGORITHMS)],
+    };
+    if (options.compress) hello.compress = ["zstd"];
+    await fc.sendMessage(FrameType.HELLO, 0, hello);
     // A TLS server answers cleartext by hanging up, or with a 7-byte alert, which is no ferry
     // frame; ferryd itself always says why before it closes.
     const notFerry = (why: string) =>
@@ -87,12 +97,29 @@ export async function openConnection(
     if (frame.type !== FrameType.WELCOME) {
       throw new FerryError("PROTOCOL", "not a ferry server: expected WELCOME");
     }
-    const welcome = parseWelcome(decodeMessage(frame));
+    const message = decodeMessage(frame);
+    // Before anything else in it is read: a later version may say it differently.
+    if (message.version !== PROTOCOL_VERSION) {
+      const agent = typeof message.agent === "string"
+        ? ` (${escapeControls(message.agent.slice(0, 40))})`
+        : "";
+      throw new FerryError(
+        "PROTOCOL",
+        `the server${agent} speaks protocol version ${String(message.version).slice(0, 10)} ` +
+          `and this client (ferry ${VERSION}) version ${PROTOCOL_VERSION}: ` +
+          "use client and server of one version",
+      );
+    }
+    const welcome = parseWelcome(message);
     // The server sends DATA frames up to the size it announced.
     fc.setLimits(welcome.limits);
-    if (welcome.version !== PROTOCOL_VERSION) {
-      throw new FerryError("PROTOCOL", `server speaks protocol version ${welcome.version}`);
+    if (options.checksums && !options.checksums.includes(welcome.checksum)) {
+      throw new FerryError(
+        "PROTOCOL",
+        `the server chose ${welcome.checksum}, which was not offered`,
+      );
     }
+    await loadAlgorithm(welcome.checksum);
     return new Connection(fc, welcome, { timeoutMs, origin: formatAddress(addr) });
   } catch (err) {
     fc.close();
@@ -134,6 +161,11 @@ export class Connection {
     fc.setTimeout(0);
     this.sendBuf = new Uint8Array(2 * (HEADER_SIZE + welcome.limits.maxData));
     this.#readLoop();
+  }
+
+  /** The checksum every transfer on this connection is verified with. */
+  get algorithm(): Algorithm {
+    return this.welcome.checksum;
   }
 
   /** Set when the connection has failed; every later request fails with it. */

@@ -21,8 +21,6 @@ export interface Outcome {
   resumed?: number;
   /** The verified checksum of the file (or of the one found unchanged). */
   checksum?: Digest;
-  /** The same as SHA-256 hex, where only that is known. */
-  sha256?: string;
   seconds: number;
   /** Why nothing was done, e.g. `unchanged`, `exists`, `symlink`. */
   skipped?: string;
@@ -175,7 +173,8 @@ export class Reporter {
         path: o.path,
         bytes: o.bytes,
         resumed: o.resumed ?? 0,
-        sha256: (o.checksum?.algorithm === "sha256" ? o.checksum.hex : o.sha256) ?? null,
+        checksum: o.checksum ? { [o.checksum.algorithm]: o.checksum.hex } : null,
+        ...(o.checksum?.algorithm === "sha256" && { sha256: o.checksum.hex }),
         seconds: Number(o.seconds.toFixed(3)),
         skipped: o.skipped ?? null,
         attempts: o.attempts ?? 1,

@@ -43,9 +43,10 @@ import {
  * ```ts
  * import type { TransferResult } from "./transfers.ts";
  * const report = (r: TransferResult) =>
- *   `${r.bytes} bytes (+${r.resumed} resumed) in ${r.seconds.toFixed(1)} s, sha256 ${r.sha256}`;
- * const checksum = { algorithm: "sha256" as const, hex: "ab" };
- * console.log(report({ bytes: 10, resumed: 0, checksum, sha256: "ab", seconds: 0.1 }));
+ *   `${r.bytes} bytes (+${r.resumed} resumed) in ${r.seconds.toFixed(1)} s, ` +
+ *   `${r.checksum.algorithm} ${r.checksum.hex}`;
+ * const checksum = { algorithm: "xxh128" as const, hex: "ab" };
+ * console.log(report({ bytes: 10, resumed: 0, checksum, seconds: 0.1 }));
  * ```
  */
 export interface TransferResult {
@@ -53,10 +54,10 @@ export interface TransferResult {
   bytes: number;
   /** Bytes that an earlier, interrupted transfer had already moved (the file is `bytes + resumed`). */
   resumed: number;
-  /** The whole file's checksum, verified by the receiver. */
+  /** The whole file's checksum, verified by the receiver, in the connection's algorithm. */
   checksum: Digest;
-  /** The same, as SHA-256 hex (the checksum every transfer uses today). */
-  sha256: string;
+  /** The same as hex, when the connection's checksum is SHA-256 (`--checksum sha256`). */
+  sha256?: string;
   /** Wall-clock duration. */
   seconds: number;
 }
@@ -243,7 +244,7 @@ class Download {
       op: "get",
       path: this.#remote,
       offset: this.#prefix ? this.#offset : 0,
-      ...(this.#prefix && { prefix: this.#prefix.copy().digest().hex }),
+      ...(this.#prefix && { prefix: this.#prefix.peek().hex }),
       // Only a file can be dropped and asked for again (see GetRequest.retries).
       ...(this.#fresh
         ? { fresh: true }
@@ -295,7 +296,7 @@ class Download {
   async #hashPrefix(partial: AtomicFile): Promise<void> {
     try {
       const buf = new Uint8Array(PREFIX_BUFFER);
-      this.#prefix = await hashPrefix(partial.prefix(), this.#offset, buf);
+      this.#prefix = await hashPrefix(partial.prefix(), this.#offset, buf, this.#conn.algorithm);
     } catch (err) {
       await partial.abort();
       throw err;
@@ -315,7 +316,7 @@ class Download {
       // Drain the rest of the body, then report the local failure; a sender that goes on
       // past what it announced is not drained for ever.
       this.#drained += frame.payload.length;
-      if (frame.type !== FrameType.DATA) fail(this.#refused);
+      if (frame.type !== FrameType.DATA && frame.type !== FrameType.ZDATA) fail(this.#refused);
       else if (this.#drained > (this.#meta?.size ?? 0) - this.#offset) {
         this.#conn.abandon(fail, this.#refused);
       }
@@ -335,7 +336,7 @@ class Download {
         bytes: this.#receiver!.received - this.#offset,
         resumed: this.#offset,
         checksum: digest,
-        sha256: digest.hex,
+        ...(digest.algorithm === "sha256" && { sha256: digest.hex }),
         seconds: elapsed(this.#started),
       });
     } catch (err) {
@@ -384,12 +385,16 @@ class Download {
     this.#sink ??= target!.device
       ? await deviceSink(target!)
       : AtomicFile.create(target!.path, { mode: meta.mode });
+    const algorithm = this.#conn.algorithm;
     this.#receiver = new BodyReceiver(
       new Verifier(meta.size, this.#sink, {
+        algorithm,
         offset: this.#offset,
         prefix: this.#prefix,
         onProgress,
       }),
+      algorithm,
+      this.#conn.welcome.compress ? this.#conn.welcome.limits.maxData : undefined,
     );
   }
 }
@@ -446,7 +451,9 @@ async function uploadOnce(
       const held = await conn.simple({ op: "partial", path: remote, size, mtime });
       offset = parsePartialReply(held, size);
       // Hashing the first bytes also moves the source to where the body starts.
-      if (offset > 0) prefix = await hashPrefix(source, offset, new Uint8Array(PREFIX_BUFFER));
+      if (offset > 0) {
+        prefix = await hashPrefix(source, offset, new Uint8Array(PREFIX_BUFFER), conn.algorithm);
+      }
     }
     let sent: { digest?: Digest; bytes: number } = { bytes: 0 };
     let localError: FerryError | undefined;
@@ -459,7 +466,7 @@ async function uploadOnce(
       noClobber: options.noClobber ?? false,
       resume: resumable,
       offset,
-      ...(prefix && { prefix: prefix.copy().digest().hex }),
+      ...(prefix && { prefix: prefix.peek().hex }),
     };
     const { onProgress, signal } = options;
     const reply = conn.request<void>(
@@ -475,6 +482,8 @@ async function uploadOnce(
           const body = await sendBody(conn.frames, id, source, rest, conn.sendBuf, {
             stopped: () => !conn.waiting(id) || Boolean(signal?.aborted),
             onProgress: onProgress && ((bytes) => onProgress(offset + bytes)),
+            algorithm: conn.algorithm,
+            compress: conn.welcome.compress === "zstd",
             prefix,
             offset,
           });
@@ -500,7 +509,7 @@ async function uploadOnce(
       bytes: sent.bytes,
       resumed: offset,
       checksum,
-      sha256: checksum.hex,
+      ...(checksum.algorithm === "sha256" && { sha256: checksum.hex }),
       seconds: elapsed(started),
     };
   } finally {

@@ -10,10 +10,23 @@ import { readConfigFile } from "../util/config_file.ts";
 import { escapeName } from "../util/display.ts";
 import { checkToken, parseTokens, type TokenGrant } from "./auth.ts";
 import { DEFAULT_PORT, serve } from "./serve.ts";
+import { PROTOCOL_VERSION } from "../commands.ts";
 import { onStopSignal } from "../util/signals.ts";
 import { VERSION } from "../util/version.ts";
 import { ownWorkingDirectory } from "../fs/directory.ts";
 import { parseBytes, parseCount, parseSeconds } from "../util/option_values.ts";
+import {
+  type Algorithm,
+  ALGORITHMS,
+  loadAlgorithm,
+  parseAlgorithms,
+  xxh128Implementation,
+} from "../checksum/checksum.ts";
+
+/** An accepted checksum, and how XXH3-128 is computed here (it matters tenfold for speed). */
+function describeAlgorithm(algorithm: Algorithm): string {
+  return algorithm === "xxh128" ? `xxh128 (${xxh128Implementation()})` : algorithm;
+}
 
 const HELP = `ferryd ${VERSION}: serve one directory tree to ferry clients
 
@@ -45,6 +58,11 @@ Limits and lifecycle:
       --fsync                   flush every upload to disk before confirming it (survives power loss)
       --partial-ttl SECONDS     remove interrupted uploads kept for resuming, and other leftovers,
                                 once untouched this long (default: 86400; 0: never)
+
+Transfers:
+      --checksum LIST           checksums accepted, preferred first (default: xxh128,sha256;
+                                env FERRY_CHECKSUM); each client gets the first it offers
+      --no-compress             refuse compression (clients asking for --compress get plain data)
   -h, --help                    show this help
   -V, --version                 show the version
 
@@ -74,6 +92,9 @@ export interface ServerArgs {
   maxPerClient: number;
   maxFileSize?: number;
   quota?: number;
+  /** Checksums accepted, preferred first. */
+  checksums: Algorithm[];
+  noCompress: boolean;
   help: boolean;
   version: boolean;
 }
@@ -115,6 +136,8 @@ export function parseServerArgs(
         "max-per-client": { type: "string", default: "64" },
         "max-file-size": { type: "string" },
         quota: { type: "string" },
+        checksum: { type: "string" },
+        "no-compress": { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
         version: { type: "boolean", short: "V", default: false },
       },
@@ -153,6 +176,8 @@ export function parseServerArgs(
     maxPerClient: parseCount("--max-per-client", values["max-per-client"], { min: 1 }),
     maxFileSize: bytes("max-file-size"),
     quota: bytes("quota"),
+    checksums: parseAlgorithms(values.checksum ?? env.FERRY_CHECKSUM ?? ALGORITHMS.join(",")),
+    noCompress: values["no-compress"],
     help: values.help,
     version: values.version,
   };
@@ -172,7 +197,9 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (args.version) {
-    console.log(`ferryd ${VERSION}`);
+    console.log(
+      `ferryd ${VERSION} (protocol ${PROTOCOL_VERSION}, xxh128 ${await loadAlgorithm("xxh128")})`,
+    );
     return 0;
   }
   let server;
@@ -206,6 +233,8 @@ export async function main(argv: string[]): Promise<number> {
       maxConnectionsPerClient: args.maxPerClient,
       maxFileSize: args.maxFileSize,
       quota: args.quota,
+      checksums: args.checksums,
+      noCompress: args.noCompress,
     });
   } catch (err) {
     const e = toFerryError(err);
@@ -237,6 +266,7 @@ export async function main(argv: string[]): Promise<number> {
   console.log(
     `ferryd listening on ${shown}:${port}${tls}, serving ${escapeName(server.location)}`,
   );
+  console.error(`ferryd: checksums ${args.checksums.map(describeAlgorithm).join(", ")}`);
   await server.finished;
   unlisten();
   return 0;

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { type Algorithm, ALGORITHMS, loadAlgorithm } from "../checksum/checksum.ts";
 import { DEFAULT_PORT } from "../commands.ts";
 import { LocalStorage } from "../storage/local/local_storage.ts";
 import { QuotaStorage } from "../storage/quota.ts";
@@ -81,6 +82,13 @@ export interface ServeOptions {
    * periodically (default 86 400 000, a day; 0 = never).
    */
   partialTtlMs?: number;
+  /**
+   * Transfer checksums accepted, preferred first (default `["xxh128",
+   * "sha256"]`): each connection uses the first that its client offers.
+   */
+  checksums?: Algorithm[];
+  /** Refuse compression (clients that ask for it get uncompressed frames). */
+  noCompress?: boolean;
 }
 
 /** A running server. */
@@ -172,7 +180,19 @@ export async function serve(options: ServeOptions = {}): Promise<FerryServer> {
     maxFileSize: options.maxFileSize,
     fsync: options.fsync,
   });
-  const faces: Face[] = [protocolFace({ service, handshakeTimeoutMs, idleTimeoutMs })];
+  const checksums = options.checksums ?? [...ALGORITHMS];
+  if (checksums.length === 0) throw new FerryError("USAGE", "no checksum accepted");
+  // Loaded now, so that no session waits for it (and a broken one fails the start, not a transfer).
+  for (const algorithm of checksums) await loadAlgorithm(algorithm);
+  const faces: Face[] = [
+    protocolFace({
+      service,
+      handshakeTimeoutMs,
+      idleTimeoutMs,
+      checksums,
+      compress: !options.noCompress,
+    }),
+  ];
   /** Every connection accepted and not yet ended, and the session serving it, once routed. */
   const live = new Map<Accepted, FaceSession | undefined>();
   const sessions = new Set<Promise<void>>();

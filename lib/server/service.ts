@@ -16,6 +16,7 @@ import {
   type Hasher,
   hashPrefix,
   hashSource,
+  loadAlgorithm,
 } from "../checksum/checksum.ts";
 import { type Claim, Verifier } from "../checksum/verify.ts";
 import type { Entry, GetRequest, ListOptions, PutRequest } from "../commands.ts";
@@ -59,7 +60,10 @@ export interface ServiceOptions {
  * What {@linkcode FerryService.download} needs: the path as the client gave
  * it, and a resume point (see `GetRequest`), whichever face it came through.
  */
-export type DownloadRequest = Omit<GetRequest, "op">;
+export type DownloadRequest = Omit<GetRequest, "op"> & {
+  /** The checksum the content is vouched for with (the prefix's too). */
+  algorithm: Algorithm;
+};
 
 /** A file on its way out: its metadata, its content from the offset on, what is known of it. */
 export interface OutgoingFile {
@@ -86,7 +90,10 @@ export interface OutgoingFile {
  * What {@linkcode FerryService.upload} needs: what the client says of the
  * file it sends (see `PutRequest`), whichever face it came through.
  */
-export type UploadRequest = Omit<PutRequest, "op">;
+export type UploadRequest = Omit<PutRequest, "op"> & {
+  /** The checksum the content is vouched for with (the prefix's too). */
+  algorithm: Algorithm;
+};
 
 /**
  * A file on its way in: feed it the content, then the sender's claim at the
@@ -200,15 +207,21 @@ export class FerryService {
   }
 
   /** The checksum of a file and the bytes it covers: remembered, or computed now. */
-  sum(who: Principal, path: string): Promise<{ digest: Digest; size: number }> {
+  sum(
+    who: Principal,
+    path: string,
+    algorithm: Algorithm = "sha256",
+  ): Promise<{ digest: Digest; size: number }> {
     return this.#audit(who, "sum", path, async () => {
       const canonical = normalizePath(path);
       const handle = await this.#storage.openRead(canonical);
       try {
         const { version, size } = handle;
-        let digest = this.#known(canonical, version, "sha256");
+        let digest = this.#known(canonical, version, algorithm);
         if (!digest) {
-          digest = await hashSource(handle, size, new Uint8Array(Math.min(size, HASH_BUFFER)));
+          await loadAlgorithm(algorithm);
+          const buf = new Uint8Array(Math.min(size, HASH_BUFFER));
+          digest = await hashSource(handle, size, buf, algorithm);
           if (version) this.#remember(canonical, version, digest);
         }
         return { digest, size };
@@ -286,11 +299,18 @@ export class FerryService {
         }
         // Reading the prefix also moves the handle to where the body starts.
         const prefix = offset > 0
-          ? await hashPrefix(handle, offset, new Uint8Array(Math.min(offset, HASH_BUFFER)))
+          ? await hashPrefix(
+            handle,
+            offset,
+            new Uint8Array(Math.min(offset, HASH_BUFFER)),
+            req.algorithm,
+          )
           : undefined;
         if (prefix) checkResumePoint(prefix, req.prefix, offset, escapeName(req.path));
         // One remembered from an upload will do for a client that asks again if it is stale.
-        const known = req.fresh ? undefined : this.#known(path, version, "sha256", req.retries);
+        const known = req.fresh
+          ? undefined
+          : this.#known(path, version, req.algorithm, req.retries);
         return {
           size,
           mtime,
@@ -354,7 +374,12 @@ export class FerryService {
       });
       try {
         const prefix = offset > 0
-          ? await hashPrefix(upload.prefix(), offset, new Uint8Array(Math.min(offset, HASH_BUFFER)))
+          ? await hashPrefix(
+            upload.prefix(),
+            offset,
+            new Uint8Array(Math.min(offset, HASH_BUFFER)),
+            req.algorithm,
+          )
           : undefined;
         if (prefix) checkResumePoint(prefix, req.prefix, offset, escapeName(req.path));
         return this.#incoming(who, req, path, upload, prefix, started);
@@ -376,7 +401,12 @@ export class FerryService {
     const limit = req.size === undefined && this.#maxFileSize < Infinity
       ? { bytes: this.#maxFileSize, what: "the server's limit for one file" }
       : undefined;
-    const verifier = new Verifier(req.size, upload, { offset: req.offset, prefix, limit });
+    const verifier = new Verifier(req.size, upload, {
+      algorithm: req.algorithm,
+      offset: req.offset,
+      prefix,
+      limit,
+    });
     let settled = false;
     return {
       offset: req.offset,

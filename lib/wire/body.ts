@@ -7,11 +7,12 @@
  * @module
  */
 
-import { type Digest, type Hasher, hasher } from "../checksum/checksum.ts";
+import { type Algorithm, type Digest, type Hasher, hasher } from "../checksum/checksum.ts";
 import type { Claim } from "../checksum/verify.ts";
-import { endDigest, endMessage, errorFromMessage, parseEnd } from "../commands.ts";
+import { endMessage, errorFromMessage, parseEnd } from "../commands.ts";
 import { FerryError } from "../util/errors.ts";
 import { decodeMessage, type Frame, FrameType, frameTypeName, HEADER_SIZE } from "../frame.ts";
+import { ChunkCompressor, decompressChunk } from "./compress.ts";
 import type { FrameConn } from "./frame_conn.ts";
 
 /** Where content is read from: a `Deno.FsFile` or a storage read handle. */
@@ -26,6 +27,8 @@ export interface ByteSource {
 
 /** Options for {@linkcode sendBody}. */
 export interface SendBodyOptions {
+  /** The checksum END vouches with (the connection's). */
+  algorithm: Algorithm;
   /** Checked between chunks; when it returns true the body stops early and the call throws CANCELLED. */
   stopped?: () => boolean;
   /** Called after each chunk with the bytes sent so far. */
@@ -40,6 +43,8 @@ export interface SendBodyOptions {
   prefix?: Hasher;
   /** Bytes of the file before this body (a resumed transfer), for the count in END. */
   offset?: number;
+  /** Send chunks that zstd shrinks as ZDATA (the connection negotiated compression). */
+  compress?: boolean;
 }
 
 /**
@@ -64,12 +69,13 @@ export async function sendBody(
   source: ByteSource,
   size: number | undefined,
   buf: Uint8Array,
-  options: SendBodyOptions = {},
+  options: SendBodyOptions,
 ): Promise<{ digest: Digest; bytes: number }> {
-  const running = options.known ? undefined : options.prefix ?? hasher();
+  const running = options.known ? undefined : options.prefix ?? hasher(options.algorithm);
   const half = Math.floor(buf.length / 2);
   const halves = [buf.subarray(0, half), buf.subarray(half, 2 * half)];
   const chunk = half - HEADER_SIZE;
+  const compressor = options.compress ? new ChunkCompressor() : undefined;
   let sent = 0;
   let writing: Promise<void> | undefined;
   try {
@@ -86,10 +92,18 @@ export async function sendBody(
       }
       if (n === 0) continue;
       running?.update(b.subarray(HEADER_SIZE, HEADER_SIZE + n));
+      // Compressed while the other half is still being written: the checksum is the plain bytes'.
+      const packed = compressor?.compress(b.subarray(HEADER_SIZE, HEADER_SIZE + n));
       // The other half's write must finish before this one starts: then this
       // half, used two rounds ago, is free again by the time it is refilled.
       await writing;
-      writing = fc.sendFramed(FrameType.DATA, id, b, n);
+      if (packed) {
+        const framed = new Uint8Array(HEADER_SIZE + packed.length);
+        framed.set(packed, HEADER_SIZE);
+        writing = fc.sendFramed(FrameType.ZDATA, id, framed, packed.length);
+      } else {
+        writing = fc.sendFramed(FrameType.DATA, id, b, n);
+      }
       // Mark it handled now: it may fail while the next read is pending, and an
       // unhandled rejection ends the process. It is still awaited, and throws, below.
       writing.catch(() => {});
@@ -129,7 +143,7 @@ export interface BodyTarget {
  *
  * @example
  * ```ts ignore
- * const receiver = new BodyReceiver(new Verifier(size, file));
+ * const receiver = new BodyReceiver(new Verifier(size, file, { algorithm }), algorithm);
  * for (;;) {
  *   const digest = await receiver.accept(await fc.read());
  *   if (digest) break;
@@ -138,11 +152,20 @@ export interface BodyTarget {
  */
 export class BodyReceiver {
   readonly #verifier: BodyTarget;
+  readonly #algorithm: Algorithm;
+  /** The most a ZDATA frame may decompress to; undefined when compression was not negotiated. */
+  readonly #maxPlain: number | undefined;
   #done = false;
 
-  /** Receive into `target`. */
-  constructor(target: BodyTarget) {
+  /**
+   * Receive into `target`, with END's checksum in `algorithm` (the
+   * connection's). With `maxPlain`, the connection negotiated compression:
+   * ZDATA frames are taken, each decompressing to at most that many bytes.
+   */
+  constructor(target: BodyTarget, algorithm: Algorithm, maxPlain?: number) {
     this.#verifier = target;
+    this.#algorithm = algorithm;
+    this.#maxPlain = maxPlain;
   }
 
   /** Bytes of the file so far, a resumed offset included. */
@@ -168,10 +191,21 @@ export class BodyReceiver {
         if (writing) await writing;
         return undefined;
       }
+      case FrameType.ZDATA: {
+        if (this.#maxPlain === undefined) {
+          throw new FerryError(
+            "PROTOCOL",
+            "a compressed frame on a connection without compression",
+          );
+        }
+        const writing = this.#verifier.write(decompressChunk(frame.payload, this.#maxPlain));
+        if (writing) await writing;
+        return undefined;
+      }
       case FrameType.END: {
         this.#done = true;
-        const end = parseEnd(decodeMessage(frame));
-        return await this.#verifier.end({ digest: endDigest(end), size: end.size });
+        const end = parseEnd(decodeMessage(frame), this.#algorithm);
+        return await this.#verifier.end(end);
       }
       case FrameType.ERROR:
         this.#done = true;

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { type Algorithm, parseAlgorithms } from "../../checksum/checksum.ts";
 import { DEFAULT_ADDRESS } from "../address.ts";
 import type { ConnectOptions } from "../client.ts";
 import type { OutputMode } from "../report.ts";
@@ -25,6 +26,7 @@ const TAKES_VALUE = new Set([
   "--token-file",
   "--ca",
   "--pin",
+  "--checksum",
 ]);
 
 /** Options only the command line (not the shell) accepts, before the command. */
@@ -39,6 +41,8 @@ const GLOBAL_FLAGS: Record<string, Flag> = {
   tls: { type: "boolean" },
   ca: { type: "string" },
   pin: { type: "string" },
+  checksum: { type: "string" },
+  compress: { type: "boolean", short: "z" },
   help: { type: "boolean", short: "h" },
   version: { type: "boolean", short: "V" },
 };
@@ -62,6 +66,10 @@ export interface ClientArgs {
   ca?: string;
   /** SHA-256 fingerprint of the one server certificate to trust. */
   pin?: string;
+  /** Transfer checksums to offer, preferred first (--checksum, FERRY_CHECKSUM); default all. */
+  checksum?: Algorithm[];
+  /** Ask for zstd-compressed data (--compress, -z, FERRY_COMPRESS). */
+  compress: boolean;
   mode: OutputMode;
   help: boolean;
   version: boolean;
@@ -105,6 +113,7 @@ export function parseClientArgs(
   if (pin !== undefined) parsePin(pin);
   const maxSize = option("max-size", "FERRY_MAX_SIZE");
   const ca = option("ca", "FERRY_CA");
+  const checksum = option("checksum", "FERRY_CHECKSUM");
   return {
     server: (values.server as string | undefined) ?? env.FERRY_SERVER ?? DEFAULT_ADDRESS,
     retries: parseCount(
@@ -121,6 +130,8 @@ export function parseClientArgs(
       ca !== undefined || pin !== undefined,
     ca,
     pin,
+    checksum: checksum === undefined ? undefined : parseAlgorithms(checksum),
+    compress: Boolean(values.compress) || /^(1|true|yes)$/i.test(env.FERRY_COMPRESS ?? ""),
     mode: outputMode(values),
     help: Boolean(values.help),
     version: Boolean(values.version),
@@ -144,6 +155,8 @@ export async function connectOptions(args: ClientArgs): Promise<ConnectOptions> 
   if (token === "") throw new FerryError("USAGE", `the token file ${args.tokenFile} is empty`);
   return {
     timeoutMs: args.timeoutMs,
+    checksum: args.checksum,
+    compress: args.compress,
     token,
     tls: args.tls && {
       caCerts: args.ca === undefined ? undefined : [await readConfigFile(args.ca, "CA file")],

@@ -233,18 +233,30 @@ export const COMMANDS: Record<string, Command> = {
     },
   },
   sum: {
-    usage: "sum PATH",
+    usage: "sum [--xxh128] PATH",
     examples: [
       "ferry sum releases/app.tar.gz",
       "ferry sum releases/app.tar.gz | sha256sum -c  # in the same directory",
+      "ferry sum --xxh128 releases/app.tar.gz  # as xxhsum -H2 prints it",
     ],
-    summary: "SHA-256 of a remote file, computed by the server",
+    details: [
+      "--xxh128  XXH3-128 (fast; the checksum transfers use) instead of SHA-256",
+      "--sha256  SHA-256, as published digests are (default)",
+    ],
+    summary: "checksum of a remote file (SHA-256 unless --xxh128), computed by the server",
     min: 1,
     max: 1,
-    async run(ctx, [path]) {
-      const { sha256, size } = await (await ctx.client()).sum(ctx.remote(path));
-      if (ctx.mode === "json") ctx.sink.out(JSON.stringify({ op: "sum", path, sha256, size }));
-      else ctx.sink.out(`${sha256}  ${escapeName(path)}`);
+    flags: { xxh128: { type: "boolean" }, sha256: { type: "boolean" } },
+    async run(ctx, [path], flags) {
+      if (flags.xxh128 && flags.sha256) {
+        throw new FerryError("USAGE", "--xxh128 and --sha256 contradict each other");
+      }
+      const algorithm = flags.xxh128 ? "xxh128" : "sha256";
+      const { digest, size } = await (await ctx.client()).sum(ctx.remote(path), algorithm);
+      if (ctx.mode === "json") {
+        const checksum = { [algorithm]: digest.hex };
+        ctx.sink.out(JSON.stringify({ op: "sum", path, checksum, ...checksum, size }));
+      } else ctx.sink.out(`${digest.hex}  ${escapeName(path)}`);
     },
   },
   cd: {

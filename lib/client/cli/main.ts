@@ -9,6 +9,8 @@ import { heldPartials, removeLiveTempFiles } from "../../fs/atomic_file.ts";
 import { escapeName } from "../../util/display.ts";
 import { onStopSignal } from "../../util/signals.ts";
 import { VERSION } from "../../util/version.ts";
+import { loadAlgorithm } from "../../checksum/checksum.ts";
+import { PROTOCOL_VERSION } from "../../commands.ts";
 import { connect, type FerryClient } from "../client.ts";
 import { formatBytes } from "../report.ts";
 import { type ClientArgs, connectOptions, parseClientArgs } from "./args.ts";
@@ -109,7 +111,10 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (args.version) {
-    console.log(`ferry ${VERSION}`);
+    // How XXH3-128 runs here decides how fast transfers can go: say it.
+    console.log(
+      `ferry ${VERSION} (protocol ${PROTOCOL_VERSION}, xxh128 ${await loadAlgorithm("xxh128")})`,
+    );
     return 0;
   }
   const ctx = session(args, args.command.length === 0);

@@ -7,12 +7,14 @@
  * @module
  */
 
-import type { Digest } from "../../../checksum/checksum.ts";
+import { type Algorithm, ALGORITHMS, type Digest } from "../../../checksum/checksum.ts";
 import {
+  endMessage,
   type Entry,
   errorToMessage,
   FEATURES,
   type GetRequest,
+  type Hello,
   type ListOptions,
   MAX_PAGE_ENTRIES,
   parseHello,
@@ -63,6 +65,10 @@ export interface ProtocolOptions {
   handshakeTimeoutMs: number;
   /** Close a connection that makes no progress for this many ms (0 = never). */
   idleTimeoutMs: number;
+  /** Transfer checksums accepted, the preferred first (default: every one, XXH3-128 first). */
+  checksums?: readonly Algorithm[];
+  /** Agree to compress data frames when a client asks (default true). */
+  compress?: boolean;
 }
 
 /**
@@ -88,6 +94,8 @@ export function protocolFace(options: ProtocolOptions): Face {
     agent: `ferryd/${VERSION}`,
     limits: { ...DEFAULT_LIMITS },
     features: [...FEATURES],
+    // Until the handshake names the session's own.
+    checksum: (options.checksums ?? ALGORITHMS)[0],
   };
   const frames = (conn: ByteConn) =>
     new FrameConn(conn, {
@@ -114,7 +122,7 @@ export function protocolFace(options: ProtocolOptions): Face {
 class Session implements FaceSession {
   readonly #fc: FrameConn;
   readonly #peer: string;
-  readonly #welcome: Welcome;
+  #welcome: Welcome;
   readonly #options: ProtocolOptions;
   readonly #service: FerryService;
   #who: Principal | undefined;
@@ -190,15 +198,38 @@ class Session implements FaceSession {
       if (hello.version !== PROTOCOL_VERSION) {
         throw new FerryError(
           "PROTOCOL",
-          `unsupported protocol version ${hello.version} (server speaks ${PROTOCOL_VERSION})`,
+          `the client speaks protocol version ${hello.version} and this server ` +
+            `(ferryd ${VERSION}) version ${PROTOCOL_VERSION}: use client and server of one version`,
         );
       }
       this.#who = await this.#service.authenticate(this.#peer, hello.token);
+      this.#welcome = this.#negotiate(hello);
       await this.#fc.sendMessage(FrameType.WELCOME, 0, this.#welcome);
       return hello.agent ?? "unknown client";
     } finally {
       clearTimeout(deadline);
     }
+  }
+
+  /**
+   * The checksum is the first of the server's list that the client offers;
+   * compression is on when the client asks and the server allows it.
+   */
+  #negotiate(hello: Hello): Welcome {
+    const accepted = this.#options.checksums ?? ALGORITHMS;
+    const offered = hello.checksums ?? ALGORITHMS;
+    const checksum = accepted.find((a) => offered.includes(a));
+    if (!checksum) {
+      throw new FerryError(
+        "USAGE",
+        `no checksum in common: the client offers ${
+          offered.join(", ") || "none this server knows"
+        }` +
+          `, this server accepts ${accepted.join(", ")}`,
+      );
+    }
+    const compress = this.#options.compress !== false && hello.compress?.includes("zstd");
+    return { ...this.#welcome, checksum, ...(compress && { compress: "zstd" as const }) };
   }
 
   /** Handle one incoming frame; false when the session is over. */
@@ -219,10 +250,10 @@ class Session implements FaceSession {
         this.#busy = false;
       }
     }
-    const bodyFrame = frame.type === FrameType.DATA || frame.type === FrameType.END ||
-      frame.type === FrameType.ERROR;
+    const data = frame.type === FrameType.DATA || frame.type === FrameType.ZDATA;
+    const bodyFrame = data || frame.type === FrameType.END || frame.type === FrameType.ERROR;
     if (bodyFrame && frame.id === this.#discardId) {
-      if (frame.type !== FrameType.DATA) this.#discardId = undefined;
+      if (!data) this.#discardId = undefined;
       return true;
     }
     throw new FerryError("PROTOCOL", `unexpected frame type ${frame.type} for request ${frame.id}`);
@@ -265,8 +296,8 @@ class Session implements FaceSession {
       case "stat":
         return await this.#reply(id, { entry: await service.stat(who, req.path) });
       case "sum": {
-        const { digest, size } = await service.sum(who, req.path);
-        return await this.#reply(id, { sha256: digest.hex, size });
+        const { digest, size } = await service.sum(who, req.path, req.algorithm);
+        return await this.#reply(id, endMessage(digest, size));
       }
       case "partial":
         return await this.#reply(id, { offset: await service.partialSize(who, req.path, req) });
@@ -338,11 +369,14 @@ class Session implements FaceSession {
 
   /** Send a file: REPLY with its metadata, then the body from the offset asked for. */
   async #get(id: number, who: Principal, req: GetRequest): Promise<void> {
-    const file = await this.#service.download(who, req);
+    const algorithm = this.#welcome.checksum;
+    const file = await this.#service.download(who, { ...req, algorithm });
     try {
       const { size, mtime, mode, offset } = file;
       await this.#fc.postMessage(FrameType.REPLY, id, { size, mtime, mode, offset });
       const { digest } = await sendBody(this.#fc, id, file.source, size - offset, this.#buffer(), {
+        algorithm,
+        compress: this.#welcome.compress === "zstd",
         known: file.known,
         prefix: file.prefix,
         offset,
@@ -360,13 +394,14 @@ class Session implements FaceSession {
   async #put(id: number, who: Principal, req: PutRequest): Promise<void> {
     let file: IncomingFile;
     try {
-      file = await this.#service.upload(who, req);
+      file = await this.#service.upload(who, { ...req, algorithm: this.#welcome.checksum });
     } catch (err) {
       // Refused before its body: skip the frames already on their way.
       this.#discardId = id;
       throw err;
     }
-    const receiver = new BodyReceiver(file);
+    const { checksum, compress, limits } = this.#welcome;
+    const receiver = new BodyReceiver(file, checksum, compress ? limits.maxData : undefined);
     try {
       let digest: Digest | undefined;
       while (!digest) {

@@ -1,0 +1,214 @@
+// The negotiated transfer checksum: XXH3-128 by default, SHA-256 on request,
+// both implementations of XXH3-128 giving the same values, and peers of another
+// protocol version told so in one line.
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { PROTOCOL_VERSION } from "../lib/commands.ts";
+import { decodeMessage, DEFAULT_LIMITS, FrameType } from "../lib/frame.ts";
+import { FrameConn } from "../lib/wire/frame_conn.ts";
+import { connect } from "../mod.ts";
+import {
+  cuttingProxy,
+  inProcessServer,
+  randomBytes,
+  readMessage,
+  runClient,
+  sha256,
+  startServer,
+  tempDir,
+  waitFor,
+  xxh128,
+} from "./helpers.ts";
+
+// deno-lint-ignore no-explicit-any
+function rows(stdout: string): Record<string, any>[] {
+  return stdout.trim().split("\n").filter((l) => l !== "").map((l) => JSON.parse(l));
+}
+
+/** Without --allow-ffi the native addon cannot load: the WebAssembly one runs. */
+const MiB = 1024 * 1024;
+
+const WITHOUT_FFI = ["--allow-env", "--allow-net", "--allow-read", "--allow-write"];
+
+Deno.test("XXH3-128 by default, SHA-256 when the client asks or the server prefers it", async () => {
+  await using server = await startServer();
+  await using local = await tempDir();
+  const content = randomBytes(3 * MiB + 7);
+  await Deno.writeFile(join(local.path, "a.bin"), content);
+  const run = (...args: string[]) => runClient(server.address, args, { cwd: local.path });
+
+  const fast = await run("--json", "put", "a.bin", "fast.bin");
+  assert.equal(fast.code, 0, fast.stderr);
+  assert.deepEqual(rows(fast.stdout)[0].checksum, { xxh128: xxh128(content) });
+  assert.equal("sha256" in rows(fast.stdout)[0], false);
+
+  const strong = await run("--json", "--checksum", "sha256", "get", "fast.bin", "b.bin");
+  assert.equal(strong.code, 0, strong.stderr);
+  const row = rows(strong.stdout)[0];
+  assert.deepEqual([row.checksum, row.sha256], [{ sha256: sha256(content) }, sha256(content)]);
+  assert.deepEqual(await Deno.readFile(join(local.path, "b.bin")), content);
+
+  // The environment says the same; `sum` is SHA-256 unless --xxh128.
+  const env = await runClient(server.address, ["--json", "get", "fast.bin", "c.bin"], {
+    cwd: local.path,
+    env: { FERRY_CHECKSUM: "sha256" },
+  });
+  assert.deepEqual(rows(env.stdout)[0].checksum, { sha256: sha256(content) });
+  assert.equal((await run("sum", "fast.bin")).stdout, `${sha256(content)}  fast.bin\n`);
+  assert.equal((await run("sum", "--xxh128", "fast.bin")).stdout, `${xxh128(content)}  fast.bin\n`);
+
+  const bad = await run("--checksum", "md5", "ls");
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /unknown checksum 'md5' \(known: xxh128, sha256\)/);
+
+  await using strict = await startServer({ args: ["--checksum", "sha256,xxh128"] });
+  const preferred = await runClient(strict.address, ["--json", "put", "a.bin", "s.bin"], {
+    cwd: local.path,
+  });
+  assert.deepEqual(rows(preferred.stdout)[0].checksum, { sha256: sha256(content) });
+});
+
+Deno.test("no checksum in common: one clear line, exit 2", async () => {
+  await using server = await startServer({ args: ["--checksum", "xxh128"] });
+  const run = await runClient(server.address, ["--checksum", "sha256", "ls"]);
+  assert.equal(run.code, 2, run.stderr);
+  assert.equal(
+    run.stderr,
+    "ferry: no checksum in common: the client offers sha256, this server accepts xxh128\n",
+  );
+  await waitFor(() => /checksums/.test(server.log()), 10_000, "the checksums line");
+  assert.match(server.log(), /checksums xxh128 \(native\)/);
+});
+
+Deno.test("native and WebAssembly XXH3-128 agree, across a transfer and its resume", async () => {
+  // ferryd without --allow-ffi computes XXH3-128 in WebAssembly; the client natively.
+  await using server = await startServer({ flags: WITHOUT_FFI });
+  await waitFor(() => /checksums/.test(server.log()), 10_000, "the checksums line");
+  assert.match(server.log(), /checksums xxh128 \(wasm\), sha256/);
+  await using local = await tempDir();
+  const sizes = [0, 1, 4096, 3 * MiB + 1];
+  for (const size of sizes) {
+    const content = randomBytes(size);
+    const name = `f${size}.bin`;
+    await Deno.writeFile(join(local.path, name), content);
+    const put = await runClient(server.address, ["--json", "put", name], { cwd: local.path });
+    assert.equal(put.code, 0, put.stderr);
+    assert.deepEqual(rows(put.stdout)[0].checksum, { xxh128: xxh128(content) });
+    // And back, the other way round: a WebAssembly client checks what the server sent.
+    const get = await runClient(server.address, ["--json", "get", name, `back-${name}`], {
+      cwd: local.path,
+      flags: WITHOUT_FFI,
+      env: { FERRY_XXH128: "wasm" },
+    });
+    assert.equal(get.code, 0, get.stderr);
+    assert.deepEqual(rows(get.stdout)[0].checksum, { xxh128: xxh128(content) });
+    assert.deepEqual(await Deno.readFile(join(local.path, `back-${name}`)), content);
+  }
+  // An interrupted get and put, retried: each resumes, and the prefix's XXH3-128 computed by
+  // one implementation is checked by the other.
+  const size = 4 * MiB;
+  const content = randomBytes(size);
+  await Deno.writeFile(join(server.root, "big.bin"), content);
+  await Deno.writeFile(join(local.path, "up.bin"), content);
+  for (const args of [["get", "big.bin"], ["put", "up.bin", "up.bin"]]) {
+    const proxy = cuttingProxy(server.port, { cutAfter: MiB, cuts: 1 });
+    const run = await runClient(proxy.address, ["--json", ...args], { cwd: local.path });
+    await proxy.close();
+    assert.equal(run.code, 0, run.stderr);
+    const row = rows(run.stdout)[0];
+    assert.ok(row.resumed > 0 && row.attempts === 2, `${args[0]} resumed: ${run.stdout}`);
+    assert.deepEqual(row.checksum, { xxh128: xxh128(content) });
+  }
+  assert.deepEqual(await Deno.readFile(join(local.path, "big.bin")), content);
+  assert.deepEqual(await Deno.readFile(join(server.root, "up.bin")), content);
+
+  // FERRY_XXH128=wasm chooses the fallback even where the addon would load.
+  const forced = await runClient(server.address, ["--version"], {
+    env: { FERRY_XXH128: "wasm" },
+  });
+  assert.match(forced.stdout, /xxh128 wasm/);
+});
+
+Deno.test("many hashers at once share the one WebAssembly instance without mixing", async () => {
+  await using local = await tempDir();
+  const files = Array.from({ length: 12 }, (_, i) => randomBytes(i * 300_000 + i));
+  await using server = await startServer({ flags: WITHOUT_FFI });
+  for (const [i, content] of files.entries()) {
+    await Deno.writeFile(join(local.path, `m${i}.bin`), content);
+  }
+  // One client, twelve uploads in flight: ferryd interleaves twelve XXH3-128 states.
+  const put = await runClient(server.address, ["--json", "put", "-r", ".", "many"], {
+    cwd: local.path,
+  });
+  assert.equal(put.code, 0, put.stderr);
+  const byPath = new Map(rows(put.stdout).filter((r) => r.op === "put").map((r) => [r.path, r]));
+  for (const [i, content] of files.entries()) {
+    assert.deepEqual(byPath.get(`many/m${i}.bin`)?.checksum, { xxh128: xxh128(content) }, `m${i}`);
+  }
+});
+
+Deno.test("the library negotiates too, and sum takes either algorithm", async () => {
+  await using ferryd = await inProcessServer({ checksums: ["sha256", "xxh128"] });
+  const content = randomBytes(100_000);
+  const client = await connect(`127.0.0.1:${ferryd.port}`, { checksum: "xxh128" });
+  try {
+    assert.equal(client.welcome.checksum, "xxh128", "the server's first that the client offers");
+    const put = await client.put(new Blob([content]).stream(), "x.bin", { size: content.length });
+    assert.deepEqual(put.checksum, { algorithm: "xxh128", hex: xxh128(content) });
+    assert.equal(put.sha256, undefined);
+    assert.equal((await client.sum("x.bin", "xxh128")).digest.hex, xxh128(content));
+    assert.equal((await client.sum("x.bin")).digest.hex, sha256(content));
+  } finally {
+    await client.close();
+  }
+  const preferring = await connect(`127.0.0.1:${ferryd.port}`);
+  try {
+    assert.equal(preferring.welcome.checksum, "sha256", "the server's preference wins");
+  } finally {
+    await preferring.close();
+  }
+});
+
+Deno.test("a peer of another protocol version gets one line naming both versions", async () => {
+  await using ferryd = await inProcessServer();
+  // An old client says HELLO with version 1.
+  const fc = new FrameConn(await Deno.connect({ hostname: "127.0.0.1", port: ferryd.port }));
+  await fc.sendMessage(FrameType.HELLO, 0, { version: 1, agent: "ferry/0.0.9" });
+  const error = await readMessage(fc);
+  fc.close();
+  assert.equal(error.type, FrameType.ERROR);
+  assert.match(
+    String(error.msg.message),
+    new RegExp(
+      `^the client speaks protocol version 1 and this server \\(ferryd [^)]+\\) ` +
+        `version ${PROTOCOL_VERSION}: use client and server of one version$`,
+    ),
+  );
+
+  // An old server answers with version 1 (and no checksum).
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const serving = (async () => {
+    for await (const conn of listener) {
+      const fc = new FrameConn(conn);
+      const hello = await fc.read();
+      assert.equal(decodeMessage(hello!).version, PROTOCOL_VERSION);
+      await fc.sendMessage(FrameType.WELCOME, 0, {
+        version: 1,
+        agent: "ferryd/0.0.9",
+        limits: DEFAULT_LIMITS,
+      });
+      await fc.read().catch(() => {});
+      fc.close();
+    }
+  })();
+  const run = await runClient(`127.0.0.1:${(listener.addr as Deno.NetAddr).port}`, ["ls"]);
+  listener.close();
+  await serving.catch(() => {});
+  assert.equal(run.code, 4, run.stderr);
+  assert.equal(
+    run.stderr.replace(/ferry \d+\.\d+\.\d+/, "ferry X"),
+    `ferry: the server (ferryd/0.0.9) speaks protocol version 1 and this client (ferry X) ` +
+      `version ${PROTOCOL_VERSION}: use client and server of one version\n`,
+  );
+});
