@@ -1,13 +1,16 @@
 /**
- * `deno task bench`: ferry against the machine's limit and its peers, in one
- * run on loopback, contenders alternated, medians of several repetitions.
- * Every figure that matters is a ratio measured side by side.
+ * `deno task bench`: ferry against the machine's limit and its peers, on
+ * loopback and on shaped links, contenders alternated, medians of several
+ * repetitions. Every figure that matters is a ratio measured side by side.
  *
- *   deno task bench [--size-mib 1024] [--files 10000] [--reps 3] [--clients 100] [--big-mib 4096] [--out BENCHMARKS.md]
+ *   deno task bench [--link loopback,1gbit,100mbit] [--size-mib 1024] [--files 10000]
+ *                   [--text-files 2000] [--reps 3] [--clients 100] [--big-mib 4096]
+ *                   [--out BENCHMARKS.md]
  *
  * Peers (socat, iperf3, scp/sftp via a private sshd, an rsync daemon) are used
- * where installed and skipped, with a note, where not. The pieces are in
- * scripts/bench/.
+ * where installed and skipped, with a note, where not. A shaped link needs
+ * root (a network namespace); without it, it is skipped and the report says
+ * so. The pieces are in scripts/bench/.
  *
  * @module
  */
@@ -18,21 +21,33 @@ import { rawPipe } from "./bench/contenders/raw_pipe.ts";
 import { rsyncDaemon } from "./bench/contenders/rsync.ts";
 import { sshContenders } from "./bench/contenders/ssh.ts";
 import { makeFixtures } from "./bench/fixtures.ts";
+import { cannotShape, measureInLink } from "./bench/link.ts";
 import { peakRss } from "./bench/measure.ts";
 import { bigFileMemory } from "./bench/memory.ts";
-import { type BenchOptions, parseOptions } from "./bench/options.ts";
-import { type BenchResults, renderReport, writeReport } from "./bench/report.ts";
+import { type BenchOptions, type Link, parseOptions } from "./bench/options.ts";
+import {
+  type BenchResults,
+  fromJson,
+  renderReport,
+  type Section,
+  toJson,
+  writeReport,
+} from "./bench/report.ts";
 import { runRounds, warmUp } from "./bench/rounds.ts";
 import { tcpCeiling } from "./bench/tcp_ceiling.ts";
 import { Workspace } from "./bench/workspace.ts";
 
-/** Set everything up, measure, and stop every daemon and remove every file again. */
-async function measure(options: BenchOptions): Promise<BenchResults> {
+/** Set everything up, measure on `link`, and stop every daemon and remove every file again. */
+async function measure(options: BenchOptions, link: Link): Promise<BenchResults> {
+  const loopback = link.mibps === undefined;
+  const size = link.size ?? options.size;
   await using workspace = await Workspace.create();
-  const fixtures = await makeFixtures(workspace.dir, options.size, options.files);
+  const fixtures = await makeFixtures(workspace.dir, size, options.files, options.textFiles);
   const ferry = await startFerry(workspace, fixtures, options.clients);
   const contenders = [
     ferry.contender,
+    // The strong checksum's cost, on the large file only (no target).
+    ...(loopback ? [ferry.sha256] : []),
     rawPipe(workspace, fixtures),
     await rsyncDaemon(workspace, fixtures),
     ...await sshContenders(workspace, fixtures),
@@ -41,13 +56,44 @@ async function measure(options: BenchOptions): Promise<BenchResults> {
   await warmUp(contenders);
   const rows = await runRounds(contenders, options.reps);
   const ferrydPeakSerial = peakRss(ferry.pid);
-  const big = options.big > 0 ? await bigFileMemory(workspace, ferry, options.big) : undefined;
-  const concurrent = await concurrentClients(workspace, ferry, options.clients);
+  const big = loopback && options.big > 0
+    ? await bigFileMemory(workspace, ferry, options.big)
+    : undefined;
+  const concurrent = loopback
+    ? await concurrentClients(workspace, ferry, options.clients)
+    : undefined;
   const iperf = await tcpCeiling(workspace);
-  return { rows, ferrydPeakSerial, big, concurrent, iperf, notes: workspace.notes };
+  return { rows, size, ferrydPeakSerial, big, concurrent, iperf, notes: workspace.notes };
 }
 
 const options = parseOptions(Deno.args);
-const report = renderReport(options, await measure(options));
-console.log(report);
-await writeReport(options.out, report);
+if (options.inside) {
+  // The run inside a shaped link's namespace: measure, and hand the results back.
+  const results = await measure(options, options.inside.link);
+  await Deno.writeTextFile(options.inside.results, JSON.stringify(toJson(results)));
+} else {
+  const sections: Section[] = [];
+  const scratch = await Deno.makeTempDir({ prefix: "ferry-bench-links-" });
+  try {
+    for (const link of options.links) {
+      if (link.mibps === undefined) {
+        sections.push({ link, results: await measure(options, link) });
+        continue;
+      }
+      const why = cannotShape();
+      if (why) {
+        console.error(`bench: skipping the ${link.name} link: ${why}`);
+        sections.push({ link, skipped: why });
+        continue;
+      }
+      const script = new URL(import.meta.url).pathname;
+      const results = fromJson(await measureInLink(script, options, link, scratch));
+      sections.push({ link, results });
+    }
+  } finally {
+    await Deno.remove(scratch, { recursive: true }).catch(() => {});
+  }
+  const report = renderReport(options, sections);
+  console.log(report);
+  await writeReport(options.out, report);
+}

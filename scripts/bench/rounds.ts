@@ -17,6 +17,10 @@ export interface Row {
   putTree?: number[];
   /** Seconds of each tree download. */
   getTree?: number[];
+  /** Seconds of each compressible tree upload, compressed. */
+  putText?: number[];
+  /** Seconds of each compressible tree download, compressed. */
+  getText?: number[];
   /** Peak client RSS during large-file runs, in bytes (0 when unknown). */
   peakFile: number;
   /** Peak client RSS during tree runs, in bytes (0 when unknown). */
@@ -26,8 +30,15 @@ export interface Row {
 /** Each contender's row, by name, in the contenders' order. */
 export type Results = Map<string, Row>;
 
-const PHASES = ["putFile", "getFile", "putTree", "getTree"] as const;
-const KEY = { putFile: "put", getFile: "get", putTree: "putTree", getTree: "getTree" } as const;
+const PHASES = ["putFile", "getFile", "putTree", "getTree", "putText", "getText"] as const;
+const KEY = {
+  putFile: "put",
+  getFile: "get",
+  putTree: "putTree",
+  getTree: "getTree",
+  putText: "putText",
+  getText: "getText",
+} as const;
 
 /** One warm-up round, not measured: page cache, first-touch memory, JIT and module caches. */
 export async function warmUp(contenders: Contender[]): Promise<void> {
@@ -52,7 +63,7 @@ export async function runRounds(contenders: Contender[], reps: number): Promise<
         const row = results.get(c.name)!;
         (row[KEY[phase]] ??= []).push(r.seconds);
         if (r.peak) {
-          const peak = phase.endsWith("Tree") ? "peakTree" : "peakFile";
+          const peak = phase.endsWith("File") ? "peakFile" : "peakTree";
           row[peak] = Math.max(row[peak], r.peak);
         }
         console.error(`rep ${rep + 1} ${c.name} ${phase}: ${r.seconds.toFixed(3)} s`);

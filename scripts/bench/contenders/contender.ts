@@ -18,4 +18,8 @@ export interface Contender {
   putTree?: () => Promise<Timing>;
   /** Download the tree that the last `putTree` uploaded. */
   getTree?: () => Promise<Timing>;
+  /** Upload the compressible tree, compressed as the tool does (`-z`, `-C`, `--compress`). */
+  putText?: () => Promise<Timing>;
+  /** Download the compressible tree that the last `putText` uploaded, compressed. */
+  getText?: () => Promise<Timing>;
 }

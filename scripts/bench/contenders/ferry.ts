@@ -20,6 +20,8 @@ const CLIENT = new URL("../../../client.ts", import.meta.url).pathname;
 export interface Ferry {
   /** The ferry row of the comparison. */
   contender: Contender;
+  /** The large file with `--checksum sha256`: what the strong checksum costs. */
+  sha256: Contender;
   /** `host:port` of ferryd. */
   address: string;
   /** ferryd's process id, for its memory. */
@@ -56,6 +58,7 @@ export async function startFerry(
   const client = (...args: string[]) =>
     timed(Deno.execPath(), ["run", "-A", CLIENT, "-q", "--server", address, ...args]);
   let tree = "";
+  let text = "";
   return {
     contender: {
       name: "ferry",
@@ -72,6 +75,24 @@ export async function startFerry(
       },
       async getTree() {
         return await client("get", "-r", tree, fixtures.newTreeDst());
+      },
+      async putText() {
+        text = fixtures.newTreeName();
+        return await client("--compress", "put", "-r", fixtures.textTree, text);
+      },
+      async getText() {
+        return await client("--compress", "get", "-r", text, fixtures.newTreeDst());
+      },
+    },
+    sha256: {
+      name: "ferry (sha256)",
+      async putFile() {
+        await Deno.remove(join(root, "big.bin")).catch(() => {});
+        return await client("--checksum", "sha256", "put", fixtures.file, "big.bin");
+      },
+      async getFile() {
+        const to = join(await fixtures.freshDst(), "big.bin");
+        return await client("--checksum", "sha256", "get", "big.bin", to);
       },
     },
     address,

@@ -41,6 +41,7 @@ export async function rsyncDaemon(
   );
   const url = `rsync://127.0.0.1:${port}/bench`;
   let tree = "";
+  let text = "";
   return {
     name: "rsync daemon",
     async putFile() {
@@ -60,6 +61,13 @@ export async function rsyncDaemon(
     },
     async getTree() {
       return await timed(rsync, ["-a", `${url}/${tree}/`, fixtures.newTreeDst() + "/"]);
+    },
+    async putText() {
+      text = fixtures.newTreeName();
+      return await timed(rsync, ["-az", `${fixtures.textTree}/`, `${url}/${text}/`]);
+    },
+    async getText() {
+      return await timed(rsync, ["-az", `${url}/${text}/`, fixtures.newTreeDst() + "/"]);
     },
   };
 }

@@ -73,6 +73,7 @@ export async function sshContenders(
   const copy = (flags: string[], from: string, to: string) =>
     timed(scp, [...sshOpts, ...flags, "-P", String(port), from, to]);
   let tree = "";
+  let text = "";
   const contenders: Contender[] = [{
     name: "scp",
     putFile: () => copy([], fixtures.file, `${remote}/big.bin`),
@@ -84,6 +85,11 @@ export async function sshContenders(
       return copy(["-r"], fixtures.tree, `${remote}/${tree}`);
     },
     getTree: () => copy(["-r"], `${remote}/${tree}`, fixtures.newTreeDst()),
+    putText() {
+      text = fixtures.newTreeName();
+      return copy(["-r", "-C"], fixtures.textTree, `${remote}/${text}`);
+    },
+    getText: () => copy(["-r", "-C"], `${remote}/${text}`, fixtures.newTreeDst()),
   }];
   if (sftp && sftpServer) {
     const batch = async (commands: string) => {
