@@ -368,10 +368,16 @@ export function parseHello(msg: Record<string, unknown>): Hello {
     token: token?.slice(0, MAX_TOKEN_CHARS),
   };
   // Names this build does not know are someone else's future: ignored, not refused.
-  if (Array.isArray(msg.checksums)) {
-    hello.checksums = msg.checksums.slice(0, 16).filter(isAlgorithm);
-  }
-  if (Array.isArray(msg.compress)) hello.compress = msg.compress.slice(0, 16).filter(isCompression);
+  const list = (name: string) => {
+    const value = msg[name];
+    if (value === undefined) return undefined;
+    if (!Array.isArray(value)) throw protocolError(`field '${name}' must be a list`);
+    return value.slice(0, 16);
+  };
+  const checksums = list("checksums");
+  if (checksums) hello.checksums = checksums.filter(isAlgorithm);
+  const compress = list("compress");
+  if (compress) hello.compress = compress.filter(isCompression);
   return hello;
 }
 
@@ -387,10 +393,7 @@ export function parseWelcome(msg: Record<string, unknown>): Welcome {
   const limits = msg.limits as Record<string, unknown> | undefined;
   if (typeof limits !== "object" || limits === null) throw protocolError("WELCOME lacks limits");
   const sane = (v: unknown): v is number => isCount(v) && v >= 1024 && v <= 1024 * 1024;
-  // A version 1 server names no checksum: it used SHA-256 (and the version check refuses it).
-  const checksum = msg.checksum === undefined
-    ? "sha256"
-    : field(msg, "checksum", isAlgorithm, "a checksum this client knows");
+  const checksum = field(msg, "checksum", isAlgorithm, "a checksum this client knows");
   const compress = msg.compress === undefined
     ? undefined
     : field(msg, "compress", isCompression, "a compression this client knows");

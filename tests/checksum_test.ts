@@ -95,7 +95,7 @@ Deno.test("native and WebAssembly XXH3-128 agree, across a transfer and its resu
     const put = await runClient(server.address, ["--json", "put", name], { cwd: local.path });
     assert.equal(put.code, 0, put.stderr);
     assert.deepEqual(rows(put.stdout)[0].checksum, { xxh128: xxh128(content) });
-    // And back, the other way round: a WebAssembly client checks what the server sent.
+    // And back, with a WebAssembly client too.
     const get = await runClient(server.address, ["--json", "get", name, `back-${name}`], {
       cwd: local.path,
       flags: WITHOUT_FFI,
@@ -131,20 +131,62 @@ Deno.test("native and WebAssembly XXH3-128 agree, across a transfer and its resu
 });
 
 Deno.test("many hashers at once share the one WebAssembly instance without mixing", async () => {
-  await using local = await tempDir();
-  const files = Array.from({ length: 12 }, (_, i) => randomBytes(i * 300_000 + i));
+  // In one process with the WebAssembly XXH3-128: hashers fed in turn, one peeked while
+  // another holds the instance, one made before another's digest, each checked against a
+  // one-shot value; and a hasher used after its digest throws.
+  const code = `
+    import { hasher, loadAlgorithm } from "./lib/checksum/checksum.ts";
+    import { createXXHash128 } from "hash-wasm";
+    if (await loadAlgorithm("xxh128") !== "wasm") throw new Error("not wasm");
+    const ref = await createXXHash128();
+    const oneShot = (parts) => { ref.init(); for (const p of parts) ref.update(p); return ref.digest("hex"); };
+    const chunk = (i, n) => Uint8Array.from({ length: n }, (_, k) => (i * 31 + k * 7) & 255);
+    const hs = Array.from({ length: 5 }, () => hasher("xxh128"));
+    const fed = hs.map(() => []);
+    for (let round = 0; round < 7; round++) {
+      for (let i = 0; i < hs.length; i++) {
+        const c = chunk(i + round, 1000 + i * 77 + round);
+        hs[i].update(c); fed[i].push(c);
+        if ((i + round) % 3 === 0 && hs[i].peek().hex !== oneShot(fed[i])) throw new Error("peek " + i);
+      }
+    }
+    const late = hasher("xxh128");
+    if (hs[0].digest().hex !== oneShot(fed[0])) throw new Error("digest 0");
+    late.update(chunk(9, 500));
+    for (let i = 1; i < hs.length; i++) if (hs[i].digest().hex !== oneShot(fed[i])) throw new Error("digest " + i);
+    if (late.digest().hex !== oneShot([chunk(9, 500)])) throw new Error("late");
+    let threw = false;
+    try { hs[0].update(chunk(1, 1)); } catch { threw = true; }
+    if (!threw) throw new Error("used after digest");
+    console.log("ok");
+  `;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--ext=ts", code],
+    env: { FERRY_XXH128: "wasm", NO_COLOR: "1" },
+    cwd: new URL("..", import.meta.url).pathname,
+  }).output();
+  const dec = new TextDecoder();
+  assert.equal(dec.decode(out.stdout).trim(), "ok", dec.decode(out.stderr));
+});
+
+Deno.test("concurrent uploads into a WebAssembly ferryd are each verified", async () => {
   await using server = await startServer({ flags: WITHOUT_FFI });
+  await using local = await tempDir();
+  // Four clients at once: ferryd's sessions hash their bodies in one shared instance, chunk by
+  // chunk in turn.
+  const files = Array.from({ length: 4 }, (_, i) => randomBytes(3 * MiB + i * 1000));
   for (const [i, content] of files.entries()) {
-    await Deno.writeFile(join(local.path, `m${i}.bin`), content);
+    await Deno.writeFile(join(local.path, `c${i}.bin`), content);
   }
-  // One client, twelve uploads in flight: ferryd interleaves twelve XXH3-128 states.
-  const put = await runClient(server.address, ["--json", "put", "-r", ".", "many"], {
-    cwd: local.path,
-  });
-  assert.equal(put.code, 0, put.stderr);
-  const byPath = new Map(rows(put.stdout).filter((r) => r.op === "put").map((r) => [r.path, r]));
-  for (const [i, content] of files.entries()) {
-    assert.deepEqual(byPath.get(`many/m${i}.bin`)?.checksum, { xxh128: xxh128(content) }, `m${i}`);
+  const runs = await Promise.all(
+    files.map((_, i) =>
+      runClient(server.address, ["--json", "put", `c${i}.bin`], { cwd: local.path })
+    ),
+  );
+  for (const [i, run] of runs.entries()) {
+    assert.equal(run.code, 0, run.stderr);
+    assert.deepEqual(rows(run.stdout)[0].checksum, { xxh128: xxh128(files[i]) });
+    assert.deepEqual(await Deno.readFile(join(server.root, `c${i}.bin`)), files[i]);
   }
 });
 

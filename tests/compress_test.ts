@@ -3,9 +3,10 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { zstdCompressSync } from "node:zlib";
+import { constants, zstdCompressSync } from "node:zlib";
 import { PROTOCOL_VERSION } from "../lib/commands.ts";
 import { DEFAULT_LIMITS, FrameType, HEADER_SIZE } from "../lib/frame.ts";
+import { ChunkCompressor, decompressChunk } from "../lib/wire/compress.ts";
 import { FrameConn } from "../lib/wire/frame_conn.ts";
 import {
   inProcessServer,
@@ -80,7 +81,8 @@ Deno.test("random data goes plain under --compress, and a --no-compress server s
   const noise = randomBytes(6 * MiB);
   await Deno.writeFile(join(local.path, "noise.bin"), noise);
   await Deno.writeFile(join(local.path, "text.json"), compressible(2 * MiB));
-  // Random data does not shrink: it goes plain. A server that refuses compression gets plain.
+  // Random data does not shrink: it goes plain (the back-off is tested on its own below). A
+  // server that refuses compression gets plain data whatever it is.
   for (const [target, name] of [[open, "noise.bin"], [server, "text.json"]] as const) {
     const proxy = throttledProxy(target.port, 4 * 1024 * MiB);
     const run = await runClient(proxy.address, ["--compress", "put", name], { cwd: local.path });
@@ -118,31 +120,40 @@ Deno.test("a resumed download with --compress continues the checksum over the or
 
 Deno.test("a compressed frame that would inflate past the frame limit is refused", async () => {
   await using ferryd = await inProcessServer();
-  const fc = new FrameConn(await Deno.connect({ hostname: "127.0.0.1", port: ferryd.port }));
-  try {
-    await fc.sendMessage(FrameType.HELLO, 0, {
-      version: PROTOCOL_VERSION,
-      checksums: ["sha256"],
-      compress: ["zstd"],
-    });
-    const welcome = await readMessage(fc);
-    assert.equal(welcome.msg.compress, "zstd");
-    await fc.sendMessage(FrameType.REQUEST, 1, { op: "put", path: "bomb.bin" });
-    // 4 MiB of zeros is a few hundred bytes of zstd: far over the 256 KiB a frame may hold.
-    const bomb = zstdCompressSync(new Uint8Array(4 * MiB));
-    const framed = new Uint8Array(HEADER_SIZE + bomb.length);
-    framed.set(bomb, HEADER_SIZE);
-    await fc.sendFramed(FrameType.ZDATA, 1, framed, bomb.length);
-    const error = await readMessage(fc);
-    assert.equal(error.type, FrameType.ERROR);
-    assert.match(String(error.msg.message), /decompresses to more than 262144 bytes/);
-  } finally {
-    fc.close();
+  // 4 MiB of zeros is a few hundred bytes of zstd: far over the 256 KiB a frame may hold.
+  // With a 1 MiB window it is refused where its output passes the limit; with zstd's own
+  // choice of window (4 MiB), before anything is decompressed. Either ends the connection.
+  const bombs = [
+    {
+      bytes: zstdCompressSync(new Uint8Array(4 * MiB), {
+        params: { [constants.ZSTD_c_windowLog]: 20 },
+      }),
+      refusal: /decompresses to more than 262144 bytes/,
+    },
+    { bytes: zstdCompressSync(new Uint8Array(4 * MiB)), refusal: /a window over 1 MiB/ },
+  ];
+  for (const bomb of bombs) {
+    const fc = new FrameConn(await Deno.connect({ hostname: "127.0.0.1", port: ferryd.port }));
+    try {
+      await fc.sendMessage(FrameType.HELLO, 0, {
+        version: PROTOCOL_VERSION,
+        checksums: ["sha256"],
+        compress: ["zstd"],
+      });
+      const welcome = await readMessage(fc);
+      assert.equal(welcome.msg.compress, "zstd");
+      await fc.sendMessage(FrameType.REQUEST, 1, { op: "put", path: "bomb.bin" });
+      const framed = new Uint8Array(HEADER_SIZE + bomb.bytes.length);
+      framed.set(bomb.bytes, HEADER_SIZE);
+      await fc.sendFramed(FrameType.ZDATA, 1, framed, bomb.bytes.length);
+      const error = await readMessage(fc);
+      assert.equal(error.type, FrameType.ERROR);
+      assert.match(String(error.msg.message), bomb.refusal);
+    } finally {
+      fc.close();
+    }
   }
-  assert.ok(
-    !ferryd.lines.some((l) => /bomb\.bin ok/.test(l)),
-    "nothing was stored",
-  );
+  assert.ok(!ferryd.lines.some((l) => /bomb\.bin ok/.test(l)), "nothing was stored");
   assert.equal(DEFAULT_LIMITS.maxData, 256 * 1024);
 });
 
@@ -184,4 +195,74 @@ Deno.test("a 1 GiB compressed upload keeps both processes' memory bounded", asyn
   // The bound of the uncompressed pipe test (trust_test.ts): each decompressed frame is a fresh
   // 256 KiB buffer, which V8 collects late; measured here 110-136 MiB, flat from 1 to 4 GiB.
   assert.ok(peak < 150 * MiB, `peak RSS ${(peak / MiB).toFixed(0)} MiB`);
+});
+
+Deno.test("ChunkCompressor: a chunk that does not shrink makes the next seven go plain", () => {
+  const compressor = new ChunkCompressor();
+  const text = compressible(64 * 1024);
+  assert.ok(compressor.compress(text), "text shrinks");
+  assert.equal(compressor.compress(randomBytes(64 * 1024)), undefined, "noise does not");
+  for (let i = 0; i < 7; i++) {
+    assert.equal(compressor.compress(text), undefined, `backing off ${i}`);
+  }
+  const again = compressor.compress(text);
+  assert.ok(again && again.length < text.length / 2, "then it tries again");
+  assert.equal(compressor.compress(text.subarray(0, 100)), undefined, "a tiny chunk goes plain");
+  assert.deepEqual(new Uint8Array(decompressChunk(again, 64 * 1024)), new Uint8Array(text));
+});
+
+Deno.test("a refused upload's ZDATA frames are skipped only where compression was agreed", async () => {
+  await using ferryd = await inProcessServer();
+  const packed = zstdCompressSync(new TextEncoder().encode("y".repeat(8000)));
+  const framed = new Uint8Array(HEADER_SIZE + packed.length);
+  framed.set(packed, HEADER_SIZE);
+  for (const compress of [true, false]) {
+    const fc = new FrameConn(await Deno.connect({ hostname: "127.0.0.1", port: ferryd.port }));
+    try {
+      await fc.sendMessage(FrameType.HELLO, 0, {
+        version: PROTOCOL_VERSION,
+        checksums: ["sha256"],
+        ...(compress && { compress: ["zstd"] }),
+      });
+      await readMessage(fc);
+      // Refused before its body (a path outside the root), with the body on its way.
+      await fc.sendMessage(FrameType.REQUEST, 1, { op: "put", path: "../out.bin", size: 8000 });
+      await fc.sendFramed(FrameType.ZDATA, 1, framed, packed.length);
+      await fc.sendMessage(FrameType.END, 1, { sha256: "0".repeat(64), size: 8000 });
+      await fc.sendMessage(FrameType.REQUEST, 2, { op: "stat", path: "" });
+      const refused = await readMessage(fc);
+      assert.deepEqual([refused.type, refused.id], [FrameType.ERROR, 1]);
+      const next = await readMessage(fc);
+      if (compress) {
+        assert.deepEqual([next.type, next.id], [FrameType.REPLY, 2], "the session goes on");
+      } else {
+        assert.equal(next.type, FrameType.ERROR);
+        assert.match(String(next.msg.message), /unexpected frame type 8/);
+      }
+    } finally {
+      fc.close();
+    }
+  }
+});
+
+Deno.test("a client refuses compression it did not ask for", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const serving = (async () => {
+    const fc = new FrameConn(await listener.accept());
+    await fc.read();
+    await fc.sendMessage(FrameType.WELCOME, 0, {
+      version: PROTOCOL_VERSION,
+      agent: "pushy",
+      limits: DEFAULT_LIMITS,
+      checksum: "xxh128",
+      compress: "zstd",
+    });
+    await fc.read().catch(() => {});
+    fc.close();
+  })();
+  const run = await runClient(`127.0.0.1:${listener.addr.port}`, ["ls"]);
+  listener.close();
+  await serving.catch(() => {});
+  assert.equal(run.code, 4, run.stderr);
+  assert.equal(run.stderr, "ferry: the server turned on compression, which was not asked for\n");
 });

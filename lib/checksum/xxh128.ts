@@ -122,26 +122,33 @@ function digestOf(text: string): Digest {
 /** XXH3-128 through the addon: one native state, back to the pool once digested. */
 class NativeXxh128 implements Hasher {
   readonly algorithm = "xxh128" as const;
-  #state: NativeState;
+  /** Undefined once digested: the state is then another hasher's, and any use throws. */
+  #state: NativeState | undefined;
 
   constructor() {
     this.#state = pool.pop() ?? new native!.XXHash128(SEED);
   }
 
   update(bytes: Uint8Array): void {
-    this.#state.update(bytes);
+    this.#live().update(bytes);
   }
 
   peek(): Digest {
-    return digestOf(hex(this.#state.digest()));
+    return digestOf(hex(this.#live().digest()));
   }
 
   digest(): Digest {
-    const state = this.#state;
+    const state = this.#live();
     const digest = digestOf(hex(state.digest()));
+    this.#state = undefined;
     state.reset();
     if (pool.length < POOL_LIMIT) pool.push(state);
     return digest;
+  }
+
+  #live(): NativeState {
+    if (!this.#state) throw new Error("this XXH3-128 hasher was already digested");
+    return this.#state;
   }
 }
 
@@ -158,6 +165,7 @@ class WasmXxh128 implements Hasher {
   readonly algorithm = "xxh128" as const;
   /** This hasher's state while another one holds the instance. */
   #saved: Uint8Array | undefined = fresh;
+  #done = false;
 
   update(bytes: Uint8Array): void {
     this.#own().update(bytes);
@@ -174,10 +182,12 @@ class WasmXxh128 implements Hasher {
   digest(): Digest {
     const digest = digestOf(this.#own().digest("hex"));
     owner = undefined;
+    this.#done = true;
     return digest;
   }
 
   #own(): IHasher {
+    if (this.#done) throw new Error("this XXH3-128 hasher was already digested");
     const instance = wasm!;
     if (owner !== this) {
       if (owner) owner.#saved = instance.save();

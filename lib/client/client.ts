@@ -66,9 +66,10 @@ export interface ConnectOptions {
    */
   tls?: boolean | TlsOptions;
   /**
-   * Check transfers with this checksum only (`"sha256"`), or with the first
-   * of these the server accepts. Default: the server's choice, XXH3-128
-   * unless it prefers another.
+   * Check transfers with this checksum only (`"sha256"`), or with one of
+   * these: the server picks the first of its own list that is here.
+   * Default: every one, so the server's choice (XXH3-128 unless it prefers
+   * another).
    */
   checksum?: Algorithm | Algorithm[];
   /** Ask the server to compress data frames with zstd, both ways (default false). */

@@ -51,7 +51,7 @@ export interface ConnectionOptions {
   token?: string;
   /** Talk TLS, with these trust settings. */
   tls?: TlsOptions;
-  /** Transfer checksums to offer, preferred first (default: every one). */
+  /** Transfer checksums accepted; the server picks by its own order (default: every one). */
   checksums?: Algorithm[];
   /** Ask for zstd-compressed data frames. */
   compress?: boolean;
@@ -118,6 +118,9 @@ export async function openConnection(
         "PROTOCOL",
         `the server chose ${welcome.checksum}, which was not offered`,
       );
+    }
+    if (welcome.compress && !options.compress) {
+      throw new FerryError("PROTOCOL", "the server turned on compression, which was not asked for");
     }
     await loadAlgorithm(welcome.checksum);
     return new Connection(fc, welcome, { timeoutMs, origin: formatAddress(addr) });

@@ -316,7 +316,9 @@ class Download {
       // Drain the rest of the body, then report the local failure; a sender that goes on
       // past what it announced is not drained for ever.
       this.#drained += frame.payload.length;
-      if (frame.type !== FrameType.DATA && frame.type !== FrameType.ZDATA) fail(this.#refused);
+      const data = frame.type === FrameType.DATA ||
+        (frame.type === FrameType.ZDATA && this.#conn.welcome.compress !== undefined);
+      if (!data) fail(this.#refused);
       else if (this.#drained > (this.#meta?.size ?? 0) - this.#offset) {
         this.#conn.abandon(fail, this.#refused);
       }

@@ -25,9 +25,10 @@ import { type Algorithm, DEFAULT_ALGORITHM } from "../checksum/checksum.ts";
  * ```ts
  * import { HashCache } from "./hash_cache.ts";
  * const cache = new HashCache(2);
- * cache.set("a.txt", "v1", "ab".repeat(32));
- * console.assert(cache.get("a.txt", "v1") !== undefined);
- * console.assert(cache.get("a.txt", "v2") === undefined);
+ * cache.set("a.txt", "v1", "ab".repeat(32), { algorithm: "sha256" });
+ * console.assert(cache.get("a.txt", "v1", { algorithm: "sha256" }) !== undefined);
+ * console.assert(cache.get("a.txt", "v1", { algorithm: "xxh128" }) === undefined);
+ * console.assert(cache.get("a.txt", "v2", { algorithm: "sha256" }) === undefined);
  * ```
  */
 export class HashCache {
@@ -44,7 +45,8 @@ export class HashCache {
 
   /**
    * The checksum (hex) of `path` at `version`, if known, and firmly known
-   * unless `provisional`; of SHA-256 unless another `algorithm` is named.
+   * unless `provisional`; of `algorithm` (default: the default transfer
+   * checksum, XXH3-128).
    */
   get(
     path: string,

@@ -27,6 +27,13 @@ const BACKOFF_CHUNKS = 7;
 const OPTIONS = { params: { [constants.ZSTD_c_compressionLevel]: LEVEL } };
 
 /**
+ * The largest window a receiver lets a frame use: 1 MiB (2^20). ferry's own
+ * frames need at most their 256 KiB chunk; zstd's default limit (128 MiB)
+ * would let a hostile frame make the decoder reserve that much.
+ */
+const DECOMPRESS_OPTIONS = { params: { [constants.ZSTD_d_windowLogMax]: 20 } };
+
+/**
  * Compresses a sender's chunks, and stops trying for a while where they do
  * not shrink (random or already compressed content), so that such a file
  * costs about an eighth of the compression it would otherwise.
@@ -59,20 +66,24 @@ export class ChunkCompressor {
 }
 
 /**
- * The content of a ZDATA payload: PROTOCOL when it is not one zstd frame
- * or would decompress beyond `max` bytes (checked before the output is
- * allocated: a small frame cannot make the receiver allocate much).
+ * The content of a ZDATA payload: PROTOCOL when it is not zstd data, would
+ * decompress beyond `max` bytes (decompression stops there), or asks for a
+ * window over 1 MiB. A small hostile frame can make the receiver hold at
+ * most `max` bytes of output and a 1 MiB window, briefly.
  */
 export function decompressChunk(payload: Uint8Array, max: number): Uint8Array {
   try {
-    return zstdDecompressSync(payload, { maxOutputLength: max });
+    return zstdDecompressSync(payload, { ...DECOMPRESS_OPTIONS, maxOutputLength: max });
   } catch (err) {
     const code = (err as { code?: string }).code;
+    const message = (err as Error).message ?? "";
     throw new FerryError(
       "PROTOCOL",
       code === "ERR_BUFFER_TOO_LARGE"
         ? `a compressed frame decompresses to more than ${max} bytes`
-        : `a compressed frame is not valid zstd (${(err as Error).message.slice(0, 80)})`,
+        : /too much memory/.test(message)
+        ? "a compressed frame asks for a window over 1 MiB"
+        : `a compressed frame is not valid zstd (${message.slice(0, 80)})`,
     );
   }
 }

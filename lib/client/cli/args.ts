@@ -66,7 +66,7 @@ export interface ClientArgs {
   ca?: string;
   /** SHA-256 fingerprint of the one server certificate to trust. */
   pin?: string;
-  /** Transfer checksums to offer, preferred first (--checksum, FERRY_CHECKSUM); default all. */
+  /** Transfer checksums accepted (--checksum, FERRY_CHECKSUM); the server's order decides. Default all. */
   checksum?: Algorithm[];
   /** Ask for zstd-compressed data (--compress, -z, FERRY_COMPRESS). */
   compress: boolean;

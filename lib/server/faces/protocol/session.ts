@@ -250,7 +250,9 @@ class Session implements FaceSession {
         this.#busy = false;
       }
     }
-    const data = frame.type === FrameType.DATA || frame.type === FrameType.ZDATA;
+    // ZDATA is content only where compression was agreed; elsewhere it is a protocol error.
+    const data = frame.type === FrameType.DATA ||
+      (frame.type === FrameType.ZDATA && this.#welcome.compress !== undefined);
     const bodyFrame = data || frame.type === FrameType.END || frame.type === FrameType.ERROR;
     if (bodyFrame && frame.id === this.#discardId) {
       if (!data) this.#discardId = undefined;
