@@ -41,7 +41,7 @@ import { Workspace } from "./bench/workspace.ts";
 async function measure(options: BenchOptions, link: Link): Promise<BenchResults> {
   const loopback = link.mibps === undefined;
   const size = link.size ?? options.size;
-  await using workspace = await Workspace.create();
+  await using workspace = await Workspace.create(options.scratch);
   const fixtures = await makeFixtures(workspace.dir, size, options.files, options.textFiles);
   const ferry = await startFerry(workspace, fixtures, options.clients);
   const contenders = [
@@ -73,7 +73,9 @@ if (options.inside) {
   await Deno.writeTextFile(options.inside.results, JSON.stringify(toJson(results)));
 } else {
   const sections: Section[] = [];
-  const scratch = await Deno.makeTempDir({ prefix: "ferry-bench-links-" });
+  // Every run's files stay until the report is written: see Workspace.create.
+  const scratch = await Deno.makeTempDir({ prefix: "ferry-bench-all-" });
+  options.scratch = scratch;
   try {
     for (const link of options.links) {
       if (link.mibps === undefined) {
@@ -90,10 +92,10 @@ if (options.inside) {
       const results = fromJson(await measureInLink(script, options, link, scratch));
       sections.push({ link, results });
     }
+    const report = renderReport(options, sections);
+    console.log(report);
+    await writeReport(options.out, report);
   } finally {
     await Deno.remove(scratch, { recursive: true }).catch(() => {});
   }
-  const report = renderReport(options, sections);
-  console.log(report);
-  await writeReport(options.out, report);
 }

@@ -151,10 +151,3 @@ async function makeTextTree(dir: string, files: number): Promise<void> {
     await Deno.writeFile(join(sub, `f${i}.${ext}`), encoder.encode(text.slice(0, target)));
   }
 }
-
-/** Remove everything inside `dir`, keeping `dir`. */
-export async function emptyDir(dir: string): Promise<void> {
-  for await (const e of Deno.readDir(dir)) {
-    await Deno.remove(join(dir, e.name), { recursive: true });
-  }
-}

@@ -50,6 +50,8 @@ export interface BenchOptions {
    * its results as JSON to `results` (`--inside LINK --results FILE`).
    */
   inside?: { link: Link; results: string };
+  /** Internal: where the run's files go, removed only at the very end (`--scratch DIR`). */
+  scratch?: string;
 }
 
 /** Parse `args`; throws on an unknown option or link. */
@@ -67,6 +69,7 @@ export function parseOptions(args: string[]): BenchOptions {
       out: { type: "string", default: join(ROOT, "BENCHMARKS.md") },
       inside: { type: "string" },
       results: { type: "string" },
+      scratch: { type: "string" },
     },
   });
   const link = (name: string) => {
@@ -86,6 +89,7 @@ export function parseOptions(args: string[]): BenchOptions {
     inside: values.inside === undefined
       ? undefined
       : { link: link(values.inside), results: values.results! },
+    scratch: values.scratch,
   };
 }
 
@@ -102,5 +106,7 @@ export function insideArgs(options: BenchOptions, link: Link, results: string): 
     link.name,
     "--results",
     results,
+    "--scratch",
+    options.scratch!,
   ];
 }

@@ -15,14 +15,23 @@ export class Workspace implements AsyncDisposable {
   /** Notes for the report, in the order they were made. */
   readonly notes: string[] = [];
   #cleanup: CleanupStep[] = [];
+  readonly #removeDir: boolean;
 
-  private constructor(dir: string) {
+  private constructor(dir: string, removeDir: boolean) {
     this.dir = dir;
+    this.#removeDir = removeDir;
   }
 
-  /** A new, empty scratch directory. */
-  static async create(): Promise<Workspace> {
-    return new Workspace(await Deno.makeTempDir({ prefix: "ferry-bench-" }));
+  /**
+   * A new, empty scratch directory; inside `under` when given, and then left
+   * for whoever owns `under` to remove. Deleting thousands of files makes
+   * this machine's ext4 create files several times slower for minutes after
+   * (docs/performance.md): a run that deletes its trees must not do it
+   * before the next link's run.
+   */
+  static async create(under?: string): Promise<Workspace> {
+    const dir = await Deno.makeTempDir({ prefix: "ferry-bench-", dir: under });
+    return new Workspace(dir, under === undefined);
   }
 
   /** Add a note to the report: a peer that is missing, or replaced. */
@@ -44,6 +53,6 @@ export class Workspace implements AsyncDisposable {
         // Already gone.
       }
     }
-    await Deno.remove(this.dir, { recursive: true }).catch(() => {});
+    if (this.#removeDir) await Deno.remove(this.dir, { recursive: true }).catch(() => {});
   }
 }
