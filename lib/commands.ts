@@ -581,6 +581,12 @@ export function parseSumReply(msg: Record<string, unknown>, algorithm: Algorithm
  * ```
  */
 export function parseEnd(msg: Record<string, unknown>, algorithm: Algorithm): End {
+  const other = msg[algorithm] === undefined
+    ? (["xxh128", "sha256"] as const).find((a) => msg[a] !== undefined)
+    : undefined;
+  if (other) {
+    throw protocolError(`the trailer is in ${other}, but this connection checks with ${algorithm}`);
+  }
   const hex = field(msg, algorithm, (v): v is string => isDigestHex(algorithm, v), "a checksum");
   const digest: Digest = { algorithm, hex };
   return msg.size === undefined

@@ -254,3 +254,23 @@ Deno.test("a peer of another protocol version gets one line naming both versions
       `version ${PROTOCOL_VERSION}: use client and server of one version\n`,
   );
 });
+
+Deno.test("an option that goes before the command says so when it follows it", async () => {
+  await using server = await startServer();
+  for (
+    const [flag, shown] of [["-z", "-z"], ["--compress", "--compress"], [
+      "--checksum=sha256",
+      "--checksum",
+    ]]
+  ) {
+    const run = await runClient(server.address, ["get", flag, "x", "y"]);
+    assert.equal(run.code, 2, run.stderr);
+    assert.match(
+      run.stderr,
+      new RegExp(`it goes before the command \\(ferry ${shown} get \\.\\.\\.\\)`),
+    );
+  }
+  const help = await runClient(server.address, ["--help"]);
+  assert.match(help.stdout, /--checksum NAME/);
+  assert.match(help.stdout, /-z, --compress/);
+});

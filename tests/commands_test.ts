@@ -147,6 +147,10 @@ Deno.test("parseHello / parseEnd / parseLsReply validate their fields", () => {
   // A trailer in another checksum than the connection's is refused.
   rejects(() => parseEnd({ sha256: "a".repeat(64) }, "xxh128"), "PROTOCOL");
   rejects(() => parseEnd({ xxh128: "a".repeat(64) }, "xxh128"), "PROTOCOL");
+  assert.throws(
+    () => parseEnd({ xxh128: "b".repeat(32) }, "sha256"),
+    /the trailer is in xxh128, but this connection checks with sha256/,
+  );
   assert.equal(parseEnd({ xxh128: "b".repeat(32), size: 1 }, "xxh128").digest.hex, "b".repeat(32));
   rejects(() => parseLsReply({ entries: {}, more: false }), "PROTOCOL");
   rejects(

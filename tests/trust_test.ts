@@ -504,7 +504,7 @@ Deno.test("Ctrl-C says what it kept; running the same command again resumes it",
       assert.equal(out.code, 130);
       assert.match(
         new TextDecoder().decode(out.stderr),
-        /^ferry: interrupted; kept [\d.]+ MiB of up\.bin: run the same command again/,
+        /^ferry: interrupted; kept up to [\d.]+ MiB of up\.bin: run the same command again/,
       );
       await waitFor(async () => (await temps(server.root)).length === 1, 10_000, "the partial");
       const again = await runClient(server.address, ["--json", "put", "up.bin", "up.bin"], {

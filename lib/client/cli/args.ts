@@ -30,7 +30,7 @@ const TAKES_VALUE = new Set([
 ]);
 
 /** Options only the command line (not the shell) accepts, before the command. */
-const GLOBAL_FLAGS: Record<string, Flag> = {
+export const GLOBAL_FLAGS: Record<string, Flag> = {
   ...OUTPUT_FLAGS,
   server: { type: "string", short: "s" },
   retries: { type: "string" },

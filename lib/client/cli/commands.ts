@@ -24,6 +24,7 @@ import { type BatchOptions, deleteExtraneous, type Plan, transferPlan } from "..
 import type { FerryClient } from "../client.ts";
 import { formatBytes, type OutputMode, Reporter, type Sink } from "../report.ts";
 import { planGetArgs, planPutArgs } from "../targets.ts";
+import { GLOBAL_FLAGS } from "./args.ts";
 import { type Flag, HELP_FLAG, OUTPUT_FLAGS, parseFlags, type Values } from "./flags.ts";
 import { byName, longLine, permissions } from "./listing_format.ts";
 import { STDIO } from "./std_streams.ts";
@@ -132,7 +133,7 @@ export const COMMANDS: Record<string, Command> = {
     details: [
       "-r  download a directory tree",
       "-n, --no-clobber  never replace an existing local file",
-      "--sync  skip files whose size and SHA-256 already match",
+      "--sync  skip files whose size and checksum already match (like rsync -c)",
       "--resume  continue what an interrupted download kept (default)",
       "--no-resume  start afresh, ignoring what an interrupted download kept",
       "-  as LOCAL: write the file to standard output",
@@ -161,7 +162,7 @@ export const COMMANDS: Record<string, Command> = {
     details: [
       "-r  upload a directory tree",
       "-n, --no-clobber  never replace an existing remote file",
-      "--sync  skip files whose size and SHA-256 already match",
+      "--sync  skip files whose size and checksum already match (like rsync -c)",
       "--resume  continue what an interrupted upload left on the server (default)",
       "--no-resume  start afresh, ignoring what an interrupted upload left on the server",
       "--delete  with -r: remove remote files the local tree does not have",
@@ -422,14 +423,18 @@ export function helpText(shell = false): string {
     "      --ca FILE           talk TLS, trusting only the CA certificates in FILE (env FERRY_CA)",
     "      --pin SHA256        talk TLS, trusting only the certificate with this fingerprint,",
     "                          as ferryd prints it (env FERRY_PIN)",
+    "      --checksum NAME     check transfers with sha256 (or xxh128, the default; a list:",
+    "                          those accepted, the server picks) (env FERRY_CHECKSUM)",
+    "  -z, --compress          compress file data with zstd, both ways (env FERRY_COMPRESS=1)",
     "      --json              one JSON object per line per result, and a summary",
     "  -q, --quiet             no progress, no summaries; only errors",
     "  -h, --help              show this help",
     "  -V, --version           show the version",
     "",
     "Transfer options: -r recursive, -n/--no-clobber never replace, --sync skip files whose",
-    "size and SHA-256 already match, --no-resume start afresh rather than continue what an",
+    "size and checksum already match, --no-resume start afresh rather than continue what an",
     "interrupted transfer kept, --delete (put -r) remove remote files absent locally.",
+    "Options go before the command: ferry -z put ..., not ferry put -z ....",
     "A LOCAL of - is standard input (put) or standard output (get).",
     "",
     "Examples:",
@@ -439,6 +444,25 @@ export function helpText(shell = false): string {
     "  ferry --server files.internal:9500 get -r releases/v1 ./v1",
     "  printf 'put a.txt\\nls\\nclose\\n' | ferry",
   ].join("\n");
+}
+
+/** A command's flags; an option that belongs before the command says so. */
+function parseCommandFlags(args: string[], cmd: Command): ReturnType<typeof parseFlags> {
+  try {
+    return parseFlags(args, { ...OUTPUT_FLAGS, ...HELP_FLAG, ...cmd.flags });
+  } catch (err) {
+    const unknown = /^Unknown option '-{1,2}([^'=]+)'/.exec((err as Error).message);
+    const name = unknown?.[1];
+    const global = name !== undefined &&
+      Object.entries(GLOBAL_FLAGS).some(([long, flag]) => long === name || flag.short === name);
+    if (!global) throw err;
+    throw new FerryError(
+      "USAGE",
+      `${(err as Error).message}: it goes before the command (ferry ${
+        name.length === 1 ? "-" : "--"
+      }${name} ${cmd.usage.split(" ")[0]} ...)`,
+    );
+  }
 }
 
 function findCommand(name: string, shell: boolean): Command {
@@ -468,7 +492,7 @@ export function parseCommand(
 ): { cmd: Command; values: Values; positionals: string[] } {
   const [name, ...rest] = words;
   const cmd = findCommand(name, shell);
-  const { values, positionals } = parseFlags(rest, { ...OUTPUT_FLAGS, ...HELP_FLAG, ...cmd.flags });
+  const { values, positionals } = parseCommandFlags(rest, cmd);
   const counted = values.help || (positionals.length >= cmd.min && positionals.length <= cmd.max);
   if (!counted) throw new FerryError("USAGE", `usage: ${cmd.usage}`);
   return { cmd, values, positionals };

@@ -30,9 +30,13 @@ function interruptedLine(argv: string[]): string {
   const kept = new Map<string, number>();
   for (const { path, bytes } of runningReporter()?.keeping ?? []) kept.set(path, bytes);
   // A download writing its partial knows best how much is on disk.
+  const downloads = new Set<string>();
   for (const { path, bytes } of heldPartials()) {
+    downloads.add(path);
     if (bytes > 0) kept.set(path, Math.max(bytes, kept.get(path) ?? 0));
   }
+  // An upload's count is what was sent: the server holds what of it arrived, up to that.
+  const upTo = [...kept].some(([path, bytes]) => bytes > 0 && !downloads.has(path));
   const held = [...kept].filter(([, bytes]) => bytes > 0);
   if (held.length === 0) return "ferry: interrupted; nothing was kept";
   const names = held.map(([path]) => escapeName(path));
@@ -41,9 +45,9 @@ function interruptedLine(argv: string[]): string {
     : `${held.length} partial files (${names.slice(0, 3).join(", ")}${
       held.length > 3 ? ", …" : ""
     })`;
-  return `ferry: interrupted; kept ${what}: run the same command again to resume (${
-    commandLine(argv)
-  })`;
+  return `ferry: interrupted; kept ${
+    upTo ? "up to " : ""
+  }${what}: run the same command again to resume (${commandLine(argv)})`;
 }
 
 /** `ferry ARGS` as a shell would take it back, with token values left out. */
