@@ -11,6 +11,8 @@
  */
 
 import { createHash } from "node:crypto";
+import { zstdCompressSync } from "node:zlib";
+import { createXXHash128 } from "hash-wasm";
 import { basename, join } from "node:path";
 import {
   errorFromMessage,
@@ -281,6 +283,18 @@ const GOOD_CLIENT_PATH = "fuzz-check/good.bin";
 
 function sha256Hex(bytes: Uint8Array): string {
   return createHash("sha256").update(bytes).digest("hex");
+}
+
+/** The checksums a fuzz session may offer, computed here independently of ferry's own code. */
+type FuzzAlgorithm = "sha256" | "xxh128";
+
+const XXH128 = await createXXHash128();
+
+function digestHex(algorithm: FuzzAlgorithm, bytes: Uint8Array): string {
+  if (algorithm === "sha256") return sha256Hex(bytes);
+  XXH128.init();
+  XXH128.update(bytes);
+  return XXH128.digest("hex");
 }
 
 function randomString(rng: Rng): string {
@@ -1011,6 +1025,11 @@ interface Plan {
   requestIds: Set<number>;
   /** Partials the server may rightly keep after this connection: it lost one of their uploads. */
   mayKeep: string[];
+  /**
+   * The checksum and compression the HELLO asked for; undefined when it was
+   * mutated (then the server's choice is not known in advance).
+   */
+  asked?: { algorithm: FuzzAlgorithm; compress: boolean };
 }
 
 /** Builds the frames of one session after HELLO, and names what it did. */
@@ -1024,7 +1043,11 @@ class SessionBuilder {
   openPartial: string | undefined;
   #lastId = 0;
 
-  constructor(readonly rng: Rng) {}
+  constructor(
+    readonly rng: Rng,
+    readonly algorithm: FuzzAlgorithm = "sha256",
+    readonly compress = false,
+  ) {}
 
   /** The id of the next request: mostly fresh, sometimes reused or odd. */
   requestId(): number {
@@ -1091,7 +1114,7 @@ class SessionBuilder {
       : 0;
     const extra: [string, JsonValue][] = resume ? [["resume", true]] : [];
     if (offset > 0) {
-      const prefix = sha256Hex(content.subarray(0, offset));
+      const prefix = digestHex(this.algorithm, content.subarray(0, offset));
       extra.push(["offset", offset], ["prefix", rng.chance(0.8) ? prefix : sha256Value(rng)]);
     }
     const fixed: Record<string, JsonValue> = resume
@@ -1115,7 +1138,14 @@ class SessionBuilder {
       const last = at + n === body.length;
       const declared = oversized && at === 0 ? maxData + 1 : n;
       const dataId = misdirected && last ? id + 1 : id;
-      this.frame(FrameType.DATA, dataId, body.subarray(at, at + n), declared);
+      const chunk = body.subarray(at, at + n);
+      if (this.compress && declared === n && rng.chance(0.5)) {
+        // Compressed as ferry does, or now and then not zstd at all.
+        const packed = rng.chance(0.95) ? zstdCompressSync(chunk) : rng.bytes(rng.range(1, 600));
+        this.frame(FrameType.ZDATA, dataId, packed);
+      } else {
+        this.frame(FrameType.DATA, dataId, chunk, declared);
+      }
       at += n;
     }
     // A resumable body is often left open: cut off by the end of the stream, it is kept.
@@ -1123,9 +1153,10 @@ class SessionBuilder {
       ? "open"
       : rng.pick(["END", "END", "END", "END", "END", "END", "bad END", "ERROR"]);
     if (ending === "END") {
-      this.frame(FrameType.END, id, encoder.encode(JSON.stringify({ sha256: sha256Hex(content) })));
+      const end = { [this.algorithm]: digestHex(this.algorithm, content) };
+      this.frame(FrameType.END, id, encoder.encode(JSON.stringify(end)));
     } else if (ending === "bad END") {
-      this.frame(FrameType.END, id, messageBytes(rng, obj({ sha256: sha256Value(rng) })));
+      this.frame(FrameType.END, id, messageBytes(rng, obj({ [this.algorithm]: sha256Value(rng) })));
     } else if (ending === "ERROR") {
       this.frame(FrameType.ERROR, id, messageBytes(rng, obj({ code: "CANCELLED", message: "x" })));
     }
@@ -1191,10 +1222,23 @@ function partialName(request: Uint8Array): string | undefined {
   }
 }
 
-/** A HELLO frame; mutated, its message, id, type or length may be off. */
-function hello(rng: Rng, mutated: boolean): Uint8Array {
-  // SHA-256 only: the sessions' trailers are computed with node:crypto.
-  const template = obj({ version: PROTOCOL_VERSION, agent: "fuzz", checksums: ["sha256"] });
+/**
+ * A HELLO frame offering one checksum (which the session's trailers are
+ * computed in) and perhaps compression; mutated, its message, id, type or
+ * length may be off.
+ */
+function hello(
+  rng: Rng,
+  mutated: boolean,
+  algorithm: FuzzAlgorithm = "sha256",
+  compress = false,
+): Uint8Array {
+  const template = obj({
+    version: PROTOCOL_VERSION,
+    agent: "fuzz",
+    checksums: [algorithm],
+    ...(compress && { compress: ["zstd"] }),
+  });
   if (!mutated) return frameBytes(FrameType.HELLO, 0, encoder.encode(writeJson(template)));
   const payload = messageBytes(rng, template);
   if (rng.chance(0.7)) return frameBytes(FrameType.HELLO, frameId(rng), payload);
@@ -1204,7 +1248,9 @@ function hello(rng: Rng, mutated: boolean): Uint8Array {
 
 /** A connection's plan, from its own generator: fixed by the seed, whatever the timing. */
 function connectionPlan(rng: Rng): Plan {
-  const session = new SessionBuilder(rng);
+  const algorithm = rng.pick(["sha256", "xxh128"] as const);
+  const compress = rng.chance(0.3);
+  const session = new SessionBuilder(rng, algorithm, compress);
   const kind = rng.pick(["garbage", "bad-hello", "session", "session", "session", "idle"]);
   let first: Plan["first"] = "WELCOME";
   const parts: Uint8Array[] = [];
@@ -1217,7 +1263,7 @@ function connectionPlan(rng: Rng): Plan {
   } else {
     const mutated = kind === "bad-hello";
     if (mutated) first = "either";
-    parts.push(hello(rng, mutated));
+    parts.push(hello(rng, mutated, algorithm, compress));
     // Steps the session survives first, then perhaps one that ends it.
     const survivable = [() => session.request(), () => session.put(), () => session.junkRequest()];
     const fatal = [
@@ -1248,7 +1294,8 @@ function connectionPlan(rng: Rng): Plan {
   // Closed or cut, any upload may be the one in progress; ended cleanly, only an unfinished one.
   const open = session.openPartial ? [session.openPartial] : [];
   const mayKeep = ending === "reset" || cut ? session.partials : open;
-  return { label, writes, ending, first, requestIds: session.requestIds, mayKeep };
+  const asked = kind === "session" ? { algorithm, compress } : undefined;
+  return { label, writes, ending, first, requestIds: session.requestIds, mayKeep, asked };
 }
 
 /**
@@ -1460,12 +1507,19 @@ function checkServerFrame(
     }
     case FrameType.REPLY:
     case FrameType.DATA:
+    case FrameType.ZDATA:
     case FrameType.END:
       if (!plan.requestIds.has(frame.id)) return `${what}: no request has that id`;
       if (frame.type === FrameType.REPLY) report.replies++;
       if (frame.type === FrameType.REPLY) decodeMessage(frame);
-      // The sessions offer SHA-256 only.
-      if (frame.type === FrameType.END) parseEnd(decodeMessage(frame), "sha256");
+      if (frame.type === FrameType.ZDATA && plan.asked && !plan.asked.compress) {
+        return `${what}: ZDATA on a connection that did not ask for compression`;
+      }
+      if (frame.type === FrameType.END) {
+        // In the checksum the session offered; after a mutated HELLO, in either one.
+        const msg = decodeMessage(frame);
+        parseEnd(msg, plan.asked?.algorithm ?? ("xxh128" in msg ? "xxh128" : "sha256"));
+      }
       return undefined;
     default:
       return `${what}: the server never sends this type`;
