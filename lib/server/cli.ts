@@ -61,7 +61,7 @@ Limits and lifecycle:
 
 Transfers:
       --checksum LIST           checksums accepted, preferred first (default: xxh128,sha256;
-                                env FERRY_CHECKSUM); each client gets the first it offers
+                                env FERRY_CHECKSUM); a client gets the first of these it offers
       --no-compress             refuse compression (clients asking for --compress get plain data)
   -h, --help                    show this help
   -V, --version                 show the version
