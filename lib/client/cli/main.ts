@@ -45,9 +45,10 @@ function interruptedLine(argv: string[]): string {
     : `${held.length} partial files (${names.slice(0, 3).join(", ")}${
       held.length > 3 ? ", …" : ""
     })`;
-  return `ferry: interrupted; kept ${
-    upTo ? "up to " : ""
-  }${what}: run the same command again to resume (${commandLine(argv)})`;
+  const amount = upTo ? `up to ${what}` : what;
+  return `ferry: interrupted; kept ${amount}: run the same command again to resume (${
+    commandLine(argv)
+  })`;
 }
 
 /** `ferry ARGS` as a shell would take it back, with token values left out. */
