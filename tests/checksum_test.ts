@@ -255,21 +255,36 @@ Deno.test("a peer of another protocol version gets one line naming both versions
   );
 });
 
-Deno.test("an option that goes before the command says so when it follows it", async () => {
+Deno.test("ferry's own options work after the command too; in the shell they say where they go", async () => {
   await using server = await startServer();
-  for (
-    const [flag, shown] of [["-z", "-z"], ["--compress", "--compress"], [
-      "--checksum=sha256",
-      "--checksum",
-    ]]
-  ) {
-    const run = await runClient(server.address, ["get", flag, "x", "y"]);
-    assert.equal(run.code, 2, run.stderr);
-    assert.match(
-      run.stderr,
-      new RegExp(`it goes before the command \\(ferry ${shown} get \\.\\.\\.\\)`),
-    );
-  }
+  await using local = await tempDir();
+  const content = randomBytes(200_000);
+  await Deno.writeFile(join(local.path, "a.bin"), content);
+  // After the command and its arguments, as with rsync: the checksum and compression apply.
+  const late = await runClient(server.address, [
+    "--json",
+    "put",
+    "a.bin",
+    "late.bin",
+    "-z",
+    "--checksum",
+    "sha256",
+  ], { cwd: local.path });
+  assert.equal(late.code, 0, late.stderr);
+  assert.deepEqual(rows(late.stdout)[0].checksum, { sha256: sha256(content) });
+  // After --, a name that looks like an option is a name.
+  await Deno.writeFile(join(local.path, "-z"), content);
+  const named = await runClient(server.address, ["put", "--", "-z", "dash.bin"], {
+    cwd: local.path,
+  });
+  assert.equal(named.code, 0, named.stderr);
+  assert.deepEqual(await Deno.readFile(join(server.root, "dash.bin")), content);
+  // In the shell the connection is open already.
+  const shell = await runClient(server.address, [], { stdin: "get -z late.bin x\n" });
+  assert.match(
+    shell.stderr,
+    /-z is an option of ferry itself: give it when starting ferry \(ferry -z \.\.\.\)/,
+  );
   const help = await runClient(server.address, ["--help"]);
   assert.match(help.stdout, /--checksum NAME/);
   assert.match(help.stdout, /-z, --compress/);

@@ -7,7 +7,7 @@ import { parseServerArgs } from "../lib/server/cli.ts";
 import { parseAddress } from "../lib/client/client.ts";
 import { FerryError } from "../lib/util/errors.ts";
 import { suggest } from "../lib/util/suggest.ts";
-import { listTree, runClient, startServer, tempDir } from "./helpers.ts";
+import { listTree, runClient, startServer, tempDir, waitFor } from "./helpers.ts";
 
 Deno.test("the piped interactive shell runs commands in order", async () => {
   await using server = await startServer();
@@ -140,13 +140,22 @@ Deno.test("parseAddress and parseServerArgs", () => {
   }
 });
 
-Deno.test("ferryd refuses a missing root and a busy port with one line", async () => {
+Deno.test("ferryd makes a missing root, and refuses a root that is a file or a busy port", async () => {
   const server = new URL("../server.ts", import.meta.url).pathname;
   const run = (args: string[]) =>
     new Deno.Command(Deno.execPath(), { args: ["run", "-A", server, ...args] }).output();
-  const missing = await run(["--root", "/definitely/not/here", "--port", "0"]);
-  assert.equal(missing.code, 5);
-  assert.match(new TextDecoder().decode(missing.stderr), /^ferryd: root .*not found\n$/);
+  await using dir = await tempDir();
+  const fresh = join(dir.path, "new", "artifacts");
+  const made = await startServer({ root: fresh });
+  await waitFor(() => made.log().includes("created the root"), 10_000, "the log line");
+  assert.match(made.log(), /^ferryd: created the root .*new\/artifacts\n/);
+  assert.ok(Deno.statSync(fresh).isDirectory);
+  await made.stop();
+  const file = join(dir.path, "file");
+  await Deno.writeTextFile(file, "x");
+  const notDir = await run(["--root", file, "--port", "0"]);
+  assert.notEqual(notDir.code, 0);
+  assert.match(new TextDecoder().decode(notDir.stderr), /^ferryd: root is not a directory: .*\n$/);
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const busy = await run(["--port", String(listener.addr.port)]);
   listener.close();
@@ -166,7 +175,7 @@ Deno.test("near misses get a suggestion, far ones do not", async () => {
   assert.equal(cmd.stderr, "ferry: unknown command: puut (did you mean 'put'?)\n");
   const flag = await runClient(address, ["get", "--sycn", "a"]);
   assert.equal(flag.code, 2);
-  assert.equal(flag.stderr, "ferry: Unknown option '--sycn'; did you mean '--sync'?\n");
+  assert.equal(flag.stderr, "ferry: unknown option --sycn (did you mean --sync?)\n");
 });
 
 Deno.test("every command has --help with its usage and examples", async () => {

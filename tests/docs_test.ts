@@ -78,3 +78,57 @@ Deno.test("every ferry and ferryd command line in the docs parses", async () => 
     assert.ok(checked >= least, `${doc}: only ${checked} command lines; is the pattern broken?`);
   }
 });
+
+Deno.test("the README's quick start from a checkout works as pasted, on a fresh directory", async () => {
+  const readme = await Deno.readTextFile(new URL("../README.md", import.meta.url));
+  const block = readme.split("from a checkout:\n\n```sh\n")[1].split("```")[0];
+  const lines = block.trim().split("\n").map((l) => l.replace(/\s+#.*$/, "").trim());
+  assert.equal(lines[0], "deno run -A server.ts --root ./artifacts", "the block this test runs");
+  const repo = new URL("..", import.meta.url).pathname;
+  // As pasted, but with this checkout's paths: `deno` is this Deno, the scripts are here.
+  const argv = (line: string) =>
+    line.split(" ").slice(1).map((w) => w === "server.ts" || w === "client.ts" ? repo + w : w);
+  const cwd = await Deno.makeTempDir({ prefix: "ferry-quickstart-" });
+  const artifact = crypto.getRandomValues(new Uint8Array(50_000));
+  await Deno.mkdir(`${cwd}/dist`);
+  await Deno.writeFile(`${cwd}/dist/app.tar.gz`, artifact);
+  const server = new Deno.Command(Deno.execPath(), {
+    args: argv(lines[0]),
+    cwd,
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  try {
+    const reader = server.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let banner = "";
+    while (!banner.includes("\n")) banner += (await reader.read()).value ?? "";
+    reader.releaseLock();
+    assert.match(banner, /listening on 127\.0\.0\.1:9500/);
+    const run = async (line: string, stdin = "") => {
+      const child = new Deno.Command(Deno.execPath(), {
+        args: argv(line),
+        cwd,
+        stdin: "piped",
+        stdout: "piped",
+        stderr: "piped",
+        env: { NO_COLOR: "1" },
+      }).spawn();
+      const writer = child.stdin.getWriter();
+      await writer.write(new TextEncoder().encode(stdin));
+      await writer.close();
+      const out = await child.output();
+      const dec = new TextDecoder();
+      assert.equal(out.code, 0, `${line}: ${dec.decode(out.stderr)}`);
+      return dec.decode(out.stdout);
+    };
+    await run(lines[1]);
+    assert.match(await run(lines[2]), /app\.tar\.gz/);
+    await run(lines[3]);
+    assert.deepEqual(await Deno.readFile(`${cwd}/app.tar.gz`), artifact);
+    assert.match(await run(lines[4], "ls releases\nclose\n"), /app\.tar\.gz/);
+  } finally {
+    server.kill("SIGTERM");
+    await server.status;
+    await Deno.remove(cwd, { recursive: true });
+  }
+});

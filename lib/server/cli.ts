@@ -183,6 +183,18 @@ export function parseServerArgs(
   };
 }
 
+/** Make `root` (and its parents) when nothing is there; true when it did. */
+function createRoot(root: string): boolean {
+  try {
+    Deno.lstatSync(root);
+    return false;
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) return false;
+  }
+  Deno.mkdirSync(root, { recursive: true });
+  return true;
+}
+
 /** Run ferryd until SIGINT or SIGTERM; returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
   let args: ServerArgs;
@@ -215,6 +227,9 @@ export async function main(argv: string[]): Promise<number> {
       cert: await readConfigFile(args.tlsCert, "TLS certificate"),
       key: await readConfigFile(args.tlsKey!, "TLS key"),
     };
+    // A root that is not there yet is made, as the quick start expects (`--root ./artifacts`
+    // on a fresh machine), and said so; a root that is something else is still refused.
+    if (createRoot(args.root)) console.error(`ferryd: created the root ${escapeName(args.root)}`);
     // From here on only ferryd's held directories use the working directory: the root is
     // resolved by serve() itself, and the files named on the command line were read above.
     ownWorkingDirectory();

@@ -78,30 +78,26 @@ export interface ClientArgs {
 }
 
 /**
- * Parse the client's arguments: global options up to the first word that
- * is not one, then the command. `env` supplies defaults (`FERRY_SERVER`).
+ * Parse the client's arguments: ferry's own options anywhere, before or
+ * after the command and its arguments (as git, rsync and curl take them),
+ * up to a `--`; the rest is the command. `env` supplies defaults
+ * (`FERRY_SERVER`).
  *
  * @example
  * ```ts
  * import { parseClientArgs } from "./args.ts";
  * const args = parseClientArgs(["-s", "h:1", "ls", "-l"], {});
  * console.assert(args.server === "h:1" && args.command.join(" ") === "ls -l");
+ * const late = parseClientArgs(["ls", "releases", "-s", "h:2", "-z"], {});
+ * console.assert(late.server === "h:2" && late.compress && late.command.join(" ") === "ls releases");
  * ```
  */
 export function parseClientArgs(
   argv: string[],
   env: Record<string, string | undefined>,
 ): ClientArgs {
-  let i = 0;
-  while (i < argv.length && argv[i].startsWith("-") && argv[i] !== "-") {
-    if (argv[i] === "--") {
-      i++;
-      break;
-    }
-    if (TAKES_VALUE.has(argv[i])) i++;
-    i++;
-  }
-  const { values } = parseFlags(argv.slice(0, i), GLOBAL_FLAGS);
+  const { global, command } = splitArgs(argv);
+  const { values } = parseFlags(global, GLOBAL_FLAGS);
   const option = (flag: string, name: string) =>
     nonEmpty(`--${flag}`, name, (values[flag] as string | undefined) ?? env[name]);
   const token = option("token", "FERRY_TOKEN");
@@ -135,8 +131,46 @@ export function parseClientArgs(
     mode: outputMode(values),
     help: Boolean(values.help),
     version: Boolean(values.version),
-    command: argv.slice(i),
+    command,
   };
+}
+
+/**
+ * The options that also count after the command: ferry's own. Output
+ * options and `--help` there belong to the command (`ferry put --help`).
+ */
+const LATE: ReadonlySet<string> = new Set(
+  Object.entries(GLOBAL_FLAGS)
+    .filter(([name]) => !["json", "quiet", "help", "version"].includes(name))
+    .flatMap(([name, flag]) => [`--${name}`, ...(flag.short ? [`-${flag.short}`] : [])]),
+);
+
+/**
+ * Ferry's own options, wherever they are, and the command with its
+ * arguments and options. Before the command every option is ferry's own; a
+ * `--` ends the options (before the command it is dropped, after it it is
+ * the command's, which takes what follows as arguments).
+ */
+function splitArgs(argv: string[]): { global: string[]; command: string[] } {
+  const global: string[] = [];
+  const command: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    const started = command.length > 0;
+    if (arg === "--") {
+      command.push(...(started ? argv.slice(i) : argv.slice(i + 1)));
+      break;
+    }
+    const name = arg.startsWith("--") ? arg.split("=")[0] : arg;
+    const ours = started ? LATE.has(name) : arg.startsWith("-") && arg !== "-";
+    if (!ours) {
+      command.push(arg);
+      continue;
+    }
+    global.push(arg);
+    if (TAKES_VALUE.has(arg) && i + 1 < argv.length) global.push(argv[++i]);
+  }
+  return { global, command };
 }
 
 /** A setting that, once given, must not be empty: an empty secret fails closed. */

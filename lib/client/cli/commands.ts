@@ -434,7 +434,7 @@ export function helpText(shell = false): string {
     "Transfer options: -r recursive, -n/--no-clobber never replace, --sync skip files whose",
     "size and checksum already match, --no-resume start afresh rather than continue what an",
     "interrupted transfer kept, --delete (put -r) remove remote files absent locally.",
-    "Options go before the command: ferry -z put ..., not ferry put -z ....",
+    "Options may come before or after the command and its arguments; -- ends them.",
     "A LOCAL of - is standard input (put) or standard output (get).",
     "",
     "Examples:",
@@ -446,21 +446,26 @@ export function helpText(shell = false): string {
   ].join("\n");
 }
 
-/** A command's flags; an option that belongs before the command says so. */
+/**
+ * A command's flags. In the shell, where the connection is already open,
+ * one of ferry's own options (server, TLS, checksum, compression) says
+ * where it goes instead: on the command line that starts ferry.
+ */
 function parseCommandFlags(args: string[], cmd: Command): ReturnType<typeof parseFlags> {
   try {
     return parseFlags(args, { ...OUTPUT_FLAGS, ...HELP_FLAG, ...cmd.flags });
   } catch (err) {
-    const unknown = /^Unknown option '-{1,2}([^'=]+)'/.exec((err as Error).message);
-    const name = unknown?.[1];
-    const global = name !== undefined &&
-      Object.entries(GLOBAL_FLAGS).some(([long, flag]) => long === name || flag.short === name);
-    if (!global) throw err;
+    const unknown = /^unknown option (-{1,2})([^\s=]+)/.exec((err as Error).message);
+    const name = unknown?.[2];
+    const ours = name !== undefined &&
+      Object.entries(GLOBAL_FLAGS).some(([long, flag]) =>
+        unknown![1] === "--" ? long === name : flag.short === name
+      );
+    if (!ours) throw err;
+    const typed = `${unknown![1]}${name}`;
     throw new FerryError(
       "USAGE",
-      `${(err as Error).message}: it goes before the command (ferry ${
-        name.length === 1 ? "-" : "--"
-      }${name} ${cmd.usage.split(" ")[0]} ...)`,
+      `${typed} is an option of ferry itself: give it when starting ferry (ferry ${typed} ...)`,
     );
   }
 }
