@@ -192,3 +192,22 @@ Deno.test("every command has --help with its usage and examples", async () => {
     shell.stdout === undefined || shell.code !== 0 || /Usage: ferry get/.test(shell.stdout),
   );
 });
+
+Deno.test("a bad number says so, wherever the option is and however its value is written", async () => {
+  for (
+    const args of [
+      ["--timeout", "-1", "ls"],
+      ["ls", "--timeout", "-1"],
+      ["ls", "--timeout=-1"],
+      ["--timeout", "abc", "ls"],
+    ]
+  ) {
+    const run = await runClient("127.0.0.1:1", args);
+    assert.equal(run.code, 2, args.join(" "));
+    assert.match(run.stderr, /^ferry: --timeout takes a number of seconds, not "(-1|abc)"\n$/);
+  }
+  const missing = await runClient("127.0.0.1:1", ["ls", "--timeout"]);
+  assert.equal(missing.stderr, "ferry: option --timeout needs a value\n");
+  const unknown = await runClient("127.0.0.1:1", ["ls", "--bogus"]);
+  assert.equal(unknown.stderr, "ferry: unknown option --bogus\n");
+});

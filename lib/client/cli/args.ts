@@ -145,6 +145,13 @@ const LATE: ReadonlySet<string> = new Set(
     .flatMap(([name, flag]) => [`--${name}`, ...(flag.short ? [`-${flag.short}`] : [])]),
 );
 
+/** `-s` as `--server`; a long option as it is. */
+function longName(arg: string): string {
+  if (arg.startsWith("--")) return arg;
+  const found = Object.entries(GLOBAL_FLAGS).find(([, flag]) => `-${flag.short}` === arg);
+  return found ? `--${found[0]}` : arg;
+}
+
 /**
  * Ferry's own options, wherever they are, and the command with its
  * arguments and options. Before the command every option is ferry's own; a
@@ -167,8 +174,13 @@ function splitArgs(argv: string[]): { global: string[]; command: string[] } {
       command.push(arg);
       continue;
     }
-    global.push(arg);
-    if (TAKES_VALUE.has(arg) && i + 1 < argv.length) global.push(argv[++i]);
+    if (TAKES_VALUE.has(arg) && i + 1 < argv.length) {
+      // Joined, so that a value that starts with '-' (`--timeout -1`) reaches the option's own
+      // check ("takes a number of seconds") instead of the parser's guess at a missing value.
+      global.push(`${longName(arg)}=${argv[++i]}`);
+    } else {
+      global.push(arg);
+    }
   }
   return { global, command };
 }
