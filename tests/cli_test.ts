@@ -211,3 +211,18 @@ Deno.test("a bad number says so, wherever the option is and however its value is
   const unknown = await runClient("127.0.0.1:1", ["ls", "--bogus"]);
   assert.equal(unknown.stderr, "ferry: unknown option --bogus\n");
 });
+
+Deno.test("a leading / is the root one-shot as in the shell, and cd .. at the root stays there", async () => {
+  await using server = await startServer();
+  await using local = await tempDir();
+  await Deno.writeTextFile(join(local.path, "x.txt"), "x");
+  const put = await runClient(server.address, ["put", "x.txt", "/"], { cwd: local.path });
+  assert.equal(put.code, 0, put.stderr);
+  assert.equal(await Deno.readTextFile(join(server.root, "x.txt")), "x");
+  await Deno.mkdir(join(server.root, "sub"));
+  const shell = await runClient(server.address, [], {
+    stdin: "cd ..\npwd\ncd ../../sub\npwd\ncd ..\npwd\nclose\n",
+  });
+  assert.equal(shell.code, 0, shell.stderr);
+  assert.equal(shell.stdout, "/\n/sub\n/\n");
+});

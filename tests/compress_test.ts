@@ -7,6 +7,7 @@ import { constants, zstdCompressSync } from "node:zlib";
 import { PROTOCOL_VERSION } from "../lib/commands.ts";
 import { DEFAULT_LIMITS, FrameType, HEADER_SIZE } from "../lib/frame.ts";
 import { ChunkCompressor, decompressChunk } from "../lib/wire/compress.ts";
+import { PROGRAMS } from "../scripts/build.ts";
 import { FrameConn } from "../lib/wire/frame_conn.ts";
 import {
   inProcessServer,
@@ -178,7 +179,9 @@ Deno.test("ZDATA on a connection that did not negotiate compression is a protoco
 });
 
 Deno.test("a 1 GiB compressed upload keeps both processes' memory bounded", async () => {
-  await using server = await startServer();
+  // ferryd as built and served (scripts/build.ts): its V8 options decide how late garbage goes.
+  const ferryd = PROGRAMS.find((p) => p.name === "ferryd")!;
+  await using server = await startServer({ flags: ferryd.flags });
   const put = spawnClient(server.address, ["--compress", "put", "-", "big.log"]);
   const block = compressible(MiB);
   const writer = put.stdin.getWriter();
@@ -192,9 +195,11 @@ Deno.test("a 1 GiB compressed upload keeps both processes' memory bounded", asyn
   assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
   peak = Math.max(peak, peakRss(server.process.pid));
   assert.equal((await Deno.stat(join(server.root, "big.log"))).size, 1024 * MiB);
-  // The bound of the uncompressed pipe test (trust_test.ts): each decompressed frame is a fresh
-  // 256 KiB buffer, which V8 collects late; measured here 110-136 MiB, flat from 1 to 4 GiB.
-  assert.ok(peak < 150 * MiB, `peak RSS ${(peak / MiB).toFixed(0)} MiB`);
+  // Each decompressed frame is a fresh 256 KiB buffer (node:zlib has no way to decompress into
+  // one), which V8 collects late: measured alone 109-139 MiB in ferryd and 113 in the client,
+  // 161 in ferryd under the whole suite without its V8 options. A leak of the file would be
+  // a gigabyte.
+  assert.ok(peak < 180 * MiB, `peak RSS ${(peak / MiB).toFixed(0)} MiB`);
 });
 
 Deno.test("ChunkCompressor: a chunk that does not shrink makes the next seven go plain", () => {

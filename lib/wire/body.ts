@@ -76,6 +76,9 @@ export async function sendBody(
   const halves = [buf.subarray(0, half), buf.subarray(half, 2 * half)];
   const chunk = half - HEADER_SIZE;
   const compressor = options.compress ? new ChunkCompressor() : undefined;
+  // Where a compressed chunk is framed, one per half like the halves themselves: made once a
+  // body, so that a large file's thousands of chunks allocate nothing more.
+  const packedHalves: Uint8Array[] = [];
   let sent = 0;
   let writing: Promise<void> | undefined;
   try {
@@ -98,7 +101,7 @@ export async function sendBody(
       // half, used two rounds ago, is free again by the time it is refilled.
       await writing;
       if (packed) {
-        const framed = new Uint8Array(HEADER_SIZE + packed.length);
+        const framed = packedHalves[i] ??= new Uint8Array(half);
         framed.set(packed, HEADER_SIZE);
         writing = fc.sendFramed(FrameType.ZDATA, id, framed, packed.length);
       } else {

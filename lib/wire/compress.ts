@@ -73,7 +73,13 @@ export class ChunkCompressor {
  */
 export function decompressChunk(payload: Uint8Array, max: number): Uint8Array {
   try {
-    return zstdDecompressSync(payload, { ...DECOMPRESS_OPTIONS, maxOutputLength: max });
+    // One output buffer of the most a frame may hold, not 16 KiB pieces joined at the end:
+    // half the garbage, and a receiver makes one a frame.
+    return zstdDecompressSync(payload, {
+      ...DECOMPRESS_OPTIONS,
+      maxOutputLength: max,
+      chunkSize: max,
+    });
   } catch (err) {
     const code = (err as { code?: string }).code;
     const message = (err as Error).message ?? "";

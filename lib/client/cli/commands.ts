@@ -267,7 +267,8 @@ export const COMMANDS: Record<string, Command> = {
     max: 1,
     shellOnly: true,
     async run(ctx, [path = "/"]) {
-      const target = normalizePath(ctx.remote(path));
+      // `cd ..` at the root stays there, as sftp does.
+      const target = normalizePath(clampToRoot(ctx.remote(path)));
       const e = await (await ctx.client()).stat(target);
       if (e.type !== "dir") throw new FerryError("NOT_A_DIRECTORY", `not a directory: ${path}`);
       ctx.cwd = target;
@@ -468,6 +469,16 @@ function parseCommandFlags(args: string[], cmd: Command): ReturnType<typeof pars
       `${typed} is an option of ferry itself: give it when starting ferry (ferry ${typed} ...)`,
     );
   }
+}
+
+/** `path` with every `..` that would climb above the root dropped. */
+function clampToRoot(path: string): string {
+  const parts: string[] = [];
+  for (const part of path.split("/")) {
+    if (part === "..") parts.pop();
+    else if (part !== "" && part !== ".") parts.push(part);
+  }
+  return parts.join("/");
 }
 
 function findCommand(name: string, shell: boolean): Command {

@@ -77,9 +77,10 @@ function session(args: ClientArgs, shell: boolean): Context & { end(): Promise<v
     maxSize: args.maxSize,
     cwd: "",
     remote(path: string) {
-      // One-shot paths go as typed and the server judges them; the shell has a cwd and a "/".
-      if (!shell) return path;
+      // A leading "/" is the root, one-shot as in the shell (sftp's habit: `put x /`); other
+      // one-shot paths go as typed, and the server judges them.
       if (path.startsWith("/")) return path.replace(/^\/+/, "");
+      if (!shell) return path;
       return ctx.cwd === "" ? path : path === "" ? ctx.cwd : `${ctx.cwd}/${path}`;
     },
     async client() {
