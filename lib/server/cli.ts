@@ -253,7 +253,12 @@ export async function main(argv: string[]): Promise<number> {
     });
   } catch (err) {
     const e = toFerryError(err);
-    console.error(`ferryd: ${e.message}`);
+    const host = args.host.includes(":") ? `[${args.host}]` : args.host;
+    const message = err instanceof Deno.errors.AddrInUse
+      ? `cannot listen on ${host}:${args.port}: the address is in use (another ferryd? ` +
+        "--port 0 picks a free port)"
+      : e.message;
+    console.error(`ferryd: ${message}`);
     return exitCodeFor(e);
   }
   let signalled = false;
