@@ -176,16 +176,7 @@ export function pinnedDirectory(path: string, display: string): Directory {
       pinned = path;
       try {
         if (!isCwd(path)) throw refused();
-        const result = fn(here);
-        if (!isCwd(path)) {
-          try {
-            undo?.(result);
-          } catch {
-            // Gone already: there is nothing left to take back.
-          }
-          throw refused();
-        }
-        return result;
+        return actThenCheck(path, fn, undo, refused);
       } finally {
         pinned = undefined;
         try {
@@ -250,19 +241,32 @@ function runParked<T>(
   }
   pinned = path;
   try {
-    const result = fn(here);
-    if (!isCwd(path)) {
-      try {
-        undo?.(result);
-      } catch {
-        // Gone already: there is nothing left to take back.
-      }
-      throw refused();
-    }
-    return result;
+    return actThenCheck(path, fn, undo, refused);
   } finally {
     pinned = undefined;
   }
+}
+
+/**
+ * Run a step in the held directory `path`, then check that it is still
+ * there: if it moved meanwhile, take back what the step made and refuse.
+ */
+function actThenCheck<T>(
+  path: string,
+  fn: (at: (name: string) => string) => T,
+  undo: ((result: T) => void) | undefined,
+  refused: () => FerryError,
+): T {
+  const result = fn(here);
+  if (!isCwd(path)) {
+    try {
+      undo?.(result);
+    } catch {
+      // Gone already: there is nothing left to take back.
+    }
+    throw refused();
+  }
+  return result;
 }
 
 /** Whether the kernel places the working directory at `path`. */
