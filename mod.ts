@@ -55,5 +55,12 @@ export { MemoryStorage } from "./lib/storage/memory/memory_storage.ts";
 export { storageConformance, type StorageUnderTest } from "./lib/storage/conformance.ts";
 export { parseTokens, type Scope, type TokenGrant } from "./lib/server/auth.ts";
 export { fingerprint, parsePin, type TlsOptions } from "./lib/wire/tls.ts";
-export type { ReadHandle, Storage, Upload, UploadOptions, Usage } from "./lib/storage/storage.ts";
+export type {
+  ReadHandle,
+  Storage,
+  TreeItem,
+  Upload,
+  UploadOptions,
+  Usage,
+} from "./lib/storage/storage.ts";
 export { VERSION } from "./lib/util/version.ts";

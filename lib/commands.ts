@@ -65,12 +65,13 @@ export type Compression = "zstd";
 /**
  * What a server can do beyond protocol version 1 as first published,
  * announced in {@linkcode Welcome.features}: `"streamed-put"`, uploads of
- * unknown size (no `size` in the request; it comes in END).
+ * unknown size (no `size` in the request; it comes in END); `"tree"`, a
+ * whole tree sent as one stream of records (see {@linkcode TreeRequest}).
  */
-export type Feature = "streamed-put";
+export type Feature = "streamed-put" | "tree";
 
 /** Features this build's server announces. */
-export const FEATURES: readonly Feature[] = ["streamed-put"];
+export const FEATURES: readonly Feature[] = ["streamed-put", "tree"];
 
 /** Server's answer to HELLO. */
 export interface Welcome {
@@ -211,6 +212,25 @@ export interface SumRequest {
   algorithm?: Algorithm;
 }
 
+/**
+ * Send the tree below a directory as one stream: DATA (or ZDATA) frames of
+ * records (see `lib/wire/tree_records.ts`), then `REPLY {files, bytes}`.
+ * Small files come inline with their checksum; larger ones are named, to be
+ * fetched with `get`.
+ */
+export interface TreeRequest {
+  op: "tree";
+  path: string;
+}
+
+/** The REPLY that ends a tree stream: what it held inline. */
+export interface TreeReply {
+  /** Files sent inline. */
+  files: number;
+  /** Their bytes. */
+  bytes: number;
+}
+
 /** Ask the server to end the session after replying. */
 export interface CloseRequest {
   op: "close";
@@ -228,6 +248,7 @@ export type Request =
   | RmRequest
   | MvRequest
   | SumRequest
+  | TreeRequest
   | CloseRequest;
 
 /** What kind of thing a directory entry is. */
@@ -288,6 +309,22 @@ export interface GetReply {
   mode: number;
   /** Where the content that follows starts: the offset asked for (0 when none was). */
   offset: number;
+}
+
+/**
+ * Check the REPLY that ends a tree stream.
+ *
+ * @example
+ * ```ts
+ * import { parseTreeReply } from "./commands.ts";
+ * console.assert(parseTreeReply({ files: 2, bytes: 10 }).files === 2);
+ * ```
+ */
+export function parseTreeReply(msg: Record<string, unknown>): TreeReply {
+  return {
+    files: field(msg, "files", isCount, "a count"),
+    bytes: field(msg, "bytes", isCount, "a byte count"),
+  };
 }
 
 /** The REPLY to `sum`: on the wire `{ <algorithm>: hex, size }`, as END. */
@@ -488,6 +525,8 @@ export function parseRequest(msg: Record<string, unknown>): Request {
       return { op, path: path(), recursive: flag("recursive") };
     case "mv":
       return { op, from: path("from"), to: path("to") };
+    case "tree":
+      return { op, path: path() };
     case "close":
       return { op };
     default:

@@ -302,6 +302,7 @@ export interface FakeServer {
 export function fakeServer(
   session: (fc: FrameConn) => Promise<void>,
   limits: Record<string, number> = DEFAULT_LIMITS,
+  welcome: Record<string, unknown> = {},
 ): FakeServer {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const sessions: Promise<void>[] = [];
@@ -317,6 +318,7 @@ export function fakeServer(
             agent: "fake",
             limits,
             checksum: "sha256",
+            ...welcome,
           });
           await session(fc);
         })().catch(() => {}).finally(() => fc.close()),

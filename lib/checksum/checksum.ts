@@ -11,7 +11,7 @@
 import { FerryError } from "../util/errors.ts";
 import { sha256Hasher } from "./sha256.ts";
 import type { Algorithm, Digest, Hasher } from "./types.ts";
-import { loadXxh128, xxh128Hasher, type Xxh128Implementation } from "./xxh128.ts";
+import { loadXxh128, xxh128Hasher, xxh128Hex, type Xxh128Implementation } from "./xxh128.ts";
 
 export type { Algorithm, Digest, Hasher } from "./types.ts";
 export type { Xxh128Implementation } from "./xxh128.ts";
@@ -105,6 +105,24 @@ export function hasher(algorithm: Algorithm): Hasher {
     case "xxh128":
       return xxh128Hasher();
   }
+}
+
+/**
+ * The checksum of `bytes` at once, in lowercase hex (see
+ * {@linkcode loadAlgorithm}): what a small file's record carries.
+ *
+ * @example
+ * ```ts
+ * import { hashBytes } from "./checksum.ts";
+ * const hex = hashBytes("sha256", new TextEncoder().encode("abc"));
+ * console.assert(hex.startsWith("ba7816bf"));
+ * ```
+ */
+export function hashBytes(algorithm: Algorithm, bytes: Uint8Array): string {
+  if (algorithm === "xxh128") return xxh128Hex(bytes);
+  const h = sha256Hasher();
+  h.update(bytes);
+  return h.digest().hex;
 }
 
 /**

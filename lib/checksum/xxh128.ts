@@ -33,7 +33,11 @@ interface NativeState {
 }
 
 interface NativeModule {
-  XXHash128: new (seed: Uint8Array) => NativeState;
+  XXHash128: {
+    new (seed: Uint8Array): NativeState;
+    /** XXH3-128 of `bytes` at once, seed 0. */
+    hash(bytes: Uint8Array): Uint8Array;
+  };
 }
 
 /** A zero seed: plain XXH3-128, as xxhsum computes it. */
@@ -197,6 +201,24 @@ class WasmXxh128 implements Hasher {
     }
     return instance;
   }
+}
+
+/**
+ * XXH3-128 of `bytes` at once, as lowercase hex: for a small file, cheaper
+ * than a running hasher. {@linkcode loadXxh128} must have settled.
+ *
+ * @example
+ * ```ts
+ * import { loadXxh128, xxh128Hex } from "./xxh128.ts";
+ * await loadXxh128();
+ * console.assert(xxh128Hex(new Uint8Array(0)) === "99aa06d3014798d86001c324468d497f");
+ * ```
+ */
+export function xxh128Hex(bytes: Uint8Array): string {
+  if (native) return hex(native.XXHash128.hash(bytes));
+  const h = xxh128Hasher();
+  h.update(bytes);
+  return h.digest().hex;
 }
 
 /**

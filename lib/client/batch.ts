@@ -8,7 +8,13 @@
 
 import { type Algorithm, type Digest, hashToEnd } from "../checksum/checksum.ts";
 import { join } from "node:path";
-import type { FerryClient, TransferOptions, TransferResult } from "./client.ts";
+import {
+  connectionOf,
+  type FerryClient,
+  type TransferOptions,
+  type TransferResult,
+} from "./client.ts";
+import { type DirectoryTimes, receiveTree, setDirectoryTimes } from "./tree_get.ts";
 import { WroteThrough } from "./local_io.ts";
 import type { Entry } from "../commands.ts";
 import { FerryError, isRetriable, toFerryError } from "../util/errors.ts";
@@ -45,6 +51,14 @@ export interface Plan {
   dirs: string[];
   files: FileJob[];
   skipped: Outcome[];
+  /**
+   * Remote trees to receive as one stream each (`get -r` from a server with
+   * the `tree` feature), before the files: `from` a remote directory, `to`
+   * a local one. Their large files join the files.
+   */
+  trees?: { from: string; to: string }[];
+  /** Directories whose mode and mtime are set once everything is in (a listed tree's). */
+  times?: DirectoryTimes[];
 }
 
 /** How existing destination files are treated. */
@@ -167,24 +181,40 @@ export async function planPut(localDir: string, remoteBase: string): Promise<Pla
   return plan;
 }
 
-/** List a remote directory into a plan for downloading it to `localBase`. */
+/**
+ * Plan downloading the remote directory `remoteDir` to `localBase`: as one
+ * stream when `stream` allows it and the server can (feature `tree`), else
+ * by listing it.
+ */
 export async function planGet(
   client: FerryClient,
   remoteDir: string,
   localBase: string,
+  options: { stream?: boolean } = {},
 ): Promise<Plan> {
-  const plan: Plan = { dirs: [localBase], files: [], skipped: [] };
-  const prefix = remoteDir === "" ? "" : `${remoteDir}/`;
-  if ((await client.stat(remoteDir)).type !== "dir") {
+  const top = await client.stat(remoteDir);
+  if (top.type !== "dir") {
     throw new FerryError("NOT_A_DIRECTORY", `not a directory: ${escapeName(remoteDir)} (drop -r)`);
   }
+  if (options.stream && client.welcome.features?.includes("tree")) {
+    return { dirs: [], files: [], skipped: [], trees: [{ from: remoteDir, to: localBase }] };
+  }
+  const plan: Plan = {
+    dirs: [localBase],
+    files: [],
+    skipped: [],
+    times: [{ path: localBase, mode: top.mode, mtime: top.mtime }],
+  };
+  const prefix = remoteDir === "" ? "" : `${remoteDir}/`;
   const onReserved = (path: string) =>
     plan.skipped.push({ op: "get", path: prefix + path, bytes: 0, seconds: 0, skipped: RESERVED });
   for (const e of await client.list(remoteDir, { recursive: true, onReserved })) {
     const to = localPathFor(localBase, e.name);
     const from = prefix + e.name;
-    if (e.type === "dir") plan.dirs.push(to);
-    else if (e.type === "file") plan.files.push({ from, to, size: e.size });
+    if (e.type === "dir") {
+      plan.dirs.push(to);
+      plan.times!.push({ path: to, mode: e.mode, mtime: e.mtime });
+    } else if (e.type === "file") plan.files.push({ from, to, size: e.size });
     else plan.skipped.push({ op: "get", path: from, bytes: 0, seconds: 0, skipped: e.type });
   }
   return plan;
@@ -247,10 +277,77 @@ export async function transferPlan(
       });
     }
   });
-  reporter.plan(plan.files.length, plan.files.reduce((n, f) => n + f.size, 0));
+  const times = [...plan.times ?? []];
+  let jobs = plan.files;
+  for (const tree of plan.trees ?? []) {
+    const more = await receiveTreeOrList(client, tree, reporter, options);
+    jobs = [...jobs, ...more.files];
+    times.push(...more.times);
+  }
+  reporter.plan(jobs.length, jobs.reduce((n, f) => n + f.size, 0));
   const buffers: Uint8Array[] = [];
   const retries = options.retries ?? 0;
-  let jobs = plan.files;
+  try {
+    await transferJobs(client, direction, jobs, reporter, options, buffers, retries);
+  } finally {
+    // Last, deepest first: files landing in a directory change its mtime.
+    for (const { path, error } of setDirectoryTimes(times)) {
+      reporter.result({ op: "get", path, bytes: 0, seconds: 0, error });
+    }
+  }
+}
+
+/**
+ * Receive one remote tree as a stream, reporting each file; returns the
+ * files left to fetch one by one, and the directories to give their times.
+ * If the connection fails midway and retries are allowed, the tree is
+ * listed instead and what was not yet reported is fetched file by file.
+ */
+async function receiveTreeOrList(
+  client: () => Promise<FerryClient>,
+  tree: { from: string; to: string },
+  reporter: Reporter,
+  options: BatchOptions,
+): Promise<{ files: FileJob[]; times: DirectoryTimes[] }> {
+  const reported = new Set<string>();
+  let err: FerryError;
+  try {
+    const conn = await client();
+    const result = await receiveTree(connectionOf(conn), tree.from, tree.to, {
+      noClobber: options.noClobber,
+      maxSize: options.maxSize,
+      onOutcome: (o) => {
+        reported.add(o.path);
+        reporter.result(o);
+      },
+    });
+    return { files: result.deferred, times: result.dirs };
+  } catch (e) {
+    err = toFerryError(e);
+  }
+  if (!isRetriable(err) || (options.retries ?? 0) < 1) {
+    reporter.result({ op: "get", path: tree.from, bytes: 0, seconds: 0, error: err });
+    return { files: [], times: [] };
+  }
+  const listed = await planGet(await client(), tree.from, tree.to);
+  for (const dir of listed.dirs) await Deno.mkdir(dir, { recursive: true }).catch(() => {});
+  for (const s of listed.skipped) if (!reported.has(s.path)) reporter.result(s);
+  return {
+    files: listed.files.filter((f) => !reported.has(f.from)),
+    times: listed.times ?? [],
+  };
+}
+
+/** Move `jobs` (see {@linkcode transferPlan}). */
+async function transferJobs(
+  client: () => Promise<FerryClient>,
+  direction: Direction,
+  jobs: FileJob[],
+  reporter: Reporter,
+  options: BatchOptions,
+  buffers: Uint8Array[],
+  retries: number,
+): Promise<void> {
   for (let attempt = 1; jobs.length > 0; attempt++) {
     const retry: FileJob[] = [];
     let conn: FerryClient;

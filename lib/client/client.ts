@@ -29,6 +29,12 @@ import {
   upload,
 } from "./transfers.ts";
 
+/**
+ * The connection under a client, for this package's own batch code (a tree
+ * stream speaks to it directly); not part of the public API.
+ */
+export let connectionOf: (client: FerryClient) => Connection;
+
 export { type Address, DEFAULT_ADDRESS, formatAddress, parseAddress } from "./address.ts";
 export type {
   GetTarget,
@@ -130,6 +136,10 @@ export async function connect(
  */
 export class FerryClient {
   readonly #conn: Connection;
+
+  static {
+    connectionOf = (client) => client.#conn;
+  }
 
   /** Use {@linkcode connect}. */
   constructor(connection: Connection) {

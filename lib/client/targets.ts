@@ -41,9 +41,10 @@ export async function planGetArgs(
   client: FerryClient,
   remote: string,
   local: string | undefined,
-  options: { recursive: boolean },
+  options: { recursive: boolean; stream?: boolean },
 ): Promise<Plan> {
   const { recursive } = options;
+  const tree = { stream: options.stream };
   if (local === "") throw new FerryError("USAGE", "the local path is empty");
   if (local === "-") {
     // Standard output takes one file's bytes, as `cat` would.
@@ -60,7 +61,7 @@ export async function planGetArgs(
     for (const e of matches) {
       const to = localPathFor(dir, baseName(e.name));
       if (e.type === "file") plan.files.push({ from: e.name, to, size: e.size });
-      else if (e.type === "dir" && recursive) merge(plan, await planGet(client, e.name, to));
+      else if (e.type === "dir" && recursive) merge(plan, await planGet(client, e.name, to, tree));
       else plan.skipped.push({ op: "get", path: e.name, bytes: 0, seconds: 0, skipped: e.type });
     }
     return plan;
@@ -71,7 +72,7 @@ export async function planGetArgs(
       : local.endsWith("/")
       ? join(local, baseName(remote))
       : local;
-    return await planGet(client, remote, target);
+    return await planGet(client, remote, target, tree);
   }
   const to = await localTarget(remote, local);
   // Size is learned from the reply; the progress total follows it.
@@ -87,6 +88,8 @@ function merge(into: Plan, from: Plan): void {
   into.dirs.push(...from.dirs);
   into.files.push(...from.files);
   into.skipped.push(...from.skipped);
+  if (from.trees) (into.trees ??= []).push(...from.trees);
+  if (from.times) (into.times ??= []).push(...from.times);
 }
 
 /** Options for {@linkcode planPutArgs}. */

@@ -68,6 +68,30 @@ export function partialPath(path: string, key: string): string {
 
 const nameBits = new Uint32Array(2);
 
+/**
+ * Temporary names for many files in a row (a tree received as a stream): a
+ * random stem drawn once, then a counter, so that a name costs no random
+ * draw. Every name is created with `O_EXCL`, so a clash fails rather than
+ * shares.
+ *
+ * @example
+ * ```ts
+ * import { isTempName, tempNames } from "./temp_names.ts";
+ * const next = tempNames();
+ * const [a, b] = [next(), next()];
+ * console.assert(a !== b && isTempName(a) && isTempName(b));
+ * ```
+ */
+export function tempNames(): () => string {
+  crypto.getRandomValues(nameBits);
+  const stem = `${RESERVED_PREFIX}${nameBits[0].toString(16).padStart(8, "0")}`;
+  let counter = nameBits[1];
+  return () => {
+    counter = (counter + 1) >>> 0;
+    return `${stem}${counter.toString(16).padStart(8, "0")}${TEMP_SUFFIX}`;
+  };
+}
+
 /** A fresh, unguessable temporary name. */
 export function tempName(): string {
   crypto.getRandomValues(nameBits);

@@ -20,7 +20,8 @@ import {
 } from "../checksum/checksum.ts";
 import { type Claim, Verifier } from "../checksum/verify.ts";
 import type { Entry, GetRequest, ListOptions, PutRequest } from "../commands.ts";
-import type { Storage, Upload } from "../storage/storage.ts";
+import type { Storage, TreeItem, Upload } from "../storage/storage.ts";
+import { walkTree } from "../storage/tree_walk.ts";
 import { escapeName } from "../util/display.ts";
 import { elapsed } from "../util/elapsed.ts";
 import { connectionLost, FerryError, toFerryError } from "../util/errors.ts";
@@ -198,6 +199,42 @@ export class FerryService {
       for await (const { path, entry } of expandGlob(normalizePath(pattern), list)) {
         yield { ...entry, name: path };
       }
+    });
+  }
+
+  /**
+   * Walk the tree below the directory `path` for a tree stream (see
+   * `Storage.readTree`), logging one line for the whole tree: files of at
+   * most `inlineMax` bytes can be read on the spot.
+   */
+  tree(who: Principal, path: string, options: { inlineMax: number }): AsyncIterable<TreeItem> {
+    const storage = this.#storage;
+    const log = (line: string) => this.#log(line);
+    return this.#logged(who, "get -r", path, async function* () {
+      const started = performance.now();
+      let files = 0, bytes = 0;
+      for await (const item of walkTree(storage, normalizePath(path), options)) {
+        if (item.kind === "file" && item.read) {
+          const read = item.read;
+          yield {
+            ...item,
+            read: (into: Uint8Array) => {
+              const done = () => {
+                files++;
+                bytes += into.length;
+              };
+              const reading = read(into);
+              return reading instanceof Promise ? reading.then(done) : done();
+            },
+          };
+        } else yield item;
+      }
+      const seconds = elapsed(started).toFixed(3);
+      log(
+        `${who.peer} get -r ${
+          escapeName(path)
+        } ${files} files inline, ${bytes} bytes in ${seconds} s ok`,
+      );
     });
   }
 
@@ -473,12 +510,12 @@ export class FerryService {
   }
 
   /** An iterable whose failure, when it comes, is logged as `#audit` logs. */
-  async *#logged(
+  async *#logged<T>(
     who: Principal,
     op: string,
     what: string,
-    fn: () => AsyncIterable<Entry>,
-  ): AsyncIterable<Entry> {
+    fn: () => AsyncIterable<T>,
+  ): AsyncIterable<T> {
     try {
       yield* fn();
     } catch (err) {

@@ -16,7 +16,8 @@
 import assert from "node:assert/strict";
 import type { Entry } from "../commands.ts";
 import { FerryError } from "../util/errors.ts";
-import type { Storage, Upload } from "./storage.ts";
+import type { Storage, TreeItem, Upload } from "./storage.ts";
+import { walkTree } from "./tree_walk.ts";
 
 /** A fresh, empty storage to test, and how to dispose of it afterwards. */
 export interface StorageUnderTest {
@@ -267,6 +268,53 @@ export function storageConformance(name: string, open: () => Promise<StorageUnde
       }
       assert.equal(two.size, 6);
     });
+
+    await part(
+      "a tree walk: directories first, small files read whole, large ones named",
+      async (s) => {
+        const mtime = Date.UTC(2024, 5, 6, 7, 8, 9);
+        await put(s, "t/a.txt", "alpha", { mode: 0o640, mtime });
+        await put(s, "t/sub/b.txt", "bravo!");
+        await put(s, "t/sub/big.bin", new Uint8Array(100));
+        await s.mkdir("t/empty");
+        await s.mkdir("elsewhere");
+        await put(s, "elsewhere/c.txt", "not in the tree");
+        const items: TreeItem[] = [];
+        const contents = new Map<string, string>();
+        for await (const item of walkTree(s, "t", { inlineMax: 50 })) {
+          items.push(item);
+          // Read at once: an item's read is good only until the next item is asked for.
+          if (item.kind !== "file" || !item.read) continue;
+          const into = new Uint8Array(item.size);
+          await item.read(into);
+          contents.set(item.path, new TextDecoder().decode(into));
+        }
+        const order = items.map((i) => i.path);
+        assert.equal(order[0], "", "the walked directory comes first");
+        assert.equal(items[0].kind, "dir");
+        assert.ok(order.indexOf("sub") < order.indexOf("sub/b.txt"), order.join());
+        assert.deepEqual(
+          [...order].sort(),
+          ["", "a.txt", "empty", "sub", "sub/b.txt", "sub/big.bin"],
+          "nothing outside the walked directory",
+        );
+        assert.deepEqual(Object.fromEntries(contents), { "a.txt": "alpha", "sub/b.txt": "bravo!" });
+        const big = items.find((i) => i.path === "sub/big.bin");
+        assert.ok(big?.kind === "file" && big.size === 100 && !big.read, "over inlineMax: named");
+        const a = items.find((i) => i.path === "a.txt");
+        assert.ok(a?.kind === "file" && (a.mode & 0o777) === 0o640 && a.mtime === mtime);
+        await rejects(
+          Array.fromAsync(walkTree(s, "t/a.txt", { inlineMax: 50 })),
+          "NOT_A_DIRECTORY",
+          "a file",
+        );
+        await rejects(
+          Array.fromAsync(walkTree(s, "none", { inlineMax: 50 })),
+          "NOT_FOUND",
+          "nothing",
+        );
+      },
+    );
 
     await part("usage counts stored files", async (s) => {
       if (!s.usage) return;

@@ -6,9 +6,10 @@
  * @module
  */
 
+import { walkTree } from "./tree_walk.ts";
 import type { Entry, ListOptions } from "../commands.ts";
 import { FerryError } from "../util/errors.ts";
-import type { ReadHandle, Storage, Upload, UploadOptions, Usage } from "./storage.ts";
+import type { ReadHandle, Storage, TreeItem, Upload, UploadOptions, Usage } from "./storage.ts";
 
 /** An upload's hold on the quota (see {@linkcode Quota.reserve}). */
 export interface Reservation {
@@ -203,6 +204,10 @@ export class QuotaStorage implements Storage {
 
   list(path: string, options?: ListOptions): AsyncIterable<Entry> {
     return this.#inner.list(path, options);
+  }
+
+  readTree(path: string, options: { inlineMax: number }): AsyncIterable<TreeItem> {
+    return walkTree(this.#inner, path, options);
   }
 
   stat(path: string): Promise<Entry> {

@@ -7,6 +7,7 @@
  */
 
 import type { Entry, ListOptions } from "../commands.ts";
+import type { FerryError } from "../util/errors.ts";
 
 /**
  * What a root holds: bytes in files, and bytes in each kept partial upload,
@@ -114,6 +115,42 @@ export interface UploadOptions {
 }
 
 /**
+ * One entry of a tree walk (see {@linkcode Storage.readTree}), named by its
+ * path relative to the walked directory (`""` is that directory itself).
+ *
+ * @example
+ * ```ts
+ * import type { TreeItem } from "./storage.ts";
+ * const item: TreeItem = { kind: "dir", path: "", mode: 0o755, mtime: 0 };
+ * console.assert(item.kind === "dir");
+ * ```
+ */
+export type TreeItem =
+  | { kind: "dir"; path: string; mode: number; mtime: number }
+  | {
+    kind: "file";
+    path: string;
+    size: number;
+    mode: number;
+    mtime: number;
+    /**
+     * For a file of at most the walk's `inlineMax` bytes: read all `size`
+     * bytes into `into` (exactly that long), and throw INTEGRITY if the file
+     * is not that long or changed while it was read. Call it before asking
+     * for the next item, or not at all. Absent for larger files, which are
+     * read with {@linkcode Storage.openRead}.
+     */
+    read?: (into: Uint8Array) => void | Promise<void>;
+  }
+  | {
+    kind: "skip";
+    path: string;
+    /** The entry's type (`symlink`, `other`) or `reserved name`; else `error` says why. */
+    skipped?: string;
+    error?: FerryError;
+  };
+
+/**
  * Where served files live. `LocalStorage` implements it over a directory;
  * the interface is small so that an object store can implement it too.
  */
@@ -126,6 +163,16 @@ export interface Storage {
    * symlinks are listed, never followed; reserved names are left out.
    */
   list(path: string, options?: ListOptions): AsyncIterable<Entry>;
+  /**
+   * Walk the tree below the directory `path`: the directory itself first
+   * (path `""`), then every entry below it, each directory before what it
+   * holds; symlinks are reported, never followed; ferry's own temporary
+   * files are left out and other reserved names reported. Files of at most
+   * `inlineMax` bytes can be read on the spot. An entry that cannot be read
+   * is reported as such and the walk goes on. Optional: without it the
+   * server walks with {@linkcode list} and {@linkcode openRead}.
+   */
+  readTree?(path: string, options: { inlineMax: number }): AsyncIterable<TreeItem>;
   /** Describe `path`; the entry's name is its last component. */
   stat(path: string): Promise<Entry>;
   /** Open the regular file at `path` for reading. */

@@ -149,12 +149,15 @@ export const COMMANDS: Record<string, Command> = {
     max: 2,
     flags: TRANSFER_FLAGS,
     async run(ctx, [remote, local], flags) {
+      const options = batchOptions(ctx, flags);
       const plan = await planGetArgs(await ctx.client(), ctx.remote(remote), local, {
         recursive: Boolean(flags.recursive),
+        // --sync compares file by file, and --resume asks even small files for kept bytes.
+        stream: !options.sync && options.resume !== true,
       });
       // Standard output carries the file: every other line goes to stderr.
       const sink = local === "-" ? { ...ctx.sink, out: ctx.sink.err } : ctx.sink;
-      return await runPlan({ ...ctx, sink }, "get", plan, batchOptions(ctx, flags));
+      return await runPlan({ ...ctx, sink }, "get", plan, options);
     },
   },
   put: {
@@ -358,7 +361,8 @@ async function runPlan(
   } finally {
     running = undefined;
   }
-  const many = plan.files.length + plan.dirs.length > 1;
+  const many = plan.files.length + plan.dirs.length + (plan.trees?.length ?? 0) > 1 ||
+    (plan.trees?.length ?? 0) > 0;
   if (many || ctx.mode === "json") reporter.summary(direction);
   if (reporter.failed === 0) return 0;
   const kept = reporter.kept + keptPartials().length > 0;

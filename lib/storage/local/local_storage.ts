@@ -28,7 +28,8 @@ import {
 } from "../../fs/local_files.ts";
 import { RESERVED_PREFIX } from "../../util/path_jail.ts";
 import { escapeName } from "../../util/display.ts";
-import type { ReadHandle, Storage, Upload, UploadOptions } from "../storage.ts";
+import type { ReadHandle, Storage, TreeItem, Upload, UploadOptions } from "../storage.ts";
+import { readLocalTree } from "./tree_read.ts";
 
 /**
  * Where the resumable partial of an upload to `path` (of this size and
@@ -141,6 +142,13 @@ export class LocalStorage implements Storage {
     } catch (err) {
       throw toFerryError(err, `cannot list ${escapeName(path)}`);
     }
+  }
+
+  async *readTree(path: string, options: { inlineMax: number }): AsyncIterable<TreeItem> {
+    const { real, missing } = this.#resolve(path);
+    if (missing > 0) throw notFound(path);
+    const pin = (dir: string, display: string) => this.#pin(dir, display);
+    yield* readLocalTree({ real, display: path, pin }, options.inlineMax);
   }
 
   async stat(path: string): Promise<Entry> {

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { type Algorithm, ALGORITHMS, type Digest } from "../../../checksum/checksum.ts";
+import { type Algorithm, ALGORITHMS, type Digest, hashBytes } from "../../../checksum/checksum.ts";
 import {
   endMessage,
   type Entry,
@@ -17,11 +17,13 @@ import {
   type Hello,
   type ListOptions,
   MAX_PAGE_ENTRIES,
+  MAX_PATH_BYTES,
   parseHello,
   parseRequest,
   PROTOCOL_VERSION,
   type PutRequest,
   type Request,
+  type TreeRequest,
   type Welcome,
 } from "../../../commands.ts";
 import {
@@ -38,7 +40,9 @@ import { connectionLost, FerryError, toFerryError } from "../../../util/errors.t
 import { utf8Length } from "../../../util/utf8.ts";
 import { VERSION } from "../../../util/version.ts";
 import { BodyReceiver, sendBody } from "../../../wire/body.ts";
+import { ChunkCompressor } from "../../../wire/compress.ts";
 import { type ByteConn, FrameConn } from "../../../wire/frame_conn.ts";
+import { fileOverhead, TreeWriter } from "../../../wire/tree_records.ts";
 import type { FerryService, IncomingFile, Principal } from "../../service.ts";
 import type { Face, FaceSession } from "../face.ts";
 
@@ -315,6 +319,8 @@ class Session implements FaceSession {
         return await this.#get(id, who, req);
       case "put":
         return await this.#put(id, who, req);
+      case "tree":
+        return await this.#tree(id, who, req);
     }
   }
 
@@ -390,6 +396,95 @@ class Session implements FaceSession {
     } finally {
       file.close();
     }
+  }
+
+  /**
+   * Send a tree as one stream: records packed into DATA frames (ZDATA where
+   * compression was agreed and a frame shrinks), double-buffered like a
+   * body, then `REPLY {files, bytes}`. A file that cannot be read goes as a
+   * SKIP record with its error; the stream goes on.
+   */
+  async #tree(id: number, who: Principal, req: TreeRequest): Promise<void> {
+    const algorithm = this.#welcome.checksum;
+    const buf = this.#buffer();
+    const half = buf.length >> 1;
+    const halves = [buf.subarray(0, half), buf.subarray(half)];
+    const writers = halves.map((h) => new TreeWriter(h.subarray(HEADER_SIZE), algorithm));
+    // The biggest file that fits in one frame with the longest path.
+    const inlineMax = half - HEADER_SIZE - fileOverhead(MAX_PATH_BYTES, algorithm);
+    const compressor = this.#welcome.compress ? new ChunkCompressor() : undefined;
+    const packedHalves: Uint8Array[] = [];
+    let i = 0;
+    let w = writers[0];
+    let writing: Promise<void> | undefined;
+    let files = 0, bytes = 0;
+    const flush = async () => {
+      const payload = w.bytes();
+      const packed = compressor?.compress(payload);
+      await writing;
+      if (packed) {
+        const framed = packedHalves[i] ??= new Uint8Array(half);
+        framed.set(packed, HEADER_SIZE);
+        writing = this.#fc.sendFramed(FrameType.ZDATA, id, framed, packed.length);
+      } else {
+        writing = this.#fc.sendFramed(FrameType.DATA, id, halves[i], payload.length);
+      }
+      writing.catch(() => {});
+      i ^= 1;
+      w = writers[i];
+      w.reset();
+    };
+    try {
+      for await (const item of this.#service.tree(who, req.path, { inlineMax })) {
+        if (item.kind === "dir") {
+          if (!w.addDir(item.path, item.mode, item.mtime)) {
+            await flush();
+            w.addDir(item.path, item.mode, item.mtime);
+          }
+        } else if (item.kind === "skip") {
+          const why = item.error
+            ? errorToMessage(item.error)
+            : { skipped: item.skipped ?? "other" };
+          if (!w.addSkip(item.path, why)) {
+            await flush();
+            w.addSkip(item.path, why);
+          }
+        } else if (!item.read) {
+          if (!w.addLarge(item.path, item.mode, item.mtime, item.size)) {
+            await flush();
+            w.addLarge(item.path, item.mode, item.mtime, item.size);
+          }
+        } else {
+          const { path, mode, mtime, size } = item;
+          let content = w.beginFile(path, mode, mtime, size);
+          if (!content) {
+            await flush();
+            content = w.beginFile(path, mode, mtime, size)!;
+          }
+          try {
+            const reading = item.read(content);
+            if (reading instanceof Promise) await reading;
+          } catch (err) {
+            w.dropFile();
+            const why = errorToMessage(toFerryError(err));
+            if (!w.addSkip(path, why)) {
+              await flush();
+              w.addSkip(path, why);
+            }
+            continue;
+          }
+          w.endFile(hashBytes(algorithm, content));
+          files++;
+          bytes += size;
+        }
+      }
+      if (w.length > 0) await flush();
+      await writing;
+    } catch (err) {
+      await writing?.catch(() => {});
+      throw err;
+    }
+    await this.#fc.postMessage(FrameType.REPLY, id, { files, bytes });
   }
 
   /** Receive and store a file; its body follows the request at once. */

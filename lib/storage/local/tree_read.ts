@@ -1,0 +1,162 @@
+/**
+ * A served directory tree read as one walk, for a tree sent as one stream:
+ * each directory is listed while it is held (see `pinnedDirectory`), and
+ * each small file is opened there by its bare name, checked to be the
+ * regular file that was listed, and read whole on the spot. No path is
+ * resolved per file, which is what a request per file cost.
+ *
+ * @module
+ */
+
+import { isTempName } from "../../fs/temp_names.ts";
+import type { Directory } from "../../fs/directory.ts";
+import { RESERVED_PREFIX } from "../../util/path_jail.ts";
+import { escapeName } from "../../util/display.ts";
+import { FerryError, toFerryError } from "../../util/errors.ts";
+import type { TreeItem } from "../storage.ts";
+
+/** What a walk needs from its storage: where the tree is, and how to hold a directory. */
+export interface TreeSource {
+  /** The walked directory's real path (free of symlinks). */
+  real: string;
+  /** The walked directory as the client named it, for messages. */
+  display: string;
+  /** Hold the directory at `real` (a real path), named `display` in messages. */
+  pin(real: string, display: string): Directory;
+}
+
+/** Entries lstat'ed in one step. */
+const LSTAT_CHUNK = 256;
+
+const modeOf = (info: Deno.FileInfo) => (info.mode ?? 0) & 0o7777;
+const mtimeOf = (info: Deno.FileInfo) => info.mtime?.getTime() ?? 0;
+
+function changed(what: string): FerryError {
+  return new FerryError(
+    "INTEGRITY",
+    `${what} changed while being sent; nothing was kept (send it again for the new version)`,
+  );
+}
+
+/**
+ * Walk the tree at `source.real` (see `Storage.readTree`). Directories come
+ * before what they hold, in name order within each directory.
+ */
+export async function* readLocalTree(
+  source: TreeSource,
+  inlineMax: number,
+): AsyncGenerator<TreeItem> {
+  const { real, display } = source;
+  const top = source.pin(real, display).run(() => Deno.statSync("."));
+  if (!top.isDirectory) {
+    throw new FerryError("NOT_A_DIRECTORY", `not a directory: ${escapeName(display)}`);
+  }
+  yield { kind: "dir", path: "", mode: modeOf(top), mtime: mtimeOf(top) };
+  const pending = [""];
+  while (pending.length > 0) {
+    const rel = pending.pop()!;
+    const shown = (name: string) => rel === "" ? name : `${rel}/${name}`;
+    const dir = source.pin(rel === "" ? real : `${real}/${rel}`, joinShown(display, rel));
+    let names: string[];
+    try {
+      names = dir.run(() => Array.from(Deno.readDirSync("."), (e) => e.name));
+    } catch (err) {
+      if (rel === "") throw toFerryError(err, escapeName(display));
+      yield { kind: "skip", path: rel, error: toFerryError(err, `cannot list ${escapeName(rel)}`) };
+      continue;
+    }
+    names.sort();
+    const subdirs: string[] = [];
+    for (let chunk = 0; chunk < names.length; chunk += LSTAT_CHUNK) {
+      // A chunk of entries lstat'ed in one step in the held directory; only a chunk's worth of
+      // FileInfo is held at a time, however large the directory.
+      let entries: { name: string; info?: Deno.FileInfo; error?: unknown }[];
+      try {
+        entries = dir.run(() =>
+          names.slice(chunk, chunk + LSTAT_CHUNK).map((name) => {
+            if (name.startsWith(RESERVED_PREFIX)) return { name };
+            try {
+              return { name, info: Deno.lstatSync(name) };
+            } catch (error) {
+              return { name, error };
+            }
+          })
+        );
+      } catch (err) {
+        // The directory moved or went away under the walk: the rest of it is not sent.
+        yield { kind: "skip", path: rel, error: toFerryError(err, escapeName(rel || display)) };
+        break;
+      }
+      for (const { name, info, error } of entries) {
+        const path = shown(name);
+        if (!info) {
+          // ferryd's own files in progress are nobody's business; other reserved names are reported.
+          if (error) yield { kind: "skip", path, error: toFerryError(error, escapeName(path)) };
+          else if (!isTempName(name)) yield { kind: "skip", path, skipped: "reserved name" };
+          continue;
+        }
+        if (info.isDirectory) {
+          yield { kind: "dir", path, mode: modeOf(info), mtime: mtimeOf(info) };
+          subdirs.push(path);
+        } else if (!info.isFile) {
+          yield { kind: "skip", path, skipped: info.isSymlink ? "symlink" : "other" };
+        } else if (info.size > inlineMax) {
+          yield { kind: "file", path, size: info.size, mode: modeOf(info), mtime: mtimeOf(info) };
+        } else {
+          let file: Deno.FsFile | undefined;
+          try {
+            // Opened by bare name in the held directory, after lstat said a regular file (opening
+            // a FIFO would block the whole server), and checked to be that very file: a symlink
+            // swapped in meanwhile would have been followed.
+            file = dir.run(() => Deno.openSync(name, { read: true }));
+            const opened = file.statSync();
+            if (opened.ino !== info.ino || opened.dev !== info.dev || !opened.isFile) {
+              throw new FerryError(
+                "PATH_REFUSED",
+                `path refused: it changed while being opened: ${escapeName(path)}`,
+              );
+            }
+          } catch (err) {
+            file?.close();
+            yield { kind: "skip", path, error: toFerryError(err, escapeName(path)) };
+            continue;
+          }
+          try {
+            yield {
+              kind: "file",
+              path,
+              size: info.size,
+              mode: modeOf(info),
+              mtime: mtimeOf(info),
+              read: (into) => readWhole(file, info, into, path),
+            };
+          } finally {
+            file.close();
+          }
+        }
+      }
+    }
+    // Popped last first: pushed in reverse, the walk goes on in name order.
+    for (let i = subdirs.length - 1; i >= 0; i--) pending.push(subdirs[i]);
+  }
+}
+
+function joinShown(display: string, rel: string): string {
+  if (rel === "") return display;
+  return display === "" ? rel : `${display}/${rel}`;
+}
+
+/** Read all of `file` (as `info` described it) into `into`; INTEGRITY if it changed meanwhile. */
+function readWhole(file: Deno.FsFile, info: Deno.FileInfo, into: Uint8Array, path: string): void {
+  let at = 0;
+  while (at < into.length) {
+    const n = file.readSync(into.subarray(at));
+    if (n === null || n === 0) throw changed(escapeName(path));
+    at += n;
+  }
+  const now = file.statSync();
+  // A new ctime with a new link count is a rename or unlink: the content is as it was.
+  const same = now.size === info.size && now.mtime?.getTime() === info.mtime?.getTime() &&
+    (now.ctime?.getTime() === info.ctime?.getTime() || now.nlink !== info.nlink);
+  if (!same) throw changed(escapeName(path));
+}

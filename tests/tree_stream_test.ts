@@ -1,0 +1,283 @@
+/**
+ * Integration: `get -r` from a server with the `tree` feature receives the
+ * whole tree as one stream (docs/protocol.md, "Trees"). The real server and
+ * client, and fake servers that send what a real one never would.
+ */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { decodeMessage, FrameType, HEADER_SIZE } from "../lib/frame.ts";
+import { EXIT_CODES, FerryError } from "../lib/util/errors.ts";
+import { decodeRecords, TreeWriter } from "../lib/wire/tree_records.ts";
+import type { FrameConn } from "../lib/wire/frame_conn.ts";
+import {
+  cuttingProxy,
+  fakeServer,
+  listTree,
+  randomBytes,
+  runClient,
+  sha256,
+  startServer,
+  tempDir,
+  xxh128,
+} from "./helpers.ts";
+
+const MTIME = Date.UTC(2021, 3, 4, 5, 6, 7);
+
+Deno.test("get -r streams a tree: files, modes, mtimes of files and directories, large files on their own", async () => {
+  await using server = await startServer();
+  await using local = await tempDir();
+  const src = join(server.root, "src");
+  const files = new Map<string, Uint8Array>();
+  for (let i = 0; i < 300; i++) {
+    const path = `d${i % 3}/sub${i % 2}/f${i}.bin`;
+    files.set(path, randomBytes(i % 7 === 0 ? 0 : 50 + i * 13));
+  }
+  files.set("big.bin", randomBytes(3 * 1024 * 1024 + 5));
+  files.set("ro/inside.txt", new TextEncoder().encode("inside a read-only directory"));
+  for (const [path, bytes] of files) {
+    await Deno.mkdir(join(src, path, ".."), { recursive: true });
+    await Deno.writeFile(join(src, path), bytes);
+    await Deno.chmod(join(src, path), path.endsWith("0.bin") ? 0o600 : 0o644);
+    await Deno.utime(join(src, path), MTIME / 1000, MTIME / 1000);
+  }
+  await Deno.mkdir(join(src, "empty"));
+  await Deno.chmod(join(src, "ro"), 0o555);
+  for (const dir of ["d0", "d1/sub1", "empty", "ro", ""]) {
+    await Deno.utime(join(src, dir), MTIME / 1000, (MTIME + 1000 * dir.length) / 1000);
+  }
+
+  const dest = join(local.path, "dest");
+  const get = await runClient(server.address, ["--json", "get", "-r", "src", dest]);
+  assert.equal(get.code, 0, get.stderr);
+  assert.match(server.log(), /get -r src 301 files inline/, "one tree request");
+  assert.match(server.log(), /get src\/big\.bin 3145733 bytes/, "the large file on its own");
+  const rows = get.stdout.trim().split("\n").map((l) => JSON.parse(l));
+  const summary = rows.pop();
+  assert.deepEqual([summary.files, summary.failed], [302, 0]);
+  for (const row of rows) {
+    const path = row.path.slice("src/".length);
+    assert.equal(row.checksum.xxh128, xxh128(files.get(path)!), `checksum of ${path}`);
+    assert.equal(row.bytes, files.get(path)!.length);
+  }
+  assert.equal(rows.length, files.size);
+  for (const [path, bytes] of files) {
+    assert.deepEqual(await Deno.readFile(join(dest, path)), bytes, path);
+    const info = await Deno.stat(join(dest, path));
+    assert.equal(info.mode! & 0o777, path.endsWith("0.bin") ? 0o600 : 0o644, `mode of ${path}`);
+    assert.equal(info.mtime!.getTime(), MTIME, `mtime of ${path}`);
+  }
+  assert.deepEqual(await listTree(join(dest, "empty")), []);
+  for (const dir of ["d0", "d1/sub1", "empty", "ro", ""]) {
+    const info = await Deno.stat(join(dest, dir));
+    assert.equal(info.mtime!.getTime(), MTIME + 1000 * dir.length, `mtime of directory ${dir}`);
+  }
+  assert.equal((await Deno.stat(join(dest, "ro"))).mode! & 0o777, 0o555);
+  await Deno.chmod(join(dest, "ro"), 0o755);
+  await Deno.chmod(join(src, "ro"), 0o755);
+});
+
+Deno.test("get -r of a tree: -n keeps local files, a FIFO is written through, symlinks are skipped", async () => {
+  await using server = await startServer();
+  await using local = await tempDir();
+  const src = join(server.root, "t");
+  await Deno.mkdir(join(src, "a"), { recursive: true });
+  await Deno.writeTextFile(join(src, "a", "keep.txt"), "remote");
+  await Deno.writeTextFile(join(src, "a", "new.txt"), "new");
+  await Deno.writeTextFile(join(src, "pipe"), "through the pipe");
+  await Deno.symlink("a/new.txt", join(src, "link"));
+  const dest = join(local.path, "t");
+  await Deno.mkdir(join(dest, "a"), { recursive: true });
+  await Deno.writeTextFile(join(dest, "a", "keep.txt"), "local");
+  const noClobber = await runClient(server.address, ["get", "-r", "-n", "t", dest]);
+  assert.equal(noClobber.code, 0, noClobber.stderr);
+  assert.match(noClobber.stdout, /skipped t\/a\/keep\.txt \(exists\)/);
+  assert.match(noClobber.stdout, /skipped t\/link \(symlink\)/);
+  assert.equal(await Deno.readTextFile(join(dest, "a", "keep.txt")), "local");
+  assert.equal(await Deno.readTextFile(join(dest, "a", "new.txt")), "new");
+
+  // A FIFO where a file lands is fed, not replaced: the file is fetched on its own.
+  await Deno.remove(join(dest, "pipe"));
+  const fifo = new Deno.Command("mkfifo", { args: [join(dest, "pipe")] }).outputSync();
+  assert.ok(fifo.success);
+  const reading = Deno.readTextFile(join(dest, "pipe"));
+  const again = await runClient(server.address, ["get", "-r", "t", dest]);
+  assert.equal(again.code, 0, again.stderr);
+  assert.equal(await reading, "through the pipe");
+  assert.ok((await Deno.lstat(join(dest, "pipe"))).isFifo, "still a FIFO");
+  assert.equal(
+    await Deno.readTextFile(join(dest, "a", "keep.txt")),
+    "remote",
+    "replaced without -n",
+  );
+});
+
+Deno.test("get -r: a connection cut mid-stream is retried file by file, and the tree arrives whole", async () => {
+  await using server = await startServer();
+  await using local = await tempDir();
+  const src = join(server.root, "many");
+  for (let d = 0; d < 4; d++) {
+    await Deno.mkdir(join(src, `d${d}`), { recursive: true });
+    for (let i = 0; i < 100; i++) {
+      await Deno.writeFile(join(src, `d${d}`, `f${i}`), randomBytes(4096));
+    }
+  }
+  const proxy = cuttingProxy(server.port, { cutAfter: 600_000, cuts: 1 });
+  try {
+    const dest = join(local.path, "many");
+    const cut = await runClient(proxy.address, ["--retries", "2", "get", "-r", "many", dest]);
+    assert.equal(cut.code, 0, cut.stderr);
+    assert.ok(proxy.connections >= 2, "a second connection finished it");
+    const names = await listTree(src);
+    assert.deepEqual(await listTree(dest), names);
+    for (const name of names) {
+      if (!name.includes("/f")) continue;
+      assert.deepEqual(await Deno.readFile(join(dest, name)), await Deno.readFile(join(src, name)));
+    }
+    assert.deepEqual(
+      (await listTree(dest)).filter((n) => n.includes(".ferry-")),
+      [],
+      "no temporary file left",
+    );
+  } finally {
+    await proxy.close();
+  }
+});
+
+/** A fake server with the tree feature: answers `stat` with a directory and `tree` with `frames`. */
+function treeServer(records: (w: TreeWriter) => Uint8Array[], reply: Record<string, unknown>) {
+  return fakeServer(
+    async (fc: FrameConn) => {
+      for (;;) {
+        const frame = await fc.read();
+        if (!frame) return;
+        const msg = decodeMessage(frame);
+        if (msg.op === "stat") {
+          const entry = { name: "t", type: "dir", size: 0, mtime: 0, mode: 0o755 };
+          await fc.sendMessage(FrameType.REPLY, frame.id, { entry });
+        } else if (msg.op === "tree") {
+          const buf = new Uint8Array(HEADER_SIZE + 65536);
+          for (const payload of records(new TreeWriter(new Uint8Array(65536), "sha256"))) {
+            buf.set(payload, HEADER_SIZE);
+            await fc.sendFramed(FrameType.DATA, frame.id, buf, payload.length);
+          }
+          await fc.sendMessage(FrameType.REPLY, frame.id, reply);
+        } else if (msg.op === "get") {
+          const error = { code: "NOT_FOUND", message: `not found: ${msg.path}` };
+          await fc.sendMessage(FrameType.ERROR, frame.id, error);
+        } else if (msg.op === "close") {
+          await fc.sendMessage(FrameType.REPLY, frame.id, {});
+          return;
+        }
+      }
+    },
+    undefined,
+    { features: ["tree"] },
+  );
+}
+
+/** One FILE record for `content`, with its right SHA-256 unless `hex` is given. */
+function file(w: TreeWriter, path: string, content: Uint8Array, hex = sha256(content)): void {
+  w.beginFile(path, 0o644, MTIME, content.length)!.set(content);
+  w.endFile(hex);
+}
+
+Deno.test("a hostile tree stream writes nothing outside the destination", async () => {
+  await using local = await tempDir();
+  const bytes = new TextEncoder().encode("payload");
+  const cases: [string, (w: TreeWriter) => void, RegExp][] = [
+    ["a path that climbs out", (w) => file(w, "../escape", bytes), /unsafe name/],
+    ["a file before its directory", (w) => file(w, "nodir/x", bytes), /before its directory/],
+    ["an absolute path", (w) => file(w, "/tmp/escape", bytes), /unsafe name/],
+    ["a reserved name", (w) => file(w, ".ferry-x.part", bytes), /unsafe name/],
+  ];
+  for (const [what, write, message] of cases) {
+    const server = treeServer((w) => {
+      w.reset();
+      w.addDir("", 0o755, MTIME);
+      write(w);
+      return [w.bytes().slice()];
+    }, { files: 1, bytes: 7 });
+    try {
+      const dest = join(local.path, "in", what.replaceAll(" ", "-"));
+      const got = await runClient(server.address, ["get", "-r", "t", dest]);
+      assert.notEqual(got.code, 0, what);
+      assert.match(got.stderr, message, `${what}: ${got.stderr}`);
+      assert.deepEqual(
+        (await listTree(local.path)).filter((n) => !n.startsWith("in")),
+        [],
+        `${what}: nothing outside`,
+      );
+      assert.deepEqual(await listTree(dest).catch(() => []), [], `${what}: nothing written`);
+    } finally {
+      await server.close();
+    }
+  }
+});
+
+Deno.test("a tree stream's file that fails its checksum is asked for again, and never kept", async () => {
+  await using local = await tempDir();
+  const good = new TextEncoder().encode("good");
+  const server = treeServer((w) => {
+    w.reset();
+    w.addDir("", 0o755, MTIME);
+    file(w, "ok.txt", good);
+    file(w, "bad.txt", good, "0".repeat(64));
+    return [w.bytes().slice()];
+  }, { files: 2, bytes: 8 });
+  try {
+    const dest = join(local.path, "t");
+    const got = await runClient(server.address, ["--json", "get", "-r", "t", dest]);
+    assert.equal(got.code, EXIT_CODES.PARTIAL, got.stderr);
+    const rows = got.stdout.trim().split("\n").map((l) => JSON.parse(l));
+    const bad = rows.find((r) => r.path === "t/bad.txt");
+    assert.equal(bad.error.code, "NOT_FOUND", "the fake answers the second request so");
+    assert.equal(rows.find((r) => r.path === "t/ok.txt").checksum.sha256, sha256(good));
+    assert.deepEqual(await listTree(dest), ["ok.txt"], "the damaged copy was never written");
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("a tree stream whose count does not match what arrived is a protocol error", async () => {
+  await using local = await tempDir();
+  const server = treeServer((w) => {
+    w.reset();
+    w.addDir("", 0o755, MTIME);
+    file(w, "one.txt", new Uint8Array([1]));
+    return [w.bytes().slice()];
+  }, { files: 5, bytes: 5 });
+  try {
+    const got = await runClient(server.address, ["get", "-r", "t", join(local.path, "t")]);
+    assert.notEqual(got.code, 0);
+    assert.match(got.stderr, /counted 5 files in the tree, and 1 arrived/);
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("tree records: any bytes decode to records or a PROTOCOL error, nothing else", () => {
+  const w = new TreeWriter(new Uint8Array(4096), "xxh128");
+  w.addDir("d", 0o755, MTIME);
+  w.beginFile("d/f", 0o644, MTIME, 3)!.set([1, 2, 3]);
+  w.endFile("0".repeat(32));
+  w.addLarge("d/big", 0o600, MTIME, 2 ** 40);
+  w.addSkip("d/l", { skipped: "symlink" });
+  const valid = w.bytes().slice();
+  const kinds: string[] = [];
+  decodeRecords(valid, "xxh128", (r) => kinds.push(r.kind));
+  assert.deepEqual(kinds, ["dir", "file", "large", "skip"]);
+  let seed = 7;
+  const rand = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+  for (let round = 0; round < 5000; round++) {
+    const bytes = valid.slice(0, Math.floor(rand() * (valid.length + 1)));
+    for (let flips = Math.floor(rand() * 4); flips > 0; flips--) {
+      bytes[Math.floor(rand() * bytes.length)] = Math.floor(rand() * 256);
+    }
+    try {
+      decodeRecords(bytes, "xxh128", () => {});
+    } catch (err) {
+      assert.ok(err instanceof FerryError && err.code === "PROTOCOL", String(err));
+    }
+  }
+});
