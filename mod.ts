@@ -62,5 +62,6 @@ export type {
   Upload,
   UploadOptions,
   Usage,
+  WholeOptions,
 } from "./lib/storage/storage.ts";
 export { VERSION } from "./lib/util/version.ts";

@@ -223,6 +223,28 @@ export interface TreeRequest {
   path: string;
 }
 
+/**
+ * Store a tree sent as one stream below the directory `path` (made if
+ * missing): DATA (or ZDATA) frames of DIR and FILE records follow the
+ * request at once, then `END {files, bytes}`. The server answers each file
+ * it could not store with `REPLY {"failed": {path, code, message}}` as it
+ * goes, and the whole with `REPLY {files, bytes, done: true}`.
+ */
+export interface PutTreeRequest {
+  op: "puttree";
+  path: string;
+  /** Refuse (per file, as EXISTS) to replace files already there. */
+  noClobber: boolean;
+}
+
+/** Give a directory a mode and a modification time (a tree's, once its files are in). */
+export interface SetStatRequest {
+  op: "setstat";
+  path: string;
+  mode?: number;
+  mtime?: number;
+}
+
 /** The REPLY that ends a tree stream: what it held inline. */
 export interface TreeReply {
   /** Files sent inline. */
@@ -249,6 +271,8 @@ export type Request =
   | MvRequest
   | SumRequest
   | TreeRequest
+  | PutTreeRequest
+  | SetStatRequest
   | CloseRequest;
 
 /** What kind of thing a directory entry is. */
@@ -527,6 +551,15 @@ export function parseRequest(msg: Record<string, unknown>): Request {
       return { op, from: path("from"), to: path("to") };
     case "tree":
       return { op, path: path() };
+    case "puttree":
+      return { op, path: path(), noClobber: flag("noClobber") };
+    case "setstat":
+      return {
+        op,
+        path: path(),
+        mode: optional("mode", isMode, "permission bits"),
+        mtime: optional("mtime", isTime, "a time"),
+      };
     case "close":
       return { op };
     default:

@@ -15,6 +15,8 @@ import {
   fakeServer,
   listTree,
   randomBytes,
+  rawSession,
+  readMessage,
   runClient,
   sha256,
   startServer,
@@ -279,5 +281,180 @@ Deno.test("tree records: any bytes decode to records or a PROTOCOL error, nothin
     } catch (err) {
       assert.ok(err instanceof FerryError && err.code === "PROTOCOL", String(err));
     }
+  }
+});
+
+Deno.test("put -r streams a tree: files, modes, mtimes of files and directories, large files on their own", async () => {
+  await using server = await startServer();
+  await using local = await tempDir();
+  const src = join(local.path, "src");
+  const files = new Map<string, Uint8Array>();
+  for (let i = 0; i < 200; i++) files.set(`a${i % 4}/b${i % 3}/f${i}`, randomBytes(i * 17));
+  files.set("big.bin", randomBytes(2 * 1024 * 1024 + 1));
+  for (const [path, bytes] of files) {
+    await Deno.mkdir(join(src, path, ".."), { recursive: true });
+    await Deno.writeFile(join(src, path), bytes);
+    await Deno.chmod(join(src, path), path.endsWith("1") ? 0o600 : 0o644);
+    await Deno.utime(join(src, path), MTIME / 1000, MTIME / 1000);
+  }
+  await Deno.mkdir(join(src, "empty"));
+  for (const dir of ["a0", "a1/b2", "empty", ""]) {
+    await Deno.utime(join(src, dir), MTIME / 1000, (MTIME + 1000 * dir.length) / 1000);
+  }
+  const put = await runClient(server.address, ["--json", "put", "-r", src, "up"]);
+  assert.equal(put.code, 0, put.stderr);
+  assert.match(server.log(), /put -r up 200 files inline/, "one tree request");
+  assert.match(server.log(), /put up\/big\.bin 2097153 bytes/, "the large file on its own");
+  const rows = put.stdout.trim().split("\n").map((l) => JSON.parse(l));
+  assert.deepEqual([rows.at(-1).files, rows.at(-1).failed], [201, 0]);
+  for (const row of rows.slice(0, -1)) {
+    const bytes = files.get(row.path.slice("up/".length))!;
+    assert.equal(row.checksum.xxh128, xxh128(bytes), row.path);
+  }
+  const dest = join(server.root, "up");
+  for (const [path, bytes] of files) {
+    assert.deepEqual(await Deno.readFile(join(dest, path)), bytes, path);
+    const info = await Deno.stat(join(dest, path));
+    assert.equal(info.mode! & 0o777, path.endsWith("1") ? 0o600 : 0o644, `mode of ${path}`);
+    assert.equal(info.mtime!.getTime(), MTIME, `mtime of ${path}`);
+  }
+  for (const dir of ["a0", "a1/b2", "empty", ""]) {
+    const info = await Deno.stat(join(dest, dir));
+    assert.equal(info.mtime!.getTime(), MTIME + 1000 * dir.length, `mtime of directory ${dir}`);
+  }
+  assert.deepEqual((await listTree(dest)).filter((n) => n.includes(".ferry-")), []);
+});
+
+Deno.test("put -r of a tree: -n, a write token that cannot replace, --max-file-size and a quota fail per file", async () => {
+  await using local = await tempDir();
+  const src = join(local.path, "src");
+  await Deno.mkdir(join(src, "d"), { recursive: true });
+  await Deno.writeTextFile(join(src, "d", "old.txt"), "new content");
+  await Deno.writeTextFile(join(src, "d", "fresh.txt"), "fresh");
+  await Deno.writeFile(join(src, "d", "large.bin"), randomBytes(3000));
+  const WRITE = "w".repeat(32);
+  await Deno.writeTextFile(join(local.path, "tokens"), `${WRITE} write\n`);
+  await using server = await startServer({
+    args: ["--tokens", join(local.path, "tokens"), "--max-file-size", "2000"],
+  });
+  await Deno.mkdir(join(server.root, "t", "d"), { recursive: true });
+  await Deno.writeTextFile(join(server.root, "t", "d", "old.txt"), "old content");
+  const env = { FERRY_TOKEN: WRITE };
+
+  const noClobber = await runClient(server.address, ["--json", "put", "-r", "-n", src, "t"], {
+    env,
+  });
+  const rows = noClobber.stdout.trim().split("\n").map((l) => JSON.parse(l));
+  const row = (path: string) => rows.find((r) => r.path === path);
+  assert.equal(row("t/d/old.txt").skipped, "exists");
+  assert.equal(row("t/d/large.bin").error.code, "LIMIT");
+  assert.equal(row("t/d/fresh.txt").error, undefined);
+  assert.equal(noClobber.code, 10, noClobber.stderr);
+  assert.equal(await Deno.readTextFile(join(server.root, "t", "d", "old.txt")), "old content");
+  assert.equal(await Deno.readTextFile(join(server.root, "t", "d", "fresh.txt")), "fresh");
+
+  const replace = await runClient(server.address, ["--json", "put", "-r", src, "t"], { env });
+  const again = replace.stdout.trim().split("\n").map((l) => JSON.parse(l));
+  assert.equal(again.find((r) => r.path === "t/d/old.txt").error.code, "PERMISSION");
+  assert.equal(await Deno.readTextFile(join(server.root, "t", "d", "old.txt")), "old content");
+
+  await using quota = await startServer({ args: ["--quota", "2000"] });
+  const over = await runClient(quota.address, ["--json", "put", "-r", src, "q"]);
+  const failed = over.stdout.trim().split("\n").map((l) => JSON.parse(l)).filter((r) => r.error);
+  assert.ok(failed.length >= 1, over.stdout);
+  assert.ok(failed.every((r) => ["LIMIT", "NO_SPACE"].includes(r.error.code)), over.stdout);
+  assert.equal(over.code, 10);
+  let stored = 0;
+  for (const name of await listTree(join(quota.root, "q"))) {
+    const info = await Deno.stat(join(quota.root, "q", name));
+    if (info.isFile) stored += info.size;
+  }
+  assert.ok(stored <= 2000, `the quota holds: ${stored} bytes stored`);
+});
+
+Deno.test("a hostile tree upload stores nothing outside the root, nothing damaged", async () => {
+  await using server = await startServer();
+  const fc = await rawSession(server.port);
+  try {
+    await fc.sendMessage(FrameType.REQUEST, 1, { op: "puttree", path: "in", noClobber: false });
+    const w = new TreeWriter(new Uint8Array(65536), "sha256");
+    const good = new TextEncoder().encode("good");
+    file(w, "ok.txt", good);
+    file(w, "../escape.txt", good);
+    file(w, "damaged.txt", good, "0".repeat(64));
+    w.addDir("sub", 0o755, MTIME);
+    file(w, "sub/.ferry-x.part", good);
+    file(w, "sub/a\\b", good);
+    const payload = w.bytes();
+    const buf = new Uint8Array(HEADER_SIZE + payload.length);
+    buf.set(payload, HEADER_SIZE);
+    await fc.sendFramed(FrameType.DATA, 1, buf, payload.length);
+    await fc.sendMessage(FrameType.END, 1, { files: 5, bytes: 20 });
+    const failures: Record<string, string> = {};
+    for (;;) {
+      const { type, msg } = await readMessage(fc);
+      assert.equal(type, FrameType.REPLY, JSON.stringify(msg));
+      const failed = msg.failed as { path: string; code: string } | undefined;
+      if (!failed) {
+        assert.deepEqual([msg.files, msg.done], [5, true]);
+        break;
+      }
+      failures[failed.path] = failed.code;
+    }
+    assert.deepEqual(failures, {
+      "../escape.txt": "PATH_REFUSED",
+      "damaged.txt": "INTEGRITY",
+      "sub/.ferry-x.part": "PATH_REFUSED",
+      "sub/a\\b": "PATH_REFUSED",
+    });
+    assert.deepEqual(await listTree(server.root), ["in", "in/ok.txt", "in/sub"]);
+  } finally {
+    fc.close();
+  }
+});
+
+Deno.test("put -r --delete after a failure deletes nothing, as rsync", async () => {
+  await using server = await startServer({ args: ["--max-file-size", "10"] });
+  await using local = await tempDir();
+  const src = join(local.path, "src");
+  await Deno.mkdir(src);
+  await Deno.writeTextFile(join(src, "small"), "s");
+  await Deno.writeTextFile(join(src, "too-big"), "over the limit");
+  await Deno.mkdir(join(server.root, "t"));
+  await Deno.writeTextFile(join(server.root, "t", "extra"), "keep me: the run failed");
+  const put = await runClient(server.address, ["put", "-r", "--delete", src, "t"]);
+  assert.equal(put.code, 10);
+  assert.match(put.stderr, /not deleting anything: 1 entry failed/);
+  assert.equal(await Deno.readTextFile(join(server.root, "t", "extra")), "keep me: the run failed");
+  await Deno.remove(join(src, "too-big"));
+  const clean = await runClient(server.address, ["put", "-r", "--delete", src, "t"]);
+  assert.equal(clean.code, 0, clean.stderr);
+  assert.deepEqual(await listTree(join(server.root, "t")), ["small"]);
+});
+
+Deno.test("put -r: a connection cut mid-stream is retried file by file, and the tree arrives whole", async () => {
+  await using server = await startServer();
+  await using local = await tempDir();
+  const src = join(local.path, "many");
+  for (let d = 0; d < 4; d++) {
+    await Deno.mkdir(join(src, `d${d}`), { recursive: true });
+    for (let i = 0; i < 100; i++) {
+      await Deno.writeFile(join(src, `d${d}`, `f${i}`), randomBytes(4096));
+    }
+  }
+  const proxy = cuttingProxy(server.port, { cutAfter: 600_000, cuts: 1 });
+  try {
+    const cut = await runClient(proxy.address, ["--retries", "2", "put", "-r", src, "many"]);
+    assert.equal(cut.code, 0, cut.stderr);
+    assert.ok(proxy.connections >= 2, "a second connection finished it");
+    const dest = join(server.root, "many");
+    const names = await listTree(src);
+    assert.deepEqual(await listTree(dest), names, "no temporary file left either");
+    for (const name of names) {
+      if (!name.includes("/f")) continue;
+      assert.deepEqual(await Deno.readFile(join(dest, name)), await Deno.readFile(join(src, name)));
+    }
+  } finally {
+    await proxy.close();
   }
 });

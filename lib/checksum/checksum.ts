@@ -126,6 +126,23 @@ export function hashBytes(algorithm: Algorithm, bytes: Uint8Array): string {
 }
 
 /**
+ * Whether the ASCII bytes `sum` spell `hex` (a checksum received against
+ * one computed): no string is made of what arrived.
+ *
+ * @example
+ * ```ts
+ * import { sameHex } from "./checksum.ts";
+ * console.assert(sameHex(new TextEncoder().encode("0a"), "0a"));
+ * console.assert(!sameHex(new TextEncoder().encode("0A"), "0a"));
+ * ```
+ */
+export function sameHex(sum: Uint8Array, hex: string): boolean {
+  if (sum.length !== hex.length) return false;
+  for (let i = 0; i < sum.length; i++) if (sum[i] !== hex.charCodeAt(i)) return false;
+  return true;
+}
+
+/**
  * How an algorithm is called in messages.
  *
  * @example

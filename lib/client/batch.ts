@@ -15,6 +15,7 @@ import {
   type TransferResult,
 } from "./client.ts";
 import { type DirectoryTimes, receiveTree, setDirectoryTimes } from "./tree_get.ts";
+import { sendTree } from "./tree_put.ts";
 import { WroteThrough } from "./local_io.ts";
 import type { Entry } from "../commands.ts";
 import { FerryError, isRetriable, toFerryError } from "../util/errors.ts";
@@ -59,6 +60,8 @@ export interface Plan {
   trees?: { from: string; to: string }[];
   /** Directories whose mode and mtime are set once everything is in (a listed tree's). */
   times?: DirectoryTimes[];
+  /** Remote paths that streamed trees covered, filled in as they are sent (what `--delete` keeps). */
+  covered?: string[];
 }
 
 /** How existing destination files are treated. */
@@ -153,7 +156,15 @@ export function localPathFor(base: string, name: string): string {
 
 /** Walk a local directory into a plan for uploading it to `remoteBase`. */
 export async function planPut(localDir: string, remoteBase: string): Promise<Plan> {
-  const plan: Plan = { dirs: [remoteBase], files: [], skipped: [] };
+  const top = await Deno.stat(localDir).catch(() => undefined);
+  const plan: Plan = {
+    dirs: [remoteBase],
+    files: [],
+    skipped: [],
+    times: top
+      ? [{ path: remoteBase, mode: (top.mode ?? 0) & 0o777, mtime: top.mtime?.getTime() ?? 0 }]
+      : [],
+  };
   const prefix = remoteBase === "" ? "" : `${remoteBase}/`;
   try {
     const onError = (path: string, err: unknown) => {
@@ -170,8 +181,10 @@ export async function planPut(localDir: string, remoteBase: string): Promise<Pla
       });
     for await (const e of walkLocal(localDir, { recursive: true, onError, onReserved })) {
       const to = prefix + e.name;
-      if (e.type === "dir") plan.dirs.push(to);
-      else if (e.type === "file") {
+      if (e.type === "dir") {
+        plan.dirs.push(to);
+        plan.times!.push({ path: to, mode: e.mode, mtime: e.mtime });
+      } else if (e.type === "file") {
         plan.files.push({ from: join(localDir, e.name), to, size: e.size });
       } else plan.skipped.push({ op: "put", path: to, bytes: 0, seconds: 0, skipped: e.type });
     }
@@ -280,9 +293,12 @@ export async function transferPlan(
   const times = [...plan.times ?? []];
   let jobs = plan.files;
   for (const tree of plan.trees ?? []) {
-    const more = await receiveTreeOrList(client, tree, reporter, options);
+    const more = direction === "get"
+      ? await receiveTreeOrList(client, tree, reporter, options)
+      : await sendTreeOrWalk(client, tree, reporter, options);
     jobs = [...jobs, ...more.files];
     times.push(...more.times);
+    (plan.covered ??= []).push(...more.covered);
   }
   reporter.plan(jobs.length, jobs.reduce((n, f) => n + f.size, 0));
   const buffers: Uint8Array[] = [];
@@ -291,10 +307,41 @@ export async function transferPlan(
     await transferJobs(client, direction, jobs, reporter, options, buffers, retries);
   } finally {
     // Last, deepest first: files landing in a directory change its mtime.
-    for (const { path, error } of setDirectoryTimes(times)) {
-      reporter.result({ op: "get", path, bytes: 0, seconds: 0, error });
+    if (direction === "get") {
+      for (const { path, error } of setDirectoryTimes(times)) {
+        reporter.result({ op: "get", path, bytes: 0, seconds: 0, error });
+      }
+    } else if (times.length > 0) {
+      // Without a connection the files' own failures said so already.
+      const conn = await client().catch(() => undefined);
+      if (conn) await setRemoteTimes(conn, times.reverse(), reporter);
     }
   }
+}
+
+/** Give remote directories their modes and mtimes, in the order given; failures are reported. */
+async function setRemoteTimes(
+  client: FerryClient,
+  times: DirectoryTimes[],
+  reporter: Reporter,
+): Promise<void> {
+  // A server of the first version 2 releases knows no setstat: the directories keep their times.
+  if (!client.welcome.features?.includes("tree")) return;
+  await runPool(times, WINDOW, async ({ path, mode, mtime }) => {
+    try {
+      await client.setStat(path, { mode, mtime });
+    } catch (err) {
+      reporter.result({ op: "put", path, bytes: 0, seconds: 0, error: toFerryError(err) });
+    }
+  });
+}
+
+/** What a tree left to do once streamed: files to move one by one, directory times, paths. */
+interface TreeRest {
+  files: FileJob[];
+  times: DirectoryTimes[];
+  /** The tree's remote paths (what `--delete` keeps). */
+  covered: string[];
 }
 
 /**
@@ -308,7 +355,7 @@ async function receiveTreeOrList(
   tree: { from: string; to: string },
   reporter: Reporter,
   options: BatchOptions,
-): Promise<{ files: FileJob[]; times: DirectoryTimes[] }> {
+): Promise<TreeRest> {
   const reported = new Set<string>();
   let err: FerryError;
   try {
@@ -321,13 +368,13 @@ async function receiveTreeOrList(
         reporter.result(o);
       },
     });
-    return { files: result.deferred, times: result.dirs };
+    return { files: result.deferred, times: result.dirs, covered: [] };
   } catch (e) {
     err = toFerryError(e);
   }
   if (!isRetriable(err) || (options.retries ?? 0) < 1) {
     reporter.result({ op: "get", path: tree.from, bytes: 0, seconds: 0, error: err });
-    return { files: [], times: [] };
+    return { files: [], times: [], covered: [] };
   }
   const listed = await planGet(await client(), tree.from, tree.to);
   for (const dir of listed.dirs) await Deno.mkdir(dir, { recursive: true }).catch(() => {});
@@ -335,6 +382,74 @@ async function receiveTreeOrList(
   return {
     files: listed.files.filter((f) => !reported.has(f.from)),
     times: listed.times ?? [],
+    covered: [],
+  };
+}
+
+/**
+ * Send one local tree as a stream where the server can take one and
+ * `--sync` does not compare file by file; otherwise (or after a lost
+ * connection, when retries are allowed) walk it into file jobs. Returns
+ * the files left to send one by one, the directories to give their times,
+ * and the remote paths the tree covers.
+ */
+async function sendTreeOrWalk(
+  client: () => Promise<FerryClient>,
+  tree: { from: string; to: string },
+  reporter: Reporter,
+  options: BatchOptions,
+): Promise<TreeRest> {
+  const reported = new Set<string>();
+  const conn = await client();
+  if (conn.welcome.features?.includes("tree") && !options.sync) {
+    let err: FerryError;
+    try {
+      const sent = await sendTree(connectionOf(conn), tree.from, tree.to, {
+        noClobber: options.noClobber,
+        onOutcome: (o) => {
+          reported.add(o.path);
+          reporter.result(o);
+        },
+      });
+      return {
+        files: sent.deferred,
+        times: sent.dirs,
+        covered: [tree.to, ...sent.paths],
+      };
+    } catch (e) {
+      err = toFerryError(e);
+    }
+    if (!isRetriable(err) || (options.retries ?? 0) < 1) {
+      // Each file the server did not confirm is reported with what stopped the stream.
+      const walked = await planPut(tree.from, tree.to);
+      for (const f of walked.files) {
+        if (!reported.has(f.to)) {
+          reporter.result({ op: "put", path: f.to, bytes: 0, seconds: 0, error: err });
+        }
+      }
+      return { files: [], times: [], covered: [] };
+    }
+  }
+  const walked = await planPut(tree.from, tree.to);
+  // Only empty directories need making: an upload makes its parents. Without a connection,
+  // the files' own attempts report it.
+  const again = await client().catch(() => undefined);
+  await runPool(again ? walked.dirs : [], WINDOW, async (dir) => {
+    try {
+      await again!.mkdir(dir, { parents: true });
+    } catch (err) {
+      reporter.result({ op: "mkdir", path: dir, bytes: 0, seconds: 0, error: toFerryError(err) });
+    }
+  });
+  for (const s of walked.skipped) if (!reported.has(s.path)) reporter.result(s);
+  return {
+    files: walked.files.filter((f) => !reported.has(f.to)),
+    times: walked.times ?? [],
+    covered: [
+      ...walked.dirs,
+      ...walked.files.map((f) => f.to),
+      ...walked.skipped.map((s) => s.path),
+    ],
   };
 }
 
@@ -505,6 +620,7 @@ export async function deleteExtraneous(
   reporter: Reporter,
 ): Promise<void> {
   const keep = new Set([
+    ...plan.covered ?? [],
     ...plan.dirs,
     ...plan.files.map((f) => f.to),
     ...plan.skipped.map((s) => s.path),

@@ -193,6 +193,14 @@ export class FerryClient {
     await this.#conn.simple({ op: "mkdir", path, parents: options.parents ?? false });
   }
 
+  /**
+   * Give a remote directory a mode and a modification time (ms since the
+   * epoch), as a tree's directories get once their files are in.
+   */
+  async setStat(path: string, options: { mode?: number; mtime?: number }): Promise<void> {
+    await this.#conn.simple({ op: "setstat", path, ...options });
+  }
+
   /** Remove a remote file or empty directory; with `recursive`, a whole tree. */
   async remove(path: string, options: { recursive?: boolean } = {}): Promise<void> {
     await this.#conn.simple({ op: "rm", path, recursive: options.recursive ?? false });

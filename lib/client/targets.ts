@@ -98,6 +98,8 @@ export interface PutArgsOptions {
   recursive: boolean;
   /** Make a remote path root-relative (the shell's working directory). */
   remote: (path: string) => string;
+  /** Send trees as one stream each where the server can take one (see `Plan.trees`). */
+  stream?: boolean;
 }
 
 /**
@@ -168,7 +170,8 @@ export async function planPutArgs(
         continue;
       }
       treeRoot = normalizePath(dest(local));
-      merge(plan, await planPut(local, treeRoot));
+      if (options.stream) (plan.trees ??= []).push({ from: local, to: treeRoot });
+      else merge(plan, await planPut(local, treeRoot));
     } else if (isStreamed(info)) {
       // A FIFO or a device is read to its end, of a size nobody knows up front.
       plan.files.push({ from: local, to: dest(local), size: 0, stream: "device" });

@@ -10,29 +10,19 @@
  * @module
  */
 
-import {
-  closeSync,
-  constants,
-  existsSync,
-  fchmodSync,
-  futimesSync,
-  linkSync,
-  openSync,
-  renameSync,
-  unlinkSync,
-  writeSync,
-} from "node:fs";
+import { existsSync } from "node:fs";
 import { sep as SEP } from "node:path";
 import { childPath } from "../fs/directory.ts";
-import { hashBytes } from "../checksum/checksum.ts";
+import { hashBytes, sameHex } from "../checksum/checksum.ts";
 import { parseTreeReply } from "../commands.ts";
 import { FrameType } from "../frame.ts";
 import { tempNames } from "../fs/temp_names.ts";
-import { normalizePath } from "../util/path_jail.ts";
+import { writeWholeFile } from "../fs/whole_file.ts";
+import { checkName as jailName, normalizePath } from "../util/path_jail.ts";
 import { escapeName } from "../util/display.ts";
 import { type ErrorCode, FerryError, toFerryError } from "../util/errors.ts";
 import { decompressChunk } from "../wire/compress.ts";
-import { decodeRecords, sameHex, type TreeRecord } from "../wire/tree_records.ts";
+import { decodeRecords, type TreeRecord } from "../wire/tree_records.ts";
 import type { Connection } from "./connection.ts";
 import type { Outcome } from "./report.ts";
 
@@ -70,8 +60,6 @@ export interface ReceiveTreeOptions {
   /** Hears each file that landed, was skipped or failed, as it happens. */
   onOutcome: (outcome: Outcome) => void;
 }
-
-const CREATE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
 
 /**
  * Receive the tree below the remote directory `remote` into the local
@@ -113,7 +101,11 @@ export function receiveTree(
       checkName(path);
       throw new FerryError("PROTOCOL", `server sent ${escapeName(path)} before its directory`);
     }
-    checkName(name);
+    try {
+      jailName(name);
+    } catch (err) {
+      throw new FerryError("PROTOCOL", `server sent an unsafe name: ${(err as Error).message}`);
+    }
     return childPath(parent, name);
   };
   const onRecord = (record: TreeRecord) => {
@@ -245,32 +237,16 @@ function place(
     if (info && !info.isFile) return "defer";
     if (info && noClobber) return "exists";
   }
-  const temp = to.slice(0, to.lastIndexOf(SEP) + 1) + tempName;
-  let fd: number | undefined;
+  const slash = to.lastIndexOf(SEP);
+  const dir = to.slice(0, slash + 1);
   try {
-    fd = openSync(temp, CREATE, 0o600);
-    for (let at = 0; at < content.length;) at += writeSync(fd, content, at);
-    fchmodSync(fd, mode);
-    futimesSync(fd, mtime / 1000, mtime / 1000);
-    closeSync(fd);
-    fd = undefined;
-    if (noClobber) {
-      try {
-        linkSync(temp, to);
-      } catch (err) {
-        if ((err as { code?: string }).code === "EEXIST") return "exists";
-        throw err;
-      }
-      unlinkSync(temp);
-    } else renameSync(temp, to);
-    return undefined;
+    const placed = writeWholeFile((name) => dir + name, to.slice(slash + 1), tempName, content, {
+      mode,
+      mtime,
+      noClobber,
+    });
+    return placed;
   } catch (err) {
-    if (fd !== undefined) closeSync(fd);
-    try {
-      unlinkSync(temp);
-    } catch {
-      // Never made, or gone.
-    }
     return toFerryError(err, `cannot write local ${escapeName(to)}`);
   }
 }

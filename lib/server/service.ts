@@ -13,20 +13,22 @@ import {
   type Algorithm,
   checkResumePoint,
   type Digest,
+  hashBytes,
   type Hasher,
   hashPrefix,
   hashSource,
   loadAlgorithm,
+  sameHex,
 } from "../checksum/checksum.ts";
 import { type Claim, Verifier } from "../checksum/verify.ts";
 import type { Entry, GetRequest, ListOptions, PutRequest } from "../commands.ts";
-import type { Storage, TreeItem, Upload } from "../storage/storage.ts";
+import type { Storage, TreeItem, Upload, WholeOptions } from "../storage/storage.ts";
 import { walkTree } from "../storage/tree_walk.ts";
 import { escapeName } from "../util/display.ts";
 import { elapsed } from "../util/elapsed.ts";
 import { connectionLost, FerryError, toFerryError } from "../util/errors.ts";
 import { expandGlob } from "../util/glob.ts";
-import { normalizePath } from "../util/path_jail.ts";
+import { checkName, normalizePath } from "../util/path_jail.ts";
 import type { ByteSource } from "../wire/body.ts";
 import { type Action, allows, type Scope, scopeFor, type TokenTable } from "./auth.ts";
 import { HashCache } from "./hash_cache.ts";
@@ -117,6 +119,46 @@ export interface IncomingFile {
    * client to continue; anything else drops them.
    */
   failed(err: unknown): Promise<void>;
+}
+
+/**
+ * A tree on its way in (see {@linkcode FerryService.treeUpload}): its
+ * directories and small files, by path relative to the tree, each stored
+ * at once; a file's failure is thrown, and the caller goes on with the next.
+ */
+export interface IncomingTree {
+  /** Make a directory of the tree; returns its path under the root. */
+  dir(rel: string): Promise<string>;
+  /**
+   * Store a small file whole, after checking `meta.sum` (its checksum in
+   * ASCII hex, in the connection's algorithm) against the content.
+   */
+  file(
+    rel: string,
+    content: Uint8Array,
+    meta: { mode: number; mtime: number; sum: Uint8Array },
+  ): Promise<void>;
+  /** A file failed: logged. */
+  failed(rel: string, err: unknown): void;
+  /** The stream ended: logged. */
+  end(): void;
+}
+
+/** Store a whole file through an upload: for a storage without `writeWhole`. */
+async function writeByUpload(
+  storage: Storage,
+  path: string,
+  content: Uint8Array,
+  options: WholeOptions,
+): Promise<void> {
+  const upload = await storage.createUpload(path, { size: content.length, ...options });
+  try {
+    await upload.write(content);
+    await upload.commit();
+  } catch (err) {
+    await upload.abort();
+    throw err;
+  }
 }
 
 /** Bytes read at once when hashing on the server's side (a sum, a resume point). */
@@ -235,6 +277,111 @@ export class FerryService {
           escapeName(path)
         } ${files} files inline, ${bytes} bytes in ${seconds} s ok`,
       );
+    });
+  }
+
+  /**
+   * Begin taking in a tree as one stream below the directory `path` (made
+   * if missing): each directory and small file of it goes through the
+   * returned {@linkcode IncomingTree}, checked as a single upload would be
+   * (scope, `--max-file-size`, existence, quota, checksum), and stored whole
+   * and atomically. A refusal of the whole tree comes now; one file's
+   * failure is that file's alone.
+   */
+  treeUpload(
+    who: Principal,
+    path: string,
+    options: { noClobber?: boolean; algorithm: Algorithm },
+  ): Promise<IncomingTree> {
+    return this.#audit(who, "put -r", path, async () => {
+      const base = normalizePath(path);
+      this.#allow(who, "create", `put -r ${escapeName(path)}`);
+      const replace = allows(who.scope, "replace");
+      await this.#storage.mkdir(base, { parents: true });
+      const storage = this.#storage;
+      const started = performance.now();
+      // A tree's files come directory by directory: once a directory's path checked out
+      // whole, each file in it needs only its own name checked.
+      let checkedDir: string | undefined;
+      const join = (rel: string) => {
+        const full = base === "" ? rel : `${base}/${rel}`;
+        const slash = rel.lastIndexOf("/");
+        const dir = slash < 0 ? "" : rel.slice(0, slash);
+        if (dir === checkedDir) {
+          try {
+            checkName(rel.slice(slash + 1));
+          } catch (err) {
+            normalizePath(full); // Refuses it again, naming the whole path.
+            throw err;
+          }
+        } else if (rel === "" || normalizePath(full) !== full) {
+          throw new FerryError(
+            "PATH_REFUSED",
+            `path refused: not a plain path: ${escapeName(full)}`,
+          );
+        } else checkedDir = dir;
+        return full;
+      };
+      let files = 0, bytes = 0;
+      return {
+        dir: async (rel) => {
+          if (rel === "") return base; // Made above.
+          const full = join(rel);
+          await storage.mkdir(full, { parents: true });
+          return full;
+        },
+        file: async (rel, content, meta) => {
+          const full = join(rel);
+          if (content.length > this.#maxFileSize) {
+            throw new FerryError(
+              "LIMIT",
+              `${escapeName(full)} is ${content.length} bytes: over the server's limit of ` +
+                `${this.#maxFileSize}`,
+            );
+          }
+          if (!sameHex(meta.sum, hashBytes(options.algorithm, content))) {
+            throw new FerryError(
+              "INTEGRITY",
+              `${escapeName(full)} arrived damaged (checksum mismatch); nothing was kept`,
+            );
+          }
+          let noClobber = options.noClobber;
+          if (!replace) {
+            // As for one upload: not replacing needs no right to replace; replacing does.
+            const existing = await storage.stat(full).catch(() => undefined);
+            if (existing?.type === "file" && !noClobber) {
+              this.#allow(who, "replace", `put ${escapeName(full)} over an existing file`);
+            }
+            noClobber = true;
+          }
+          const whole = { mode: meta.mode, mtime: meta.mtime, noClobber, fsync: this.#fsync };
+          if (storage.writeWhole) await storage.writeWhole(full, content, whole);
+          else await writeByUpload(storage, full, content, whole);
+          files++;
+          bytes += content.length;
+        },
+        failed: (rel, err) => this.#failed(who, "put", base === "" ? rel : `${base}/${rel}`, err),
+        end: () => {
+          const seconds = elapsed(started).toFixed(3);
+          this.#log(
+            `${who.peer} put -r ${escapeName(path)} ${files} files inline, ${bytes} bytes in ` +
+              `${seconds} s ok`,
+          );
+        },
+      };
+    });
+  }
+
+  /** Give a directory its mode and mtime (a tree's, once its files are in). */
+  setStat(who: Principal, path: string, options: { mode?: number; mtime?: number }): Promise<void> {
+    return this.#audit(who, "setstat", path, async () => {
+      this.#allow(who, "create", `setstat ${escapeName(path)}`);
+      const canonical = normalizePath(path);
+      const info = await this.#storage.stat(canonical);
+      if (info.type !== "dir") {
+        throw new FerryError("NOT_A_DIRECTORY", `not a directory: ${escapeName(path)}`);
+      }
+      await this.#storage.setStat?.(canonical, options);
     });
   }
 

@@ -150,6 +150,18 @@ export type TreeItem =
     error?: FerryError;
   };
 
+/** How {@linkcode Storage.writeWhole} stores a file. */
+export interface WholeOptions {
+  /** Permission bits (setuid, setgid and sticky are dropped). */
+  mode: number;
+  /** Modification time, ms since the epoch. */
+  mtime: number;
+  /** Fail with EXISTS instead of replacing a file already there. */
+  noClobber?: boolean;
+  /** Make the stored file durable before reporting success. */
+  fsync?: boolean;
+}
+
 /**
  * Where served files live. `LocalStorage` implements it over a directory;
  * the interface is small so that an object store can implement it too.
@@ -179,6 +191,19 @@ export interface Storage {
   openRead(path: string): Promise<ReadHandle>;
   /** Start writing a file at `path`, creating parent directories. */
   createUpload(path: string, options: UploadOptions): Promise<Upload>;
+  /**
+   * Store a small file whose whole content is in hand (a tree stream's), at
+   * once and atomically, with its mode and mtime, creating parent
+   * directories; EXISTS with `noClobber` when the name is taken. Optional:
+   * without it the server stores it with {@linkcode createUpload}.
+   */
+  writeWhole?(path: string, content: Uint8Array, options: WholeOptions): Promise<void>;
+  /**
+   * Give the directory at `path` this mode and mtime (a tree's directories,
+   * once their files are in). Optional: a store without directory times
+   * keeps none.
+   */
+  setStat?(path: string, options: { mode?: number; mtime?: number }): Promise<void>;
   /**
    * Bytes held of an interrupted resumable upload of `path` with this size
    * and mtime (0 when none).

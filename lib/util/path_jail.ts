@@ -58,3 +58,30 @@ export function normalizePath(path: string): string {
   }
   return parts.join("/");
 }
+
+/**
+ * Check one path component as {@linkcode normalizePath} would check it
+ * inside a path, and return it: a tree's files are checked this way once
+ * their directory's path was checked whole. Refused also: `""`, `.`, `..`
+ * and anything with a `/`.
+ *
+ * @example
+ * ```ts
+ * import { checkName } from "./path_jail.ts";
+ * console.assert(checkName("a.txt") === "a.txt");
+ * ```
+ */
+export function checkName(name: string): string {
+  if (name === "" || name === "." || name === ".." || name.includes("/")) {
+    throw refuse(name, "not a plain name");
+  }
+  if (!name.isWellFormed()) throw refuse(name, "malformed Unicode");
+  if (CONTROL.test(name)) throw refuse(name, "control character");
+  if (name.includes("\\")) throw refuse(name, "backslash");
+  if (DRIVE.test(name)) throw refuse(name, "drive letter");
+  if (name.length > MAX_NAME_BYTES / 3 && utf8Length(name) > MAX_NAME_BYTES) {
+    throw refuse(name, "name too long");
+  }
+  if (name.startsWith(RESERVED_PREFIX)) throw refuse(name, "reserved name");
+  return name;
+}

@@ -39,7 +39,7 @@ export type TreeRecord =
     content: Uint8Array;
     /**
      * Its checksum in the connection's algorithm as lowercase hex, in ASCII
-     * bytes (a view into the frame): compare with {@linkcode sameHex}.
+     * bytes (a view into the frame): compare with `sameHex`.
      */
     sum: Uint8Array;
   }
@@ -212,7 +212,7 @@ function malformed(what: string): FerryError {
  * Anything out of shape (an unknown kind, a record cut short, a bad path
  * encoding, mode bits beyond 0o7777, a size that is not a byte count) is a
  * PROTOCOL error: the sender is broken or hostile. A checksum that is not
- * lowercase hex simply never matches (see {@linkcode sameHex}).
+ * lowercase hex simply never matches (see `sameHex`).
  *
  * @example
  * ```ts
@@ -304,23 +304,6 @@ export function decodeRecords(
         throw malformed(`unknown kind ${kind}`);
     }
   }
-}
-
-/**
- * Whether the ASCII bytes `sum` spell `hex` (a checksum received against
- * one computed): no string is made of what arrived.
- *
- * @example
- * ```ts
- * import { sameHex } from "./tree_records.ts";
- * console.assert(sameHex(new TextEncoder().encode("0a"), "0a"));
- * console.assert(!sameHex(new TextEncoder().encode("0A"), "0a"));
- * ```
- */
-export function sameHex(sum: Uint8Array, hex: string): boolean {
-  if (sum.length !== hex.length) return false;
-  for (let i = 0; i < sum.length; i++) if (sum[i] !== hex.charCodeAt(i)) return false;
-  return true;
 }
 
 /** A path's UTF-8: most are ASCII, made into a string without a call into the runtime. */

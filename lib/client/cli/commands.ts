@@ -188,16 +188,26 @@ export const COMMANDS: Record<string, Command> = {
       const [sources, target] = args.length > 2
         ? [args.slice(0, -1), `${args.at(-1)!.replace(/\/+$/, "")}/`]
         : [[args[0]], args[1]];
+      const options = batchOptions(ctx, flags);
       const plan = await planPutArgs(sources, target, {
         recursive: Boolean(flags.recursive),
         remote: ctx.remote,
+        // --sync compares file by file, and --resume asks even small files for kept bytes.
+        stream: !options.sync && options.resume !== true,
       });
-      const options = batchOptions(ctx, flags);
       if (options.delete && plan.treeRoot === undefined) {
         throw new FerryError("USAGE", "--delete goes with put -r and one source directory");
       }
       return await runPlan(ctx, "put", plan.plan, options, async (reporter) => {
         if (!options.delete) return;
+        // As rsync: after a failure, what the remote tree should keep is not known for sure.
+        if (reporter.failed > 0) {
+          ctx.sink.err(
+            `ferry: not deleting anything: ${reporter.failed} ` +
+              `${reporter.failed === 1 ? "entry" : "entries"} failed`,
+          );
+          return;
+        }
         await deleteExtraneous(await ctx.client(), plan.treeRoot!, plan.plan, reporter);
       });
     },

@@ -13,7 +13,14 @@
 import { existsSync } from "node:fs";
 import { basename, dirname, join, relative, sep } from "node:path";
 import { AtomicFile, inUse } from "../../fs/atomic_file.ts";
-import { isTempName, partialKeyOf, partialPath, resumeKey } from "../../fs/temp_names.ts";
+import {
+  isTempName,
+  partialKeyOf,
+  partialPath,
+  resumeKey,
+  tempNames,
+} from "../../fs/temp_names.ts";
+import { writeWholeFile } from "../../fs/whole_file.ts";
 import { type Directory, pinnedDirectory } from "../../fs/directory.ts";
 import type { Usage } from "../storage.ts";
 import type { Entry, ListOptions } from "../../commands.ts";
@@ -28,8 +35,15 @@ import {
 } from "../../fs/local_files.ts";
 import { RESERVED_PREFIX } from "../../util/path_jail.ts";
 import { escapeName } from "../../util/display.ts";
-import type { ReadHandle, Storage, TreeItem, Upload, UploadOptions } from "../storage.ts";
-import { readLocalTree } from "./tree_read.ts";
+import type {
+  ReadHandle,
+  Storage,
+  TreeItem,
+  Upload,
+  UploadOptions,
+  WholeOptions,
+} from "../storage.ts";
+import { readLocalTree } from "../../fs/tree_read.ts";
 
 /**
  * Where the resumable partial of an upload to `path` (of this size and
@@ -106,6 +120,10 @@ export class LocalStorage implements Storage {
   readonly #prefix: string;
   /** Uploads being written now: a directory that moves stops those inside it. */
   readonly #uploads = new Set<AtomicFile>();
+  /** Where the last small files of trees went: a tree's files come directory by directory. */
+  readonly #wholeDirs = new Map<string, Directory>();
+  /** Temporary names for small files, drawn at random once (see tempNames). */
+  readonly #tempName = tempNames();
 
   private constructor(root: string) {
     this.root = root;
@@ -272,6 +290,88 @@ export class LocalStorage implements Storage {
       abort: () => file.abort().finally(done),
       suspend: () => file.suspend().finally(done),
     };
+  }
+
+  async writeWhole(path: string, content: Uint8Array, options: WholeOptions): Promise<void> {
+    if (path === "") throw new FerryError("NOT_A_FILE", "cannot write to the root directory");
+    const slash = path.lastIndexOf("/");
+    const parentPath = slash < 0 ? "" : path.slice(0, slash);
+    const name = path.slice(slash + 1);
+    // A tree's files come directory by directory: the parent found for the last file serves
+    // the next. The step checks that it still is where it was (see pinnedDirectory), and a
+    // refusal from a remembered one is tried once more with the path resolved afresh.
+    const cached = this.#wholeDirs.get(parentPath);
+    try {
+      return this.#writeWholeIn(
+        cached ?? this.#parentDir(parentPath, path),
+        name,
+        path,
+        content,
+        options,
+      );
+    } catch (err) {
+      this.#wholeDirs.delete(parentPath);
+      if (!cached || err instanceof FerryError && err.code === "EXISTS") throw err;
+      return this.#writeWholeIn(this.#parentDir(parentPath, path), name, path, content, options);
+    }
+  }
+
+  /** The held directory `parentPath`, made if missing, remembered for the next file in it. */
+  #parentDir(parentPath: string, path: string): Directory {
+    const parent = this.#resolve(parentPath);
+    const dir = parent.missing > 0
+      ? this.#makeDirs(parent.real, parent.missing, path)
+      : this.#pin(parent.real, parentPath);
+    if (this.#wholeDirs.size >= 64) this.#wholeDirs.clear();
+    this.#wholeDirs.set(parentPath, dir);
+    return dir;
+  }
+
+  #writeWholeIn(
+    dir: Directory,
+    name: string,
+    path: string,
+    content: Uint8Array,
+    options: WholeOptions,
+  ): void {
+    const placed = dir.run((at) => {
+      // See createUpload: existsSync tells the usual miss without an exception.
+      if (existsSync(at(name))) {
+        const existing = statOrUndefined(at(name), true);
+        if (existing?.isDirectory) {
+          throw new FerryError("NOT_A_FILE", `is a directory: ${escapeName(path)}`);
+        }
+        if (existing && options.noClobber) return "exists";
+      }
+      try {
+        return writeWholeFile(at, name, this.#tempName(), content, options);
+      } catch (err) {
+        throw toFerryError(err, escapeName(path));
+      }
+    }, (result) => {
+      // The directory moved away meanwhile: what landed there is not left behind.
+      if (result === undefined) Deno.removeSync(name);
+    });
+    if (placed === "exists") throw new FerryError("EXISTS", `already exists: ${escapeName(path)}`);
+  }
+
+  async setStat(path: string, options: { mode?: number; mtime?: number }): Promise<void> {
+    const { real, full, missing } = this.#resolve(path);
+    if (missing > 0) throw notFound(path);
+    if (!this.#stat(full, path).isDirectory) {
+      throw new FerryError("NOT_A_DIRECTORY", `not a directory: ${escapeName(path)}`);
+    }
+    // Held itself: "." is the directory, whatever was swapped in at its name.
+    this.#pin(real, path).run((at) => {
+      try {
+        if (options.mode !== undefined) Deno.chmodSync(at("."), options.mode & 0o777);
+        if (options.mtime !== undefined) {
+          Deno.utimeSync(at("."), options.mtime / 1000, options.mtime / 1000);
+        }
+      } catch (err) {
+        throw toFerryError(err, escapeName(path));
+      }
+    });
   }
 
   async partialSize(path: string, options: { size: number; mtime?: number }): Promise<number> {

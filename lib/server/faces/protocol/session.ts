@@ -11,6 +11,7 @@ import { type Algorithm, ALGORITHMS, type Digest, hashBytes } from "../../../che
 import {
   endMessage,
   type Entry,
+  errorFromMessage,
   errorToMessage,
   FEATURES,
   type GetRequest,
@@ -20,8 +21,10 @@ import {
   MAX_PATH_BYTES,
   parseHello,
   parseRequest,
+  parseTreeReply,
   PROTOCOL_VERSION,
   type PutRequest,
+  type PutTreeRequest,
   type Request,
   type TreeRequest,
   type Welcome,
@@ -40,10 +43,15 @@ import { connectionLost, FerryError, toFerryError } from "../../../util/errors.t
 import { utf8Length } from "../../../util/utf8.ts";
 import { VERSION } from "../../../util/version.ts";
 import { BodyReceiver, sendBody } from "../../../wire/body.ts";
-import { ChunkCompressor } from "../../../wire/compress.ts";
+import { ChunkCompressor, decompressChunk } from "../../../wire/compress.ts";
 import { type ByteConn, FrameConn } from "../../../wire/frame_conn.ts";
-import { fileOverhead, TreeWriter } from "../../../wire/tree_records.ts";
-import type { FerryService, IncomingFile, Principal } from "../../service.ts";
+import {
+  decodeRecords,
+  fileOverhead,
+  type TreeRecord,
+  TreeWriter,
+} from "../../../wire/tree_records.ts";
+import type { FerryService, IncomingFile, IncomingTree, Principal } from "../../service.ts";
 import type { Face, FaceSession } from "../face.ts";
 
 /**
@@ -321,6 +329,11 @@ class Session implements FaceSession {
         return await this.#put(id, who, req);
       case "tree":
         return await this.#tree(id, who, req);
+      case "puttree":
+        return await this.#putTree(id, who, req);
+      case "setstat":
+        await service.setStat(who, req.path, req);
+        return await this.#reply(id, {});
     }
   }
 
@@ -485,6 +498,80 @@ class Session implements FaceSession {
       throw err;
     }
     await this.#fc.postMessage(FrameType.REPLY, id, { files, bytes });
+  }
+
+  /**
+   * Take in a tree sent as one stream: its records follow the request at
+   * once. Each file is stored as its record is read; a file that cannot be
+   * is answered with a `failed` REPLY, and the stream goes on.
+   */
+  async #putTree(id: number, who: Principal, req: PutTreeRequest): Promise<void> {
+    const { checksum, compress, limits } = this.#welcome;
+    let tree: IncomingTree;
+    try {
+      tree = await this.#service.treeUpload(who, req.path, {
+        noClobber: req.noClobber,
+        algorithm: checksum,
+      });
+    } catch (err) {
+      // Refused before its body: skip the frames already on their way.
+      this.#discardId = id;
+      throw err;
+    }
+    let received = 0, bytes = 0;
+    const records: TreeRecord[] = [];
+    const collect = (record: TreeRecord) => records.push(record);
+    try {
+      for (;;) {
+        const frame = await this.#fc.read();
+        if (!frame) throw new FerryError("CONNECT", "client closed the connection mid-tree");
+        if (frame.id !== id) {
+          throw new FerryError("PROTOCOL", `frame for request ${frame.id} inside tree ${id}`);
+        }
+        if (frame.type === FrameType.END) {
+          const end = parseTreeReply(decodeMessage(frame));
+          if (end.files !== received) {
+            throw new FerryError(
+              "PROTOCOL",
+              `the client counted ${end.files} files in the tree, and ${received} arrived`,
+            );
+          }
+          break;
+        }
+        if (frame.type === FrameType.ERROR) throw errorFromMessage(decodeMessage(frame));
+        let payload: Uint8Array;
+        if (frame.type === FrameType.DATA) payload = frame.payload;
+        else if (frame.type === FrameType.ZDATA && compress) {
+          payload = decompressChunk(frame.payload, limits.maxData);
+        } else throw new FerryError("PROTOCOL", `unexpected frame type ${frame.type} in a tree`);
+        // Every record of the frame is handled before the next read reuses its bytes.
+        records.length = 0;
+        decodeRecords(payload, checksum, collect);
+        for (const record of records) {
+          if (record.kind === "file") received++;
+          try {
+            if (record.kind === "dir") await tree.dir(record.path);
+            else if (record.kind === "file") {
+              await tree.file(record.path, record.content, record);
+              bytes += record.content.length;
+            } else throw new FerryError("PROTOCOL", `a ${record.kind} record in an upload`);
+          } catch (err) {
+            const e = toFerryError(err);
+            if (e.code === "PROTOCOL" || connectionLost(e)) throw e;
+            tree.failed(record.path, e);
+            const failed = { path: record.path, ...errorToMessage(e) };
+            await this.#fc.postMessage(FrameType.REPLY, id, { failed });
+          }
+        }
+      }
+    } catch (err) {
+      tree.failed("", err);
+      // Failed before the body's END or ERROR: skip the frames still on their way.
+      this.#discardId = id;
+      throw err;
+    }
+    tree.end();
+    await this.#fc.postMessage(FrameType.REPLY, id, { files: received, bytes, done: true });
   }
 
   /** Receive and store a file; its body follows the request at once. */

@@ -1,19 +1,20 @@
 /**
- * A served directory tree read as one walk, for a tree sent as one stream:
- * each directory is listed while it is held (see `pinnedDirectory`), and
- * each small file is opened there by its bare name, checked to be the
- * regular file that was listed, and read whole on the spot. No path is
- * resolved per file, which is what a request per file cost.
+ * A directory tree read as one walk, for a tree sent as one stream: each
+ * directory is listed while it is held (see `pinnedDirectory`; a client's
+ * own tree uses a plain one), and each small file is opened there by name,
+ * checked to be the regular file that was listed, and read whole on the
+ * spot. No path is resolved per file, which is what a request per file
+ * cost.
  *
  * @module
  */
 
-import { isTempName } from "../../fs/temp_names.ts";
-import type { Directory } from "../../fs/directory.ts";
-import { RESERVED_PREFIX } from "../../util/path_jail.ts";
-import { escapeName } from "../../util/display.ts";
-import { FerryError, toFerryError } from "../../util/errors.ts";
-import type { TreeItem } from "../storage.ts";
+import { isTempName } from "./temp_names.ts";
+import type { Directory } from "./directory.ts";
+import { RESERVED_PREFIX } from "../util/path_jail.ts";
+import { escapeName } from "../util/display.ts";
+import { FerryError, toFerryError } from "../util/errors.ts";
+import type { TreeItem } from "../storage/storage.ts";
 
 /** What a walk needs from its storage: where the tree is, and how to hold a directory. */
 export interface TreeSource {
@@ -23,6 +24,10 @@ export interface TreeSource {
   display: string;
   /** Hold the directory at `real` (a real path), named `display` in messages. */
   pin(real: string, display: string): Directory;
+  /** Report ferry's temporary files as reserved names too (a client's own tree), not skip them. */
+  reportTemp?: boolean;
+  /** How an entry is named in a message, by its path in the tree (default: the path itself). */
+  named?: (path: string) => string;
 }
 
 /** Entries lstat'ed in one step. */
@@ -47,7 +52,8 @@ export async function* readLocalTree(
   inlineMax: number,
 ): AsyncGenerator<TreeItem> {
   const { real, display } = source;
-  const top = source.pin(real, display).run(() => Deno.statSync("."));
+  const named = source.named ?? escapeName;
+  const top = source.pin(real, display).run((at) => Deno.statSync(at(".")));
   if (!top.isDirectory) {
     throw new FerryError("NOT_A_DIRECTORY", `not a directory: ${escapeName(display)}`);
   }
@@ -59,10 +65,10 @@ export async function* readLocalTree(
     const dir = source.pin(rel === "" ? real : `${real}/${rel}`, joinShown(display, rel));
     let names: string[];
     try {
-      names = dir.run(() => Array.from(Deno.readDirSync("."), (e) => e.name));
+      names = dir.run((at) => Array.from(Deno.readDirSync(at(".")), (e) => e.name));
     } catch (err) {
-      if (rel === "") throw toFerryError(err, escapeName(display));
-      yield { kind: "skip", path: rel, error: toFerryError(err, `cannot list ${escapeName(rel)}`) };
+      if (rel === "") throw toFerryError(err, named(display));
+      yield { kind: "skip", path: rel, error: toFerryError(err, named(rel)) };
       continue;
     }
     names.sort();
@@ -72,11 +78,11 @@ export async function* readLocalTree(
       // FileInfo is held at a time, however large the directory.
       let entries: { name: string; info?: Deno.FileInfo; error?: unknown }[];
       try {
-        entries = dir.run(() =>
+        entries = dir.run((at) =>
           names.slice(chunk, chunk + LSTAT_CHUNK).map((name) => {
             if (name.startsWith(RESERVED_PREFIX)) return { name };
             try {
-              return { name, info: Deno.lstatSync(name) };
+              return { name, info: Deno.lstatSync(at(name)) };
             } catch (error) {
               return { name, error };
             }
@@ -84,14 +90,14 @@ export async function* readLocalTree(
         );
       } catch (err) {
         // The directory moved or went away under the walk: the rest of it is not sent.
-        yield { kind: "skip", path: rel, error: toFerryError(err, escapeName(rel || display)) };
+        yield { kind: "skip", path: rel, error: toFerryError(err, named(rel || display)) };
         break;
       }
       for (const { name, info, error } of entries) {
         const path = shown(name);
         if (!info) {
           // ferryd's own files in progress are nobody's business; other reserved names are reported.
-          if (error) yield { kind: "skip", path, error: toFerryError(error, escapeName(path)) };
+          if (error) yield { kind: "skip", path, error: toFerryError(error, named(path)) };
           else if (!isTempName(name)) yield { kind: "skip", path, skipped: "reserved name" };
           continue;
         }
@@ -108,7 +114,7 @@ export async function* readLocalTree(
             // Opened by bare name in the held directory, after lstat said a regular file (opening
             // a FIFO would block the whole server), and checked to be that very file: a symlink
             // swapped in meanwhile would have been followed.
-            file = dir.run(() => Deno.openSync(name, { read: true }));
+            file = dir.run((at) => Deno.openSync(at(name), { read: true }));
             const opened = file.statSync();
             if (opened.ino !== info.ino || opened.dev !== info.dev || !opened.isFile) {
               throw new FerryError(
@@ -118,7 +124,7 @@ export async function* readLocalTree(
             }
           } catch (err) {
             file?.close();
-            yield { kind: "skip", path, error: toFerryError(err, escapeName(path)) };
+            yield { kind: "skip", path, error: toFerryError(err, named(path)) };
             continue;
           }
           try {

@@ -1,0 +1,206 @@
+/**
+ * A local tree sent as one stream (`put -r` to a server with the `tree`
+ * feature): the tree is walked once, each small file read whole and sent
+ * inline with its checksum in records packed into DATA frames, right behind
+ * one `puttree` request. The server stores each file atomically as its
+ * record arrives and names only the ones it could not store. Larger files
+ * are handed back, to be sent one by one with `put` (resumable).
+ *
+ * @module
+ */
+
+import { hashBytes } from "../checksum/checksum.ts";
+import { errorToMessage, parseTreeReply } from "../commands.ts";
+import { FrameType, HEADER_SIZE } from "../frame.ts";
+import { plainDirectory } from "../fs/directory.ts";
+import { readLocalTree } from "../fs/tree_read.ts";
+import { escapeName } from "../util/display.ts";
+import { connectionLost, type ErrorCode, FerryError, toFerryError } from "../util/errors.ts";
+import { ChunkCompressor } from "../wire/compress.ts";
+import { fileOverhead, TreeWriter } from "../wire/tree_records.ts";
+import { MAX_PATH_BYTES } from "../commands.ts";
+import type { Connection } from "./connection.ts";
+import type { Outcome } from "./report.ts";
+import type { DirectoryTimes } from "./tree_get.ts";
+
+/** What {@linkcode sendTree} did and left to do. */
+export interface SentTree {
+  /** Files to send one by one (too large to go inline): local `from`, remote `to`. */
+  deferred: { from: string; to: string; size: number }[];
+  /** The tree's directories by remote path, parents first, with their modes and mtimes. */
+  dirs: DirectoryTimes[];
+  /** Every remote path the tree holds (what `--delete` keeps). */
+  paths: string[];
+}
+
+/** How {@linkcode sendTree} sends. */
+export interface SendTreeOptions {
+  /** The server refuses (as `exists`) to replace files already there. */
+  noClobber?: boolean;
+  /** Hears each file that was stored, skipped or failed. */
+  onOutcome: (outcome: Outcome) => void;
+}
+
+/**
+ * Send the local directory `local` as the remote directory `remote`. Every
+ * file is reported: a failure as the server names it, the rest once the
+ * server confirms the whole stream.
+ */
+export async function sendTree(
+  conn: Connection,
+  local: string,
+  remote: string,
+  options: SendTreeOptions,
+): Promise<SentTree> {
+  const result: SentTree = { deferred: [], dirs: [], paths: [] };
+  const prefix = remote === "" ? "" : `${remote}/`;
+  const localPrefix = local.endsWith("/") ? local : `${local}/`;
+  const algorithm = conn.algorithm;
+  /** Files sent, waiting for the server's word: path, bytes, checksum. */
+  const sent: { path: string; bytes: number; hex: string }[] = [];
+  const failed = new Set<string>();
+  /** Directories sent: a failure of one is a failed mkdir. */
+  const dirs = new Set<string>();
+  const started = performance.now();
+  const report = (path: string, fields: Partial<Outcome>) =>
+    options.onOutcome({ op: "put", path, bytes: 0, seconds: 0, ...fields });
+  let localError: FerryError | undefined;
+
+  const body = async (id: number) => {
+    const buf = conn.sendBuf;
+    const half = buf.length >> 1;
+    const halves = [buf.subarray(0, half), buf.subarray(half)];
+    const writers = halves.map((h) => new TreeWriter(h.subarray(HEADER_SIZE), algorithm));
+    const inlineMax = half - HEADER_SIZE - fileOverhead(MAX_PATH_BYTES, algorithm);
+    const compressor = conn.welcome.compress ? new ChunkCompressor() : undefined;
+    const packedHalves: Uint8Array[] = [];
+    let i = 0;
+    let w = writers[0];
+    let writing: Promise<void> | undefined;
+    let files = 0, bytes = 0;
+    const flush = async () => {
+      const payload = w.bytes();
+      const packed = compressor?.compress(payload);
+      await writing;
+      if (packed) {
+        const framed = packedHalves[i] ??= new Uint8Array(half);
+        framed.set(packed, HEADER_SIZE);
+        writing = conn.frames.sendFramed(FrameType.ZDATA, id, framed, packed.length);
+      } else {
+        writing = conn.frames.sendFramed(FrameType.DATA, id, halves[i], payload.length);
+      }
+      writing.catch(() => {});
+      i ^= 1;
+      w = writers[i];
+      w.reset();
+    };
+    const source = {
+      real: local,
+      display: local,
+      pin: (dir: string) => plainDirectory(dir),
+      reportTemp: true,
+      named: (path: string) =>
+        `cannot read local ${escapeName(path === local ? local : localPrefix + path)}`,
+    };
+    try {
+      for await (const item of readLocalTree(source, inlineMax)) {
+        // The server refused the tree (or the connection failed): stop reading.
+        if (!conn.waiting(id)) throw new FerryError("CANCELLED", "tree upload stopped");
+        const to = prefix + item.path;
+        if (item.kind === "skip") {
+          if (item.error) report(to, { error: item.error });
+          else report(to, { skipped: item.skipped });
+          result.paths.push(to);
+          continue;
+        }
+        if (item.kind === "dir") {
+          result.dirs.push({
+            path: item.path === "" ? remote : to,
+            mode: item.mode,
+            mtime: item.mtime,
+          });
+          if (item.path === "") continue; // The request names it.
+          result.paths.push(to);
+          dirs.add(to);
+          if (!w.addDir(item.path, item.mode, item.mtime)) {
+            await flush();
+            w.addDir(item.path, item.mode, item.mtime);
+          }
+          continue;
+        }
+        result.paths.push(to);
+        if (!item.read) {
+          result.deferred.push({ from: localPrefix + item.path, to, size: item.size });
+          continue;
+        }
+        const { path, mode, mtime, size } = item;
+        let content = w.beginFile(path, mode, mtime, size);
+        if (!content) {
+          await flush();
+          content = w.beginFile(path, mode, mtime, size)!;
+        }
+        try {
+          item.read(content);
+        } catch (err) {
+          w.dropFile();
+          report(to, { error: toFerryError(err, `local ${escapeName(localPrefix + path)}`) });
+          continue;
+        }
+        const hex = hashBytes(algorithm, content);
+        w.endFile(hex);
+        sent.push({ path: to, bytes: size, hex });
+        files++;
+        bytes += size;
+      }
+      if (w.length > 0) await flush();
+      await writing;
+    } catch (err) {
+      await writing?.catch(() => {});
+      const e = toFerryError(err);
+      if (connectionLost(e)) throw e;
+      if (e.code !== "CANCELLED") {
+        localError = toFerryError(err, `cannot read local ${escapeName(local)}`);
+      }
+      // Ends the body early: the server keeps what it stored and answers with an error.
+      await conn.frames.sendMessage(FrameType.ERROR, id, errorToMessage(localError ?? e));
+      return;
+    }
+    await conn.frames.sendMessage(FrameType.END, id, { files, bytes });
+  };
+
+  const message = { op: "puttree" as const, path: remote, noClobber: options.noClobber ?? false };
+  try {
+    await conn.request<void>(message, (frame, done) => {
+      const reply = conn.expectReply(frame);
+      const failure = reply.failed as Record<string, unknown> | undefined;
+      if (failure) {
+        const rel = typeof failure.path === "string" ? failure.path : "";
+        const path = prefix + rel;
+        failed.add(path);
+        const code = String(failure.code) as ErrorCode;
+        const error = new FerryError(code, String(failure.message ?? "failed"));
+        if (dirs.has(path)) options.onOutcome({ op: "mkdir", path, bytes: 0, seconds: 0, error });
+        else if (code === "EXISTS" && options.noClobber) report(path, { skipped: "exists" });
+        else report(path, { error });
+        return;
+      }
+      const end = parseTreeReply(reply);
+      if (end.files !== sent.length) {
+        throw new FerryError(
+          "PROTOCOL",
+          `the server counted ${end.files} files in the tree, and ${sent.length} were sent`,
+        );
+      }
+      done();
+    }, body);
+  } catch (err) {
+    throw localError ?? err;
+  }
+  const seconds = (performance.now() - started) / 1000 / Math.max(1, sent.length);
+  for (const { path, bytes, hex } of sent) {
+    if (!failed.has(path)) report(path, { bytes, seconds, checksum: { algorithm, hex } });
+  }
+  // A directory that could not be made gets no times either.
+  result.dirs = result.dirs.filter((d) => !failed.has(d.path));
+  return result;
+}
