@@ -676,7 +676,7 @@ export function errorFromMessage(msg: Record<string, unknown>): FerryError {
   const message = typeof msg.message === "string"
     ? escapeControls(msg.message.slice(0, 500))
     : "remote error";
-  return new FerryError(code, message);
+  return new FerryError(code, message, { remote: true });
 }
 
 /** The ERROR payload for `err`. */

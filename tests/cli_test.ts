@@ -40,14 +40,14 @@ Deno.test("a failing shell command prints one line, the shell goes on, the exit 
   const run = await runClient(server.address, [], { stdin: script, cwd: local.path });
   assert.equal(run.stdout, "a.txt\n");
   assert.deepEqual(run.stderr.trimEnd().split("\n"), [
-    "ferry: not found: missing.txt",
+    "ferry: not found: missing.txt (on the server)",
     "ferry: unknown command: frobnicate (try 'help')",
     'ferry: unterminated " quote',
   ]);
   assert.equal(run.code, 2, "exit code of the last failure (usage)");
   const help = await runClient(server.address, [], { stdin: "help\nexit\n" });
   assert.equal(help.code, 0);
-  assert.match(help.stdout, /get \[-r\] \[-n\] \[--sync\] \[--resume\] REMOTE \[LOCAL\]/);
+  assert.match(help.stdout, /get \[-r\] \[-n\] \[-N\] \[--sync\] \[--resume\] REMOTE... \[LOCAL\]/);
   assert.match(help.stdout, /close/);
   // No prompt when stdin is not a terminal.
   assert.doesNotMatch(help.stdout, /ferry> /);
@@ -77,9 +77,9 @@ Deno.test("one-shot usage errors, --help and --version", async () => {
   const badFlag = await runClient(address, ["--frobnicate"]);
   assert.equal(badFlag.code, 2);
   assert.match(badFlag.stderr, /^ferry: .*frobnicate.*\n$/);
-  const tooMany = await runClient(address, ["get", "a", "b", "c"]);
+  const tooMany = await runClient(address, ["mv", "a", "b", "c"]);
   assert.equal(tooMany.code, 2);
-  assert.equal(tooMany.stderr, "ferry: usage: get [-r] [-n] [--sync] [--resume] REMOTE [LOCAL]\n");
+  assert.equal(tooMany.stderr, "ferry: usage: mv [-n] SRC DST\n");
 });
 
 Deno.test("FERRY_SERVER picks the server; --server wins over it", async () => {

@@ -1278,6 +1278,9 @@ function connectionPlan(rng: Rng): Plan {
     parts.push(...session.parts);
   }
   let bytes = concat(parts);
+  // An ASCII capital first is an HTTP request line's start: HTTP's face answers that, in HTTP
+  // (tests/http_test.ts); this fuzzes the protocol's.
+  if (bytes[0] >= 0x41 && bytes[0] <= 0x5a) bytes[0] |= 0x80;
   let ending: Plan["ending"] = rng.chance(0.75) ? "eof" : "reset";
   let cut = "";
   if (kind !== "idle" && rng.chance(0.15)) {

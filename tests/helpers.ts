@@ -13,6 +13,8 @@ export { currentRss, peakRss } from "../scripts/bench/measure.ts";
 
 const SERVER = new URL("../server.ts", import.meta.url).pathname;
 const CLIENT = new URL("../client.ts", import.meta.url).pathname;
+/** The repository: where child processes run unless a test says otherwise. */
+const REPO = new URL("..", import.meta.url).pathname;
 
 /** A ferryd subprocess on an ephemeral port. */
 export interface ServerProcess {
@@ -49,6 +51,9 @@ export async function startServer(
     : deno;
   const process = new Deno.Command(command, {
     args,
+    // A directory of its own: under `deno test --parallel`, an in-process server of another
+    // test may hold a directory (chdir) at the moment of the spawn, which may then be removed.
+    cwd: REPO,
     stdout: "piped",
     stderr: "piped",
     env: { NO_COLOR: "1" },
@@ -161,7 +166,7 @@ export function spawnClient(
 ): Deno.ChildProcess {
   return new Deno.Command(Deno.execPath(), {
     args: ["run", ...options.flags ?? ["-A"], CLIENT, "--server", address, ...args],
-    cwd: options.cwd,
+    cwd: options.cwd ?? REPO,
     stdin: "piped",
     stdout: "piped",
     stderr: "piped",

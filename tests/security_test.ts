@@ -357,6 +357,12 @@ Deno.test({
     const wrongPin = await runClient(server.address, ["--pin", "00".repeat(32), "ls"]);
     assert.equal(wrongPin.code, 3);
     assert.match(wrongPin.stderr, /not the pinned one/);
+    // Both fingerprints in the form ferryd printed, to compare at a glance.
+    assert.ok(wrongPin.stderr.includes(`server: sha256 ${shown}`), wrongPin.stderr);
+    assert.ok(wrongPin.stderr.includes(`pinned: sha256 ${"00:".repeat(31)}00`), wrongPin.stderr);
+    const keyAsCa = await runClient(server.address, ["--ca", pair.key, "ls"]);
+    assert.equal(keyAsCa.code, 2);
+    assert.match(keyAsCa.stderr, /the CA file .*server\.key holds no certificate/);
     const untrusted = await runClient(server.address, ["--tls", "ls"]);
     assert.equal(untrusted.code, 3);
     assert.match(untrusted.stderr, /TLS handshake .* failed: .*(UnknownIssuer|certificate)/i);

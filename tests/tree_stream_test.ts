@@ -79,7 +79,7 @@ Deno.test("get -r streams a tree: files, modes, mtimes of files and directories,
   await Deno.chmod(join(src, "ro"), 0o755);
 });
 
-Deno.test("get -r of a tree: -n keeps local files, a FIFO is written through, symlinks are skipped", async () => {
+Deno.test("get -r of a tree: -N keeps local files, a FIFO is written through, symlinks are skipped", async () => {
   await using server = await startServer();
   await using local = await tempDir();
   const src = join(server.root, "t");
@@ -91,7 +91,7 @@ Deno.test("get -r of a tree: -n keeps local files, a FIFO is written through, sy
   const dest = join(local.path, "t");
   await Deno.mkdir(join(dest, "a"), { recursive: true });
   await Deno.writeTextFile(join(dest, "a", "keep.txt"), "local");
-  const noClobber = await runClient(server.address, ["get", "-r", "-n", "t", dest]);
+  const noClobber = await runClient(server.address, ["get", "-r", "-N", "t", dest]);
   assert.equal(noClobber.code, 0, noClobber.stderr);
   assert.match(noClobber.stdout, /skipped t\/a\/keep\.txt \(exists\)/);
   assert.match(noClobber.stdout, /skipped t\/link \(symlink\)/);
@@ -325,7 +325,7 @@ Deno.test("put -r streams a tree: files, modes, mtimes of files and directories,
   assert.deepEqual((await listTree(dest)).filter((n) => n.includes(".ferry-")), []);
 });
 
-Deno.test("put -r of a tree: -n, a write token that cannot replace, --max-file-size and a quota fail per file", async () => {
+Deno.test("put -r of a tree: -N, a write token that cannot replace, --max-file-size and a quota fail per file", async () => {
   await using local = await tempDir();
   const src = join(local.path, "src");
   await Deno.mkdir(join(src, "d"), { recursive: true });
@@ -341,7 +341,7 @@ Deno.test("put -r of a tree: -n, a write token that cannot replace, --max-file-s
   await Deno.writeTextFile(join(server.root, "t", "d", "old.txt"), "old content");
   const env = { FERRY_TOKEN: WRITE };
 
-  const noClobber = await runClient(server.address, ["--json", "put", "-r", "-n", src, "t"], {
+  const noClobber = await runClient(server.address, ["--json", "put", "-r", "-N", src, "t"], {
     env,
   });
   const rows = noClobber.stdout.trim().split("\n").map((l) => JSON.parse(l));
@@ -457,4 +457,29 @@ Deno.test("put -r: a connection cut mid-stream is retried file by file, and the 
   } finally {
     await proxy.close();
   }
+});
+
+Deno.test("put x / puts at the root; get -r / DEST takes the whole root; listed trees keep directory times too", async () => {
+  await using server = await startServer();
+  await using local = await tempDir();
+  await Deno.writeTextFile(join(local.path, "x.txt"), "x");
+  const put = await runClient(server.address, ["put", join(local.path, "x.txt"), "/"]);
+  assert.equal(put.code, 0, put.stderr);
+  assert.equal(await Deno.readTextFile(join(server.root, "x.txt")), "x");
+  await Deno.mkdir(join(server.root, "d"));
+  await Deno.utime(join(server.root, "d"), MTIME / 1000, MTIME / 1000);
+  for (const [how, extra] of [["stream", []], ["listing", ["--sync"]]] as const) {
+    const dest = join(local.path, `all-${how}`);
+    const get = await runClient(server.address, ["get", "-r", ...extra, "/", `${dest}/`]);
+    assert.equal(get.code, 0, get.stderr);
+    assert.deepEqual(await listTree(dest), ["d", "x.txt"], how);
+    assert.equal(
+      (await Deno.stat(join(dest, "d"))).mtime!.getTime(),
+      MTIME,
+      `${how}: directory mtime`,
+    );
+  }
+  const noDest = await runClient(server.address, ["get", "-r", "/"]);
+  assert.equal(noDest.code, 2);
+  assert.match(noDest.stderr, /get -r \/ needs the local directory/);
 });

@@ -152,7 +152,7 @@ Deno.test("globs: put expands locally, get matches on the server", async () => {
   assert.deepEqual(await listTree(out), ["1.txt", "2.txt"]);
   const none = await runClient(server.address, ["get", "logs/*.zip", out]);
   assert.equal(none.code, 5);
-  assert.match(none.stderr, /no match: logs\/\*\.zip/);
+  assert.match(none.stderr, /no match: remote logs\/\*\.zip/);
   // Several plain sources go into the last argument as a directory.
   const many = await runClient(server.address, ["put", "dist/a.tar.gz", "dist/notes.txt", "m"], {
     cwd: local.path,
@@ -188,11 +188,11 @@ Deno.test("--no-clobber, --sync and --delete", async () => {
 
   // --no-clobber refuses to replace, and reports it.
   await Deno.writeTextFile(join(src, "index.html"), "<h1>v3</h1>");
-  const nc = await runClient(server.address, ["put", "-n", join(src, "index.html"), "www/"]);
+  const nc = await runClient(server.address, ["put", "-N", join(src, "index.html"), "www/"]);
   assert.equal(nc.code, 0, nc.stderr);
   assert.equal(nc.stdout, "skipped www/index.html (exists)\n");
   assert.equal(await Deno.readTextFile(join(server.root, "www/index.html")), "<h1>v2</h1>");
-  const ncGet = await runClient(server.address, ["get", "-n", "www/css/main.css", src + "/css/"]);
+  const ncGet = await runClient(server.address, ["get", "-N", "www/css/main.css", src + "/css/"]);
   assert.equal(ncGet.stdout, `skipped www/css/main.css (exists)\n`);
 
   // --delete removes what the local tree no longer has, whole directories at once.

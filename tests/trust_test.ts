@@ -440,7 +440,7 @@ Deno.test("a write token with --no-clobber skips existing files, one file or a t
   const env = { FERRY_TOKEN: "write-token-0123456789" };
   await Deno.writeTextFile(join(local.path, "a"), "new a");
   await Deno.writeTextFile(join(server.root, "a"), "old a");
-  const one = await runClient(server.address, ["put", "-n", "a", "a"], {
+  const one = await runClient(server.address, ["put", "-N", "a", "a"], {
     cwd: local.path,
     env,
   });
@@ -453,7 +453,7 @@ Deno.test("a write token with --no-clobber skips existing files, one file or a t
   await Deno.writeTextFile(join(local.path, "t", "y"), "new y");
   await Deno.mkdir(join(server.root, "t"));
   await Deno.writeTextFile(join(server.root, "t", "x"), "old x");
-  const tree = await runClient(server.address, ["put", "-r", "-n", "t", "t"], {
+  const tree = await runClient(server.address, ["put", "-r", "-N", "t", "t"], {
     cwd: local.path,
     env,
   });

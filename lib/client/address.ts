@@ -40,6 +40,14 @@ export interface Address {
 export function parseAddress(text: string): Address {
   const bad = () => new FerryError("USAGE", `bad server address: ${JSON.stringify(text)}`);
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]\s]*))(?::(\d{1,5}))?$/.exec(text.trim());
+  if (!m && /^[0-9a-fA-F]*:[0-9a-fA-F:.]*$/.test(text.trim())) {
+    // A bare IPv6 address: its port would be ambiguous without brackets.
+    throw new FerryError(
+      "USAGE",
+      `bad server address: ${JSON.stringify(text)}: write an IPv6 address in brackets, ` +
+        `as [${text.trim()}]:${DEFAULT_PORT}`,
+    );
+  }
   if (!m) throw bad();
   const hostname = m[1] ?? (m[2] || "127.0.0.1");
   const port = m[3] === undefined ? DEFAULT_PORT : Number(m[3]);

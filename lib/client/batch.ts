@@ -68,6 +68,13 @@ export interface Plan {
 export interface BatchOptions {
   /** Skip (as `exists`) rather than replace an existing destination file. */
   noClobber?: boolean;
+  /**
+   * Change nothing: report what each file would become (moved, or skipped as
+   * existing or unchanged), and what `--delete` would remove.
+   */
+  dryRun?: boolean;
+  /** With `delete`: remove at most this many entries (rsync's `--max-delete`). */
+  maxDelete?: number;
   /** Skip files whose size and SHA-256 already match (as `unchanged`). */
   sync?: boolean;
   /** After a tree upload, remove remote entries the local tree does not have. */
@@ -85,6 +92,11 @@ export interface BatchOptions {
   maxSize?: number;
   /** Where `put -` reads from and `get ... -` writes to (default: stdin and stdout). */
   stdio?: StdStreams;
+  /**
+   * Stop: no file is started once it is aborted, and the failures of those
+   * in flight (the caller closed their connection) are not reported one by one.
+   */
+  signal?: AbortSignal;
 }
 
 /** The standard streams a transfer of `-` uses. */
@@ -121,10 +133,11 @@ async function runPool<T>(
   items: T[],
   limit: number,
   fn: (item: T, worker: number) => Promise<void>,
+  signal?: AbortSignal,
 ): Promise<void> {
   let next = 0;
   const worker = async (w: number) => {
-    while (next < items.length) await fn(items[next++], w);
+    while (next < items.length && !signal?.aborted) await fn(items[next++], w);
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, (_, w) => worker(w)));
 }
@@ -276,7 +289,7 @@ export async function transferPlan(
   for (const skipped of plan.skipped) reporter.result(skipped);
   // Directories first, so that empty ones exist too; a failure is reported and the rest go on.
   const first = await client();
-  await runPool(plan.dirs, WINDOW, async (dir) => {
+  await runPool(options.dryRun ? [] : plan.dirs, WINDOW, async (dir) => {
     try {
       if (direction === "put") await first.mkdir(dir, { parents: true });
       else await Deno.mkdir(dir, { recursive: true });
@@ -293,6 +306,7 @@ export async function transferPlan(
   const times = [...plan.times ?? []];
   let jobs = plan.files;
   for (const tree of plan.trees ?? []) {
+    if (options.signal?.aborted) return;
     const more = direction === "get"
       ? await receiveTreeOrList(client, tree, reporter, options)
       : await sendTreeOrWalk(client, tree, reporter, options);
@@ -307,7 +321,9 @@ export async function transferPlan(
     await transferJobs(client, direction, jobs, reporter, options, buffers, retries);
   } finally {
     // Last, deepest first: files landing in a directory change its mtime.
-    if (direction === "get") {
+    if (options.dryRun || options.signal?.aborted) {
+      // Nothing was made or moved, or the user stopped: no times to give.
+    } else if (direction === "get") {
       for (const { path, error } of setDirectoryTimes(times)) {
         reporter.result({ op: "get", path, bytes: 0, seconds: 0, error });
       }
@@ -372,6 +388,7 @@ async function receiveTreeOrList(
   } catch (e) {
     err = toFerryError(e);
   }
+  if (options.signal?.aborted) return { files: [], times: [], covered: [] };
   if (!isRetriable(err) || (options.retries ?? 0) < 1) {
     reporter.result({ op: "get", path: tree.from, bytes: 0, seconds: 0, error: err });
     return { files: [], times: [], covered: [] };
@@ -419,6 +436,7 @@ async function sendTreeOrWalk(
     } catch (e) {
       err = toFerryError(e);
     }
+    if (options.signal?.aborted) return { files: [], times: [], covered: [] };
     if (!isRetriable(err) || (options.retries ?? 0) < 1) {
       // Each file the server did not confirm is reported with what stopped the stream.
       const walked = await planPut(tree.from, tree.to);
@@ -481,6 +499,7 @@ async function transferJobs(
       }
       return;
     }
+    if (options.signal?.aborted) return;
     await runPool(jobs, WINDOW, async (job, worker) => {
       const path = direction === "put" ? job.to : job.from;
       const started = performance.now();
@@ -493,6 +512,10 @@ async function transferJobs(
         ...fields,
       });
       try {
+        if (options.dryRun) {
+          const buf = buffers[worker] ??= new Uint8Array(256 * 1024);
+          return reporter.result(outcome(await dryRun(conn, direction, job, options, buf)));
+        }
         // Known to exist locally: skip before moving a byte (the atomic link still guards the race).
         if (
           direction === "get" && options.noClobber && job.stream !== "stdout" &&
@@ -543,7 +566,17 @@ async function transferJobs(
         const { bytes, resumed, checksum, seconds } = r;
         reporter.result(outcome({ bytes, resumed, checksum, seconds }));
       } catch (err) {
-        const e = toFerryError(err);
+        let e = toFerryError(err);
+        if (direction === "get" && e.code === "NOT_A_FILE" && e.remote) {
+          // The one hint a user of scp needs here.
+          const entry = await conn.stat(job.from).catch(() => undefined);
+          if (entry?.type === "dir") {
+            e = new FerryError(
+              "NOT_A_FILE",
+              `remote ${escapeName(job.from)} is a directory: get -r downloads it`,
+            );
+          }
+        }
         if (
           attempt > 1 && direction === "put" && (e.code === "EXISTS" || e.code === "PERMISSION")
         ) {
@@ -555,12 +588,14 @@ async function transferJobs(
         if (e.code === "EXISTS" && options.noClobber) {
           return reporter.result(outcome({ skipped: "exists" }));
         }
+        // Stopped by the user: the interruption is reported once, not per file.
+        if (options.signal?.aborted) return;
         // A pipe or a device cannot be read again, nor what it was given taken back.
         const again = !job.stream && !(err instanceof WroteThrough);
         if (again && isRetriable(e) && attempt <= retries) return void retry.push(job);
         reporter.result(outcome({ error: e }));
       }
-    });
+    }, options.signal);
     if (retry.length > 0) await new Promise((r) => setTimeout(r, backoffMs(attempt)));
     jobs = retry;
   }
@@ -581,6 +616,32 @@ function putJob(
   if (job.stream !== "stdin") return conn.put(job.from, job.to, transfer);
   const { stream, size } = stdio({ stdio: streams }).input();
   return conn.put(stream, job.to, { ...transfer, size });
+}
+
+/**
+ * What `job` would become, found without changing anything: skipped as
+ * existing (`noClobber`) or unchanged (`sync`), or moved, with its size.
+ */
+async function dryRun(
+  client: FerryClient,
+  direction: Direction,
+  job: FileJob,
+  options: BatchOptions,
+  buf: Uint8Array,
+): Promise<Partial<Outcome>> {
+  let size = job.size;
+  if (direction === "get" && size === 0) size = (await client.stat(job.from)).size;
+  if (options.noClobber && !job.stream) {
+    const there = direction === "get"
+      ? await exists(job.to)
+      : await client.stat(job.to).then((e) => e.type === "file", () => false);
+    if (there) return { skipped: "exists", dryRun: true };
+  }
+  if (options.sync && !job.stream) {
+    const checksum = await sameContent(client, direction, { ...job, size }, buf);
+    if (checksum) return { checksum, skipped: "unchanged", dryRun: true };
+  }
+  return { bytes: size, dryRun: true };
 }
 
 /**
@@ -618,6 +679,7 @@ export async function deleteExtraneous(
   remoteBase: string,
   plan: Plan,
   reporter: Reporter,
+  options: { dryRun?: boolean; maxDelete?: number } = {},
 ): Promise<void> {
   const keep = new Set([
     ...plan.covered ?? [],
@@ -641,9 +703,29 @@ export async function deleteExtraneous(
     doomed.push(e);
     if (e.type === "dir") doomedDirs.add(e.name);
   }
+  const limit = options.maxDelete ?? Infinity;
+  if (doomed.length > limit) {
+    // As rsync: the first ones up to the limit, then a failure that says how many were left.
+    const left = doomed.length - limit;
+    doomed.length = limit;
+    reporter.result({
+      op: "rm",
+      path: remoteBase,
+      bytes: 0,
+      seconds: 0,
+      error: new FerryError(
+        "LIMIT",
+        `deletions stopped at --max-delete ${limit}: ${left} more ` +
+          `${left === 1 ? "entry" : "entries"} not deleted`,
+      ),
+    });
+  }
   await runPool(doomed, WINDOW, async (e) => {
     const path = prefix + e.name;
     const started = performance.now();
+    if (options.dryRun) {
+      return reporter.result({ op: "rm", path, bytes: 0, seconds: 0, dryRun: true });
+    }
     try {
       await client.remove(path, { recursive: e.type === "dir" });
       reporter.result({ op: "rm", path, bytes: 0, seconds: elapsed(started) });

@@ -8,7 +8,7 @@
 
 import { elapsed } from "../util/elapsed.ts";
 import type { Digest } from "../checksum/checksum.ts";
-import { connectionLost, type FerryError } from "../util/errors.ts";
+import { connectionLost, describeError, type FerryError } from "../util/errors.ts";
 import { escapeName } from "../util/display.ts";
 
 /** One completed (or skipped, or failed) operation on one path. */
@@ -27,7 +27,12 @@ export interface Outcome {
   /** Connections it took (more than 1 after a retry). */
   attempts?: number;
   error?: FerryError;
+  /** What it would have done: nothing was changed (`--dry-run`). */
+  dryRun?: boolean;
 }
+
+/** How a dry run says what it would do, by operation. */
+const WOULD: Record<string, string> = { put: "put", get: "get", rm: "delete", mv: "move" };
 
 /** How results are shown. */
 export type OutputMode = "human" | "quiet" | "json";
@@ -94,6 +99,9 @@ export class Reporter {
   #kept = 0;
   #lastDraw = 0;
   #drawn = false;
+  #dryRun = false;
+  /** Entries removed (or, in a dry run, that would be). */
+  #deleted = 0;
 
   /** Report in `mode` to `sink`. */
   constructor(mode: OutputMode, sink: Sink) {
@@ -155,10 +163,12 @@ export class Reporter {
     // Cut off with bytes moved: those stay on the server for the next run.
     if (o.error && connectionLost(o.error) && (this.#keeping.get(o.path) ?? 0) > 0) this.#kept++;
     this.#keeping.delete(o.path);
+    if (o.dryRun) this.#dryRun = true;
     if (o.error) {
       this.#failed++;
       this.#lastError = o.error;
     } else if (o.skipped) this.#skipped++;
+    else if (o.op === "rm") this.#deleted++;
     else {
       this.#files++;
       this.#bytes += o.bytes;
@@ -178,13 +188,25 @@ export class Reporter {
         seconds: Number(o.seconds.toFixed(3)),
         skipped: o.skipped ?? null,
         attempts: o.attempts ?? 1,
-        ...(o.error ? { error: { code: o.error.code, message: o.error.message } } : {}),
+        ...(o.error
+          ? {
+            error: {
+              code: o.error.code,
+              message: o.error.message,
+              ...(o.error.remote && { remote: true }),
+            },
+          }
+          : {}),
+        ...(o.dryRun && { dryRun: true }),
       }));
     } else if (this.#mode === "human" && !o.error) {
       if (o.skipped) this.#sink.out(`skipped ${escapeName(o.path)} (${o.skipped})`);
-      else if (o.op === "rm") this.#sink.out(`deleted ${escapeName(o.path)}`);
+      else if (o.dryRun) {
+        const size = o.op === "put" || o.op === "get" ? ` (${formatBytes(o.bytes)})` : "";
+        this.#sink.out(`would ${WOULD[o.op] ?? o.op} ${escapeName(o.path)}${size}`);
+      } else if (o.op === "rm") this.#sink.out(`deleted ${escapeName(o.path)}`);
     }
-    if (o.error) this.#sink.err(`ferry: ${o.error.message}`);
+    if (o.error) this.#sink.err(`ferry: ${describeError(o.error)}`);
   }
 
   /** Print the closing summary (JSON always; human only on a terminal). */
@@ -200,12 +222,23 @@ export class Reporter {
         resumed: this.#resumed,
         skipped: this.#skipped,
         failed: this.#failed,
+        ...(this.#deleted > 0 && { deleted: this.#deleted }),
         seconds: Number(seconds.toFixed(3)),
+        ...(this.#dryRun && { dryRun: true }),
       }));
+    } else if (this.#mode === "human" && this.#dryRun) {
+      this.#sink.err(
+        `${op}: dry run, nothing was changed: ${this.#files} file${this.#files === 1 ? "" : "s"}` +
+          ` (${formatBytes(this.#bytes)}) would move` +
+          (this.#skipped ? `, ${this.#skipped} skipped` : "") +
+          (this.#deleted ? `, ${this.#deleted} would be deleted` : "") +
+          (this.#failed ? `, ${this.#failed} failed` : ""),
+      );
     } else if (this.#mode === "human" && this.#sink.tty) {
       const rate = seconds > 0 ? ` (${formatBytes(this.#bytes / seconds)}/s)` : "";
       const extra = [
         this.#skipped ? `${this.#skipped} skipped` : "",
+        this.#deleted ? `${this.#deleted} deleted` : "",
         this.#failed ? `${this.#failed} failed` : "",
       ].filter(Boolean).join(", ");
       this.#sink.err(

@@ -10,7 +10,7 @@ import { basename, join } from "node:path";
 import { localPathFor, type Plan, planGet, planPut } from "./batch.ts";
 import type { FerryClient } from "./client.ts";
 import { FerryError, toFerryError } from "../util/errors.ts";
-import { expandGlob, hasGlob } from "../util/glob.ts";
+import { escapeGlob, expandGlob, hasGlob, unescapeGlob } from "../util/glob.ts";
 import { destination, isStreamed, walkLocal } from "../fs/local_files.ts";
 import { normalizePath } from "../util/path_jail.ts";
 import { escapeName } from "../util/display.ts";
@@ -57,7 +57,14 @@ export async function planGetArgs(
     const dir = local ?? ".";
     const plan: Plan = { dirs: [], files: [], skipped: [] };
     const matches = await client.glob(remote);
-    if (matches.length === 0) throw new FerryError("NOT_FOUND", `no match: ${escapeName(remote)}`);
+    if (matches.length === 0) {
+      // As a shell does with a pattern that matches nothing: the name itself, if there is one
+      // (`pages/[slug].js` names that file).
+      const literal = unescapeGlob(remote);
+      const there = await client.stat(literal).catch(() => undefined);
+      if (!there) throw new FerryError("NOT_FOUND", `no match: remote ${escapeName(remote)}`);
+      return await planGetArgs(client, escapeGlob(literal), local, options);
+    }
     for (const e of matches) {
       const to = localPathFor(dir, baseName(e.name));
       if (e.type === "file") plan.files.push({ from: e.name, to, size: e.size });
@@ -66,10 +73,16 @@ export async function planGetArgs(
     }
     return plan;
   }
+  // No wildcard left: `\` escapes name the characters they escape.
+  remote = unescapeGlob(remote);
   if (recursive) {
+    // The root has no name of its own: it goes into the local directory given.
+    if (remote === "" && local === undefined) {
+      throw new FerryError("USAGE", "get -r / needs the local directory to fill (get -r / DEST)");
+    }
     const target = local === undefined
       ? baseName(remote)
-      : local.endsWith("/")
+      : local.endsWith("/") && remote !== ""
       ? join(local, baseName(remote))
       : local;
     return await planGet(client, remote, target, tree);
@@ -82,6 +95,33 @@ export async function planGetArgs(
     files: [destination(to).device ? { ...job, stream: "device" } : job],
     skipped: [],
   };
+}
+
+async function exists(path: string): Promise<boolean> {
+  return await Deno.lstat(path).then(() => true, () => false);
+}
+
+/**
+ * Plan a `get` of several remote paths or globs into the local directory
+ * `local`, as scp does (`get a b 'c/*.log' DEST/`): it must exist.
+ */
+export async function planGetMany(
+  client: FerryClient,
+  remotes: string[],
+  local: string,
+  options: { recursive: boolean; stream?: boolean },
+): Promise<Plan> {
+  const info = await Deno.stat(local).catch(() => undefined);
+  if (!info?.isDirectory) {
+    throw new FerryError(
+      info ? "NOT_A_DIRECTORY" : "NOT_FOUND",
+      `local ${escapeName(local)} is not a directory: several sources go into one`,
+    );
+  }
+  const plan: Plan = { dirs: [], files: [], skipped: [] };
+  const into = local.endsWith("/") ? local : `${local}/`;
+  for (const remote of remotes) merge(plan, await planGetArgs(client, remote, into, options));
+  return plan;
 }
 
 function merge(into: Plan, from: Plan): void {
@@ -132,7 +172,10 @@ export async function planPutArgs(
   const locals: string[] = [];
   for (const source of sources) {
     if (!hasGlob(source)) {
-      locals.push(source);
+      // A name with a backslash is taken as it is when it exists; otherwise its escapes name
+      // the characters they escape.
+      const literal = unescapeGlob(source);
+      locals.push(literal === source || await exists(source) ? source : literal);
       continue;
     }
     const absolute = source.startsWith("/");
@@ -143,7 +186,12 @@ export async function planPutArgs(
       locals.push(absolute ? `/${path}` : path);
     }
     if (locals.length === before) {
-      throw new FerryError("NOT_FOUND", `no match: ${escapeName(source)}`);
+      // As a shell does with a pattern that matches nothing: the name itself, if there is one.
+      const literal = unescapeGlob(source);
+      if (!await exists(literal)) {
+        throw new FerryError("NOT_FOUND", `no match: local ${escapeName(source)}`);
+      }
+      locals.push(literal);
     }
   }
   // Several sources always go into a directory.

@@ -286,6 +286,7 @@ class Download {
     const partial = AtomicFile.resume(target.path, key, {
       offset: resume ? undefined : 0,
       takeover: false,
+      shown: `local ${escapeName(target.shown)}`,
     });
     this.#sink = partial;
     this.#offset = partial?.offset ?? 0;
@@ -384,9 +385,10 @@ class Download {
     }
     onStart?.(meta.size);
     // A FIFO is opened only now: its open waits for its reader.
-    this.#sink ??= target!.device
-      ? await deviceSink(target!)
-      : AtomicFile.create(target!.path, { mode: meta.mode });
+    this.#sink ??= target!.device ? await deviceSink(target!) : AtomicFile.create(target!.path, {
+      mode: meta.mode,
+      shown: `local ${escapeName(target!.shown)}`,
+    });
     const algorithm = this.#conn.algorithm;
     this.#receiver = new BodyReceiver(
       new Verifier(meta.size, this.#sink, {

@@ -12,7 +12,7 @@
  * @module
  */
 
-import { closeSync, constants, fchmodSync, fstatSync, openSync } from "node:fs";
+import { closeSync, constants, existsSync, fchmodSync, fstatSync, openSync } from "node:fs";
 import { basename, dirname } from "node:path";
 import { PARTIAL_SUFFIX, partialName, tempName } from "./temp_names.ts";
 import { childPath, type Directory, plainDirectory, sleepSync } from "./directory.ts";
@@ -147,6 +147,22 @@ export interface PlaceOptions {
    * that directory, by path.
    */
   dir?: Directory;
+  /**
+   * How messages name the file: the path its user gave (`local dist/a.txt`,
+   * a path under the served root). Default: its name.
+   */
+  shown?: string;
+}
+
+/**
+ * A failure to create or write a file, naming it as `shown`; a directory
+ * that is not there (`dir`, never shown: it may be a host path) is said to
+ * be missing, rather than the file.
+ */
+function writeError(err: unknown, shown: string, dir: string): FerryError {
+  const e = toFerryError(err, `cannot write ${shown}`);
+  if (e.code !== "NOT_FOUND" || existsSync(dir)) return e;
+  return new FerryError("NOT_FOUND", `cannot write ${shown}: its directory does not exist`);
 }
 
 /** Options for {@linkcode AtomicFile.resume}. */
@@ -195,6 +211,8 @@ export class AtomicFile {
   #done = false;
   /** Whether this very step created the temporary file (rather than finding a kept partial). */
   #created = true;
+  /** How messages name the file (see PlaceOptions.shown). */
+  #shown: string | undefined;
 
   private constructor(
     dir: Directory,
@@ -248,6 +266,7 @@ export class AtomicFile {
         (at) => {
           const file = Deno.openSync(at(temp), { write: true, createNew: true, mode });
           const created = new AtomicFile(dir, name, temp, file, file.statSync());
+          created.#shown = options.shown;
           live.add(created.tempPath);
           return created;
         },
@@ -255,7 +274,7 @@ export class AtomicFile {
         (file) => file.takeBack(),
       );
     } catch (err) {
-      throw toFerryError(err, `cannot write ${escapeName(name)}`);
+      throw writeError(err, options.shown ?? escapeName(name), dir.path);
     }
   }
 
@@ -324,6 +343,7 @@ export class AtomicFile {
           }
           const resumed = new AtomicFile(dir, name, temp, file, info, offset);
           resumed.#created = fresh;
+          resumed.#shown = options.shown;
           holders.set(resumed.tempPath, resumed);
           kept.delete(resumed.tempPath);
           return resumed;
@@ -331,7 +351,7 @@ export class AtomicFile {
         return undefined;
       }, (file) => file?.takeBack());
     } catch (err) {
-      throw toFerryError(err, `cannot write ${escapeName(name)}`);
+      throw writeError(err, options.shown ?? escapeName(name), dir.path);
     }
   }
 
@@ -370,7 +390,7 @@ export class AtomicFile {
     try {
       while (offset < chunk.length) offset += file.writeSync(chunk.subarray(offset));
     } catch (err) {
-      throw toFerryError(err, `cannot write ${escapeName(this.name)}`);
+      throw writeError(err, this.#shown ?? escapeName(this.name), this.dir.path);
     } finally {
       this.#written += offset;
     }

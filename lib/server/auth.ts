@@ -151,6 +151,7 @@ export function checkToken(token: string): string {
  */
 export function parseTokens(text: string, source = "tokens file"): TokenGrant[] {
   const grants: TokenGrant[] = [];
+  const lines = new Map<string, number>();
   text.split(/\r?\n/).forEach((raw, i) => {
     const line = raw.trim();
     if (line === "" || line.startsWith("#")) return;
@@ -164,6 +165,16 @@ export function parseTokens(text: string, source = "tokens file"): TokenGrant[] 
     } catch (err) {
       throw new FerryError("USAGE", `${where}: ${(err as Error).message}`);
     }
+    // One token twice, with two scopes or the same one, is a mistake in the file: which scope
+    // was meant is not ferryd's guess to make.
+    const earlier = lines.get(token);
+    if (earlier !== undefined) {
+      throw new FerryError(
+        "USAGE",
+        `${where}: this token is already on line ${earlier}; give each token once`,
+      );
+    }
+    lines.set(token, i + 1);
     grants.push({ token, scope: scope as Scope });
   });
   if (grants.length === 0) throw new FerryError("USAGE", `${source} holds no tokens`);

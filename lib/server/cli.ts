@@ -63,6 +63,7 @@ Transfers:
       --checksum LIST           checksums accepted, preferred first (default: xxh128,sha256;
                                 env FERRY_CHECKSUM); a client gets the first of these it offers
       --no-compress             refuse compression (clients asking for --compress get plain data)
+      --no-http                 answer only the ferry protocol (no HTTP for curl and browsers)
   -h, --help                    show this help
   -V, --version                 show the version
 
@@ -95,6 +96,8 @@ export interface ServerArgs {
   /** Checksums accepted, preferred first. */
   checksums: Algorithm[];
   noCompress: boolean;
+  /** Answer only the ferry protocol, not HTTP. */
+  noHttp: boolean;
   help: boolean;
   version: boolean;
 }
@@ -138,6 +141,7 @@ export function parseServerArgs(
         quota: { type: "string" },
         checksum: { type: "string" },
         "no-compress": { type: "boolean", default: false },
+        "no-http": { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
         version: { type: "boolean", short: "V", default: false },
       },
@@ -178,6 +182,7 @@ export function parseServerArgs(
     quota: bytes("quota"),
     checksums: parseAlgorithms(values.checksum ?? env.FERRY_CHECKSUM ?? ALGORITHMS.join(",")),
     noCompress: values["no-compress"],
+    noHttp: values["no-http"],
     help: values.help,
     version: values.version,
   };
@@ -250,6 +255,7 @@ export async function main(argv: string[]): Promise<number> {
       quota: args.quota,
       checksums: args.checksums,
       noCompress: args.noCompress,
+      http: !args.noHttp,
     });
   } catch (err) {
     const e = toFerryError(err);

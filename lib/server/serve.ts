@@ -14,6 +14,7 @@ import { FerryError } from "../util/errors.ts";
 import { fingerprint } from "../wire/tls.ts";
 import { isLoopback, type TokenGrant, TokenTable } from "./auth.ts";
 import { type Face, type FaceSession, route } from "./faces/face.ts";
+import { httpFace } from "./faces/http/face.ts";
 import { protocolFace } from "./faces/protocol/session.ts";
 import { type Accepted, listen } from "./listener.ts";
 import { peerName, stderrLog } from "./log.ts";
@@ -89,6 +90,8 @@ export interface ServeOptions {
   checksums?: Algorithm[];
   /** Refuse compression (clients that ask for it get uncompressed frames). */
   noCompress?: boolean;
+  /** Answer HTTP on the same port (default true): files for curl, listings for browsers. */
+  http?: boolean;
 }
 
 /** A running server. */
@@ -184,7 +187,14 @@ export async function serve(options: ServeOptions = {}): Promise<FerryServer> {
   if (checksums.length === 0) throw new FerryError("USAGE", "no checksum accepted");
   // Loaded now, so that no session waits for it (and a broken one fails the start, not a transfer).
   for (const algorithm of checksums) await loadAlgorithm(algorithm);
+  // The protocol face comes last: bytes no face claims go to it, which explains in its own
+  // protocol what is wrong.
   const faces: Face[] = [
+    ...(options.http === false ? [] : [httpFace({
+      service,
+      headersTimeoutMs: handshakeTimeoutMs,
+      idleTimeoutMs,
+    })]),
     protocolFace({
       service,
       handshakeTimeoutMs,

@@ -28,7 +28,7 @@ import { escapeName } from "../util/display.ts";
 import { elapsed } from "../util/elapsed.ts";
 import { connectionLost, FerryError, toFerryError } from "../util/errors.ts";
 import { expandGlob } from "../util/glob.ts";
-import { checkName, normalizePath } from "../util/path_jail.ts";
+import { checkName, checkPattern, normalizePath } from "../util/path_jail.ts";
 import type { ByteSource } from "../wire/body.ts";
 import { type Action, allows, type Scope, scopeFor, type TokenTable } from "./auth.ts";
 import { HashCache } from "./hash_cache.ts";
@@ -66,6 +66,11 @@ export interface ServiceOptions {
 export type DownloadRequest = Omit<GetRequest, "op"> & {
   /** The checksum the content is vouched for with (the prefix's too). */
   algorithm: Algorithm;
+  /**
+   * Start this many bytes in, with no resume point to check (an HTTP range):
+   * what is sent is then a part, vouched for by nothing.
+   */
+  start?: number;
 };
 
 /** A file on its way out: its metadata, its content from the offset on, what is known of it. */
@@ -81,8 +86,11 @@ export interface OutgoingFile {
   readonly known: Digest | undefined;
   /** A running checksum of the first `offset` bytes, for the sender to go on with. */
   readonly prefix: Hasher | undefined;
-  /** Sent whole, vouched for with `digest`: remembered, and logged. */
-  sent(digest: Digest): void;
+  /**
+   * Sent, vouched for with `digest` when whole (then remembered); logged,
+   * with `bytes` when only part of it went (a range).
+   */
+  sent(digest?: Digest, bytes?: number): void;
   /** It failed: logged. */
   failed(err: unknown): void;
   /** Release the file. */
@@ -238,7 +246,7 @@ export class FerryService {
     const storage = this.#storage;
     return this.#logged(who, "glob", pattern, async function* () {
       const list = (dir: string) => storage.list(dir);
-      for await (const { path, entry } of expandGlob(normalizePath(pattern), list)) {
+      for await (const { path, entry } of expandGlob(checkPattern(pattern), list)) {
         yield { ...entry, name: path };
       }
     });
@@ -491,6 +499,19 @@ export class FerryService {
           )
           : undefined;
         if (prefix) checkResumePoint(prefix, req.prefix, offset, escapeName(req.path));
+        const start = req.start ?? 0;
+        if (start > 0) {
+          if (start > size) {
+            throw new FerryError("RESUME_MISMATCH", `byte ${start} is beyond the end (${size})`);
+          }
+          if (handle.skip) handle.skip(start);
+          else {await hashPrefix(
+              handle,
+              start,
+              new Uint8Array(Math.min(start, HASH_BUFFER)),
+              "xxh128",
+            );}
+        }
         // One remembered from an upload will do for a client that asks again if it is stale.
         const known = req.fresh
           ? undefined
@@ -503,9 +524,9 @@ export class FerryService {
           source: handle,
           known,
           prefix,
-          sent: (digest) => {
-            if (version && !known) this.#remember(path, version, digest);
-            this.#transferred(who, "get", req, size - offset, started);
+          sent: (digest, bytes) => {
+            if (digest && version && !known) this.#remember(path, version, digest);
+            this.#transferred(who, "get", req, bytes ?? size - offset - start, started);
           },
           failed: (err) => this.#failed(who, "get", req.path, err),
           close: () => handle.close(),

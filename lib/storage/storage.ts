@@ -46,6 +46,11 @@ export interface ReadHandle {
   /** Read into `buf`; `null` at end of file. */
   read(buf: Uint8Array): Promise<number | null>;
   /**
+   * Move ahead `bytes` without reading them (an HTTP range that starts
+   * inside the file). Optional: without it they are read and dropped.
+   */
+  skip?(bytes: number): void;
+  /**
    * Throw INTEGRITY if the file changed since it was opened (size, times,
    * identity): called after the last read, so that content rewritten in
    * place while it was served is never passed off as one version. Optional:

@@ -86,19 +86,67 @@ export const EXIT_CODES: Readonly<Record<ErrorCode, number>> = {
 export class FerryError extends Error {
   /** Stable machine-readable code. */
   readonly code: ErrorCode;
+  /** Set when the peer reported it (a client's copy of the server's error). */
+  readonly remote: boolean;
 
-  /** Create an error with a code and a one-line message. */
-  constructor(code: ErrorCode, message: string, options?: ErrorOptions) {
+  /** Create an error with a code and a one-line message (`remote`: the peer's). */
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options?: ErrorOptions & { remote?: boolean },
+  ) {
     super(message, options);
     this.name = "FerryError";
     this.code = code;
+    this.remote = options?.remote ?? false;
   }
+}
+
+/** The codes of failures on a filesystem, whose side a message must name. */
+const SIDED: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  "NOT_FOUND",
+  "EXISTS",
+  "NOT_A_FILE",
+  "NOT_A_DIRECTORY",
+  "PERMISSION",
+  "IO",
+  "NO_SPACE",
+]);
+
+/**
+ * How the CLI shows an error: its message, and for a filesystem failure the
+ * peer reported, which side it happened on (`… (on the server)`); the
+ * client's own name the local side themselves.
+ *
+ * @example
+ * ```ts
+ * import { describeError, FerryError } from "./errors.ts";
+ * const err = new FerryError("NO_SPACE", "cannot write a: no space", { remote: true });
+ * console.assert(describeError(err) === "cannot write a: no space (on the server)");
+ * ```
+ */
+export function describeError(err: FerryError): string {
+  if (!err.remote || !SIDED.has(err.code) || /^refused: /.test(err.message)) return err.message;
+  return `${err.message} (on the server)`;
 }
 
 /** Whether `code` is one of the known {@linkcode ErrorCode}s. */
 export function isErrorCode(code: unknown): code is ErrorCode {
   return typeof code === "string" && Object.hasOwn(EXIT_CODES, code);
 }
+
+/** node:fs errno names, as Deno's own error classes map them. */
+const NODE_CODES: Record<string, [ErrorCode, string]> = {
+  ENOENT: ["NOT_FOUND", "not found"],
+  EEXIST: ["EXISTS", "already exists"],
+  EACCES: ["PERMISSION", "permission denied"],
+  EPERM: ["PERMISSION", "permission denied"],
+  EROFS: ["PERMISSION", "read-only file system"],
+  EISDIR: ["NOT_A_FILE", "is a directory"],
+  ENOTDIR: ["NOT_A_DIRECTORY", "not a directory"],
+  ELOOP: ["PATH_REFUSED", "symlink loop"],
+  ENAMETOOLONG: ["PATH_REFUSED", "name too long"],
+};
 
 /**
  * Turn any thrown value into a {@linkcode FerryError}, mapping Deno's I/O
@@ -117,7 +165,7 @@ export function toFerryError(err: unknown, context?: string): FerryError {
   // Deno's messages end in the syscall and the full host path ("...: realpath '/srv/x'"):
   // that path is not the peer's business, and may hold control characters.
   const detail = (err instanceof Error ? err.message : String(err))
-    .replace(/ \(os error \d+\)/, "").replace(/: \w+ '.*$/s, "");
+    .replace(/ \(os error \d+\)/, "").replace(/: \w+ '.*$/s, "").replace(/, \w+ '.*$/s, "");
   const make = (code: ErrorCode, text: string) =>
     new FerryError(code, `${where}${text}`, { cause: err });
   if (err instanceof Deno.errors.NotFound) return make("NOT_FOUND", "not found");
@@ -140,6 +188,9 @@ export function toFerryError(err: unknown, context?: string): FerryError {
   if (err instanceof Deno.errors.FilesystemLoop) return make("PATH_REFUSED", "symlink loop");
   const code = (err as { code?: string } | undefined)?.code;
   if (code === "ENOSPC" || code === "EDQUOT") return make("NO_SPACE", "no space left on the disk");
+  // node:fs errors carry errno names, and a message that ends in the host path.
+  const node = code === undefined ? undefined : NODE_CODES[code];
+  if (node) return make(node[0], node[1]);
   if (err instanceof Deno.errors.AddrNotAvailable || err instanceof Deno.errors.AddrInUse) {
     return make("CONNECT", detail);
   }

@@ -19,6 +19,40 @@ export function hasGlob(pattern: string): boolean {
   return false;
 }
 
+/**
+ * `pattern` with each `\` escape replaced by the character it escapes: the
+ * path a pattern without wildcards names (`d/\[a].txt` is `d/[a].txt`).
+ *
+ * @example
+ * ```ts
+ * import { unescapeGlob } from "./glob.ts";
+ * console.assert(unescapeGlob("pages/\\[slug].js") === "pages/[slug].js");
+ * ```
+ */
+export function unescapeGlob(pattern: string): string {
+  if (!pattern.includes("\\")) return pattern;
+  let out = "";
+  for (let i = 0; i < pattern.length; i++) {
+    if (pattern[i] === "\\" && i + 1 < pattern.length) i++;
+    out += pattern[i];
+  }
+  return out;
+}
+
+/**
+ * `path` with every wildcard and backslash escaped: a pattern that matches
+ * exactly that path.
+ *
+ * @example
+ * ```ts
+ * import { escapeGlob, unescapeGlob } from "./glob.ts";
+ * console.assert(unescapeGlob(escapeGlob("a/[b]*.txt")) === "a/[b]*.txt");
+ * ```
+ */
+export function escapeGlob(path: string): string {
+  return path.replace(/[\\*?[]/g, (ch) => `\\${ch}`);
+}
+
 type Token =
   | { kind: "star" }
   | { kind: "one" }

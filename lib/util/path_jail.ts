@@ -85,3 +85,24 @@ export function checkName(name: string): string {
   if (name.startsWith(RESERVED_PREFIX)) throw refuse(name, "reserved name");
   return name;
 }
+
+/**
+ * Check a client's glob pattern: as a path (see {@linkcode normalizePath}),
+ * but a backslash is allowed, since it escapes the next character. The
+ * pattern only selects among names that listings return, which never
+ * include `..`; a `..` component, an absolute pattern or a control
+ * character is refused all the same, as nothing could match it.
+ *
+ * @example
+ * ```ts
+ * import { checkPattern } from "./path_jail.ts";
+ * console.assert(checkPattern("pages/\\[slug].js") === "pages/\\[slug].js");
+ * ```
+ */
+export function checkPattern(pattern: string): string {
+  if (!pattern.isWellFormed()) throw refuse(pattern, "malformed Unicode");
+  if (CONTROL.test(pattern)) throw refuse(pattern, "control character");
+  if (pattern.startsWith("/")) throw refuse(pattern, "absolute path");
+  if (pattern.split("/").includes("..")) throw refuse(pattern, "leaves the root");
+  return pattern;
+}

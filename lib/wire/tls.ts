@@ -55,7 +55,12 @@ function sha256Hex(der: Uint8Array): string {
  * ```
  */
 export function fingerprint(pem: string): string {
-  return sha256Hex(firstCertificate(pem)).toUpperCase().replace(/..(?!$)/g, "$&:");
+  return colonHex(sha256Hex(firstCertificate(pem)));
+}
+
+/** Hex as ferryd prints fingerprints: `AB:CD:…`. */
+function colonHex(hex: string): string {
+  return /^[0-9a-f]+$/.test(hex) ? hex.toUpperCase().replace(/..(?!$)/g, "$&:") : hex;
 }
 
 /**
@@ -134,10 +139,12 @@ export function connectTls(
         const raw = socket.getPeerCertificate(true)?.raw;
         const actual = raw?.length ? sha256Hex(new Uint8Array(raw)) : "none";
         if (actual !== pin) {
+          // Both in the form ferryd prints at start (and openssl x509 -fingerprint), to compare.
           return fail(
             new FerryError(
               "TLS",
-              `the server's certificate (sha256 ${actual}) is not the pinned one: refusing to talk to it`,
+              `the server's certificate is not the pinned one: refusing to talk to it ` +
+                `(server: sha256 ${colonHex(actual)}, pinned: sha256 ${colonHex(pin)})`,
             ),
           );
         }

@@ -100,11 +100,23 @@ export function parseClientArgs(
   const { values } = parseFlags(global, GLOBAL_FLAGS);
   const option = (flag: string, name: string) =>
     nonEmpty(`--${flag}`, name, (values[flag] as string | undefined) ?? env[name]);
-  const token = option("token", "FERRY_TOKEN");
-  const tokenFile = option("token-file", "FERRY_TOKEN_FILE");
-  if (token !== undefined && tokenFile !== undefined) {
+  // A flag wins over a variable, this pair too; two of one kind are one too many.
+  const flagToken = nonEmpty("--token", "FERRY_TOKEN", values.token as string | undefined);
+  const flagFile = nonEmpty("--token-file", "FERRY_TOKEN_FILE", values["token-file"] as string);
+  if (flagToken !== undefined && flagFile !== undefined) {
     throw new FerryError("USAGE", "give the token once: --token or --token-file, not both");
   }
+  const envToken = nonEmpty("--token", "FERRY_TOKEN", env.FERRY_TOKEN);
+  const envFile = nonEmpty("--token-file", "FERRY_TOKEN_FILE", env.FERRY_TOKEN_FILE);
+  const flagged = flagToken !== undefined || flagFile !== undefined;
+  if (!flagged && envToken !== undefined && envFile !== undefined) {
+    throw new FerryError(
+      "USAGE",
+      "give the token once: FERRY_TOKEN and FERRY_TOKEN_FILE are both set",
+    );
+  }
+  const token = flagged ? flagToken : envToken;
+  const tokenFile = flagged ? flagFile : envFile;
   const pin = option("pin", "FERRY_PIN");
   if (pin !== undefined) parsePin(pin);
   const maxSize = option("max-size", "FERRY_MAX_SIZE");
@@ -193,6 +205,19 @@ function nonEmpty(flag: string, env: string, value: string | undefined): string 
   return value;
 }
 
+/** A CA file's text: it must hold a certificate (a key alone would fail every handshake). */
+async function readCaFile(path: string): Promise<string> {
+  const text = await readConfigFile(path, "CA file");
+  if (!text.includes("-----BEGIN CERTIFICATE-----")) {
+    throw new FerryError(
+      "USAGE",
+      `the CA file ${path} holds no certificate (no BEGIN CERTIFICATE block): ` +
+        "give --ca the CA's certificate in PEM",
+    );
+  }
+  return text;
+}
+
 /** What connecting needs, with the token and CA files read. */
 export async function connectOptions(args: ClientArgs): Promise<ConnectOptions> {
   const token = args.tokenFile === undefined
@@ -205,7 +230,7 @@ export async function connectOptions(args: ClientArgs): Promise<ConnectOptions> 
     compress: args.compress,
     token,
     tls: args.tls && {
-      caCerts: args.ca === undefined ? undefined : [await readConfigFile(args.ca, "CA file")],
+      caCerts: args.ca === undefined ? undefined : [await readCaFile(args.ca)],
       pin: args.pin,
     },
   };

@@ -10,12 +10,14 @@ import { walkLocal } from "../../fs/local_files.ts";
 import type { Entry } from "../../commands.ts";
 import { escapeName } from "../../util/display.ts";
 import {
+  describeError,
   EXIT_CODES,
   exitCodeFor,
   FerryError,
   isRetriable,
   toFerryError,
 } from "../../util/errors.ts";
+import { hasGlob, unescapeGlob } from "../../util/glob.ts";
 import { normalizePath } from "../../util/path_jail.ts";
 import { suggest } from "../../util/suggest.ts";
 import { VERSION } from "../../util/version.ts";
@@ -23,7 +25,7 @@ import { DEFAULT_ADDRESS } from "../address.ts";
 import { type BatchOptions, deleteExtraneous, type Plan, transferPlan } from "../batch.ts";
 import type { FerryClient } from "../client.ts";
 import { formatBytes, type OutputMode, Reporter, type Sink } from "../report.ts";
-import { planGetArgs, planPutArgs } from "../targets.ts";
+import { planGetArgs, planGetMany, planPutArgs } from "../targets.ts";
 import { GLOBAL_FLAGS } from "./args.ts";
 import { type Flag, HELP_FLAG, OUTPUT_FLAGS, parseFlags, type Values } from "./flags.ts";
 import { byName, longLine, permissions } from "./listing_format.ts";
@@ -42,6 +44,10 @@ export interface Context {
   maxSize?: number;
   /** Shell state: the remote working directory ("" is the root). */
   cwd: string;
+  /** Set while a shell command runs: aborted by Ctrl-C, which stops it (and only it). */
+  signal?: AbortSignal;
+  /** Drop the connection at once, failing whatever is in flight on it as CANCELLED. */
+  cancel?(): void;
 }
 
 /** One command: its usage, its help, and what it runs. */
@@ -62,25 +68,57 @@ export interface Command {
 
 const TRANSFER_FLAGS: Record<string, Flag> = {
   recursive: { type: "boolean", short: "r" },
-  "no-clobber": { type: "boolean", short: "n" },
+  "dry-run": { type: "boolean", short: "n" },
+  "no-clobber": { type: "boolean", short: "N" },
   sync: { type: "boolean" },
   resume: { type: "boolean" },
   "no-resume": { type: "boolean" },
 };
 
+/** `-n` for a command that only changes things: rm, mv. */
+const DRY_RUN_FLAG: Record<string, Flag> = { "dry-run": { type: "boolean", short: "n" } };
+
+/**
+ * `-n` meant --no-clobber before this release: say once what it means now,
+ * on stderr, where a script's log shows it (a dry run changes nothing, so
+ * nothing was lost by the change).
+ */
+function warnShortN(ctx: Context, flags: Values): void {
+  if (!flags["-dry-run"]) return;
+  ctx.sink.err(
+    "ferry: -n is --dry-run now, as in rsync: nothing was changed. " +
+      "-N (--no-clobber) is what -n meant before",
+  );
+}
+
+/** `--max-delete N`: a count of entries. */
+function maxDelete(flags: Values): number | undefined {
+  const text = flags["max-delete"];
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (typeof text !== "string" || !/^\d+$/.test(text) || !Number.isSafeInteger(n)) {
+    throw new FerryError("USAGE", `option --max-delete takes a number of entries, not ${text}`);
+  }
+  return n;
+}
+
 function batchOptions(ctx: Context, flags: Values): BatchOptions {
   if (flags.resume && flags["no-resume"]) {
     throw new FerryError("USAGE", "--resume and --no-resume contradict each other");
   }
+  warnShortN(ctx, flags);
   return {
     retries: ctx.retries,
     noClobber: Boolean(flags["no-clobber"]),
+    dryRun: Boolean(flags["dry-run"]),
+    maxDelete: maxDelete(flags),
     sync: Boolean(flags.sync),
     delete: Boolean(flags.delete),
     // Resuming is the default: the kept bytes are checked against the source before use.
     resume: flags.resume ? true : flags["no-resume"] ? false : undefined,
     maxSize: ctx.maxSize,
     stdio: STDIO,
+    signal: ctx.signal,
   };
 }
 
@@ -93,46 +131,59 @@ export const COMMANDS: Record<string, Command> = {
       "--json  one JSON object per entry",
     ],
     examples: ["ferry ls", "ferry ls -l releases", "ferry ls -R --json releases | jq -r .name"],
-    summary: "list a remote directory (or show one file)",
+    summary: "list a remote directory (or show one file); a glob lists what it matches",
     min: 0,
-    max: 1,
+    max: Infinity,
     flags: { long: { type: "boolean", short: "l" }, recursive: { type: "boolean", short: "R" } },
-    async run(ctx, [path = ""], flags) {
+    async run(ctx, paths, flags) {
       const client = await ctx.client();
-      const entries = await client.list(ctx.remote(path), { recursive: Boolean(flags.recursive) });
-      entries.sort(byName);
-      for (const e of entries) {
-        if (ctx.mode === "json") ctx.sink.out(JSON.stringify(e));
-        else if (flags.long) ctx.sink.out(longLine(e));
-        else ctx.sink.out(escapeName(e.name) + (e.type === "dir" ? "/" : ""));
-      }
+      const print = (entries: Entry[]) => {
+        entries.sort(byName);
+        for (const e of entries) {
+          if (ctx.mode === "json") ctx.sink.out(JSON.stringify(e));
+          else if (flags.long) ctx.sink.out(longLine(e));
+          else ctx.sink.out(escapeName(e.name) + (e.type === "dir" ? "/" : ""));
+        }
+      };
+      return await eachPath(ctx, paths.length === 0 ? [""] : paths, async (path, matched) => {
+        // What a glob matched is listed as itself (sftp's `ls *.txt`), named by its path.
+        if (matched) return print([matched]);
+        print(await client.list(path, { recursive: Boolean(flags.recursive) }));
+      });
     },
   },
   stat: {
-    usage: "stat PATH",
-    examples: ["ferry stat releases/app.tar.gz"],
+    usage: "stat PATH...",
+    examples: ["ferry stat releases/app.tar.gz", "ferry stat 'releases/*.tar.gz'"],
     summary: "show type, size, mode and modification time",
     min: 1,
-    max: 1,
-    async run(ctx, [path]) {
-      const e = await (await ctx.client()).stat(ctx.remote(path));
-      if (ctx.mode === "json") return ctx.sink.out(JSON.stringify(e));
-      ctx.sink.out(
-        [
-          `name:  ${escapeName(e.name)}`,
-          `type:  ${e.type}`,
-          `size:  ${e.size} (${formatBytes(e.size)})`,
-          `mode:  ${e.mode.toString(8).padStart(4, "0")} (${permissions(e.mode)})`,
-          `mtime: ${new Date(e.mtime).toISOString()}`,
-        ].join("\n"),
-      );
+    max: Infinity,
+    async run(ctx, paths) {
+      const client = await ctx.client();
+      let first = true;
+      return await eachPath(ctx, paths, async (path, matched) => {
+        const e = matched ?? await client.stat(path);
+        if (ctx.mode === "json") return ctx.sink.out(JSON.stringify(e));
+        if (!first) ctx.sink.out("");
+        first = false;
+        ctx.sink.out(
+          [
+            `name:  ${escapeName(e.name)}`,
+            `type:  ${e.type}`,
+            `size:  ${e.size} (${formatBytes(e.size)})`,
+            `mode:  ${e.mode.toString(8).padStart(4, "0")} (${permissions(e.mode)})`,
+            `mtime: ${new Date(e.mtime).toISOString()}`,
+          ].join("\n"),
+        );
+      });
     },
   },
   get: {
-    usage: "get [-r] [-n] [--sync] [--resume] REMOTE [LOCAL]",
+    usage: "get [-r] [-n] [-N] [--sync] [--resume] REMOTE... [LOCAL]",
     details: [
       "-r  download a directory tree",
-      "-n, --no-clobber  never replace an existing local file",
+      "-n, --dry-run  say what would be downloaded or skipped; change nothing",
+      "-N, --no-clobber  never replace an existing local file",
       "--sync  skip files whose size and checksum already match (like rsync -c)",
       "--resume  continue what an interrupted download kept (default)",
       "--no-resume  start afresh, ignoring what an interrupted download kept",
@@ -141,34 +192,48 @@ export const COMMANDS: Record<string, Command> = {
     examples: [
       "ferry get releases/app.tar.gz",
       "ferry get 'releases/*.tar.gz' ./downloads/",
+      "ferry get a.txt b.txt 'logs/*.log' ./downloads/",
       "ferry get -r --sync releases/v1 ./v1",
       "ferry get logs/run.txt - | grep error",
     ],
-    summary: "download a file, a glob's matches, or with -r a tree",
+    summary: "download files, globs' matches, or with -r trees (several: into a directory)",
     min: 1,
-    max: 2,
+    max: Infinity,
     flags: TRANSFER_FLAGS,
-    async run(ctx, [remote, local], flags) {
+    async run(ctx, args, flags) {
       const options = batchOptions(ctx, flags);
-      const plan = await planGetArgs(await ctx.client(), ctx.remote(remote), local, {
+      const how = {
         recursive: Boolean(flags.recursive),
-        // --sync compares file by file, and --resume asks even small files for kept bytes.
-        stream: !options.sync && options.resume !== true,
-      });
+        // --sync compares file by file, --resume asks even small files for kept bytes, and a
+        // dry run lists what a stream would move.
+        stream: !options.sync && options.resume !== true && !options.dryRun,
+      };
+      const client = await ctx.client();
+      // As scp: the last of three or more is the local directory they all go into.
+      const local = args.length > 2 ? args.at(-1)! : args[1];
+      if (args.length > 2 && local === "-") {
+        throw new FerryError("USAGE", "only a single file can go to standard output ('-')");
+      }
+      const plan = args.length > 2
+        ? await planGetMany(client, args.slice(0, -1).map((a) => ctx.remote(a)), local, how)
+        : await planGetArgs(client, ctx.remote(args[0]), local, how);
       // Standard output carries the file: every other line goes to stderr.
       const sink = local === "-" ? { ...ctx.sink, out: ctx.sink.err } : ctx.sink;
       return await runPlan({ ...ctx, sink }, "get", plan, options);
     },
   },
   put: {
-    usage: "put [-r] [-n] [--sync] [--resume] [--delete] LOCAL... [REMOTE]",
+    usage: "put [-r] [-n] [-N] [--sync] [--resume] [--delete] LOCAL... [REMOTE]",
     details: [
       "-r  upload a directory tree",
-      "-n, --no-clobber  never replace an existing remote file",
+      "-n, --dry-run  say what would be uploaded, skipped or deleted; change nothing",
+      "-N, --no-clobber  never replace an existing remote file",
       "--sync  skip files whose size and checksum already match (like rsync -c)",
       "--resume  continue what an interrupted upload left on the server (default)",
       "--no-resume  start afresh, ignoring what an interrupted upload left on the server",
       "--delete  with -r: remove remote files the local tree does not have",
+      "--max-delete N  with --delete: remove at most N entries",
+      "--force  with --delete: allow an empty local directory (it deletes everything)",
       "-  as LOCAL: send standard input, to the REMOTE name given",
     ],
     examples: [
@@ -180,7 +245,12 @@ export const COMMANDS: Record<string, Command> = {
     summary: "upload files, a glob's matches, or with -r a tree",
     min: 1,
     max: Infinity,
-    flags: { ...TRANSFER_FLAGS, delete: { type: "boolean" } },
+    flags: {
+      ...TRANSFER_FLAGS,
+      delete: { type: "boolean" },
+      "max-delete": { type: "string" },
+      force: { type: "boolean" },
+    },
     async run(ctx, args, flags) {
       if (flags.delete && (!flags.recursive || args.length > 2)) {
         throw new FerryError("USAGE", "--delete goes with put -r and one source directory");
@@ -189,11 +259,16 @@ export const COMMANDS: Record<string, Command> = {
         ? [args.slice(0, -1), `${args.at(-1)!.replace(/\/+$/, "")}/`]
         : [[args[0]], args[1]];
       const options = batchOptions(ctx, flags);
+      if (options.maxDelete !== undefined && !flags.delete) {
+        throw new FerryError("USAGE", "--max-delete goes with --delete");
+      }
+      if (flags.delete && !flags.force) refuseEmptySource(sources[0]);
       const plan = await planPutArgs(sources, target, {
         recursive: Boolean(flags.recursive),
         remote: ctx.remote,
-        // --sync compares file by file, and --resume asks even small files for kept bytes.
-        stream: !options.sync && options.resume !== true,
+        // --sync compares file by file, --resume asks even small files for kept bytes, and a
+        // dry run lists what a stream would move.
+        stream: !options.sync && options.resume !== true && !options.dryRun,
       });
       if (options.delete && plan.treeRoot === undefined) {
         throw new FerryError("USAGE", "--delete goes with put -r and one source directory");
@@ -208,7 +283,7 @@ export const COMMANDS: Record<string, Command> = {
           );
           return;
         }
-        await deleteExtraneous(await ctx.client(), plan.treeRoot!, plan.plan, reporter);
+        await deleteExtraneous(await ctx.client(), plan.treeRoot!, plan.plan, reporter, options);
       });
     },
   },
@@ -225,31 +300,73 @@ export const COMMANDS: Record<string, Command> = {
     },
   },
   rm: {
-    usage: "rm [-r] PATH",
-    details: ["-r  remove a whole directory tree"],
-    examples: ["ferry rm releases/old.tar.gz", "ferry rm -r releases/v0"],
+    usage: "rm [-r] [-n] PATH...",
+    examples: [
+      "ferry rm releases/old.tar.gz",
+      "ferry rm -r releases/v0",
+      "ferry rm -rn releases/v0",
+    ],
     summary: "remove a remote file or empty directory (-r: a whole tree)",
+    details: [
+      "-r  remove a whole directory tree",
+      "-n, --dry-run  say what would go; change nothing",
+    ],
     min: 1,
-    max: 1,
-    flags: { recursive: { type: "boolean", short: "r" } },
-    async run(ctx, [path], flags) {
-      await (await ctx.client()).remove(ctx.remote(path), { recursive: Boolean(flags.recursive) });
+    max: Infinity,
+    flags: { recursive: { type: "boolean", short: "r" }, ...DRY_RUN_FLAG },
+    async run(ctx, paths, flags) {
+      const client = await ctx.client();
+      if (flags["dry-run"]) warnShortN(ctx, flags);
+      return await eachPath(ctx, paths, async (remote) => {
+        if (!flags["dry-run"]) {
+          return void await client.remove(remote, { recursive: Boolean(flags.recursive) });
+        }
+        const entry = await client.stat(remote);
+        let what: string = entry.type;
+        if (entry.type === "dir") {
+          const inside = await client.list(remote, { recursive: true });
+          if (inside.length > 0 && !flags.recursive) {
+            throw new FerryError(
+              "EXISTS",
+              `directory not empty: ${escapeName(remote)} (use rm -r)`,
+            );
+          }
+          what = `directory, ${inside.length} ${inside.length === 1 ? "entry" : "entries"} in it`;
+        }
+        dryRunLine(ctx, { op: "rm", path: remote }, `would delete ${escapeName(remote)} (${what})`);
+      });
     },
   },
   mv: {
-    usage: "mv SRC DST",
+    usage: "mv [-n] SRC DST",
     examples: ["ferry mv upload.tmp releases/app.tar.gz", "ferry mv releases/v1 archive/"],
     summary: "rename or move a remote file or directory",
+    details: ["-n, --dry-run  say where it would go; change nothing"],
     min: 2,
     max: 2,
-    async run(ctx, [from, to]) {
-      await (await ctx.client()).move(ctx.remote(from), ctx.remote(to));
+    flags: DRY_RUN_FLAG,
+    async run(ctx, [from, to], flags) {
+      const client = await ctx.client();
+      const [source, target] = [ctx.remote(from), ctx.remote(to)];
+      if (!flags["dry-run"]) return void await client.move(source, target);
+      warnShortN(ctx, flags);
+      await client.stat(source);
+      const into = await client.stat(target).then((e) => e.type === "dir", () => false);
+      const final = into
+        ? `${target === "" ? "" : `${target}/`}${source.split("/").pop()}`
+        : target;
+      dryRunLine(
+        ctx,
+        { op: "mv", path: source, to: final },
+        `would move ${escapeName(source)} to ${escapeName(final)}`,
+      );
     },
   },
   sum: {
-    usage: "sum [--xxh128] PATH",
+    usage: "sum [--xxh128] PATH...",
     examples: [
       "ferry sum releases/app.tar.gz",
+      "ferry sum 'releases/*.tar.gz' > SHA256SUMS",
       "ferry sum releases/app.tar.gz | sha256sum -c  # in the same directory",
       "ferry sum --xxh128 releases/app.tar.gz  # as xxhsum -H2 prints it",
     ],
@@ -259,18 +376,23 @@ export const COMMANDS: Record<string, Command> = {
     ],
     summary: "checksum of a remote file (SHA-256 unless --xxh128), computed by the server",
     min: 1,
-    max: 1,
+    max: Infinity,
     flags: { xxh128: { type: "boolean" }, sha256: { type: "boolean" } },
-    async run(ctx, [path], flags) {
+    async run(ctx, paths, flags) {
       if (flags.xxh128 && flags.sha256) {
         throw new FerryError("USAGE", "--xxh128 and --sha256 contradict each other");
       }
       const algorithm = flags.xxh128 ? "xxh128" : "sha256";
-      const { digest, size } = await (await ctx.client()).sum(ctx.remote(path), algorithm);
-      if (ctx.mode === "json") {
-        const checksum = { [algorithm]: digest.hex };
-        ctx.sink.out(JSON.stringify({ op: "sum", path, checksum, ...checksum, size }));
-      } else ctx.sink.out(`${digest.hex}  ${escapeName(path)}`);
+      const client = await ctx.client();
+      return await eachPath(ctx, paths, async (path, matched) => {
+        // A glob's directories have no checksum: they are passed over, as sha256sum would not.
+        if (matched && matched.type !== "file") return;
+        const { digest, size } = await client.sum(path, algorithm);
+        if (ctx.mode === "json") {
+          const checksum = { [algorithm]: digest.hex };
+          ctx.sink.out(JSON.stringify({ op: "sum", path, checksum, ...checksum, size }));
+        } else ctx.sink.out(sumLine(digest.hex, path));
+      });
     },
   },
   cd: {
@@ -343,6 +465,99 @@ export const COMMANDS: Record<string, Command> = {
     },
   },
 };
+
+/**
+ * Run `fn` for each remote path typed: a glob for each path it matches
+ * (with the entry that matched; a glob that matches nothing names itself,
+ * if there is such a file, as a shell would), a plain path for itself (its
+ * `\` escapes undone). A failure is reported and the others go on; the
+ * status is that failure's exit code for one path, PARTIAL for several.
+ */
+async function eachPath(
+  ctx: Context,
+  typed: string[],
+  fn: (path: string, matched?: Entry) => Promise<void> | void,
+): Promise<number> {
+  const client = await ctx.client();
+  const targets: { path: string; matched?: Entry }[] = [];
+  let failed: FerryError | undefined;
+  let failures = 0;
+  const fail = (err: unknown) => {
+    failed = toFerryError(err);
+    failures++;
+    ctx.sink.err(`ferry: ${describeError(failed)}`);
+  };
+  for (const path of typed.map((p) => ctx.remote(p))) {
+    if (!hasGlob(path)) {
+      targets.push({ path: unescapeGlob(path) });
+      continue;
+    }
+    try {
+      const matches = await client.glob(path);
+      if (matches.length > 0) {
+        for (const m of matches.sort(byName)) targets.push({ path: m.name, matched: m });
+      } else if (await client.stat(unescapeGlob(path)).catch(() => undefined)) {
+        targets.push({ path: unescapeGlob(path) });
+      } else throw new FerryError("NOT_FOUND", `no match: remote ${escapeName(path)}`);
+    } catch (err) {
+      fail(err);
+    }
+  }
+  for (const { path, matched } of targets) {
+    try {
+      await fn(path, matched);
+    } catch (err) {
+      fail(err);
+    }
+  }
+  if (!failed) return 0;
+  return failures === 1 && typed.length === 1 && targets.length <= 1
+    ? exitCodeFor(failed)
+    : EXIT_CODES.PARTIAL;
+}
+
+/**
+ * A `sum` line as sha256sum and xxhsum print one, so that `sha256sum -c`
+ * reads it: a name with a backslash or a newline gets a leading `\` and
+ * those escaped, as GNU coreutils does.
+ */
+function sumLine(hex: string, path: string): string {
+  // Other control characters are never printed raw to a terminal: shown escaped instead.
+  // deno-lint-ignore no-control-regex
+  if (/[\u0000-\u0009\u000b\u000c\u000e-\u001f\u007f-\u009f]/.test(path)) {
+    return `${hex}  ${escapeName(path)}`;
+  }
+  if (!/[\\\n\r]/.test(path)) return `${hex}  ${path}`;
+  const escaped = path.replaceAll("\\", "\\\\").replaceAll("\n", "\\n").replaceAll("\r", "\\r");
+  return `\\${hex}  ${escaped}`;
+}
+
+/** Print one dry-run result: a line for people, or a JSON row. */
+function dryRunLine(ctx: Context, row: Record<string, string>, line: string): void {
+  if (ctx.mode === "json") ctx.sink.out(JSON.stringify({ ...row, dryRun: true }));
+  else if (ctx.mode === "human") ctx.sink.out(line);
+}
+
+/**
+ * `put -r --delete` from an empty (or unreadable) local directory would
+ * delete the whole remote tree: refused without `--force`.
+ */
+function refuseEmptySource(source: string | undefined): void {
+  if (source === undefined) return;
+  let empty: boolean;
+  try {
+    empty = Deno.readDirSync(source)[Symbol.iterator]().next().done === true;
+  } catch {
+    return; // Not a readable directory: planning says what is wrong with it.
+  }
+  if (empty) {
+    throw new FerryError(
+      "USAGE",
+      `local ${escapeName(source)} is empty: --delete would remove everything under the ` +
+        "destination; add --force if that is what you want",
+    );
+  }
+}
 
 /** Names that end the interactive shell. */
 export const SHELL_EXIT = new Set(["close", "quit", "exit"]);
@@ -446,9 +661,10 @@ export function helpText(shell = false): string {
     "  -h, --help              show this help",
     "  -V, --version           show the version",
     "",
-    "Transfer options: -r recursive, -n/--no-clobber never replace, --sync skip files whose",
-    "size and checksum already match, --no-resume start afresh rather than continue what an",
-    "interrupted transfer kept, --delete (put -r) remove remote files absent locally.",
+    "Transfer options: -r recursive, -n/--dry-run change nothing and say what would happen,",
+    "-N/--no-clobber never replace, --sync skip files whose size and checksum already match,",
+    "--no-resume start afresh rather than continue what an interrupted transfer kept,",
+    "--delete (put -r) remove remote files absent locally (--max-delete N at most N).",
     "Options may come before or after the command and its arguments; -- ends them.",
     "A LOCAL of - is standard input (put) or standard output (get).",
     "",
@@ -467,8 +683,21 @@ export function helpText(shell = false): string {
  * where it goes instead: on the command line that starts ferry.
  */
 function parseCommandFlags(args: string[], cmd: Command): ReturnType<typeof parseFlags> {
+  // A value joined to its option, so that one that starts with '-' (`--max-delete -1`) reaches
+  // the option's own check, not the parser's ambiguity.
+  const joined: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const name = /^--([\w-]+)$/.exec(args[i])?.[1];
+    if (name && cmd.flags?.[name]?.type === "string" && i + 1 < args.length) {
+      joined.push(`--${name}=${args[++i]}`);
+    } else joined.push(args[i]);
+    if (args[i] === "--") {
+      joined.push(...args.slice(i + 1));
+      break;
+    }
+  }
   try {
-    return parseFlags(args, { ...OUTPUT_FLAGS, ...HELP_FLAG, ...cmd.flags });
+    return parseFlags(joined, { ...OUTPUT_FLAGS, ...HELP_FLAG, ...cmd.flags });
   } catch (err) {
     const unknown = /^unknown option (-{1,2})([^\s=]+)/.exec((err as Error).message);
     const name = unknown?.[2];

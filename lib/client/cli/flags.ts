@@ -24,16 +24,25 @@ export const OUTPUT_FLAGS: Record<string, Flag> = {
 /** `--help`, which every command takes. */
 export const HELP_FLAG: Record<string, Flag> = { help: { type: "boolean", short: "h" } };
 
-/** Parse `args` against `flags`, in ferry's words. */
+/**
+ * Parse `args` against `flags`, in ferry's words. The values also say which
+ * options came by their short name: `-NAME` (the long name) is true then.
+ */
 export function parseFlags(args: string[], flags: Record<string, Flag>) {
   try {
-    const { values, positionals } = parseArgs({
+    const { values, positionals, tokens } = parseArgs({
       args,
       options: flags,
       allowPositionals: true,
       strict: true,
+      tokens: true,
     });
-    return { values: { ...values } as Values, positionals };
+    const result = { ...values } as Values;
+    // Which options came by their short name: `-n` changed meaning, and says so.
+    for (const token of tokens) {
+      if (token.kind === "option" && token.rawName.length === 2) result[`-${token.name}`] = true;
+    }
+    return { values: result, positionals };
   } catch (err) {
     throw new FerryError("USAGE", flagMessage((err as Error).message, Object.keys(flags)));
   }

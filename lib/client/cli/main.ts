@@ -5,67 +5,20 @@
  * @module
  */
 
-import { heldPartials, removeLiveTempFiles } from "../../fs/atomic_file.ts";
-import { escapeName } from "../../util/display.ts";
+import { removeLiveTempFiles } from "../../fs/atomic_file.ts";
 import { onStopSignal } from "../../util/signals.ts";
 import { VERSION } from "../../util/version.ts";
 import { loadAlgorithm } from "../../checksum/checksum.ts";
 import { PROTOCOL_VERSION } from "../../commands.ts";
-import { connect, type FerryClient } from "../client.ts";
-import { formatBytes } from "../report.ts";
+import { connect, connectionOf, type FerryClient } from "../client.ts";
+import { FerryError } from "../../util/errors.ts";
 import { type ClientArgs, connectOptions, parseClientArgs } from "./args.ts";
-import { type Context, helpText, runningReporter } from "./commands.ts";
-import { consoleSink, fail, runCommand } from "./run.ts";
-import { shell } from "./shell.ts";
+import { type Context, helpText } from "./commands.ts";
+import { consoleSink, fail, interruptedLine, runCommand } from "./run.ts";
+import { interruptCommand, shell } from "./shell.ts";
 
 /** Exit status after SIGINT or SIGTERM, as shells report them. */
 const INTERRUPTED = 130;
-
-/**
- * The one line an interruption prints: what was kept to resume (partials
- * of downloads here, of uploads on the server), and the command that
- * resumes it, which is the same one again, secrets left out.
- */
-function interruptedLine(argv: string[]): string {
-  const kept = new Map<string, number>();
-  for (const { path, bytes } of runningReporter()?.keeping ?? []) kept.set(path, bytes);
-  // A download writing its partial knows best how much is on disk.
-  const downloads = new Set<string>();
-  for (const { path, bytes } of heldPartials()) {
-    downloads.add(path);
-    if (bytes > 0) kept.set(path, Math.max(bytes, kept.get(path) ?? 0));
-  }
-  // An upload's count is what was sent: the server holds what of it arrived, up to that.
-  const upTo = [...kept].some(([path, bytes]) => bytes > 0 && !downloads.has(path));
-  const held = [...kept].filter(([, bytes]) => bytes > 0);
-  if (held.length === 0) return "ferry: interrupted; nothing was kept";
-  const names = held.map(([path]) => escapeName(path));
-  const what = held.length === 1
-    ? `${formatBytes(held[0][1])} of ${names[0]}`
-    : `${held.length} partial files (${names.slice(0, 3).join(", ")}${
-      held.length > 3 ? ", …" : ""
-    })`;
-  const amount = upTo ? `up to ${what}` : what;
-  return `ferry: interrupted; kept ${amount}: run the same command again to resume (${
-    commandLine(argv)
-  })`;
-}
-
-/** `ferry ARGS` as a shell would take it back, with token values left out. */
-function commandLine(argv: string[]): string {
-  const words: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    if (arg === "--token") {
-      words.push(arg, "…");
-      i++;
-    } else if (arg.startsWith("--token=")) words.push("--token=…");
-    // Run again, it must continue, not start afresh.
-    else if (arg === "--no-resume") continue;
-    else words.push(/^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", `'\\''`)}'`);
-  }
-  return ["ferry", ...words].join(" ");
-}
 
 /** A lazily (re)connecting session for one CLI run; `shell` enables the working directory. */
 function session(args: ClientArgs, shell: boolean): Context & { end(): Promise<void> } {
@@ -88,6 +41,10 @@ function session(args: ClientArgs, shell: boolean): Context & { end(): Promise<v
         client = await connect(args.server, await connectOptions(args));
       }
       return client;
+    },
+    cancel() {
+      if (client) connectionOf(client).close(new FerryError("CANCELLED", "stopped (Ctrl-C)"));
+      client = undefined;
     },
     async end() {
       await client?.close();
@@ -126,7 +83,9 @@ export async function main(argv: string[]): Promise<number> {
   const ctx = session(args, args.command.length === 0);
   // Interrupted mid-transfer: leave no temporary file behind (the server drops its own), and
   // say what was kept to resume.
-  const unlisten = onStopSignal(() => {
+  const unlisten = onStopSignal((signal) => {
+    // In the shell, Ctrl-C stops the command running, not the shell.
+    if (signal === "SIGINT" && interruptCommand()) return;
     removeLiveTempFiles();
     consoleSink.err(interruptedLine(argv));
     Deno.exit(INTERRUPTED);

@@ -197,6 +197,7 @@ export class LocalStorage implements Storage {
         mode: entry.mode,
         version: versionOf(info),
         read: readerFor(file, info.size),
+        skip: (bytes) => void file.seekSync(bytes, Deno.SeekMode.Current),
         check: () => assertUnchanged(file, info, escapeName(path)),
         close: () => file.close(),
       };
@@ -254,6 +255,7 @@ export class LocalStorage implements Storage {
         dir,
         offset,
         takeover: offset > 0,
+        shown: escapeName(path),
       });
       if (key !== undefined && partial === undefined && offset > 0) {
         throw new FerryError(
@@ -261,7 +263,12 @@ export class LocalStorage implements Storage {
           `cannot resume ${escapeName(path)}: another upload holds what was kept`,
         );
       }
-      return partial ?? AtomicFile.create(join(dir.path, name), { dir, mode: options.mode });
+      return partial ??
+        AtomicFile.create(join(dir.path, name), {
+          dir,
+          mode: options.mode,
+          shown: escapeName(path),
+        });
     }, (file) => file.takeBack());
     this.#uploads.add(file);
     const done = () => this.#uploads.delete(file);

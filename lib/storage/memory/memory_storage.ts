@@ -121,6 +121,7 @@ export class MemoryStorage implements Storage {
         at += n;
         return n;
       },
+      skip: (bytes) => void (at += bytes),
       close: () => {},
     };
   }

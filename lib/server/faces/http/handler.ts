@@ -1,0 +1,377 @@
+/**
+ * HTTP requests as the service's operations: GET and HEAD of files (ranges,
+ * conditional requests) and of directories (HTML or JSON), PUT, DELETE,
+ * MKCOL and MOVE. Every one goes through the same service as the ferry
+ * protocol: the jail, the token's scope, `--read-only`, the quota, the
+ * checksum cache and the audit log are the service's, not repeated here.
+ *
+ * @module
+ */
+
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { Buffer } from "node:buffer";
+import { hasher } from "../../../checksum/checksum.ts";
+import type { Entry } from "../../../commands.ts";
+import { FerryError, toFerryError } from "../../../util/errors.ts";
+import type { FerryService, Principal } from "../../service.ts";
+import { listingPage } from "./listing.ts";
+import { contentType, parseTarget, type RequestTarget, urlOf } from "./request_path.ts";
+
+/** Bytes read from a file per write to the socket. */
+const CHUNK = 256 * 1024;
+
+/** HTTP statuses for ferry's error codes. */
+const STATUS: Record<string, number> = {
+  USAGE: 400,
+  PROTOCOL: 400,
+  PATH_REFUSED: 403,
+  AUTH: 401,
+  PERMISSION: 403,
+  NOT_FOUND: 404,
+  EXISTS: 412,
+  NOT_A_FILE: 409,
+  NOT_A_DIRECTORY: 409,
+  INTEGRITY: 422,
+  LIMIT: 413,
+  NO_SPACE: 507,
+  RESUME_MISMATCH: 416,
+  BUSY: 503,
+  TIMEOUT: 408,
+  IO: 500,
+};
+
+/** What every response says about itself: never sniffed into something runnable. */
+const COMMON_HEADERS = { "x-content-type-options": "nosniff" };
+
+/**
+ * A file is served from the UI's origin only in a sandbox: an uploaded
+ * `.html` or `.svg` opened there cannot run script against it.
+ */
+const FILE_CSP =
+  "sandbox; default-src 'none'; img-src 'self'; media-src 'self'; style-src 'unsafe-inline'";
+
+/** A listing page: its own inline style, nothing else. */
+const PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'";
+
+/** The token a request carries: `Authorization: Bearer T`, or Basic with T as the password. */
+function tokenOf(req: IncomingMessage): string | undefined {
+  const header = req.headers.authorization;
+  if (!header) return undefined;
+  const [scheme, value = ""] = header.trim().split(/\s+/, 2);
+  if (/^bearer$/i.test(scheme)) return value;
+  if (/^basic$/i.test(scheme)) {
+    const decoded = Buffer.from(value, "base64").toString("utf8");
+    return decoded.slice(decoded.indexOf(":") + 1);
+  }
+  return undefined;
+}
+
+/** Send an error as its status, with the message as text (or JSON when asked for). */
+function fail(req: IncomingMessage, res: ServerResponse, err: FerryError): void {
+  if (res.headersSent) {
+    // Part of a body is on its way: cutting the connection is the only way to say it failed.
+    res.destroy();
+    return;
+  }
+  // EXISTS is a failed precondition only where the request set one (If-None-Match).
+  const status = err.code === "EXISTS" && req.headers["if-none-match"] === undefined
+    ? 409
+    : STATUS[err.code] ?? 500;
+  const json = /application\/json/.test(req.headers.accept ?? "");
+  const body = json
+    ? JSON.stringify({ error: { code: err.code, message: err.message } })
+    : `${err.message}\n`;
+  const headers: Record<string, string> = {
+    ...COMMON_HEADERS,
+    "content-type": json ? "application/json" : "text/plain; charset=utf-8",
+  };
+  if (err.code === "AUTH") {
+    headers["www-authenticate"] = 'Bearer realm="ferry", Basic realm="ferry"';
+  }
+  res.writeHead(status, headers);
+  res.end(req.method === "HEAD" ? undefined : body);
+}
+
+/** Handle one request; never rejects (a failure is answered, or the connection cut). */
+export async function handleRequest(
+  service: FerryService,
+  req: IncomingMessage,
+  res: ServerResponse,
+  peer: string,
+): Promise<void> {
+  try {
+    const target = parseTarget(req.url ?? "");
+    const who = await service.authenticate(peer, tokenOf(req));
+    switch (req.method) {
+      case "GET":
+      case "HEAD":
+        return await getOrHead(service, who, target, req, res);
+      case "PUT":
+        return await put(service, who, target, req, res);
+      case "DELETE":
+        await service.remove(who, target.path, { recursive: target.query.has("recursive") });
+        return done(res, 204);
+      case "MKCOL":
+        await service.mkdir(who, target.path, { parents: false });
+        return done(res, 201);
+      case "MOVE":
+        return await move(service, who, target, destinationOf(req), res);
+      case "POST":
+        if (target.query.has("mkdir")) {
+          await service.mkdir(who, target.path, { parents: false });
+          return done(res, 201);
+        }
+        if (target.query.has("move")) {
+          return await move(service, who, target, target.query.get("move") ?? "", res);
+        }
+        throw new FerryError("USAGE", "POST takes ?mkdir or ?move=DEST");
+      case "OPTIONS":
+        res.writeHead(204, { ...COMMON_HEADERS, allow: ALLOW });
+        return void res.end();
+      default:
+        res.writeHead(405, { ...COMMON_HEADERS, allow: ALLOW });
+        return void res.end();
+    }
+  } catch (err) {
+    fail(req, res, toFerryError(err));
+  }
+}
+
+const ALLOW = "GET, HEAD, PUT, DELETE, MKCOL, MOVE, POST, OPTIONS";
+
+function done(res: ServerResponse, status: number, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { ...COMMON_HEADERS, ...headers });
+  res.end();
+}
+
+/** The `Destination` of a MOVE: an absolute URL or a path. */
+function destinationOf(req: IncomingMessage): string {
+  const header = req.headers.destination;
+  if (typeof header !== "string" || header === "") {
+    throw new FerryError("USAGE", "MOVE needs a Destination header");
+  }
+  return /^https?:\/\//i.test(header) ? header.replace(/^https?:\/\/[^/]*/i, "") : header;
+}
+
+async function move(
+  service: FerryService,
+  who: Principal,
+  target: RequestTarget,
+  destination: string,
+  res: ServerResponse,
+): Promise<void> {
+  const to = parseTarget(destination.startsWith("/") ? destination : `/${destination}`).path;
+  const path = await service.move(who, target.path, to);
+  done(res, 201, { location: urlOf(path) });
+}
+
+/** A directory as HTML or JSON; a file as its bytes, whole or a range. */
+async function getOrHead(
+  service: FerryService,
+  who: Principal,
+  target: RequestTarget,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
+  const entry = await service.stat(who, target.path);
+  if (entry.type === "dir") return await listing(service, who, target, req, res);
+  if (entry.type !== "file") {
+    throw new FerryError("NOT_A_FILE", `not a file: ${target.path}`);
+  }
+  const size = entry.size;
+  const range = parseRange(req.headers.range, size);
+  if (range === "unsatisfiable") {
+    res.writeHead(416, { ...COMMON_HEADERS, "content-range": `bytes */${size}` });
+    return void res.end();
+  }
+  const file = await service.download(who, {
+    path: target.path,
+    offset: 0,
+    algorithm: "xxh128",
+    start: range?.start ?? 0,
+  });
+  try {
+    const etag = file.known ? `"${file.known.algorithm}-${file.known.hex}"` : undefined;
+    const modified = new Date(Math.floor(file.mtime / 1000) * 1000).toUTCString();
+    if (notModified(req, etag, file.mtime)) {
+      res.writeHead(304, { ...COMMON_HEADERS, ...(etag && { etag }), "last-modified": modified });
+      return void res.end();
+    }
+    const name = target.path.split("/").pop() ?? "file";
+    const headers: Record<string, string> = {
+      ...COMMON_HEADERS,
+      "content-type": contentType(name),
+      "accept-ranges": "bytes",
+      "last-modified": modified,
+      "content-security-policy": FILE_CSP,
+      ...(etag && { etag }),
+    };
+    if (target.query.has("download")) {
+      headers["content-disposition"] = `attachment; filename*=UTF-8''${encodeURIComponent(name)}`;
+    }
+    const start = range?.start ?? 0;
+    const end = range ? range.end : file.size - 1;
+    const length = Math.max(0, end - start + 1);
+    headers["content-length"] = String(length);
+    if (range) headers["content-range"] = `bytes ${start}-${end}/${file.size}`;
+    res.writeHead(range ? 206 : 200, headers);
+    if (req.method === "HEAD") return void res.end();
+    const digest = await pump(file.source, length, res, !range && !file.known);
+    file.sent(range ? undefined : digest, length);
+  } catch (err) {
+    file.failed(err);
+    throw err;
+  } finally {
+    file.close();
+  }
+}
+
+/**
+ * Send `length` bytes of `source` to `res`, two buffers taking turns so that
+ * each is reused only once the socket has taken it; hashed when `hash`.
+ * Returns the checksum of what was sent whole, when hashed.
+ */
+async function pump(
+  source: { read(buf: Uint8Array): Promise<number | null>; check?(): void },
+  length: number,
+  res: ServerResponse,
+  hash: boolean,
+): Promise<{ algorithm: "xxh128"; hex: string } | undefined> {
+  const buffers = [new Uint8Array(CHUNK), new Uint8Array(CHUNK)];
+  const h = hash ? hasher("xxh128") : undefined;
+  const flushed: (Promise<void> | undefined)[] = [undefined, undefined];
+  let sent = 0;
+  for (let i = 0; sent < length; i ^= 1) {
+    await flushed[i];
+    const buf = buffers[i].subarray(0, Math.min(CHUNK, length - sent));
+    const n = await source.read(buf);
+    if (n === null || n === 0) throw new FerryError("INTEGRITY", "the file shrank while sent");
+    const chunk = buf.subarray(0, n);
+    h?.update(chunk);
+    flushed[i] = new Promise<void>((resolve, reject) => {
+      res.write(chunk, (err) => err ? reject(err) : resolve());
+    });
+    flushed[i]!.catch(() => {});
+    sent += n;
+  }
+  await Promise.all(flushed);
+  source.check?.();
+  await new Promise<void>((resolve) => res.end(resolve));
+  return h?.digest() as { algorithm: "xxh128"; hex: string } | undefined;
+}
+
+/** A single `bytes=` range of a file of `size` bytes; undefined for none (the whole file). */
+function parseRange(
+  header: string | undefined,
+  size: number,
+): { start: number; end: number } | "unsatisfiable" | undefined {
+  if (!header) return undefined;
+  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  // Several ranges, or another unit: the whole file is a valid answer (RFC 9110 14.2).
+  if (!m || (m[1] === "" && m[2] === "")) return undefined;
+  if (m[1] === "") {
+    const suffix = Number(m[2]);
+    if (suffix === 0) return "unsatisfiable";
+    return { start: Math.max(0, size - suffix), end: size - 1 };
+  }
+  const start = Number(m[1]);
+  const end = m[2] === "" ? size - 1 : Math.min(Number(m[2]), size - 1);
+  if (start >= size || end < start) return "unsatisfiable";
+  return { start, end };
+}
+
+/** Whether a conditional GET may be answered 304 (`If-None-Match` first, then the date). */
+function notModified(req: IncomingMessage, etag: string | undefined, mtime: number): boolean {
+  const match = req.headers["if-none-match"];
+  if (match !== undefined) {
+    if (!etag) return false;
+    return match.split(",").map((t) => t.trim().replace(/^W\//, "")).some((t) =>
+      t === "*" || t === etag
+    );
+  }
+  const since = req.headers["if-modified-since"];
+  if (!since) return false;
+  const when = Date.parse(since);
+  return Number.isFinite(when) && Math.floor(mtime / 1000) * 1000 <= when;
+}
+
+/** A directory: JSON for scripts (`?json`, `Accept: application/json`), HTML for browsers. */
+async function listing(
+  service: FerryService,
+  who: Principal,
+  target: RequestTarget,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
+  const entries: Entry[] = await Array.fromAsync(service.list(who, target.path));
+  const json = target.query.has("json") || /application\/json/.test(req.headers.accept ?? "");
+  const body = json ? JSON.stringify(entries) : listingPage(target.path, entries);
+  res.writeHead(200, {
+    ...COMMON_HEADERS,
+    "content-type": json ? "application/json" : "text/html; charset=utf-8",
+    "content-length": String(Buffer.byteLength(body)),
+    "cache-control": "no-cache",
+    ...(!json && { "content-security-policy": PAGE_CSP }),
+  });
+  res.end(req.method === "HEAD" ? undefined : body);
+}
+
+/** `sha-256=:BASE64:` from `Content-Digest` or `Repr-Digest`, as hex; undefined without one. */
+function claimedSha256(req: IncomingMessage): string | undefined {
+  for (const name of ["content-digest", "repr-digest"]) {
+    const header = req.headers[name];
+    if (typeof header !== "string") continue;
+    const m = /(?:^|,)\s*sha-256=:([A-Za-z0-9+/=]+):/.exec(header);
+    if (!m) throw new FerryError("USAGE", `${name} names no sha-256 digest ferryd can check`);
+    const bytes = Buffer.from(m[1], "base64");
+    if (bytes.length !== 32) throw new FerryError("USAGE", `${name}: a sha-256 digest is 32 bytes`);
+    return bytes.toString("hex");
+  }
+  return undefined;
+}
+
+/**
+ * Store the body at the path: streamed into an upload that appears whole
+ * only once complete, checked against `Content-Digest` when given (a
+ * mismatch keeps nothing: 422); `If-None-Match: *` never replaces.
+ */
+async function put(
+  service: FerryService,
+  who: Principal,
+  target: RequestTarget,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
+  if (target.slash || target.path === "") {
+    throw new FerryError("NOT_A_FILE", "PUT names a file, not a directory");
+  }
+  const claimed = claimedSha256(req);
+  const length = req.headers["content-length"];
+  const size = length === undefined ? undefined : Number(length);
+  const file = await service.upload(who, {
+    path: target.path,
+    size,
+    noClobber: req.headers["if-none-match"] === "*",
+    resume: false,
+    offset: 0,
+    algorithm: "sha256",
+  });
+  let received = 0;
+  try {
+    for await (const chunk of req) {
+      received += (chunk as Uint8Array).length;
+      const writing = file.write(chunk as Uint8Array);
+      if (writing) await writing;
+    }
+    if (!req.complete) throw new FerryError("CONNECT", "the request body was cut short");
+    const digest = await file.end({
+      size: size ?? received,
+      ...(claimed !== undefined && { digest: { algorithm: "sha256", hex: claimed } }),
+    });
+    const b64 = Buffer.from(digest.hex, "hex").toString("base64");
+    done(res, 201, { "content-digest": `sha-256=:${b64}:`, location: urlOf(target.path) });
+  } catch (err) {
+    await file.failed(err);
+    throw err;
+  }
+}

@@ -1,0 +1,116 @@
+/**
+ * Integration: globs that can name every file. `\` escapes, a pattern that
+ * matches nothing naming itself (as a shell does), globs in ls, stat, sum
+ * and rm, and get of several paths into a directory, like scp.
+ */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { listTree, runClient, sha256, startServer, tempDir } from "./helpers.ts";
+
+const NAMES = ["[slug].js", "a*b.txt", "what?.txt", "[x]y.txt", "plain.txt"];
+
+Deno.test("names with [, ], * and ? go up and down by plain and by escaped paths", async () => {
+  await using server = await startServer();
+  await using local = await tempDir();
+  const src = join(local.path, "src");
+  await Deno.mkdir(src);
+  for (const name of NAMES) await Deno.writeTextFile(join(src, name), `content of ${name}`);
+
+  // Plain: a pattern that matches nothing else names the file itself.
+  const up = await runClient(server.address, ["put", join(src, "[slug].js"), "pages/"]);
+  assert.equal(up.code, 0, up.stderr);
+  assert.equal(
+    await Deno.readTextFile(join(server.root, "pages", "[slug].js")),
+    "content of [slug].js",
+  );
+  // Escaped: exactly that name, though `[x]y.txt` as a pattern would match "xy.txt".
+  await Deno.writeTextFile(join(src, "xy.txt"), "not me");
+  const escaped = await runClient(server.address, ["put", join(src, "\\[x]y.txt"), "pages/"]);
+  assert.equal(escaped.code, 0, escaped.stderr);
+  assert.deepEqual(await listTree(join(server.root, "pages")), ["[slug].js", "[x]y.txt"]);
+  for (const name of ["a*b.txt", "what?.txt"]) {
+    const escapedName = name.replace(/[*?[]/g, (c) => `\\${c}`);
+    const put = await runClient(server.address, ["put", join(src, escapedName), "pages/"]);
+    assert.equal(put.code, 0, put.stderr);
+  }
+
+  const down = join(local.path, "down");
+  await Deno.mkdir(down);
+  for (
+    const name of ["pages/[slug].js", "pages/\\[x]y.txt", "pages/a\\*b.txt", "pages/what\\?.txt"]
+  ) {
+    const get = await runClient(server.address, ["get", name, `${down}/`]);
+    assert.equal(get.code, 0, `${name}: ${get.stderr}`);
+  }
+  for (const name of ["[slug].js", "[x]y.txt", "a*b.txt", "what?.txt"]) {
+    assert.equal(await Deno.readTextFile(join(down, name)), `content of ${name}`, name);
+  }
+  const none = await runClient(server.address, ["get", "pages/nothing*.js", `${down}/`]);
+  assert.equal(none.code, 5);
+  assert.match(none.stderr, /no match: remote pages\/nothing\*\.js/);
+});
+
+Deno.test("ls, stat, sum and rm take globs and several paths; sum's lines feed sha256sum -c", async () => {
+  await using server = await startServer();
+  await using local = await tempDir();
+  const dir = join(server.root, "r");
+  await Deno.mkdir(join(dir, "sub"), { recursive: true });
+  const files: Record<string, string> = { "a.tar.gz": "a", "b.tar.gz": "bb", "notes.txt": "n" };
+  for (const [name, text] of Object.entries(files)) await Deno.writeTextFile(join(dir, name), text);
+
+  const ls = await runClient(server.address, ["ls", "r/*.tar.gz"]);
+  assert.equal(ls.stdout, "r/a.tar.gz\nr/b.tar.gz\n");
+  const stat = await runClient(server.address, ["--json", "stat", "r/*.gz", "r/notes.txt"]);
+  assert.deepEqual(stat.stdout.trim().split("\n").map((l) => JSON.parse(l).size), [1, 2, 1]);
+
+  const sum = await runClient(server.address, ["sum", "r/*"]);
+  assert.equal(sum.code, 0, sum.stderr);
+  assert.deepEqual(sum.stdout.trim().split("\n"), [
+    `${sha256(new TextEncoder().encode("a"))}  r/a.tar.gz`,
+    `${sha256(new TextEncoder().encode("bb"))}  r/b.tar.gz`,
+    `${sha256(new TextEncoder().encode("n"))}  r/notes.txt`,
+  ], "the directory r/sub has no checksum and is passed over");
+  // Fetched into the same layout, sha256sum -c agrees with every line.
+  const got = await runClient(server.address, ["get", "-r", "r", join(local.path, "r")]);
+  assert.equal(got.code, 0, got.stderr);
+  await Deno.writeTextFile(join(local.path, "SHA256SUMS"), sum.stdout);
+  const check = await new Deno.Command("sha256sum", {
+    args: ["-c", "SHA256SUMS"],
+    cwd: local.path,
+  }).output();
+  assert.ok(check.success, new TextDecoder().decode(check.stdout));
+
+  const missing = await runClient(server.address, ["stat", "r/a.tar.gz", "r/none"]);
+  assert.equal(missing.code, 10, "one of two failed");
+  assert.match(missing.stderr, /not found: r\/none/);
+  assert.match(missing.stdout, /name: {2}a\.tar\.gz/);
+
+  const rm = await runClient(server.address, ["rm", "r/*.tar.gz"]);
+  assert.equal(rm.code, 0, rm.stderr);
+  assert.deepEqual(await listTree(dir), ["notes.txt", "sub"]);
+});
+
+Deno.test("get takes several remote paths and globs into a directory, like scp", async () => {
+  await using server = await startServer();
+  await using local = await tempDir();
+  await Deno.mkdir(join(server.root, "logs"));
+  await Deno.writeTextFile(join(server.root, "a.txt"), "a");
+  await Deno.writeTextFile(join(server.root, "b.txt"), "b");
+  await Deno.writeTextFile(join(server.root, "logs", "1.log"), "1");
+  await Deno.writeTextFile(join(server.root, "logs", "2.log"), "2");
+  await Deno.writeTextFile(join(server.root, "logs", "skip.txt"), "s");
+  const dest = join(local.path, "dest");
+  await Deno.mkdir(dest);
+  const get = await runClient(server.address, ["get", "a.txt", "b.txt", "logs/*.log", dest]);
+  assert.equal(get.code, 0, get.stderr);
+  assert.deepEqual(await listTree(dest), ["1.log", "2.log", "a.txt", "b.txt"]);
+  const noDir = await runClient(server.address, [
+    "get",
+    "a.txt",
+    "b.txt",
+    join(local.path, "none"),
+  ]);
+  assert.equal(noDir.code, 5);
+  assert.match(noDir.stderr, /local .*none is not a directory: several sources go into one/);
+});

@@ -1,0 +1,306 @@
+/**
+ * Integration: ferryd's HTTP face on its own port, driven by curl as a CI
+ * job would, and by raw sockets where curl would not misbehave: every
+ * method, ranges and resume, digests, conditional requests, hostile paths,
+ * tokens and scopes, smuggling shapes and slow headers.
+ */
+
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { join } from "node:path";
+import { randomBytes, runClient, startServer, tempDir } from "./helpers.ts";
+
+const hasCurl = await new Deno.Command("curl", { args: ["--version"], stdout: "null" })
+  .output().then((o) => o.success, () => false);
+
+/** Run curl with `args`; its status, body (stdout) and headers (-D to a file). */
+async function curl(
+  args: string[],
+  cwd?: string,
+): Promise<{ code: number; body: string; headers: string; status: number }> {
+  await using tmp = await tempDir();
+  const headerFile = join(tmp.path, "headers");
+  const out = await new Deno.Command("curl", {
+    args: ["-sS", "-D", headerFile, ...args],
+    cwd,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const headers = await Deno.readTextFile(headerFile).catch(() => "");
+  const statuses = [...headers.matchAll(/^HTTP\/1\.1 (\d{3})/gm)].map((m) => Number(m[1]));
+  return {
+    code: out.code,
+    body: new TextDecoder().decode(out.stdout),
+    headers: headers.toLowerCase(),
+    status: statuses.at(-1) ?? 0,
+  };
+}
+
+/** Send raw bytes, read the whole answer until the server closes (or 3 s pass). */
+async function raw(port: number, text: string, waitMs = 3000): Promise<string> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  await conn.write(new TextEncoder().encode(text));
+  let out = "";
+  const buf = new Uint8Array(65536);
+  const deadline = setTimeout(() => conn.close(), waitMs);
+  try {
+    for (;;) {
+      const n = await conn.read(buf).catch(() => null);
+      if (n === null) break;
+      out += new TextDecoder().decode(buf.subarray(0, n));
+    }
+  } finally {
+    clearTimeout(deadline);
+    try {
+      conn.close();
+    } catch {
+      // Closed by the deadline.
+    }
+  }
+  return out;
+}
+
+const sha256 = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest();
+
+Deno.test({
+  name: "HTTP on ferryd's port: GET, HEAD, ranges and resume, conditional requests, listings",
+  ignore: !hasCurl,
+  async fn() {
+    await using server = await startServer();
+    await using local = await tempDir();
+    const data = randomBytes(3 * 1024 * 1024 + 17);
+    await Deno.mkdir(join(server.root, "rel"));
+    await Deno.writeFile(join(server.root, "rel", "app v1.tar.gz"), data);
+    await Deno.writeTextFile(join(server.root, "page.html"), "<script>alert(1)</script>");
+    const base = `http://${server.address}`;
+
+    const get = await curl(["-fo", "app.tgz", `${base}/rel/app%20v1.tar.gz`], local.path);
+    assert.equal(get.code, 0, get.body);
+    assert.deepEqual(await Deno.readFile(join(local.path, "app.tgz")), data);
+    assert.match(get.headers, /content-type: application\/gzip/);
+    assert.match(get.headers, /accept-ranges: bytes/);
+    assert.match(get.headers, /last-modified: /);
+    assert.match(get.headers, /x-content-type-options: nosniff/);
+
+    // curl -C - resumes a cut download from where the local file ends.
+    await Deno.writeFile(join(local.path, "part.tgz"), data.subarray(0, 1_000_000));
+    const resumed = await curl(
+      ["-fC", "-", "-o", "part.tgz", `${base}/rel/app%20v1.tar.gz`],
+      local.path,
+    );
+    assert.equal(resumed.code, 0);
+    assert.equal(resumed.status, 206);
+    assert.match(
+      resumed.headers,
+      new RegExp(`content-range: bytes 1000000-${data.length - 1}/${data.length}`),
+    );
+    assert.deepEqual(await Deno.readFile(join(local.path, "part.tgz")), data);
+    const past = await curl(["-r", `${data.length}-`, `${base}/rel/app%20v1.tar.gz`]);
+    assert.equal(past.status, 416);
+    assert.match(past.headers, new RegExp(`content-range: bytes \\*/${data.length}`));
+    const suffix = await curl(["-r", "-5", `${base}/rel/app%20v1.tar.gz`, "-o", "/dev/null"]);
+    assert.equal(suffix.status, 206);
+
+    // A file changed in the last two seconds gets no content version (ctime is to the second),
+    // and so no remembered checksum: let it age first.
+    await new Promise((r) => setTimeout(r, 2100));
+    const head = await curl(["-I", `${base}/rel/app%20v1.tar.gz`]);
+    assert.match(head.headers, new RegExp(`content-length: ${data.length}`));
+    const modified = /last-modified: (.*)\r/.exec(head.headers)![1];
+    const notModified = await curl([
+      "-H",
+      `If-Modified-Since: ${modified}`,
+      `${base}/rel/app%20v1.tar.gz`,
+    ]);
+    assert.equal(notModified.status, 304);
+    // Once ferryd knows the checksum (it hashed the file as it sent it whole), a strong ETag.
+    await curl(["-o", "/dev/null", `${base}/rel/app%20v1.tar.gz`]);
+    const again = await curl(["-o", "/dev/null", `${base}/rel/app%20v1.tar.gz`]);
+    const etag = /etag: (".*")/.exec(again.headers)?.[1];
+    assert.ok(etag?.startsWith('"xxh128-'), again.headers);
+    const byTag = await curl(["-H", `If-None-Match: ${etag}`, `${base}/rel/app%20v1.tar.gz`]);
+    assert.equal(byTag.status, 304);
+
+    const attachment = await curl([`${base}/page.html?download`, "-o", "/dev/null"]);
+    assert.match(
+      attachment.headers,
+      /content-disposition: attachment; filename\*=utf-8''page\.html/,
+    );
+    const inline = await curl([`${base}/page.html`, "-o", "/dev/null"]);
+    assert.match(inline.headers, /content-security-policy: sandbox/, "uploaded HTML cannot script");
+
+    const json = await curl(["-H", "Accept: application/json", `${base}/rel/`]);
+    const entries = JSON.parse(json.body);
+    assert.deepEqual(entries.map((e: { name: string; size: number }) => [e.name, e.size]), [[
+      "app v1.tar.gz",
+      data.length,
+    ]]);
+    const htmlPage = await curl([`${base}/`]);
+    assert.match(htmlPage.body, /<a href="\/rel\/">rel\/<\/a>/);
+    assert.match(htmlPage.headers, /content-type: text\/html/);
+    const missing = await curl([`${base}/none.txt`]);
+    assert.equal(missing.status, 404);
+  },
+});
+
+Deno.test({
+  name:
+    "HTTP PUT, DELETE, MKCOL, MOVE: atomic, digests checked, no-clobber, the ferry client sees it",
+  ignore: !hasCurl,
+  async fn() {
+    await using server = await startServer();
+    await using local = await tempDir();
+    const base = `http://${server.address}`;
+    const data = randomBytes(2 * 1024 * 1024 + 3);
+    await Deno.writeFile(join(local.path, "up.bin"), data);
+    const digest = `sha-256=:${sha256(data).toString("base64")}:`;
+
+    const put = await curl([
+      "-fT",
+      "up.bin",
+      "-H",
+      `Content-Digest: ${digest}`,
+      `${base}/in/up.bin`,
+    ], local.path);
+    assert.equal(put.status, 201, put.body);
+    assert.ok(put.headers.includes(`content-digest: ${digest.toLowerCase()}`), put.headers);
+    assert.deepEqual(await Deno.readFile(join(server.root, "in", "up.bin")), data);
+    const sum = await runClient(server.address, ["sum", "in/up.bin"]);
+    assert.equal(sum.stdout.split(" ")[0], sha256(data).toString("hex"));
+
+    const wrong = `sha-256=:${sha256(new Uint8Array(1)).toString("base64")}:`;
+    const bad = await curl(
+      ["-T", "up.bin", "-H", `Content-Digest: ${wrong}`, `${base}/in/bad.bin`],
+      local.path,
+    );
+    assert.equal(bad.status, 422);
+    assert.deepEqual(
+      (await Array.fromAsync(Deno.readDir(join(server.root, "in")))).map((e) => e.name),
+      ["up.bin"],
+    );
+
+    const clobber = await curl(
+      ["-T", "up.bin", "-H", "If-None-Match: *", `${base}/in/up.bin`],
+      local.path,
+    );
+    assert.equal(clobber.status, 412);
+    const chunked = await curl([
+      "-T",
+      "-",
+      "-H",
+      "Transfer-Encoding: chunked",
+      `${base}/in/piped.txt`,
+    ], local.path);
+    assert.equal(chunked.status, 201);
+
+    assert.equal((await curl(["-X", "MKCOL", `${base}/newdir`])).status, 201);
+    assert.ok((await Deno.stat(join(server.root, "newdir"))).isDirectory);
+    const moved = await curl([
+      "-X",
+      "MOVE",
+      "-H",
+      `Destination: ${base}/newdir/`,
+      `${base}/in/up.bin`,
+    ]);
+    assert.equal(moved.status, 201);
+    assert.match(moved.headers, /location: \/newdir\/up\.bin/);
+    assert.equal((await curl(["-X", "DELETE", `${base}/newdir`])).status, 409);
+    assert.equal((await curl(["-X", "DELETE", `${base}/newdir?recursive`])).status, 204);
+    assert.equal(await Deno.stat(join(server.root, "newdir")).catch(() => null), null);
+    assert.deepEqual(
+      (await Array.fromAsync(Deno.readDir(server.root))).filter((e) =>
+        e.name.startsWith(".ferry-")
+      ),
+      [],
+      "no temporary file left",
+    );
+  },
+});
+
+Deno.test({
+  name: "HTTP safety: hostile paths, tokens and scopes, smuggling shapes, slow headers",
+  ignore: !hasCurl,
+  async fn() {
+    await using local = await tempDir();
+    const [READ, ADMIN] = ["r".repeat(32), "a".repeat(32)];
+    const tokens = join(local.path, "tokens");
+    await Deno.writeTextFile(tokens, `${READ} read\n${ADMIN} admin\n`);
+    await using outside = await tempDir();
+    await Deno.writeTextFile(join(outside.path, "secret"), "TOP-SECRET-CONTENT");
+    await using server = await startServer({
+      args: ["--tokens", tokens, "--idle-timeout", "2"],
+    });
+    await Deno.symlink(outside.path, join(server.root, "escape"));
+    await Deno.writeTextFile(join(server.root, "ok.txt"), "ok");
+    const base = `http://${server.address}`;
+    const auth = (t: string) => ["-H", `Authorization: Bearer ${t}`];
+
+    assert.equal((await curl([`${base}/ok.txt`])).status, 401);
+    assert.match((await curl([`${base}/ok.txt`])).headers, /www-authenticate: bearer/);
+    assert.equal((await curl([...auth("w".repeat(32)), `${base}/ok.txt`])).status, 401);
+    assert.equal((await curl([...auth(READ), `${base}/ok.txt`])).body, "ok");
+    assert.equal(
+      (await curl(["-u", `ci:${READ}`, `${base}/ok.txt`])).body,
+      "ok",
+      "Basic, token as password",
+    );
+    assert.equal((await curl([...auth(READ), "-X", "DELETE", `${base}/ok.txt`])).status, 403);
+    assert.equal((await curl([...auth(READ), "-T", "/etc/hostname", `${base}/x`])).status, 403);
+    assert.equal((await curl([...auth(ADMIN), "-X", "DELETE", `${base}/ok.txt`])).status, 204);
+
+    for (
+      const path of [
+        "/escape/secret",
+        "/%2e%2e/etc/passwd",
+        "/a/%2e%2e/%2e%2e/etc/passwd",
+        "/%252e%252e/x",
+        "/a%5cb",
+        "/a%00b",
+        "/%c0%ae%c0%ae/x",
+        "/%0ax",
+        "/.ferry-x.part",
+      ]
+    ) {
+      const r = await curl(["--path-as-is", ...auth(ADMIN), `${base}${path}`]);
+      assert.ok(r.status === 400 || r.status === 403, `${path}: ${r.status}`);
+      assert.ok(!r.body.includes("TOP-SECRET") && !r.body.includes("root:x:0"), path);
+    }
+    const log = server.log();
+    assert.ok(!log.includes(ADMIN) && !log.includes(READ), "tokens never logged");
+
+    const smuggled = await raw(
+      server.port,
+      "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    );
+    assert.match(smuggled, /^HTTP\/1\.1 400/);
+    const twoLengths = await raw(
+      server.port,
+      "PUT /x HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+    );
+    assert.match(twoLengths, /^HTTP\/1\.1 400/);
+    // Headers that trickle in are cut at the header deadline (2 s here), not served forever.
+    const started = Date.now();
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+    await conn.write(new TextEncoder().encode("GET / HTTP/1.1\r\n"));
+    const timer = setInterval(
+      () => conn.write(new TextEncoder().encode("X-a: b\r\n")).catch(() => {}),
+      300,
+    );
+    const closed = await conn.read(new Uint8Array(1024)).then(() => true, () => true);
+    clearInterval(timer);
+    conn.close();
+    assert.ok(closed && Date.now() - started < 8000, `cut after ${Date.now() - started} ms`);
+  },
+});
+
+Deno.test({
+  name: "--no-http answers only the ferry protocol",
+  ignore: !hasCurl,
+  async fn() {
+    await using server = await startServer({ args: ["--no-http"] });
+    const r = await curl([`http://${server.address}/`]);
+    assert.notEqual(r.status, 200);
+    const ls = await runClient(server.address, ["ls"]);
+    assert.equal(ls.code, 0, ls.stderr);
+  },
+});

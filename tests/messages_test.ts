@@ -1,0 +1,91 @@
+/**
+ * Integration: every message names the side (local, or on the server) and
+ * the path as the user typed it, and says what to do where there is one
+ * thing to do.
+ */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { runClient, startServer, tempDir } from "./helpers.ts";
+
+Deno.test("messages name the side and the path, and suggest the fix", async () => {
+  await using server = await startServer();
+  await using local = await tempDir();
+  await Deno.mkdir(join(server.root, "d"));
+  await Deno.writeTextFile(join(server.root, "blob0.bin"), "blob");
+
+  const noDir = await runClient(server.address, ["get", "blob0.bin", "newdir/"], {
+    cwd: local.path,
+  });
+  assert.equal(noDir.code, 5);
+  assert.equal(
+    noDir.stderr,
+    "ferry: cannot write local newdir/blob0.bin: its directory does not exist\n",
+  );
+
+  const dir = await runClient(server.address, ["get", "d"], { cwd: local.path });
+  assert.equal(dir.code, 6, dir.stderr);
+  assert.equal(dir.stderr, "ferry: remote d is a directory: get -r downloads it\n");
+
+  const missing = await runClient(server.address, ["get", "none.txt"], { cwd: local.path });
+  assert.equal(missing.code, 5);
+  assert.equal(missing.stderr, "ferry: not found: none.txt (on the server)\n");
+  const json = await runClient(server.address, ["--json", "get", "none.txt"], { cwd: local.path });
+  assert.equal(JSON.parse(json.stdout.split("\n")[0]).error.remote, true);
+
+  const localMissing = await runClient(server.address, ["put", "nothing.txt"], { cwd: local.path });
+  assert.equal(localMissing.code, 5);
+  assert.match(localMissing.stderr, /^ferry: .*nothing\.txt.*not found\n$/);
+  assert.doesNotMatch(localMissing.stderr, /on the server/);
+
+  const ipv6 = await runClient("::1", ["ls"]);
+  assert.equal(ipv6.code, 2);
+  assert.match(ipv6.stderr, /write an IPv6 address in brackets, as \[::1\]:9500/);
+});
+
+Deno.test("a flag wins over its variable, the token pair too; a tokens file with a token twice is refused", async () => {
+  await using local = await tempDir();
+  const GOOD = "g".repeat(32);
+  const tokens = join(local.path, "tokens");
+  await Deno.writeTextFile(tokens, `${GOOD} admin\n`);
+  await using server = await startServer({ args: ["--tokens", tokens] });
+  const stale = join(local.path, "stale-token");
+  await Deno.writeTextFile(stale, "s".repeat(32));
+
+  const flagWins = await runClient(server.address, ["--token", GOOD, "ls"], {
+    env: { FERRY_TOKEN_FILE: stale },
+  });
+  assert.equal(flagWins.code, 0, flagWins.stderr);
+  const good = join(local.path, "good-token");
+  await Deno.writeTextFile(good, GOOD);
+  const fileFlagWins = await runClient(server.address, ["--token-file", good, "ls"], {
+    env: { FERRY_TOKEN: "s".repeat(32) },
+  });
+  assert.equal(fileFlagWins.code, 0, fileFlagWins.stderr);
+  const both = await runClient(server.address, ["ls"], {
+    env: { FERRY_TOKEN: GOOD, FERRY_TOKEN_FILE: good },
+  });
+  assert.equal(both.code, 2);
+  assert.match(both.stderr, /FERRY_TOKEN and FERRY_TOKEN_FILE are both set/);
+
+  const twice = join(local.path, "twice");
+  await Deno.writeTextFile(twice, `# CI\n${GOOD} read\n\n${GOOD} admin\n`);
+  const refused = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      new URL("../server.ts", import.meta.url).pathname,
+      "--tokens",
+      twice,
+      "--port",
+      "0",
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(refused.code, 2);
+  assert.match(
+    new TextDecoder().decode(refused.stderr),
+    /line 4: this token is already on line 2; give each token once/,
+  );
+});
