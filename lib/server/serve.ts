@@ -194,6 +194,7 @@ export async function serve(options: ServeOptions = {}): Promise<FerryServer> {
       service,
       headersTimeoutMs: handshakeTimeoutMs,
       idleTimeoutMs,
+      secure: options.tls !== undefined,
     })]),
     protocolFace({
       service,

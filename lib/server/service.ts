@@ -210,6 +210,11 @@ export class FerryService {
   }
 
   /** Whether clients must show a token. */
+  /** Whether every change is refused (`--read-only`), whatever the token. */
+  get readOnly(): boolean {
+    return this.#readOnly;
+  }
+
   get needsToken(): boolean {
     return this.#tokens !== undefined;
   }

@@ -24,6 +24,8 @@ export interface HttpOptions {
   headersTimeoutMs: number;
   /** Close a connection that moves no byte for this many ms (0 = never). */
   idleTimeoutMs: number;
+  /** Served over TLS: the sign-in cookie is then `Secure`. */
+  secure?: boolean;
 }
 
 /** Keep an idle keep-alive connection this long for the client's next request. */
@@ -54,9 +56,11 @@ export function httpFace(options: HttpOptions): Face {
     const session = sessions.get(req.socket);
     session?.started();
     res.on("close", () => session?.finished());
-    handleRequest(options.service, req, res, session?.peer ?? "unknown").catch(() => {
-      res.destroy();
-    });
+    handleRequest(options.service, req, res, session?.peer ?? "unknown", options.secure).catch(
+      () => {
+        res.destroy();
+      },
+    );
   });
   // Deno's node:http closes a handed-over connection after each response unless the server
   // says it listens (denoland/deno#35609); "listening" also starts its timeout checker.

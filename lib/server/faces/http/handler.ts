@@ -14,7 +14,8 @@ import { hasher } from "../../../checksum/checksum.ts";
 import type { Entry } from "../../../commands.ts";
 import { FerryError, toFerryError } from "../../../util/errors.ts";
 import type { FerryService, Principal } from "../../service.ts";
-import { listingPage } from "./listing.ts";
+import { listingPage, signInPage } from "./listing.ts";
+import { UI_CSS, UI_JS, UI_PREFIX } from "./ui_assets.ts";
 import { contentType, parseTarget, type RequestTarget, urlOf } from "./request_path.ts";
 
 /** Bytes read from a file per write to the socket. */
@@ -50,21 +51,41 @@ const COMMON_HEADERS = { "x-content-type-options": "nosniff" };
 const FILE_CSP =
   "sandbox; default-src 'none'; img-src 'self'; media-src 'self'; style-src 'unsafe-inline'";
 
-/** A listing page: its own inline style, nothing else. */
-const PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'";
+/** A page of the UI: its own script and style, requests to itself only. */
+const PAGE_CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; " +
+  "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
-/** The token a request carries: `Authorization: Bearer T`, or Basic with T as the password. */
-function tokenOf(req: IncomingMessage): string | undefined {
+/** The cookie a browser signed in with keeps the token in. */
+const COOKIE = "ferry_token";
+
+/**
+ * The token a request carries: `Authorization: Bearer T`, Basic with T as
+ * the password, or the sign-in cookie (`fromCookie` then).
+ */
+function tokenOf(req: IncomingMessage): { token?: string; fromCookie: boolean } {
   const header = req.headers.authorization;
-  if (!header) return undefined;
-  const [scheme, value = ""] = header.trim().split(/\s+/, 2);
-  if (/^bearer$/i.test(scheme)) return value;
-  if (/^basic$/i.test(scheme)) {
-    const decoded = Buffer.from(value, "base64").toString("utf8");
-    return decoded.slice(decoded.indexOf(":") + 1);
+  if (header) {
+    const [scheme, value = ""] = header.trim().split(/\s+/, 2);
+    if (/^bearer$/i.test(scheme)) return { token: value, fromCookie: false };
+    if (/^basic$/i.test(scheme)) {
+      const decoded = Buffer.from(value, "base64").toString("utf8");
+      return { token: decoded.slice(decoded.indexOf(":") + 1), fromCookie: false };
+    }
   }
-  return undefined;
+  const cookie = /(?:^|;\s*)ferry_token=([^;]*)/.exec(req.headers.cookie ?? "")?.[1];
+  return cookie === undefined
+    ? { fromCookie: false }
+    : { token: decodeURIComponent(cookie), fromCookie: true };
 }
+
+/** Whether the request comes from a browser that wants a page (not from curl or a script). */
+function wantsPage(req: IncomingMessage): boolean {
+  return (req.method === "GET" || req.method === "HEAD") &&
+    /text\/html/.test(req.headers.accept ?? "");
+}
+
+/** Methods that change something: with the cookie, only from the UI's own script (CSRF). */
+const SAFE = new Set(["GET", "HEAD", "OPTIONS"]);
 
 /** Send an error as its status, with the message as text (or JSON when asked for). */
 function fail(req: IncomingMessage, res: ServerResponse, err: FerryError): void {
@@ -98,10 +119,27 @@ export async function handleRequest(
   req: IncomingMessage,
   res: ServerResponse,
   peer: string,
+  secure = false,
 ): Promise<void> {
   try {
+    if (req.url?.startsWith(UI_PREFIX)) return await ui(service, req, res, peer, secure);
     const target = parseTarget(req.url ?? "");
-    const who = await service.authenticate(peer, tokenOf(req));
+    const { token, fromCookie } = tokenOf(req);
+    // A cookie goes with every request a browser makes, whoever's page asked for it: a change
+    // needs the header only the UI's own script sets (another origin cannot, without CORS).
+    if (fromCookie && !SAFE.has(req.method ?? "") && req.headers["x-ferry-csrf"] !== "1") {
+      throw new FerryError(
+        "PERMISSION",
+        "refused: a change from a browser needs the UI's request header",
+      );
+    }
+    let who: Principal;
+    try {
+      who = await service.authenticate(peer, token);
+    } catch (err) {
+      if (!wantsPage(req)) throw err;
+      return page(res, 401, signInPage(req.url ?? "/", token !== undefined));
+    }
     switch (req.method) {
       case "GET":
       case "HEAD":
@@ -305,7 +343,9 @@ async function listing(
 ): Promise<void> {
   const entries: Entry[] = await Array.fromAsync(service.list(who, target.path));
   const json = target.query.has("json") || /application\/json/.test(req.headers.accept ?? "");
-  const body = json ? JSON.stringify(entries) : listingPage(target.path, entries);
+  // The page offers what the token may do; the server checks every request all the same.
+  const scope = service.readOnly ? "read" : who.scope;
+  const body = json ? JSON.stringify(entries) : listingPage(target.path, entries, scope);
   res.writeHead(200, {
     ...COMMON_HEADERS,
     "content-type": json ? "application/json" : "text/html; charset=utf-8",
@@ -314,6 +354,78 @@ async function listing(
     ...(!json && { "content-security-policy": PAGE_CSP }),
   });
   res.end(req.method === "HEAD" ? undefined : body);
+}
+
+/** Answer with an HTML page of the UI. */
+function page(
+  res: ServerResponse,
+  status: number,
+  body: string,
+  headers: Record<string, string> = {},
+): void {
+  res.writeHead(status, {
+    ...COMMON_HEADERS,
+    "content-type": "text/html; charset=utf-8",
+    "content-length": String(Buffer.byteLength(body)),
+    "content-security-policy": PAGE_CSP,
+    "cache-control": "no-store",
+    ...headers,
+  });
+  res.end(body);
+}
+
+/** The most bytes a sign-in form may have. */
+const FORM_LIMIT = 8 * 1024;
+
+/**
+ * The UI's own addresses: its script and style, and the sign-in form, which
+ * checks the token (with the same delay on failure as anywhere) and keeps
+ * it in an HttpOnly, SameSite=Strict cookie (Secure over TLS).
+ */
+async function ui(
+  service: FerryService,
+  req: IncomingMessage,
+  res: ServerResponse,
+  peer: string,
+  secure: boolean,
+): Promise<void> {
+  const name = (req.url ?? "").slice(UI_PREFIX.length).split("?")[0];
+  if (
+    (req.method === "GET" || req.method === "HEAD") && (name === "app.js" || name === "app.css")
+  ) {
+    const body = name === "app.js" ? UI_JS : UI_CSS;
+    res.writeHead(200, {
+      ...COMMON_HEADERS,
+      "content-type": name === "app.js"
+        ? "text/javascript; charset=utf-8"
+        : "text/css; charset=utf-8",
+      "content-length": String(Buffer.byteLength(body)),
+      "cache-control": "max-age=300",
+    });
+    return void res.end(req.method === "HEAD" ? undefined : body);
+  }
+  if (req.method === "POST" && name === "login") {
+    let form = "";
+    for await (const chunk of req) {
+      form += new TextDecoder().decode(chunk as Uint8Array);
+      if (form.length > FORM_LIMIT) throw new FerryError("LIMIT", "sign-in form too large");
+    }
+    const fields = new URLSearchParams(form);
+    const token = fields.get("token") ?? "";
+    const back = fields.get("back") ?? "/";
+    // Only a path on this server: never a redirect elsewhere.
+    const to = back.startsWith("/") && !back.startsWith("//") ? back : "/";
+    try {
+      await service.authenticate(peer, token);
+    } catch {
+      return page(res, 401, signInPage(to, true));
+    }
+    const cookie = `${COOKIE}=${encodeURIComponent(token)}; Path=/; HttpOnly; SameSite=Strict` +
+      (secure ? "; Secure" : "");
+    res.writeHead(303, { ...COMMON_HEADERS, location: to, "set-cookie": cookie });
+    return void res.end();
+  }
+  throw new FerryError("NOT_FOUND", `not found: ${name}`);
 }
 
 /** `sha-256=:BASE64:` from `Content-Digest` or `Repr-Digest`, as hex; undefined without one. */

@@ -1,0 +1,130 @@
+/**
+ * Integration: the web UI in a real browser, Debian's chromium driven by
+ * playwright-core: sign in with a token, browse, upload a folder with its
+ * layout, download a file and compare its bytes, make a folder, rename,
+ * delete; a read token sees no delete button and is refused if it tries
+ * anyway. Screenshots of the UI, light and dark, go to docs/ with
+ * `FERRY_SCREENSHOTS=1`.
+ *
+ * Skipped, saying so, where chromium is missing (`.ci/run` installs it).
+ */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { randomBytes, startServer, tempDir } from "./helpers.ts";
+
+const CHROMIUM = "/usr/bin/chromium";
+const hasChromium = await Deno.stat(CHROMIUM).then(() => true, () => false);
+if (!hasChromium) console.error(`browser tests skipped: no ${CHROMIUM} (apt-get install chromium)`);
+
+/** Where the screenshots go: docs/ when asked for (`FERRY_SCREENSHOTS=1`), else nowhere kept. */
+const SHOTS = Deno.env.get("FERRY_SCREENSHOTS") === "1"
+  ? new URL("../docs/", import.meta.url).pathname
+  : undefined;
+
+Deno.test({
+  name:
+    "the web UI in chromium: sign in, browse, upload a folder, download, new folder, rename, delete, scopes",
+  ignore: !hasChromium,
+  // playwright keeps timers of its own between steps.
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const { chromium } = await import("playwright-core");
+    await using local = await tempDir();
+    const [READ, ADMIN] = ["r".repeat(32), "a".repeat(32)];
+    await Deno.writeTextFile(join(local.path, "tokens"), `${READ} read\n${ADMIN} admin\n`);
+    await using server = await startServer({ args: ["--tokens", join(local.path, "tokens")] });
+    const data = randomBytes(300_000);
+    await Deno.mkdir(join(server.root, "releases"));
+    await Deno.writeFile(join(server.root, "releases", "app.bin"), data);
+    await Deno.writeTextFile(join(server.root, "notes.txt"), "notes");
+    const folder = join(local.path, "site");
+    await Deno.mkdir(join(folder, "css"), { recursive: true });
+    await Deno.writeTextFile(join(folder, "index.html"), "<h1>site</h1>");
+    await Deno.writeTextFile(join(folder, "css", "main.css"), "body{}");
+    const base = `http://${server.address}`;
+
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
+    try {
+      const admin = await browser.newContext({ acceptDownloads: true, colorScheme: "light" });
+      const page = await admin.newPage();
+      page.on("dialog", (d) => d.accept(d.type() === "prompt" ? nextPrompt.shift() : undefined));
+      const nextPrompt: string[] = [];
+
+      // Sign in once: the token goes into an HttpOnly cookie.
+      await page.goto(`${base}/`);
+      await page.fill("#token", ADMIN);
+      await page.click("button[type=submit]");
+      await page.waitForSelector("tr[data-name=releases]");
+      const cookies = await admin.cookies();
+      assert.ok(
+        cookies.some((c) => c.name === "ferry_token" && c.httpOnly && c.sameSite === "Strict"),
+      );
+
+      // Browse into a directory, download a file, compare bytes.
+      await page.click("a[href='/releases/']");
+      await page.waitForSelector("tr[data-name='app.bin']");
+      const [download] = await Promise.all([
+        page.waitForEvent("download"),
+        page.click("tr[data-name='app.bin'] a.download"),
+      ]);
+      const saved = join(local.path, "app.bin");
+      await download.saveAs(saved);
+      assert.deepEqual(await Deno.readFile(saved), data);
+
+      // Upload a folder through the picker: its layout is kept.
+      await page.goto(`${base}/`);
+      await page.setInputFiles("#folder", folder);
+      await page.waitForSelector("tr[data-name=site]", { timeout: 15_000 });
+      assert.equal(await Deno.readTextFile(join(server.root, "site", "css", "main.css")), "body{}");
+      assert.equal(
+        await Deno.readTextFile(join(server.root, "site", "index.html")),
+        "<h1>site</h1>",
+      );
+
+      // New folder, rename, delete.
+      nextPrompt.push("made");
+      await page.click("#mkdir");
+      await page.waitForSelector("tr[data-name=made]");
+      nextPrompt.push("notes-renamed.txt");
+      await page.click("tr[data-name='notes.txt'] button.rename");
+      await page.waitForSelector("tr[data-name='notes-renamed.txt']");
+      assert.equal(await Deno.readTextFile(join(server.root, "notes-renamed.txt")), "notes");
+      await page.click("tr[data-name=made] button.delete");
+      await page.waitForSelector("tr[data-name=made]", { state: "detached" });
+      assert.equal(await Deno.stat(join(server.root, "made")).catch(() => null), null);
+
+      // Screenshots, light and dark.
+      await page.goto(`${base}/`);
+      await page.waitForSelector("tr[data-name=site]");
+      const light = await page.screenshot({ path: SHOTS && join(SHOTS, "ui-light.png") });
+      await page.emulateMedia({ colorScheme: "dark" });
+      const dark = await page.screenshot({ path: SHOTS && join(SHOTS, "ui-dark.png") });
+      assert.notDeepEqual(light, dark, "the dark theme differs");
+
+      // A read token sees no delete button, and is refused if it tries anyway.
+      const reader = await browser.newContext();
+      const readPage = await reader.newPage();
+      await readPage.goto(`${base}/`);
+      await readPage.fill("#token", READ);
+      await readPage.click("button[type=submit]");
+      await readPage.waitForSelector("tr[data-name=releases]");
+      assert.equal(await readPage.locator("button.delete").count(), 0);
+      assert.equal(await readPage.locator("#tools").isHidden(), true);
+      const status = await readPage.evaluate(() =>
+        fetch("/releases/app.bin", { method: "DELETE", headers: { "x-ferry-csrf": "1" } })
+          .then((r) => r.status)
+      );
+      assert.equal(status, 403);
+      // Without the UI's header, a cookie alone changes nothing (another site's form could send one).
+      const forged = await readPage.evaluate(() =>
+        fetch("/releases/app.bin", { method: "DELETE" }).then((r) => r.status)
+      );
+      assert.equal(forged, 403);
+      assert.ok((await Deno.stat(join(server.root, "releases", "app.bin"))).isFile);
+    } finally {
+      await browser.close();
+    }
+  },
+});
