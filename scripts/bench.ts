@@ -23,6 +23,7 @@ import { sshContenders } from "./bench/contenders/ssh.ts";
 import { makeFixtures } from "./bench/fixtures.ts";
 import { cannotShape, measureInLink } from "./bench/link.ts";
 import { peakRss } from "./bench/measure.ts";
+import { httpNumbers } from "./bench/http.ts";
 import { bigFileMemory } from "./bench/memory.ts";
 import { type BenchOptions, type Link, parseOptions } from "./bench/options.ts";
 import {
@@ -62,8 +63,11 @@ async function measure(options: BenchOptions, link: Link): Promise<BenchResults>
   const concurrent = loopback
     ? await concurrentClients(workspace, ferry, options.clients)
     : undefined;
+  const http = loopback
+    ? await httpNumbers(workspace, ferry, fixtures, size, options.reps)
+    : undefined;
   const iperf = await tcpCeiling(workspace);
-  return { rows, size, ferrydPeakSerial, big, concurrent, iperf, notes: workspace.notes };
+  return { rows, size, ferrydPeakSerial, big, concurrent, http, iperf, notes: workspace.notes };
 }
 
 const options = parseOptions(Deno.args);

@@ -8,6 +8,7 @@
 
 import type { ConcurrentResult } from "./concurrent.ts";
 import { median, MIB } from "./measure.ts";
+import type { HttpResult } from "./http.ts";
 import type { BigFileMemory } from "./memory.ts";
 import type { BenchOptions, Link } from "./options.ts";
 import type { Results, Row } from "./rounds.ts";
@@ -24,6 +25,8 @@ export interface BenchResults {
   big?: BigFileMemory;
   /** The concurrent clients (loopback only). */
   concurrent?: ConcurrentResult;
+  /** HTTP on ferryd's port against the protocol (loopback only, with curl). */
+  http?: HttpResult;
   /** iperf3's throughput in MiB/s, when installed. */
   iperf?: number;
   /** Notes on missing or replaced peers. */
@@ -55,7 +58,7 @@ interface Target {
   /** Met when the value is at least this (or at most, with `atMost`). */
   bound: number;
   atMost?: boolean;
-  unit: "x" | "MiB";
+  unit: "x" | "MiB" | "/s";
 }
 
 /** The report, as Markdown (before `deno fmt` aligns its tables). */
@@ -85,6 +88,18 @@ export function renderReport(options: BenchOptions, sections: Section[]): string
         "",
       );
     }
+    if (r.http) {
+      const h = r.http;
+      body.push(
+        "HTTP on ferryd's port, the same large file, alternating with the ferry client: " +
+          `curl downloads at ${h.curlGet.toFixed(0)} MiB/s (ferry get ${h.ferryGet.toFixed(0)}), ` +
+          `uploads at ${h.curlPut.toFixed(0)} MiB/s (ferry put ${h.ferryPut.toFixed(0)}); ` +
+          `ferryd peaked at ${mib(h.ferrydPeakGet)} MiB during the downloads and ` +
+          `${mib(h.ferrydPeakPut)} MiB during the uploads. Keep-alive GETs of a 4 KiB file ` +
+          `(${h.getsBy}, ${h.gets} in all): ${h.getsPerSecond.toFixed(0)} a second.`,
+        "",
+      );
+    }
     if (r.big) {
       body.push(
         `Memory with a ${options.big / MIB} MiB file: ferry peak RSS ${mib(r.big.put)} MiB (put) ` +
@@ -110,10 +125,8 @@ export function renderReport(options: BenchOptions, sections: Section[]): string
     "| target | measured | needed | |",
     "|---|---:|---:|---|",
     ...targets.map((t) =>
-      `| ${t.what} | ${
-        t.value === undefined ? "–" : `${t.value.toFixed(2)}${t.unit === "x" ? "x" : " MiB"}`
-      } | ` +
-      `${t.atMost ? "≤" : "≥"} ${t.bound}${t.unit === "x" ? "x" : " MiB"} | ${verdict(t)} |`
+      `| ${t.what} | ${t.value === undefined ? "–" : amount(t.value, t.unit)} | ` +
+      `${t.atMost ? "≤" : "≥"} ${t.bound}${unitText(t.unit)} | ${verdict(t)} |`
     ),
     "",
     ...body,
@@ -241,6 +254,26 @@ function targetsOf(options: BenchOptions, link: Link, r: BenchResults): Target[]
         unit: "MiB",
       });
     }
+    if (r.http) {
+      const h = r.http;
+      out.push(
+        t(`${where}: HTTP download (curl) ÷ ferry get`, h.curlGet / h.ferryGet, 0.8),
+        t(`${where}: HTTP upload (curl) ÷ ferry put`, h.curlPut / h.ferryPut, 0.7),
+        {
+          what: `${where}: HTTP keep-alive GETs of 4 KiB`,
+          value: h.getsPerSecond,
+          bound: 10_000,
+          unit: "/s",
+        },
+        {
+          what: `${where}: ferryd peak RSS, HTTP 1 GiB either way`,
+          value: Math.max(h.ferrydPeakGet, h.ferrydPeakPut) / MIB,
+          bound: 150,
+          atMost: true,
+          unit: "MiB",
+        },
+      );
+    }
     if (r.concurrent) {
       out.push({
         what: `${where}: ferryd peak RSS, ${options.clients} clients`,
@@ -273,6 +306,14 @@ function targetsOf(options: BenchOptions, link: Link, r: BenchResults): Target[]
 
 function t(what: string, value: number | undefined, bound: number): Target {
   return { what, value, bound, unit: "x" };
+}
+
+function unitText(unit: Target["unit"]): string {
+  return unit === "x" ? "x" : unit === "/s" ? "/s" : " MiB";
+}
+
+function amount(value: number, unit: Target["unit"]): string {
+  return `${value.toFixed(unit === "/s" ? 0 : 2)}${unitText(unit)}`;
 }
 
 function verdict(t: Target): string {

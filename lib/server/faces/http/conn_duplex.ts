@@ -30,6 +30,7 @@ export class ConnDuplex extends Duplex {
   readonly #buffer = new Uint8Array(READ_SIZE);
   #reading = false;
   #idleMs = 0;
+  #last = 0;
   #idleTimer: ReturnType<typeof setTimeout> | undefined;
 
   /** Wrap `conn`, from `peer`; nothing else may read or write it. */
@@ -62,6 +63,23 @@ export class ConnDuplex extends Duplex {
     }, callback);
   }
 
+  /** A response's headers and body, queued together, go out in one write. */
+  override _writev(
+    chunks: { chunk: Uint8Array }[],
+    callback: (err?: Error | null) => void,
+  ): void {
+    if (chunks.length === 1) return this._write(chunks[0].chunk, "", callback);
+    let size = 0;
+    for (const { chunk } of chunks) size += chunk.length;
+    const all = new Uint8Array(size);
+    let at = 0;
+    for (const { chunk } of chunks) {
+      all.set(chunk, at);
+      at += chunk.length;
+    }
+    this._write(all, "", callback);
+  }
+
   async #writeAll(chunk: Uint8Array): Promise<void> {
     for (let off = 0; off < chunk.length;) off += await this.#conn.write(chunk.subarray(off));
   }
@@ -84,15 +102,28 @@ export class ConnDuplex extends Duplex {
   setTimeout(ms: number, onTimeout?: () => void): this {
     this.#idleMs = ms;
     if (onTimeout) this.once("timeout", onTimeout);
+    clearTimeout(this.#idleTimer);
+    this.#idleTimer = undefined;
     this.#active();
+    if (ms > 0) this.#arm(ms);
     return this;
   }
 
+  /**
+   * Note activity. A timer per read or write cost more than the request it
+   * timed: the one timer, when it fires, checks the last activity and waits
+   * again for what is left.
+   */
   #active(): void {
-    clearTimeout(this.#idleTimer);
-    this.#idleTimer = this.#idleMs > 0
-      ? setTimeout(() => this.emit("timeout"), this.#idleMs)
-      : undefined;
+    this.#last = performance.now();
+  }
+
+  #arm(ms: number): void {
+    this.#idleTimer = setTimeout(() => {
+      const idle = performance.now() - this.#last;
+      if (idle >= this.#idleMs) this.emit("timeout");
+      else if (this.#idleMs > 0) this.#arm(this.#idleMs - idle);
+    }, ms);
   }
 
   /** TCP_NODELAY is set on every connection already. */

@@ -13,7 +13,7 @@ import { Buffer } from "node:buffer";
 import { hasher } from "../../../checksum/checksum.ts";
 import type { Entry } from "../../../commands.ts";
 import { FerryError, toFerryError } from "../../../util/errors.ts";
-import type { FerryService, Principal } from "../../service.ts";
+import type { FerryService, OutgoingFile, Principal } from "../../service.ts";
 import { listingPage, signInPage } from "./listing.ts";
 import { UI_CSS, UI_JS, UI_PREFIX } from "./ui_assets.ts";
 import { contentType, parseTarget, type RequestTarget, urlOf } from "./request_path.ts";
@@ -211,23 +211,33 @@ async function getOrHead(
   req: IncomingMessage,
   res: ServerResponse,
 ): Promise<void> {
-  const entry = await service.stat(who, target.path);
-  if (entry.type === "dir") return await listing(service, who, target, req, res);
-  if (entry.type !== "file") {
-    throw new FerryError("NOT_A_FILE", `not a file: ${target.path}`);
+  // Most requests name a file: it is opened at once, and a directory found so instead.
+  let file: OutgoingFile;
+  try {
+    file = await service.download(who, { path: target.path, offset: 0, algorithm: "xxh128" });
+  } catch (err) {
+    if (toFerryError(err).code !== "NOT_A_FILE") throw err;
+    const entry = await service.stat(who, target.path);
+    if (entry.type !== "dir") throw err;
+    return await listing(service, who, target, req, res);
   }
-  const size = entry.size;
+  const size = file.size;
   const range = parseRange(req.headers.range, size);
   if (range === "unsatisfiable") {
+    file.close();
     res.writeHead(416, { ...COMMON_HEADERS, "content-range": `bytes */${size}` });
     return void res.end();
   }
-  const file = await service.download(who, {
-    path: target.path,
-    offset: 0,
-    algorithm: "xxh128",
-    start: range?.start ?? 0,
-  });
+  if (range && range.start > 0) {
+    // The one place a read starts inside a file: see DownloadRequest.start.
+    file.close();
+    file = await service.download(who, {
+      path: target.path,
+      offset: 0,
+      algorithm: "xxh128",
+      start: range.start,
+    });
+  }
   try {
     const etag = file.known ? `"${file.known.algorithm}-${file.known.hex}"` : undefined;
     const modified = new Date(Math.floor(file.mtime / 1000) * 1000).toUTCString();
@@ -275,8 +285,24 @@ async function pump(
   res: ServerResponse,
   hash: boolean,
 ): Promise<{ algorithm: "xxh128"; hex: string } | undefined> {
-  const buffers = [new Uint8Array(CHUNK), new Uint8Array(CHUNK)];
+  // A small file needs no more than its size: allocating two whole chunks per request cost
+  // more than serving a 4 KiB file.
+  const size = Math.max(1, Math.min(CHUNK, length));
+  const buffers = [new Uint8Array(size), new Uint8Array(length > CHUNK ? size : 0)];
   const h = hash ? hasher("xxh128") : undefined;
+  if (length <= CHUNK) {
+    // One read, and the body leaves with the end of the response: one write, not three.
+    const buf = buffers[0].subarray(0, length);
+    for (let at = 0; at < length;) {
+      const n = await source.read(buf.subarray(at));
+      if (n === null || n === 0) throw new FerryError("INTEGRITY", "the file shrank while sent");
+      at += n;
+    }
+    h?.update(buf);
+    source.check?.();
+    await new Promise<void>((resolve) => res.end(buf, resolve));
+    return h?.digest() as { algorithm: "xxh128"; hex: string } | undefined;
+  }
   const flushed: (Promise<void> | undefined)[] = [undefined, undefined];
   let sent = 0;
   for (let i = 0; sent < length; i ^= 1) {

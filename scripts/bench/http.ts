@@ -1,0 +1,151 @@
+/**
+ * ferryd's HTTP face against its own protocol, in the same run: curl
+ * downloading and uploading the large file against the ferry client doing
+ * the same, alternating; keep-alive GETs of a small file per second; and
+ * ferryd's peak RSS during each HTTP transfer.
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import type { Ferry } from "./contenders/ferry.ts";
+import type { Fixtures } from "./fixtures.ts";
+import { median, MIB, peakRss, timed } from "./measure.ts";
+import type { Workspace } from "./workspace.ts";
+
+/** What the HTTP face measured. */
+export interface HttpResult {
+  /** curl's download and upload of the large file, MiB/s (medians). */
+  curlGet: number;
+  curlPut: number;
+  /** The ferry client's, alternated with curl's, MiB/s (medians). */
+  ferryGet: number;
+  ferryPut: number;
+  /** Keep-alive GETs of a 4 KiB file per second, one curl on one connection. */
+  getsPerSecond: number;
+  /** How many GETs that was. */
+  gets: number;
+  /** What made them: `wrk -t2 -c8`, or four curls. */
+  getsBy: string;
+  /** ferryd's peak RSS during curl's downloads and uploads, bytes. */
+  ferrydPeakGet: number;
+  ferrydPeakPut: number;
+}
+
+/** Reset a process's peak RSS (VmHWM) to its current RSS, where the kernel allows it. */
+function resetPeak(pid: number): void {
+  try {
+    Deno.writeTextFileSync(`/proc/${pid}/clear_refs`, "5");
+  } catch {
+    // Not allowed here: the peak is then the process's lifetime peak, an upper bound.
+  }
+}
+
+/** Whether curl is installed. */
+async function hasCurl(): Promise<boolean> {
+  return await new Deno.Command("curl", { args: ["--version"], stdout: "null" }).output()
+    .then((o) => o.success, () => false);
+}
+
+/** Measure HTTP against the protocol on `ferry`; undefined without curl. */
+export async function httpNumbers(
+  workspace: Workspace,
+  ferry: Ferry,
+  fixtures: Fixtures,
+  size: number,
+  reps: number,
+): Promise<HttpResult | undefined> {
+  if (!await hasCurl()) return undefined;
+  const base = `http://${ferry.address}`;
+  await ferry.client("put", fixtures.file, "http.bin");
+  const rate = (seconds: number) => size / MIB / seconds;
+  const curlGet: number[] = [], curlPut: number[] = [];
+  const ferryGet: number[] = [], ferryPut: number[] = [];
+  let peakGet = 0, peakPut = 0;
+  for (let rep = 0; rep < reps; rep++) {
+    // Each goes first in turn.
+    const pairs: [() => Promise<void>, () => Promise<void>][] = [[
+      async () => {
+        resetPeak(ferry.pid);
+        const dst = join(await fixtures.freshDst(), "http.bin");
+        curlGet.push(rate((await timed("curl", ["-fsS", "-o", dst, `${base}/http.bin`])).seconds));
+        peakGet = Math.max(peakGet, peakRss(ferry.pid));
+      },
+      async () => {
+        const dst = join(await fixtures.freshDst(), "http.bin");
+        ferryGet.push(rate((await ferry.client("get", "http.bin", dst)).seconds));
+      },
+    ], [
+      async () => {
+        resetPeak(ferry.pid);
+        const put = await timed("curl", [
+          "-fsS",
+          "-T",
+          fixtures.file,
+          `${base}/http-up-${rep}.bin`,
+        ]);
+        curlPut.push(rate(put.seconds));
+        peakPut = Math.max(peakPut, peakRss(ferry.pid));
+      },
+      async () => {
+        ferryPut.push(
+          rate((await ferry.client("put", fixtures.file, `ferry-up-${rep}.bin`)).seconds),
+        );
+      },
+    ]];
+    for (const [a, b] of pairs) {
+      if (rep % 2 === 0) {
+        await a();
+        await b();
+      } else {
+        await b();
+        await a();
+      }
+    }
+  }
+  // Small GETs on keep-alive connections: wrk where it is installed (8 connections, 2 threads,
+  // 5 s), else four curls of many URLs each; GETs a second either way.
+  const small = join(workspace.dir, "small.bin");
+  await Deno.writeFile(small, new Uint8Array(4096));
+  await ferry.client("put", small, "small.bin");
+  const { gets, getsPerSecond, tool } = await smallGets(workspace, `${base}/small.bin`);
+  await ferry.resetRoot();
+  return {
+    curlGet: median(curlGet),
+    curlPut: median(curlPut),
+    ferryGet: median(ferryGet),
+    ferryPut: median(ferryPut),
+    getsPerSecond,
+    gets,
+    getsBy: tool,
+    ferrydPeakGet: peakGet,
+    ferrydPeakPut: peakPut,
+  };
+}
+
+/** GETs of `url` a second over keep-alive connections, by wrk or, without it, curl. */
+async function smallGets(
+  workspace: Workspace,
+  url: string,
+): Promise<{ gets: number; getsPerSecond: number; tool: string }> {
+  const wrk = await new Deno.Command("wrk", { args: ["--version"], stdout: "null", stderr: "null" })
+    .output().then(() => true, () => false);
+  if (wrk) {
+    const out = await new Deno.Command("wrk", { args: ["-t2", "-c8", "-d5s", url] }).output();
+    const text = new TextDecoder().decode(out.stdout);
+    const perSecond = Number(/Requests\/sec:\s+([\d.]+)/.exec(text)?.[1] ?? 0);
+    const total = Number(/(\d+) requests in/.exec(text)?.[1] ?? 0);
+    if (/Non-2xx/.test(text)) throw new Error(`wrk saw failed requests: ${text}`);
+    return { gets: total, getsPerSecond: perSecond, tool: "wrk -t2 -c8" };
+  }
+  const each = 3000;
+  const config = join(workspace.dir, "gets.curl");
+  await Deno.writeTextFile(config, `url = "${url}"\noutput = "/dev/null"\n`.repeat(each));
+  const started = performance.now();
+  await Promise.all(Array.from({ length: 4 }, () => timed("curl", ["-fsS", "-K", config])));
+  return {
+    gets: 4 * each,
+    getsPerSecond: (4 * each) / ((performance.now() - started) / 1000),
+    tool: "four curls",
+  };
+}
