@@ -9,16 +9,13 @@
  * @module
  */
 
-import { hashBytes } from "../checksum/checksum.ts";
 import { errorToMessage, parseTreeReply } from "../commands.ts";
-import { FrameType, HEADER_SIZE } from "../frame.ts";
+import { FrameType } from "../frame.ts";
 import { plainDirectory } from "../fs/directory.ts";
 import { readLocalTree } from "../fs/tree_read.ts";
 import { escapeName } from "../util/display.ts";
 import { connectionLost, type ErrorCode, FerryError, toFerryError } from "../util/errors.ts";
-import { ChunkCompressor } from "../wire/compress.ts";
-import { fileOverhead, TreeWriter } from "../wire/tree_records.ts";
-import { MAX_PATH_BYTES } from "../commands.ts";
+import { inlineMax, sendTreeRecords } from "../wire/tree_send.ts";
 import type { Connection } from "./connection.ts";
 import type { Outcome } from "./report.ts";
 import type { DirectoryTimes } from "./tree_get.ts";
@@ -67,33 +64,6 @@ export async function sendTree(
   let localError: FerryError | undefined;
 
   const body = async (id: number) => {
-    const buf = conn.sendBuf;
-    const half = buf.length >> 1;
-    const halves = [buf.subarray(0, half), buf.subarray(half)];
-    const writers = halves.map((h) => new TreeWriter(h.subarray(HEADER_SIZE), algorithm));
-    const inlineMax = half - HEADER_SIZE - fileOverhead(MAX_PATH_BYTES, algorithm);
-    const compressor = conn.welcome.compress ? new ChunkCompressor() : undefined;
-    const packedHalves: Uint8Array[] = [];
-    let i = 0;
-    let w = writers[0];
-    let writing: Promise<void> | undefined;
-    let files = 0, bytes = 0;
-    const flush = async () => {
-      const payload = w.bytes();
-      const packed = compressor?.compress(payload);
-      await writing;
-      if (packed) {
-        const framed = packedHalves[i] ??= new Uint8Array(half);
-        framed.set(packed, HEADER_SIZE);
-        writing = conn.frames.sendFramed(FrameType.ZDATA, id, framed, packed.length);
-      } else {
-        writing = conn.frames.sendFramed(FrameType.DATA, id, halves[i], payload.length);
-      }
-      writing.catch(() => {});
-      i ^= 1;
-      w = writers[i];
-      w.reset();
-    };
     const source = {
       real: local,
       display: local,
@@ -102,60 +72,53 @@ export async function sendTree(
       named: (path: string) =>
         `cannot read local ${escapeName(path === local ? local : localPrefix + path)}`,
     };
+    const buf = conn.sendBuf;
+    const items = readLocalTree(source, inlineMax(buf.length, algorithm));
+    let counts: { files: number; bytes: number };
     try {
-      for await (const item of readLocalTree(source, inlineMax)) {
+      counts = await sendTreeRecords(conn.frames, id, buf, items, {
+        algorithm,
+        compress: conn.welcome.compress !== undefined,
         // The server refused the tree (or the connection failed): stop reading.
-        if (!conn.waiting(id)) throw new FerryError("CANCELLED", "tree upload stopped");
-        const to = prefix + item.path;
-        if (item.kind === "skip") {
-          if (item.error) report(to, { error: item.error });
-          else report(to, { skipped: item.skipped });
-          result.paths.push(to);
-          continue;
-        }
-        if (item.kind === "dir") {
-          result.dirs.push({
-            path: item.path === "" ? remote : to,
-            mode: item.mode,
-            mtime: item.mtime,
-          });
-          if (item.path === "") continue; // The request names it.
-          result.paths.push(to);
-          dirs.add(to);
-          if (!w.addDir(item.path, item.mode, item.mtime)) {
-            await flush();
-            w.addDir(item.path, item.mode, item.mtime);
+        stopped: () =>
+          conn.waiting(id) ? undefined : new FerryError("CANCELLED", "tree upload stopped"),
+        // What the server need not hear of: the tree's own directory (the request names it),
+        // larger files (sent on their own after), entries left out (reported here).
+        send: (item) => {
+          const to = prefix + item.path;
+          if (item.kind === "dir") {
+            result.dirs.push({
+              path: item.path === "" ? remote : to,
+              mode: item.mode,
+              mtime: item.mtime,
+            });
+            if (item.path === "") return false;
+            dirs.add(to);
+          } else if (item.kind === "file") {
+            result.deferred.push({ from: localPrefix + item.path, to, size: item.size });
+            result.paths.push(to);
+            return false;
+          } else {
+            report(to, item.error ? { error: item.error } : { skipped: item.skipped });
+            result.paths.push(to);
+            return false;
           }
-          continue;
-        }
-        result.paths.push(to);
-        if (!item.read) {
-          result.deferred.push({ from: localPrefix + item.path, to, size: item.size });
-          continue;
-        }
-        const { path, mode, mtime, size } = item;
-        let content = w.beginFile(path, mode, mtime, size);
-        if (!content) {
-          await flush();
-          content = w.beginFile(path, mode, mtime, size)!;
-        }
-        try {
-          item.read(content);
-        } catch (err) {
-          w.dropFile();
-          report(to, { error: toFerryError(err, `local ${escapeName(localPrefix + path)}`) });
-          continue;
-        }
-        const hex = hashBytes(algorithm, content);
-        w.endFile(hex);
-        sent.push({ path: to, bytes: size, hex });
-        files++;
-        bytes += size;
-      }
-      if (w.length > 0) await flush();
-      await writing;
+          result.paths.push(to);
+          return true;
+        },
+        sent: (path, size, hex) => {
+          sent.push({ path: prefix + path, bytes: size, hex });
+          result.paths.push(prefix + path);
+        },
+        unreadable: (path, err) => {
+          report(prefix + path, {
+            error: toFerryError(err, `local ${escapeName(localPrefix + path)}`),
+          });
+          result.paths.push(prefix + path);
+          return false;
+        },
+      });
     } catch (err) {
-      await writing?.catch(() => {});
       const e = toFerryError(err);
       if (connectionLost(e)) throw e;
       if (e.code !== "CANCELLED") {
@@ -165,7 +128,7 @@ export async function sendTree(
       await conn.frames.sendMessage(FrameType.ERROR, id, errorToMessage(localError ?? e));
       return;
     }
-    await conn.frames.sendMessage(FrameType.END, id, { files, bytes });
+    await conn.frames.sendMessage(FrameType.END, id, counts);
   };
 
   const message = { op: "puttree" as const, path: remote, noClobber: options.noClobber ?? false };

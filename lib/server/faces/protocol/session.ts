@@ -7,7 +7,7 @@
  * @module
  */
 
-import { type Algorithm, ALGORITHMS, type Digest, hashBytes } from "../../../checksum/checksum.ts";
+import { type Algorithm, ALGORITHMS, type Digest } from "../../../checksum/checksum.ts";
 import {
   endMessage,
   type Entry,
@@ -18,7 +18,6 @@ import {
   type Hello,
   type ListOptions,
   MAX_PAGE_ENTRIES,
-  MAX_PATH_BYTES,
   parseHello,
   parseRequest,
   parseTreeReply,
@@ -43,14 +42,10 @@ import { connectionLost, FerryError, toFerryError } from "../../../util/errors.t
 import { utf8Length } from "../../../util/utf8.ts";
 import { VERSION } from "../../../util/version.ts";
 import { BodyReceiver, sendBody } from "../../../wire/body.ts";
-import { ChunkCompressor, decompressChunk } from "../../../wire/compress.ts";
+import { decompressChunk } from "../../../wire/compress.ts";
 import { type ByteConn, FrameConn } from "../../../wire/frame_conn.ts";
-import {
-  decodeRecords,
-  fileOverhead,
-  type TreeRecord,
-  TreeWriter,
-} from "../../../wire/tree_records.ts";
+import { decodeRecords, type TreeRecord } from "../../../wire/tree_records.ts";
+import { inlineMax, sendTreeRecords } from "../../../wire/tree_send.ts";
 import type { FerryService, IncomingFile, IncomingTree, Principal } from "../../service.ts";
 import type { Face, FaceSession } from "../face.ts";
 
@@ -420,83 +415,13 @@ class Session implements FaceSession {
   async #tree(id: number, who: Principal, req: TreeRequest): Promise<void> {
     const algorithm = this.#welcome.checksum;
     const buf = this.#buffer();
-    const half = buf.length >> 1;
-    const halves = [buf.subarray(0, half), buf.subarray(half)];
-    const writers = halves.map((h) => new TreeWriter(h.subarray(HEADER_SIZE), algorithm));
-    // The biggest file that fits in one frame with the longest path.
-    const inlineMax = half - HEADER_SIZE - fileOverhead(MAX_PATH_BYTES, algorithm);
-    const compressor = this.#welcome.compress ? new ChunkCompressor() : undefined;
-    const packedHalves: Uint8Array[] = [];
-    let i = 0;
-    let w = writers[0];
-    let writing: Promise<void> | undefined;
-    let files = 0, bytes = 0;
-    const flush = async () => {
-      const payload = w.bytes();
-      const packed = compressor?.compress(payload);
-      await writing;
-      if (packed) {
-        const framed = packedHalves[i] ??= new Uint8Array(half);
-        framed.set(packed, HEADER_SIZE);
-        writing = this.#fc.sendFramed(FrameType.ZDATA, id, framed, packed.length);
-      } else {
-        writing = this.#fc.sendFramed(FrameType.DATA, id, halves[i], payload.length);
-      }
-      writing.catch(() => {});
-      i ^= 1;
-      w = writers[i];
-      w.reset();
-    };
-    try {
-      for await (const item of this.#service.tree(who, req.path, { inlineMax })) {
-        if (item.kind === "dir") {
-          if (!w.addDir(item.path, item.mode, item.mtime)) {
-            await flush();
-            w.addDir(item.path, item.mode, item.mtime);
-          }
-        } else if (item.kind === "skip") {
-          const why = item.error
-            ? errorToMessage(item.error)
-            : { skipped: item.skipped ?? "other" };
-          if (!w.addSkip(item.path, why)) {
-            await flush();
-            w.addSkip(item.path, why);
-          }
-        } else if (!item.read) {
-          if (!w.addLarge(item.path, item.mode, item.mtime, item.size)) {
-            await flush();
-            w.addLarge(item.path, item.mode, item.mtime, item.size);
-          }
-        } else {
-          const { path, mode, mtime, size } = item;
-          let content = w.beginFile(path, mode, mtime, size);
-          if (!content) {
-            await flush();
-            content = w.beginFile(path, mode, mtime, size)!;
-          }
-          try {
-            const reading = item.read(content);
-            if (reading instanceof Promise) await reading;
-          } catch (err) {
-            w.dropFile();
-            const why = errorToMessage(toFerryError(err));
-            if (!w.addSkip(path, why)) {
-              await flush();
-              w.addSkip(path, why);
-            }
-            continue;
-          }
-          w.endFile(hashBytes(algorithm, content));
-          files++;
-          bytes += size;
-        }
-      }
-      if (w.length > 0) await flush();
-      await writing;
-    } catch (err) {
-      await writing?.catch(() => {});
-      throw err;
-    }
+    const items = this.#service.tree(who, req.path, {
+      inlineMax: inlineMax(buf.length, algorithm),
+    });
+    const { files, bytes } = await sendTreeRecords(this.#fc, id, buf, items, {
+      algorithm,
+      compress: this.#welcome.compress === "zstd",
+    });
     await this.#fc.postMessage(FrameType.REPLY, id, { files, bytes });
   }
 

@@ -1,0 +1,144 @@
+/**
+ * Sending a tree as one stream, the same for ferryd's `tree` answer and the
+ * client's `puttree` body: walk the items, pack their records into frames
+ * in two halves of the send buffer (the next is packed while the last is
+ * written), compress a frame that shrinks, and read each small file
+ * straight into its record.
+ *
+ * @module
+ */
+
+import { type Algorithm, hashBytes } from "../checksum/checksum.ts";
+import { errorToMessage, MAX_PATH_BYTES } from "../commands.ts";
+import { FrameType, HEADER_SIZE } from "../frame.ts";
+import type { TreeItem } from "../storage/storage.ts";
+import { type FerryError, toFerryError } from "../util/errors.ts";
+import { ChunkCompressor } from "./compress.ts";
+import type { FrameConn } from "./frame_conn.ts";
+import { fileOverhead, TreeWriter } from "./tree_records.ts";
+
+/**
+ * The largest file that goes inline, for a send buffer of `bufLength` bytes
+ * (two frames): whatever fits in one frame with the longest path.
+ *
+ * @example
+ * ```ts
+ * import { inlineMax } from "./tree_send.ts";
+ * console.assert(inlineMax(2 * (9 + 262144), "xxh128") > 250 * 1024);
+ * ```
+ */
+export function inlineMax(bufLength: number, algorithm: Algorithm): number {
+  return (bufLength >> 1) - HEADER_SIZE - fileOverhead(MAX_PATH_BYTES, algorithm);
+}
+
+/** What the side that sends decides and hears (every hook optional: send everything). */
+export interface TreeSendOptions {
+  /** The connection's checksum, which FILE records carry. */
+  algorithm: Algorithm;
+  /** Compress frames that shrink (the connection agreed to zstd). */
+  compress: boolean;
+  /** Whether to send this item, which is no file read inline (default: yes). */
+  send?(item: TreeItem): boolean;
+  /** A small file went into the stream, with its checksum. */
+  sent?(path: string, size: number, hex: string): void;
+  /** A small file could not be read: send a SKIP record with the error (true, the default)? */
+  unreadable?(path: string, err: FerryError): boolean;
+  /** Stop: checked before each item; the send throws CANCELLED-like `err` it returns. */
+  stopped?(): FerryError | undefined;
+}
+
+/**
+ * Send `items` on `fc` as request `id`'s tree records, through `buf` (two
+ * frames); returns how many files, and bytes, went inline. The frames are
+ * written as they fill; an error after some were sent leaves the peer to
+ * learn of it from what the caller sends next (ERROR).
+ */
+export async function sendTreeRecords(
+  fc: FrameConn,
+  id: number,
+  buf: Uint8Array,
+  items: AsyncIterable<TreeItem>,
+  options: TreeSendOptions,
+): Promise<{ files: number; bytes: number }> {
+  const { algorithm } = options;
+  const half = buf.length >> 1;
+  const halves = [buf.subarray(0, half), buf.subarray(half, 2 * half)];
+  const writers = halves.map((h) => new TreeWriter(h.subarray(HEADER_SIZE), algorithm));
+  const compressor = options.compress ? new ChunkCompressor() : undefined;
+  // Where a compressed frame is framed, one per half: made once a stream.
+  const packedHalves: Uint8Array[] = [];
+  let i = 0;
+  let w = writers[0];
+  let writing: Promise<void> | undefined;
+  let files = 0, bytes = 0;
+  const flush = async () => {
+    const payload = w.bytes();
+    const packed = compressor?.compress(payload);
+    // The other half's write must be done before this one goes: then the half written two
+    // rounds ago is free again to be filled.
+    await writing;
+    if (packed) {
+      const framed = packedHalves[i] ??= new Uint8Array(half);
+      framed.set(packed, HEADER_SIZE);
+      writing = fc.sendFramed(FrameType.ZDATA, id, framed, packed.length);
+    } else {
+      writing = fc.sendFramed(FrameType.DATA, id, halves[i], payload.length);
+    }
+    // Handled now, awaited (and thrown) later: an unhandled rejection would end the process.
+    writing.catch(() => {});
+    i ^= 1;
+    w = writers[i];
+    w.reset();
+  };
+  /** Add a record, sending the frame first when it does not fit. */
+  const add = async (fits: () => boolean) => {
+    if (fits()) return;
+    await flush();
+    fits();
+  };
+  try {
+    for await (const item of items) {
+      const stop = options.stopped?.();
+      if (stop) throw stop;
+      if (item.kind === "file" && item.read) {
+        const { path, mode, mtime, size } = item;
+        let content = w.beginFile(path, mode, mtime, size);
+        if (!content) {
+          await flush();
+          content = w.beginFile(path, mode, mtime, size)!;
+        }
+        try {
+          const reading = item.read(content);
+          if (reading instanceof Promise) await reading;
+        } catch (err) {
+          w.dropFile();
+          const e = toFerryError(err);
+          if (options.unreadable?.(path, e) !== false) {
+            await add(() => w.addSkip(path, errorToMessage(e)));
+          }
+          continue;
+        }
+        const hex = hashBytes(algorithm, content);
+        w.endFile(hex);
+        options.sent?.(path, size, hex);
+        files++;
+        bytes += size;
+        continue;
+      }
+      if (options.send?.(item) === false) continue;
+      if (item.kind === "dir") await add(() => w.addDir(item.path, item.mode, item.mtime));
+      else if (item.kind === "file") {
+        await add(() => w.addLarge(item.path, item.mode, item.mtime, item.size));
+      } else {
+        const why = item.error ? errorToMessage(item.error) : { skipped: item.skipped ?? "other" };
+        await add(() => w.addSkip(item.path, why));
+      }
+    }
+    if (w.length > 0) await flush();
+    await writing;
+  } catch (err) {
+    await writing?.catch(() => {});
+    throw err;
+  }
+  return { files, bytes };
+}
