@@ -294,6 +294,38 @@ Deno.test({
 });
 
 Deno.test({
+  name:
+    "a directory as a tar (?tar) or a gzipped one (?tar.gz), streamed, extracts to the same tree",
+  ignore: !hasCurl,
+  async fn() {
+    await using server = await startServer();
+    await using local = await tempDir();
+    const big = randomBytes(700_000);
+    await Deno.mkdir(join(server.root, "d", "sub"), { recursive: true });
+    await Deno.writeTextFile(join(server.root, "d", "a.txt"), "a");
+    await Deno.writeFile(join(server.root, "d", "sub", "big.bin"), big);
+    const base = `http://${server.address}`;
+    for (const [query, flag] of [["tar", "-xf"], ["tar.gz", "-xzf"]]) {
+      const archive = join(local.path, `d.${query}`);
+      const got = await curl(["-fo", archive, `${base}/d/?${query}`]);
+      assert.equal(got.status, 200);
+      assert.match(
+        got.headers,
+        new RegExp(
+          `content-disposition: attachment; filename\\*=utf-8''d\\.${query.replace(".", "\\.")}`,
+        ),
+      );
+      const into = join(local.path, query);
+      await Deno.mkdir(into);
+      const untar = await new Deno.Command("tar", { args: [flag, archive, "-C", into] }).output();
+      assert.ok(untar.success, new TextDecoder().decode(untar.stderr));
+      assert.deepEqual(await Deno.readFile(join(into, "d", "sub", "big.bin")), big);
+      assert.equal(await Deno.readTextFile(join(into, "d", "a.txt")), "a");
+    }
+  },
+});
+
+Deno.test({
   name: "--no-http answers only the ferry protocol",
   ignore: !hasCurl,
   async fn() {
