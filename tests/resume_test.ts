@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { AtomicFile } from "../lib/fs/atomic_file.ts";
 import { isTempName, partialPath, resumeKey } from "../lib/fs/temp_names.ts";
-import { FrameType } from "../lib/frame.ts";
+import { FrameType, HEADER_SIZE } from "../lib/frame.ts";
 import {
   inProcessServer,
   listTree,
@@ -218,4 +218,66 @@ Deno.test("a partial resumed short of its end is cut there; one resumed at its e
     [bytes.length, bytes[399], bytes[400], bytes[499]],
     [500, 1, 2, 2],
   );
+});
+
+Deno.test("a resume that does not match a live upload's partial is refused without cutting that upload off", async () => {
+  await using server = await startServer();
+  const size = 2 * 1024 * 1024;
+  const mtime = 1_700_000_000_000;
+  const content = randomBytes(size);
+  // Upload A: resumable, half sent, still going.
+  const a = await rawSession(server.port);
+  await a.sendMessage(FrameType.REQUEST, 1, {
+    op: "put",
+    path: "same.bin",
+    size,
+    mtime,
+    resume: true,
+  });
+  const half = size / 2;
+  const chunk = 256 * 1024;
+  const frame = new Uint8Array(HEADER_SIZE + chunk);
+  for (let at = 0; at < half; at += chunk) {
+    frame.set(content.subarray(at, at + chunk), HEADER_SIZE);
+    await a.sendFramed(FrameType.DATA, 1, frame, chunk);
+  }
+  await waitFor(
+    async () => {
+      for await (const e of Deno.readDir(server.root)) {
+        if (
+          e.name.endsWith(".partial") && (await Deno.stat(join(server.root, e.name))).size >= half
+        ) {
+          return true;
+        }
+      }
+      return false;
+    },
+    10_000,
+    "A's partial",
+  );
+  // Upload B: the same name, size and mtime, other bytes, asking to continue at 1000.
+  const b = await rawSession(server.port);
+  const other = sha256(randomBytes(1000));
+  await b.sendMessage(FrameType.REQUEST, 1, {
+    op: "put",
+    path: "same.bin",
+    size,
+    mtime,
+    resume: true,
+    offset: 1000,
+    prefix: other,
+  });
+  const refused = await readMessage(b);
+  assert.deepEqual([refused.type, refused.msg.code], [FrameType.ERROR, "RESUME_MISMATCH"]);
+  b.close();
+  // A goes on, and ends whole.
+  for (let at = half; at < size; at += chunk) {
+    frame.set(content.subarray(at, at + chunk), HEADER_SIZE);
+    await a.sendFramed(FrameType.DATA, 1, frame, chunk);
+  }
+  await a.sendMessage(FrameType.END, 1, { sha256: sha256(content), size });
+  const done = await readMessage(a);
+  assert.equal(done.type, FrameType.REPLY, JSON.stringify(done.msg));
+  a.close();
+  assert.deepEqual(await Deno.readFile(join(server.root, "same.bin")), content);
 });

@@ -573,6 +573,24 @@ export class FerryService {
         // Without the right to replace, the final step also refuses a file that appeared meanwhile.
         noClobber = true;
       }
+      // The kept bytes are checked before the partial is taken over, where the storage can read
+      // it as it is: another upload of a file with the same name, size and mtime may be writing
+      // it right now, and a resume that does not match must not cut that one off.
+      let prefix: Hasher | undefined;
+      const buffer = () => new Uint8Array(Math.min(offset, HASH_BUFFER));
+      if (offset > 0 && this.#storage.readPartial && size !== undefined) {
+        const kept = await this.#storage.readPartial(path, {
+          size,
+          mtime: req.mtime,
+          bytes: offset,
+        });
+        try {
+          prefix = await hashPrefix(kept, offset, buffer(), req.algorithm);
+        } finally {
+          kept.close();
+        }
+        checkResumePoint(prefix, req.prefix, offset, escapeName(req.path));
+      }
       const upload = await this.#storage.createUpload(path, {
         size,
         mode: req.mode,
@@ -583,15 +601,10 @@ export class FerryService {
         offset,
       });
       try {
-        const prefix = offset > 0
-          ? await hashPrefix(
-            upload.prefix(),
-            offset,
-            new Uint8Array(Math.min(offset, HASH_BUFFER)),
-            req.algorithm,
-          )
-          : undefined;
-        if (prefix) checkResumePoint(prefix, req.prefix, offset, escapeName(req.path));
+        if (offset > 0 && !prefix) {
+          prefix = await hashPrefix(upload.prefix(), offset, buffer(), req.algorithm);
+          checkResumePoint(prefix, req.prefix, offset, escapeName(req.path));
+        }
         return this.#incoming(who, req, path, upload, prefix, started);
       } catch (err) {
         await upload.abort();

@@ -181,6 +181,7 @@ export class QuotaStorage implements Storage {
   private constructor(inner: Storage, quota: Quota) {
     this.#inner = inner;
     this.#quota = quota;
+    this.readPartial = inner.readPartial?.bind(inner);
   }
 
   /** Hold `inner` to `limit` bytes, counting what it holds now. */
@@ -221,6 +222,9 @@ export class QuotaStorage implements Storage {
   partialSize(path: string, options: { size: number; mtime?: number }): Promise<number> {
     return this.#inner.partialSize(path, options);
   }
+
+  /** The inner storage's, where it has one (see `Storage.readPartial`). */
+  readonly readPartial?: Storage["readPartial"];
 
   sweep(maxAgeMs: number): Promise<number> {
     return this.#inner.sweep?.(maxAgeMs) ?? Promise.resolve(0);

@@ -215,6 +215,16 @@ export interface Storage {
    */
   partialSize(path: string, options: { size: number; mtime?: number }): Promise<number>;
   /**
+   * The first `bytes` of that partial, read as it is, without taking it
+   * over from whoever writes it: a resume checks them first, and touches the
+   * partial only once they match. Optional: without it, `createUpload`'s
+   * `prefix()` is checked, after the takeover.
+   */
+  readPartial?(
+    path: string,
+    options: { size: number; mtime?: number; bytes: number },
+  ): Promise<{ read(buf: Uint8Array): Promise<number | null>; close(): void }>;
+  /**
    * Remove temporary and partial files untouched for `maxAgeMs`, left by
    * interrupted transfers; returns how many. Optional: a backend without
    * leftovers need not have it.

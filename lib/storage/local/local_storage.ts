@@ -388,6 +388,46 @@ export class LocalStorage implements Storage {
     return info?.isFile && info.size <= options.size ? info.size : 0;
   }
 
+  async readPartial(
+    path: string,
+    options: { size: number; mtime?: number; bytes: number },
+  ): Promise<{ read(buf: Uint8Array): Promise<number | null>; close(): void }> {
+    const slash = path.lastIndexOf("/");
+    const parent = this.#resolve(slash < 0 ? "" : path.slice(0, slash));
+    if (parent.missing > 0) throw notFound(path);
+    const name = basename(partialFor(path, options.size, options.mtime));
+    const dir = this.#pin(parent.real, path);
+    // Opened by bare name in the held directory, and checked to be the regular file there: a
+    // symlink planted under the partial's name is never read through.
+    const file = dir.run((at) => {
+      const info = statOrUndefined(at(name), true);
+      const held = info?.isFile ? info.size : 0;
+      if (!info?.isFile || held < options.bytes) {
+        throw new FerryError(
+          "RESUME_MISMATCH",
+          `cannot resume ${escapeName(path)} at byte ${options.bytes}: only ${held} are here`,
+        );
+      }
+      const opened = Deno.openSync(at(name), { read: true });
+      const same = opened.statSync();
+      if (same.ino !== info.ino || same.dev !== info.dev) {
+        opened.close();
+        throw new FerryError("RESUME_MISMATCH", `the partial of ${escapeName(path)} changed`);
+      }
+      return opened;
+    });
+    let left = options.bytes;
+    return {
+      read: async (buf) => {
+        if (left <= 0) return null;
+        const n = await file.read(buf.subarray(0, Math.min(buf.length, left)));
+        if (n !== null) left -= n;
+        return n;
+      },
+      close: () => file.close(),
+    };
+  }
+
   async usage(path: string): Promise<Usage> {
     const { full } = this.#resolve(path);
     const usage: Usage = { files: 0, partials: new Map() };
