@@ -336,3 +336,78 @@ Deno.test({
     assert.equal(ls.code, 0, ls.stderr);
   },
 });
+
+Deno.test({
+  name:
+    "HTTP: a client that leaves a tar early, a cross-site form, a rebound name, odd ranges and redirects",
+  ignore: !hasCurl,
+  async fn() {
+    await using server = await startServer();
+    await Deno.mkdir(join(server.root, "d"));
+    await Deno.writeFile(join(server.root, "d", "big.bin"), randomBytes(8 * 1024 * 1024));
+    await Deno.writeFile(join(server.root, "empty.bin"), new Uint8Array(0));
+    const base = `http://${server.address}`;
+
+    // Leaving a tar after a few bytes neither kills ferryd nor keeps the file open.
+    for (const query of ["tar", "tar.gz"]) {
+      const cut = new Deno.Command("sh", {
+        args: ["-c", `curl -s --limit-rate 1M '${base}/d/?${query}' | head -c 1000 > /dev/null`],
+      });
+      await cut.output();
+    }
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal(
+      (await curl([`${base}/empty.bin`, "-o", "/dev/null"])).status,
+      200,
+      "still serving",
+    );
+    const open = [...Deno.readDirSync(`/proc/${server.process.pid}/fd`)].filter((fd) => {
+      try {
+        return Deno.readLinkSync(`/proc/${server.process.pid}/fd/${fd.name}`).endsWith("big.bin");
+      } catch {
+        return false;
+      }
+    });
+    assert.deepEqual(open, [], "no file left open");
+    assert.equal((await curl(["-I", `${base}/d/?tar`])).status, 200);
+
+    // Another site's page may change nothing, and a rebound name gets nothing.
+    const forged = await curl([
+      "-X",
+      "POST",
+      "-H",
+      "Origin: http://evil.example",
+      `${base}/x?mkdir`,
+    ]);
+    assert.equal(forged.status, 403);
+    const rebound = await curl(["-H", "Host: rebind.evil.example", `${base}/empty.bin`]);
+    assert.equal(rebound.status, 403);
+    assert.equal(await Deno.stat(join(server.root, "x")).catch(() => null), null);
+
+    // Ranges: an empty file has none to give; a reversed one is no range; a changed file is
+    // sent whole to a client resuming an older copy.
+    assert.equal((await curl(["-r", "-5", `${base}/empty.bin`])).status, 416);
+    assert.equal((await curl(["-r", "5-2", `${base}/d/big.bin`, "-o", "/dev/null"])).status, 200);
+    const stale = await curl([
+      "-r",
+      "10-",
+      "-H",
+      "If-Range: Mon, 01 Jan 2001 00:00:00 GMT",
+      `${base}/d/big.bin`,
+      "-o",
+      "/dev/null",
+    ]);
+    assert.equal(stale.status, 200);
+
+    // Sign-in sends back only to a plain path here.
+    for (const back of ["/\\evil.com", "//evil.com", "/%09/evil.com", "/\t/evil.com"]) {
+      const login = await curl([
+        "-d",
+        `token=x&back=${encodeURIComponent(back)}`,
+        `${base}/.ferry-ui/login`,
+      ]);
+      assert.equal(login.status, 303, back);
+      assert.match(login.headers, /\r\nlocation: \/\r\n/, back);
+    }
+  },
+});

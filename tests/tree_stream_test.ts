@@ -483,3 +483,52 @@ Deno.test("put x / puts at the root; get -r / DEST takes the whole root; listed 
   assert.equal(noDest.code, 2);
   assert.match(noDest.stderr, /get -r \/ needs the local directory/);
 });
+
+Deno.test("trees: a local directory that cannot be made fails what is in it only; --delete keeps directory times; the root's mode is the operator's", async () => {
+  await using server = await startServer();
+  await using local = await tempDir();
+  const src = join(server.root, "t");
+  await Deno.mkdir(join(src, "sub"), { recursive: true });
+  await Deno.mkdir(join(src, "zdir"));
+  await Deno.writeTextFile(join(src, "sub", "x"), "x");
+  await Deno.writeTextFile(join(src, "zdir", "y"), "y");
+  await Deno.writeTextFile(join(src, "zz.txt"), "z");
+  const dest = join(local.path, "t");
+  await Deno.mkdir(dest);
+  await Deno.writeTextFile(join(dest, "sub"), "a file where the directory goes");
+  const get = await runClient(server.address, ["--json", "get", "-r", "t", dest]);
+  assert.equal(get.code, 10, get.stderr);
+  const rows = get.stdout.trim().split("\n").map((l) => JSON.parse(l));
+  const failed = rows.filter((r) => r.error).map((r) => r.path).sort();
+  assert.deepEqual(failed, ["t/sub", "t/sub/x"]);
+  assert.equal(await Deno.readTextFile(join(dest, "zdir", "y")), "y");
+  assert.equal(await Deno.readTextFile(join(dest, "zz.txt")), "z");
+
+  // put -r --delete: the directory's mtime is the tree's, after the deletion too.
+  const up = join(local.path, "up");
+  await Deno.mkdir(join(up, "d"), { recursive: true });
+  await Deno.writeTextFile(join(up, "d", "keep"), "k");
+  await Deno.utime(join(up, "d"), MTIME / 1000, MTIME / 1000);
+  await Deno.mkdir(join(server.root, "u", "d"), { recursive: true });
+  await Deno.writeTextFile(join(server.root, "u", "d", "extra"), "e");
+  const put = await runClient(server.address, ["put", "-r", "--delete", up, "u"]);
+  assert.equal(put.code, 0, put.stderr);
+  assert.deepEqual(await listTree(join(server.root, "u")), ["d", "d/keep"]);
+  assert.equal((await Deno.stat(join(server.root, "u", "d"))).mtime!.getTime(), MTIME);
+
+  // The served root keeps its own mode and time, whatever a tree put into it had.
+  const before = await Deno.stat(server.root);
+  await Deno.chmod(up, 0o700);
+  const toRoot = await runClient(server.address, ["put", "-r", up, "/"]);
+  assert.equal(toRoot.code, 0, toRoot.stderr);
+  const after = await Deno.stat(server.root);
+  assert.equal(after.mode! & 0o777, before.mode! & 0o777);
+  const fc = await rawSession(server.port);
+  try {
+    await fc.sendMessage(FrameType.REQUEST, 1, { op: "setstat", path: "", mode: 0 });
+    const answer = await readMessage(fc);
+    assert.deepEqual([answer.type, answer.msg.code], [FrameType.ERROR, "PATH_REFUSED"]);
+  } finally {
+    fc.close();
+  }
+});

@@ -330,9 +330,23 @@ export async function transferPlan(
     } else if (times.length > 0) {
       // Without a connection the files' own failures said so already.
       const conn = await client().catch(() => undefined);
-      if (conn) await setRemoteTimes(conn, times.reverse(), reporter);
+      plan.times = times.reverse();
+      if (conn) await setRemoteTimes(conn, plan.times, reporter);
     }
   }
+}
+
+/**
+ * Give the remote directories of an uploaded `plan` their modes and mtimes
+ * again: after `--delete` removed entries in them, which changed their
+ * mtimes.
+ */
+export async function restoreRemoteTimes(
+  client: FerryClient,
+  plan: Plan,
+  reporter: Reporter,
+): Promise<void> {
+  if (plan.times && plan.times.length > 0) await setRemoteTimes(client, plan.times, reporter);
 }
 
 /** Give remote directories their modes and mtimes, in the order given; failures are reported. */
@@ -343,7 +357,8 @@ async function setRemoteTimes(
 ): Promise<void> {
   // A server of the first version 2 releases knows no setstat: the directories keep their times.
   if (!client.welcome.features?.includes("tree")) return;
-  await runPool(times, WINDOW, async ({ path, mode, mtime }) => {
+  // The served root is the operator's, not the tree's (`put -r src /`).
+  await runPool(times.filter((t) => t.path !== ""), WINDOW, async ({ path, mode, mtime }) => {
     try {
       await client.setStat(path, { mode, mtime });
     } catch (err) {

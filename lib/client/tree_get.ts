@@ -108,12 +108,31 @@ export function receiveTree(
     }
     return childPath(parent, name);
   };
+  // Directories that could not be made here: what the tree holds below them is reported, one
+  // by one, as not written, and the rest of the tree goes on.
+  const failedDirs = new Set<string>();
+  const underFailed = (path: string): string | undefined => {
+    if (failedDirs.has("")) return "";
+    for (let i = path.lastIndexOf("/"); i > 0; i = path.lastIndexOf("/", i - 1)) {
+      if (failedDirs.has(path.slice(0, i))) return path.slice(0, i);
+    }
+    return undefined;
+  };
   const onRecord = (record: TreeRecord) => {
     const from = prefix + record.path;
     if (record.kind === "skip") {
       if (record.skipped !== undefined) return outcome(from, { skipped: record.skipped });
       const { code, message } = record.error!;
       return outcome(from, { error: new FerryError(code as ErrorCode, message) });
+    }
+    const blocked = failedDirs.size > 0 ? underFailed(record.path) : undefined;
+    if (blocked !== undefined) {
+      if (record.kind === "dir") return void failedDirs.add(record.path);
+      if (record.kind === "file") inline++;
+      const why = `not written: its local directory ${
+        escapeName(prefix + blocked)
+      } could not be made`;
+      return outcome(from, { error: new FerryError("NOT_A_DIRECTORY", why) });
     }
     const to = localPath(record.path);
     if (record.kind === "dir") {
@@ -122,6 +141,7 @@ export function receiveTree(
         dirs.set(record.path, to);
         result.dirs.push({ path: to, mode: record.mode, mtime: record.mtime });
       } catch (err) {
+        failedDirs.add(record.path);
         outcome(from, { error: toFerryError(err, `cannot create local ${escapeName(to)}`) });
       }
       return;
@@ -269,7 +289,10 @@ export function setDirectoryTimes(dirs: DirectoryTimes[]): { path: string; error
   for (let i = dirs.length - 1; i >= 0; i--) {
     const { path, mode, mtime } = dirs[i];
     try {
-      Deno.chmodSync(path, mode);
+      // Only a directory this tree is in: a symlink the user placed there is followed to write
+      // into, never changed itself or through (and no setuid, setgid or sticky bit, ever).
+      if (!lstatOrUndefined(path)?.isDirectory) continue;
+      Deno.chmodSync(path, mode & 0o777);
       Deno.utimeSync(path, mtime / 1000, mtime / 1000);
     } catch (err) {
       failed.push({

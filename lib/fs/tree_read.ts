@@ -9,6 +9,7 @@
  * @module
  */
 
+import { closeSync, constants, openSync, readSync } from "node:fs";
 import { isTempName } from "./temp_names.ts";
 import type { Directory } from "./directory.ts";
 import { RESERVED_PREFIX } from "../util/path_jail.ts";
@@ -98,7 +99,9 @@ export async function* readLocalTree(
         if (!info) {
           // ferryd's own files in progress are nobody's business; other reserved names are reported.
           if (error) yield { kind: "skip", path, error: toFerryError(error, named(path)) };
-          else if (!isTempName(name)) yield { kind: "skip", path, skipped: "reserved name" };
+          else if (source.reportTemp || !isTempName(name)) {
+            yield { kind: "skip", path, skipped: "reserved name" };
+          }
           continue;
         }
         if (info.isDirectory) {
@@ -109,35 +112,27 @@ export async function* readLocalTree(
         } else if (info.size > inlineMax) {
           yield { kind: "file", path, size: info.size, mode: modeOf(info), mtime: mtimeOf(info) };
         } else {
-          let file: Deno.FsFile | undefined;
+          let fd: number;
           try {
-            // Opened by bare name in the held directory, after lstat said a regular file (opening
-            // a FIFO would block the whole server), and checked to be that very file: a symlink
-            // swapped in meanwhile would have been followed.
-            file = dir.run((at) => Deno.openSync(at(name), { read: true }));
-            const opened = file.statSync();
-            if (opened.ino !== info.ino || opened.dev !== info.dev || !opened.isFile) {
-              throw new FerryError(
-                "PATH_REFUSED",
-                `path refused: it changed while being opened: ${escapeName(path)}`,
-              );
-            }
+            // Opened by bare name in the held directory, never following a symlink, and without
+            // waiting: a FIFO swapped in after the lstat must not block the whole server.
+            fd = dir.run((at) => openSync(at(name), OPEN_FLAGS));
           } catch (err) {
-            file?.close();
             yield { kind: "skip", path, error: toFerryError(err, named(path)) };
             continue;
           }
           try {
+            const again = () => dir.run((at) => Deno.lstatSync(at(name)));
             yield {
               kind: "file",
               path,
               size: info.size,
               mode: modeOf(info),
               mtime: mtimeOf(info),
-              read: (into) => readWhole(file, info, into, path),
+              read: (into) => readWhole(fd, info, into, path, again),
             };
           } finally {
-            file.close();
+            closeSync(fd);
           }
         }
       }
@@ -152,17 +147,41 @@ function joinShown(display: string, rel: string): string {
   return display === "" ? rel : `${display}/${rel}`;
 }
 
-/** Read all of `file` (as `info` described it) into `into`; INTEGRITY if it changed meanwhile. */
-function readWhole(file: Deno.FsFile, info: Deno.FileInfo, into: Uint8Array, path: string): void {
+/** Read-only, never through a symlink, never waiting for a FIFO's writer. */
+const OPEN_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+
+/** A byte to see that a file ends where it should. */
+const probe = new Uint8Array(1);
+
+/**
+ * Read all of the file open as `fd` (as `info` described it, when listed)
+ * into `into`; INTEGRITY if it is not that file any more, or changed
+ * meanwhile: shorter or longer than listed (a FIFO swapped in reads as
+ * empty), or, looked up again by `again`, another inode, size or times.
+ */
+function readWhole(
+  fd: number,
+  info: Deno.FileInfo,
+  into: Uint8Array,
+  path: string,
+  again: () => Deno.FileInfo,
+): void {
   let at = 0;
-  while (at < into.length) {
-    const n = file.readSync(into.subarray(at));
-    if (n === null || n === 0) throw changed(escapeName(path));
-    at += n;
+  try {
+    while (at < into.length) {
+      const n = readSync(fd, into, at, into.length - at, null);
+      if (n === 0) throw changed(escapeName(path));
+      at += n;
+    }
+    if (readSync(fd, probe, 0, 1, null) !== 0) throw changed(escapeName(path));
+  } catch (err) {
+    if (err instanceof FerryError) throw err;
+    throw changed(escapeName(path));
   }
-  const now = file.statSync();
+  const now = again();
   // A new ctime with a new link count is a rename or unlink: the content is as it was.
-  const same = now.size === info.size && now.mtime?.getTime() === info.mtime?.getTime() &&
+  const same = now.isFile && now.ino === info.ino && now.dev === info.dev &&
+    now.size === info.size && now.mtime?.getTime() === info.mtime?.getTime() &&
     (now.ctime?.getTime() === info.ctime?.getTime() || now.nlink !== info.nlink);
   if (!same) throw changed(escapeName(path));
 }

@@ -390,6 +390,10 @@ export class FerryService {
     return this.#audit(who, "setstat", path, async () => {
       this.#allow(who, "create", `setstat ${escapeName(path)}`);
       const canonical = normalizePath(path);
+      // The served root is the operator's: its mode decides who on the host may reach the files.
+      if (canonical === "") {
+        throw new FerryError("PATH_REFUSED", "path refused: cannot change the root directory");
+      }
       const info = await this.#storage.stat(canonical);
       if (info.type !== "dir") {
         throw new FerryError("NOT_A_DIRECTORY", `not a directory: ${escapeName(path)}`);

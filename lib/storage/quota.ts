@@ -182,6 +182,7 @@ export class QuotaStorage implements Storage {
     this.#inner = inner;
     this.#quota = quota;
     this.readPartial = inner.readPartial?.bind(inner);
+    this.setStat = inner.setStat?.bind(inner);
   }
 
   /** Hold `inner` to `limit` bytes, counting what it holds now. */
@@ -225,6 +226,8 @@ export class QuotaStorage implements Storage {
 
   /** The inner storage's, where it has one (see `Storage.readPartial`). */
   readonly readPartial?: Storage["readPartial"];
+  /** The inner storage's, where it has one: a quota has nothing to say of directory times. */
+  readonly setStat?: Storage["setStat"];
 
   sweep(maxAgeMs: number): Promise<number> {
     return this.#inner.sweep?.(maxAgeMs) ?? Promise.resolve(0);

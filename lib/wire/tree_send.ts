@@ -12,7 +12,9 @@ import { type Algorithm, hashBytes } from "../checksum/checksum.ts";
 import { errorToMessage, MAX_PATH_BYTES } from "../commands.ts";
 import { FrameType, HEADER_SIZE } from "../frame.ts";
 import type { TreeItem } from "../storage/storage.ts";
-import { type FerryError, toFerryError } from "../util/errors.ts";
+import { escapeName } from "../util/display.ts";
+import { FerryError, toFerryError } from "../util/errors.ts";
+import { utf8Length } from "../util/utf8.ts";
 import { ChunkCompressor } from "./compress.ts";
 import type { FrameConn } from "./frame_conn.ts";
 import { fileOverhead, TreeWriter } from "./tree_records.ts";
@@ -29,6 +31,17 @@ import { fileOverhead, TreeWriter } from "./tree_records.ts";
  */
 export function inlineMax(bufLength: number, algorithm: Algorithm): number {
   return (bufLength >> 1) - HEADER_SIZE - fileOverhead(MAX_PATH_BYTES, algorithm);
+}
+
+/** The longest ancestor of `path` (or `""`) that a record can name. */
+function ancestorWithin(path: string): string {
+  let at = path.length;
+  while (at > 0) {
+    at = path.lastIndexOf("/", at - 1);
+    if (at <= 0) return "";
+    if (utf8Length(path.slice(0, at)) <= MAX_PATH_BYTES) return path.slice(0, at);
+  }
+  return "";
 }
 
 /** What the side that sends decides and hears (every hook optional: send everything). */
@@ -100,6 +113,19 @@ export async function sendTreeRecords(
     for await (const item of items) {
       const stop = options.stopped?.();
       if (stop) throw stop;
+      if (utf8Length(item.path) > MAX_PATH_BYTES) {
+        // No record can name it: its deepest ancestor that fits says so, and the rest goes on.
+        const e = new FerryError(
+          "PATH_REFUSED",
+          `path refused: longer than ${MAX_PATH_BYTES} bytes: ${
+            escapeName(item.path.slice(0, 200))
+          }…`,
+        );
+        if (options.unreadable?.(item.path, e) !== false) {
+          await add(() => w.addSkip(ancestorWithin(item.path), errorToMessage(e)));
+        }
+        continue;
+      }
       if (item.kind === "file" && item.read) {
         const { path, mode, mtime, size } = item;
         let content = w.beginFile(path, mode, mtime, size);

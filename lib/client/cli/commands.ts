@@ -22,7 +22,13 @@ import { normalizePath } from "../../util/path_jail.ts";
 import { suggest } from "../../util/suggest.ts";
 import { VERSION } from "../../util/version.ts";
 import { DEFAULT_ADDRESS } from "../address.ts";
-import { type BatchOptions, deleteExtraneous, type Plan, transferPlan } from "../batch.ts";
+import {
+  type BatchOptions,
+  deleteExtraneous,
+  type Plan,
+  restoreRemoteTimes,
+  transferPlan,
+} from "../batch.ts";
 import type { FerryClient } from "../client.ts";
 import { formatBytes, type OutputMode, Reporter, type Sink } from "../report.ts";
 import { planGetArgs, planGetMany, planPutArgs } from "../targets.ts";
@@ -283,7 +289,10 @@ export const COMMANDS: Record<string, Command> = {
           );
           return;
         }
-        await deleteExtraneous(await ctx.client(), plan.treeRoot!, plan.plan, reporter, options);
+        const client = await ctx.client();
+        await deleteExtraneous(client, plan.treeRoot!, plan.plan, reporter, options);
+        // Removing entries changed their directories' mtimes: they get the tree's again.
+        if (!options.dryRun) await restoreRemoteTimes(client, plan.plan, reporter);
       });
     },
   },

@@ -75,9 +75,36 @@ function tokenOf(req: IncomingMessage): { token?: string; fromCookie: boolean } 
     }
   }
   const cookie = /(?:^|;\s*)ferry_token=([^;]*)/.exec(req.headers.cookie ?? "")?.[1];
-  return cookie === undefined
-    ? { fromCookie: false }
-    : { token: decodeURIComponent(cookie), fromCookie: true };
+  if (cookie === undefined) return { fromCookie: false };
+  try {
+    return { token: decodeURIComponent(cookie), fromCookie: true };
+  } catch {
+    // Not one ferryd set: as good as none.
+    return { fromCookie: false };
+  }
+}
+
+/**
+ * Whether a browser sent the request from another origin's page (its
+ * `Origin` names another host than the one it asked): such a page may send
+ * a form or a credentialed request, so it may change nothing (CSRF), whatever
+ * credentials the browser added (a cookie, cached Basic ones, or none).
+ */
+function crossOrigin(req: IncomingMessage): boolean {
+  const origin = req.headers.origin;
+  if (origin === undefined) return false;
+  try {
+    return new URL(origin).host !== req.headers.host;
+  } catch {
+    return true; // "null" (a sandboxed or file page): not this server's own.
+  }
+}
+
+/** Whether `host` (a Host header) is an IP address or localhost, with or without a port. */
+function plainHost(host: string | undefined): boolean {
+  if (host === undefined) return true; // HTTP/1.0: nothing a rebinding page can forge.
+  const name = host.replace(/:\d+$/, "").replace(/^\[(.*)\]$/, "$1").toLowerCase();
+  return name === "localhost" || /^[\d.]+$/.test(name) || name.includes(":");
 }
 
 /** Whether the request comes from a browser that wants a page (not from curl or a script). */
@@ -129,10 +156,19 @@ export async function handleRequest(
     const { token, fromCookie } = tokenOf(req);
     // A cookie goes with every request a browser makes, whoever's page asked for it: a change
     // needs the header only the UI's own script sets (another origin cannot, without CORS).
-    if (fromCookie && !SAFE.has(req.method ?? "") && req.headers["x-ferry-csrf"] !== "1") {
+    const changes = !SAFE.has(req.method ?? "");
+    if (changes && (fromCookie || crossOrigin(req)) && req.headers["x-ferry-csrf"] !== "1") {
       throw new FerryError(
         "PERMISSION",
         "refused: a change from a browser needs the UI's request header",
+      );
+    }
+    // A server without tokens trusts whoever reaches it, which a web page can, through DNS
+    // rebinding: it answers only to its own names (an address, or localhost).
+    if (!service.needsToken && !plainHost(req.headers.host)) {
+      throw new FerryError(
+        "PERMISSION",
+        "refused: this server answers only to an address or localhost without tokens",
       );
     }
     let who: Principal;
@@ -224,7 +260,22 @@ async function getOrHead(
     return await listing(service, who, target, req, res);
   }
   const size = file.size;
-  const range = parseRange(req.headers.range, size);
+  // Conditions first: a client whose copy is current gets 304 whatever range it asks.
+  const tag = file.known ? `"${file.known.algorithm}-${file.known.hex}"` : undefined;
+  const lastModified = new Date(Math.floor(file.mtime / 1000) * 1000).toUTCString();
+  if (notModified(req, tag, file.mtime)) {
+    file.close();
+    res.writeHead(304, {
+      ...COMMON_HEADERS,
+      ...(tag && { etag: tag }),
+      "last-modified": lastModified,
+    });
+    return void res.end();
+  }
+  // A range of a file that changed since the client's part of it (If-Range) is the whole file.
+  const ifRange = req.headers["if-range"];
+  const current = ifRange === undefined || ifRange === tag || ifRange === lastModified;
+  const range = current ? parseRange(req.headers.range, size) : undefined;
   if (range === "unsatisfiable") {
     file.close();
     res.writeHead(416, { ...COMMON_HEADERS, "content-range": `bytes */${size}` });
@@ -243,10 +294,6 @@ async function getOrHead(
   try {
     const etag = file.known ? `"${file.known.algorithm}-${file.known.hex}"` : undefined;
     const modified = new Date(Math.floor(file.mtime / 1000) * 1000).toUTCString();
-    if (notModified(req, etag, file.mtime)) {
-      res.writeHead(304, { ...COMMON_HEADERS, ...(etag && { etag }), "last-modified": modified });
-      return void res.end();
-    }
     const name = target.path.split("/").pop() ?? "file";
     const headers: Record<string, string> = {
       ...COMMON_HEADERS,
@@ -257,7 +304,7 @@ async function getOrHead(
       ...(etag && { etag }),
     };
     if (target.query.has("download")) {
-      headers["content-disposition"] = `attachment; filename*=UTF-8''${encodeURIComponent(name)}`;
+      headers["content-disposition"] = contentDisposition(name);
     }
     const start = range?.start ?? 0;
     const end = range ? range.end : file.size - 1;
@@ -333,8 +380,11 @@ function parseRange(
 ): { start: number; end: number } | "unsatisfiable" | undefined {
   if (!header) return undefined;
   const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
-  // Several ranges, or another unit: the whole file is a valid answer (RFC 9110 14.2).
+  // Several ranges, another unit, or one that is not a range at all (`5-2`): the whole file is
+  // a valid answer (RFC 9110 14.2).
   if (!m || (m[1] === "" && m[2] === "")) return undefined;
+  if (m[1] !== "" && m[2] !== "" && Number(m[2]) < Number(m[1])) return undefined;
+  if (size === 0) return "unsatisfiable";
   if (m[1] === "") {
     const suffix = Number(m[2]);
     if (suffix === 0) return "unsatisfiable";
@@ -342,7 +392,7 @@ function parseRange(
   }
   const start = Number(m[1]);
   const end = m[2] === "" ? size - 1 : Math.min(Number(m[2]), size - 1);
-  if (start >= size || end < start) return "unsatisfiable";
+  if (start >= size) return "unsatisfiable";
   return { start, end };
 }
 
@@ -370,7 +420,7 @@ async function listing(
   res: ServerResponse,
 ): Promise<void> {
   if (target.query.has("tar") || target.query.has("tar.gz")) {
-    return await tarOf(service, who, target, res, target.query.has("tar.gz"));
+    return await tarOf(service, who, target, req, res, target.query.has("tar.gz"));
   }
   const entries: Entry[] = await Array.fromAsync(service.list(who, target.path));
   const json = target.query.has("json") || /application\/json/.test(req.headers.accept ?? "");
@@ -398,27 +448,50 @@ async function tarOf(
   service: FerryService,
   who: Principal,
   target: RequestTarget,
+  req: IncomingMessage,
   res: ServerResponse,
   gzip: boolean,
 ): Promise<void> {
   const name = (target.path === "" ? "root" : target.path.split("/").pop()!) +
     (gzip ? ".tar.gz" : ".tar");
-  const pack = tar.pack();
   res.writeHead(200, {
     ...COMMON_HEADERS,
     "content-type": gzip ? "application/gzip" : "application/x-tar",
-    "content-disposition": `attachment; filename*=UTF-8''${encodeURIComponent(name)}`,
+    "content-disposition": contentDisposition(name),
   });
-  if (gzip) (pack as unknown as NodeJS.ReadableStream).pipe(createGzip({ level: 6 })).pipe(res);
-  else (pack as unknown as NodeJS.ReadableStream).pipe(res);
+  if (req.method === "HEAD") return void res.end();
+  const pack = tar.pack();
+  // The client may leave at any moment: every stream's error is handled (one unhandled would end
+  // the process), and a gone client stops the walk.
+  let gone = false;
+  const closed = new Promise<void>((resolve) => {
+    res.once("close", () => {
+      gone = true;
+      resolve();
+    });
+  });
+  const source = pack as unknown as NodeJS.ReadableStream;
+  const ignore = () => {
+    gone = true;
+  };
+  source.on("error", ignore);
+  res.on("error", ignore);
+  if (gzip) {
+    const zip = createGzip({ level: 6 });
+    zip.on("error", ignore);
+    source.pipe(zip).pipe(res);
+  } else source.pipe(res);
   const top = target.path === "" ? "" : `${target.path.split("/").pop()}/`;
   const prefix = target.path === "" ? "" : `${target.path}/`;
   const buf = new Uint8Array(CHUNK);
   try {
     for await (const e of service.list(who, target.path, { recursive: true })) {
+      if (gone) throw new FerryError("CONNECT", "the client left");
       const header = { name: top + e.name, mode: e.mode, mtime: new Date(e.mtime) };
       if (e.type === "dir") {
-        (pack.entry({ ...header, type: "directory" }) as unknown as TarEntry).end();
+        const dirEntry = pack.entry({ ...header, type: "directory" }) as unknown as TarEntry;
+        dirEntry.on("error", ignore);
+        dirEntry.end();
         continue;
       }
       if (e.type !== "file") continue;
@@ -431,22 +504,29 @@ async function tarOf(
         let ended: () => void = () => {};
         let failed: (err: Error) => void = () => {};
         const done = new Promise<void>((resolve, reject) => [ended, failed] = [resolve, reject]);
+        done.catch(() => {});
         const entry = pack.entry(
           { ...header, size: file.size },
           (err?: Error | null) => err ? failed(err) : ended(),
         ) as unknown as TarEntry;
+        entry.on("error", ignore);
         for (let sent = 0; sent < file.size;) {
           const n = await file.source.read(buf.subarray(0, Math.min(CHUNK, file.size - sent)));
           if (n === null || n === 0) throw new FerryError("INTEGRITY", "a file shrank while sent");
           // The entry keeps what it is given until the socket takes it: a copy, and the pace.
           if (!entry.write(buf.slice(0, n))) {
-            await new Promise<void>((r) => entry.once("drain", () => r()));
+            await Promise.race([
+              new Promise<void>((r) => entry.once("drain", () => r())),
+              closed,
+            ]);
+            if (gone) throw new FerryError("CONNECT", "the client left");
           }
           sent += n;
         }
         file.source.check?.();
         entry.end();
-        await done;
+        await Promise.race([done, closed]);
+        if (gone) throw new FerryError("CONNECT", "the client left");
         file.sent(undefined, file.size);
       } catch (err) {
         file.failed(err);
@@ -456,12 +536,22 @@ async function tarOf(
       }
     }
     pack.finalize();
-    await new Promise<void>((resolve) => res.once("finish", resolve).once("close", resolve));
+    await closed;
   } catch (err) {
-    pack.destroy();
+    (pack as unknown as { destroy(): void }).destroy();
     res.destroy();
+    if (gone) return;
     throw err;
   }
+}
+
+/** `attachment` with the name in RFC 8187's form (`'()*!` encoded too, as it requires). */
+function contentDisposition(name: string): string {
+  const encoded = encodeURIComponent(name).replace(
+    /['()*!]/g,
+    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
+  );
+  return `attachment; filename*=UTF-8''${encoded}`;
 }
 
 /** What ferryd uses of a tar-stream entry (its published types are streamx's, stricter). */
@@ -469,6 +559,7 @@ interface TarEntry {
   write(chunk: Uint8Array): boolean;
   end(): void;
   once(event: "drain", fn: () => void): void;
+  on(event: "error", fn: () => void): void;
 }
 
 /** Answer with an HTML page of the UI. */
@@ -529,7 +620,18 @@ async function ui(
     const token = fields.get("token") ?? "";
     const back = fields.get("back") ?? "/";
     // Only a path on this server: never a redirect elsewhere.
-    const to = back.startsWith("/") && !back.startsWith("//") ? back : "/";
+    // Only a plain path on this server: never `//host`, `/\host` or anything a browser might
+    // read as another origin (no backslash, whitespace or control character anywhere).
+    // Checked as sent and once decoded (`/%09/evil.com` is `/\t/evil.com` to a browser).
+    // deno-lint-ignore no-control-regex
+    const plain = (text: string) => /^\/(?![/\\])[^\\\s\u0000-\u001f\u007f]*$/.test(text);
+    let decoded = "";
+    try {
+      decoded = decodeURIComponent(back);
+    } catch {
+      // Not a path, then.
+    }
+    const to = plain(back) && plain(decoded) ? back : "/";
     try {
       await service.authenticate(peer, token);
     } catch {
