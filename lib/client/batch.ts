@@ -20,7 +20,7 @@ import { WroteThrough } from "./local_io.ts";
 import type { Entry } from "../commands.ts";
 import { FerryError, isRetriable, toFerryError } from "../util/errors.ts";
 import { elapsed } from "../util/elapsed.ts";
-import { walkLocal } from "../fs/local_files.ts";
+import { pathExists, walkLocal } from "../fs/local_files.ts";
 import { normalizePath } from "../util/path_jail.ts";
 import { escapeName } from "../util/display.ts";
 import type { Outcome, Reporter } from "./report.ts";
@@ -109,10 +109,6 @@ export interface StdStreams {
 
 /** Reserved names (`.ferry-*`) in a tree: reported as skipped, never dropped in silence. */
 const RESERVED = "reserved name";
-
-async function exists(path: string): Promise<boolean> {
-  return await Deno.lstat(path).then(() => true, () => false);
-}
 
 /**
  * Refuse a plan in which two files would land on the same name: pipelined,
@@ -534,7 +530,7 @@ async function transferJobs(
         // Known to exist locally: skip before moving a byte (the atomic link still guards the race).
         if (
           direction === "get" && options.noClobber && job.stream !== "stdout" &&
-          await exists(job.to)
+          await pathExists(job.to)
         ) {
           return reporter.result(outcome({ skipped: "exists" }));
         }
@@ -648,7 +644,7 @@ async function dryRun(
   if (direction === "get" && size === 0) size = (await client.stat(job.from)).size;
   if (options.noClobber && !job.stream) {
     const there = direction === "get"
-      ? await exists(job.to)
+      ? await pathExists(job.to)
       : await client.stat(job.to).then((e) => e.type === "file", () => false);
     if (there) return { skipped: "exists", dryRun: true };
   }

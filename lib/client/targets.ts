@@ -11,7 +11,7 @@ import { localPathFor, type Plan, planGet, planPut } from "./batch.ts";
 import type { FerryClient } from "./client.ts";
 import { FerryError, toFerryError } from "../util/errors.ts";
 import { escapeGlob, expandGlob, hasGlob, unescapeGlob } from "../util/glob.ts";
-import { destination, isStreamed, walkLocal } from "../fs/local_files.ts";
+import { destination, isStreamed, pathExists, walkLocal } from "../fs/local_files.ts";
 import { normalizePath } from "../util/path_jail.ts";
 import { escapeName } from "../util/display.ts";
 
@@ -97,10 +97,6 @@ export async function planGetArgs(
   };
 }
 
-async function exists(path: string): Promise<boolean> {
-  return await Deno.lstat(path).then(() => true, () => false);
-}
-
 /**
  * Plan a `get` of several remote paths or globs into the local directory
  * `local`, as scp does (`get a b 'c/*.log' DEST/`): it must exist.
@@ -175,7 +171,7 @@ export async function planPutArgs(
       // A name with a backslash is taken as it is when it exists; otherwise its escapes name
       // the characters they escape.
       const literal = unescapeGlob(source);
-      locals.push(literal === source || await exists(source) ? source : literal);
+      locals.push(literal === source || await pathExists(source) ? source : literal);
       continue;
     }
     const absolute = source.startsWith("/");
@@ -188,7 +184,7 @@ export async function planPutArgs(
     if (locals.length === before) {
       // As a shell does with a pattern that matches nothing: the name itself, if there is one.
       const literal = unescapeGlob(source);
-      if (!await exists(literal)) {
+      if (!await pathExists(literal)) {
         throw new FerryError("NOT_FOUND", `no match: local ${escapeName(source)}`);
       }
       locals.push(literal);

@@ -16,6 +16,7 @@ import { childPath } from "../fs/directory.ts";
 import { hashBytes, sameHex } from "../checksum/checksum.ts";
 import { parseTreeReply } from "../commands.ts";
 import { FrameType } from "../frame.ts";
+import { lstatOrUndefined } from "../fs/local_files.ts";
 import { tempNames } from "../fs/temp_names.ts";
 import { writeWholeFile } from "../fs/whole_file.ts";
 import { checkName as jailName, normalizePath } from "../util/path_jail.ts";
@@ -252,14 +253,14 @@ function place(
   // meanwhile, which a rename replaces (as it would a moment later). Elsewhere, most files are
   // new: existsSync tells a miss without the exception lstat costs. A dangling symlink counts
   // as absent, and the rename replaces the link itself.
-  if (!fresh && existsSync(to)) {
-    const info = lstatOrUndefined(to);
-    if (info && !info.isFile) return "defer";
-    if (info && noClobber) return "exists";
-  }
   const slash = to.lastIndexOf(SEP);
   const dir = to.slice(0, slash + 1);
   try {
+    if (!fresh && existsSync(to)) {
+      const info = lstatOrUndefined(to);
+      if (info && !info.isFile) return "defer";
+      if (info && noClobber) return "exists";
+    }
     const placed = writeWholeFile((name) => dir + name, to.slice(slash + 1), tempName, content, {
       mode,
       mtime,
@@ -268,14 +269,6 @@ function place(
     return placed;
   } catch (err) {
     return toFerryError(err, `cannot write local ${escapeName(to)}`);
-  }
-}
-
-function lstatOrUndefined(path: string): Deno.FileInfo | undefined {
-  try {
-    return Deno.lstatSync(path);
-  } catch {
-    return undefined;
   }
 }
 

@@ -18,6 +18,7 @@ import { PARTIAL_SUFFIX, partialName, tempName } from "./temp_names.ts";
 import { childPath, type Directory, plainDirectory, sleepSync } from "./directory.ts";
 import { FerryError, toFerryError } from "../util/errors.ts";
 import { escapeName } from "../util/display.ts";
+import { lstatOrUndefined } from "./local_files.ts";
 
 /** Permission bits kept on received files: no setuid, setgid or sticky bit. */
 export const PERMISSION_BITS = 0o777;
@@ -91,15 +92,6 @@ function syncDirectory(path: string): void {
   if (Deno.build.os === "windows") return;
   using dir = Deno.openSync(path, { read: true });
   dir.syncSync();
-}
-
-function lstatOrUndefined(path: string): Deno.FileInfo | undefined {
-  try {
-    return Deno.lstatSync(path);
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return undefined;
-    throw err;
-  }
 }
 
 function sameFile(a: Deno.FileInfo | undefined, b: Deno.FileInfo): boolean {

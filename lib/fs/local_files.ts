@@ -243,3 +243,35 @@ export function checkSpace(dir: string, size: number, what: string, where?: stri
     );
   }
 }
+
+/**
+ * `lstat` of `path`, or undefined when nothing is there (other failures
+ * throw): a look that costs no exception handling at the call.
+ *
+ * @example
+ * ```ts
+ * import { lstatOrUndefined } from "./local_files.ts";
+ * console.assert(lstatOrUndefined("/nonexistent/x") === undefined);
+ * ```
+ */
+export function lstatOrUndefined(path: string): Deno.FileInfo | undefined {
+  try {
+    return Deno.lstatSync(path);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return undefined;
+    throw err;
+  }
+}
+
+/**
+ * Whether anything (a dangling symlink too) is at the local `path`.
+ *
+ * @example
+ * ```ts
+ * import { pathExists } from "./local_files.ts";
+ * console.assert(!(await pathExists("/nonexistent/x")));
+ * ```
+ */
+export async function pathExists(path: string): Promise<boolean> {
+  return await Deno.lstat(path).then(() => true, () => false);
+}

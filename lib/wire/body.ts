@@ -11,8 +11,9 @@ import { type Algorithm, type Digest, type Hasher, hasher } from "../checksum/ch
 import type { Claim } from "../checksum/verify.ts";
 import { endMessage, errorFromMessage, parseEnd } from "../commands.ts";
 import { FerryError } from "../util/errors.ts";
-import { decodeMessage, type Frame, FrameType, frameTypeName, HEADER_SIZE } from "../frame.ts";
-import { ChunkCompressor, decompressChunk } from "./compress.ts";
+import { decodeMessage, type Frame, FrameType, frameTypeName } from "../frame.ts";
+import { decompressChunk } from "./compress.ts";
+import { FrameHalves } from "./frame_halves.ts";
 import type { FrameConn } from "./frame_conn.ts";
 
 /** Where content is read from: a `Deno.FsFile` or a storage read handle. */
@@ -72,21 +73,15 @@ export async function sendBody(
   options: SendBodyOptions,
 ): Promise<{ digest: Digest; bytes: number }> {
   const running = options.known ? undefined : options.prefix ?? hasher(options.algorithm);
-  const half = Math.floor(buf.length / 2);
-  const halves = [buf.subarray(0, half), buf.subarray(half, 2 * half)];
-  const chunk = half - HEADER_SIZE;
-  const compressor = options.compress ? new ChunkCompressor() : undefined;
-  // Where a compressed chunk is framed, one per half like the halves themselves: made once a
-  // body, so that a large file's thousands of chunks allocate nothing more.
-  const packedHalves: Uint8Array[] = [];
+  const halves = new FrameHalves(fc, id, buf, options.compress === true);
+  const chunk = halves.payload(0).length;
   let sent = 0;
-  let writing: Promise<void> | undefined;
   try {
     for (let i = 0; size === undefined || sent < size; i ^= 1) {
       if (options.stopped?.()) throw new FerryError("CANCELLED", "transfer stopped");
-      const b = halves[i];
       const want = size === undefined ? chunk : Math.min(chunk, size - sent);
-      const n = await source.read(b.subarray(HEADER_SIZE, HEADER_SIZE + want));
+      const payload = halves.payload(i);
+      const n = await source.read(payload.subarray(0, want));
       if (n === null) {
         if (size === undefined) break;
         // A file shrunk under the reader: a change like any other, which it names.
@@ -94,29 +89,17 @@ export async function sendBody(
         throw new FerryError("IO", `file shrank while being read (${sent} of ${size} bytes)`);
       }
       if (n === 0) continue;
-      running?.update(b.subarray(HEADER_SIZE, HEADER_SIZE + n));
-      // Compressed while the other half is still being written: the checksum is the plain bytes'.
-      const packed = compressor?.compress(b.subarray(HEADER_SIZE, HEADER_SIZE + n));
-      // The other half's write must finish before this one starts: then this
-      // half, used two rounds ago, is free again by the time it is refilled.
-      await writing;
-      if (packed) {
-        const framed = packedHalves[i] ??= new Uint8Array(half);
-        framed.set(packed, HEADER_SIZE);
-        writing = fc.sendFramed(FrameType.ZDATA, id, framed, packed.length);
-      } else {
-        writing = fc.sendFramed(FrameType.DATA, id, b, n);
-      }
-      // Mark it handled now: it may fail while the next read is pending, and an
-      // unhandled rejection ends the process. It is still awaited, and throws, below.
-      writing.catch(() => {});
+      // Hashed (and compressed) while the other half is still being written: the checksum is the
+      // plain bytes'.
+      running?.update(payload.subarray(0, n));
+      await halves.send(i, n);
       sent += n;
       options.onProgress?.(sent);
     }
-    await writing;
+    await halves.flushed();
     source.check?.();
   } catch (err) {
-    await writing?.catch(() => {});
+    await halves.settled();
     throw err;
   }
   const digest = running ? running.digest() : options.known!;

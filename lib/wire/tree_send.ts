@@ -10,12 +10,12 @@
 
 import { type Algorithm, hashBytes } from "../checksum/checksum.ts";
 import { errorToMessage, MAX_PATH_BYTES } from "../commands.ts";
-import { FrameType, HEADER_SIZE } from "../frame.ts";
+import { HEADER_SIZE } from "../frame.ts";
 import type { TreeItem } from "../storage/storage.ts";
 import { escapeName } from "../util/display.ts";
 import { FerryError, toFerryError } from "../util/errors.ts";
 import { utf8Length } from "../util/utf8.ts";
-import { ChunkCompressor } from "./compress.ts";
+import { FrameHalves } from "./frame_halves.ts";
 import type { FrameConn } from "./frame_conn.ts";
 import { fileOverhead, TreeWriter } from "./tree_records.ts";
 
@@ -74,31 +74,13 @@ export async function sendTreeRecords(
   options: TreeSendOptions,
 ): Promise<{ files: number; bytes: number }> {
   const { algorithm } = options;
-  const half = buf.length >> 1;
-  const halves = [buf.subarray(0, half), buf.subarray(half, 2 * half)];
-  const writers = halves.map((h) => new TreeWriter(h.subarray(HEADER_SIZE), algorithm));
-  const compressor = options.compress ? new ChunkCompressor() : undefined;
-  // Where a compressed frame is framed, one per half: made once a stream.
-  const packedHalves: Uint8Array[] = [];
+  const halves = new FrameHalves(fc, id, buf, options.compress);
+  const writers = [0, 1].map((i) => new TreeWriter(halves.payload(i), algorithm));
   let i = 0;
   let w = writers[0];
-  let writing: Promise<void> | undefined;
   let files = 0, bytes = 0;
   const flush = async () => {
-    const payload = w.bytes();
-    const packed = compressor?.compress(payload);
-    // The other half's write must be done before this one goes: then the half written two
-    // rounds ago is free again to be filled.
-    await writing;
-    if (packed) {
-      const framed = packedHalves[i] ??= new Uint8Array(half);
-      framed.set(packed, HEADER_SIZE);
-      writing = fc.sendFramed(FrameType.ZDATA, id, framed, packed.length);
-    } else {
-      writing = fc.sendFramed(FrameType.DATA, id, halves[i], payload.length);
-    }
-    // Handled now, awaited (and thrown) later: an unhandled rejection would end the process.
-    writing.catch(() => {});
+    await halves.send(i, w.length);
     i ^= 1;
     w = writers[i];
     w.reset();
@@ -161,9 +143,9 @@ export async function sendTreeRecords(
       }
     }
     if (w.length > 0) await flush();
-    await writing;
+    await halves.flushed();
   } catch (err) {
-    await writing?.catch(() => {});
+    await halves.settled();
     throw err;
   }
   return { files, bytes };
