@@ -51,6 +51,8 @@ export async function shell(ctx: Context): Promise<number> {
   for await (const line of lines(Deno.stdin.readable)) {
     const result = await runLine(ctx, line);
     if (result === "exit") break;
+    // Commands read from a file or pipe stop with the one Ctrl-C stopped, as a script would.
+    if (result === "stopped") return 130;
     if (result !== 0) status = result;
   }
   return status;
@@ -61,7 +63,7 @@ export async function shell(ctx: Context): Promise<number> {
  * Ctrl-C stops it: the connection is dropped (what a transfer kept stays,
  * to resume), and the next command connects afresh.
  */
-async function runLine(ctx: Context, line: string): Promise<number | "exit"> {
+async function runLine(ctx: Context, line: string): Promise<number | "exit" | "stopped"> {
   const controller = new AbortController();
   let hint: string | undefined;
   try {
@@ -79,10 +81,11 @@ async function runLine(ctx: Context, line: string): Promise<number | "exit"> {
       controller.abort();
       ctx.cancel?.();
     };
-    return await runCommand(ctx, words, true);
+    const code = await runCommand(ctx, words, true);
+    return controller.signal.aborted ? "stopped" : code;
   } catch (err) {
-    if (!controller.signal.aborted) return fail(ctx.sink, err);
-    return 130;
+    // A command the user stopped is not a failure of the shell: its exit status stays.
+    return controller.signal.aborted ? "stopped" : fail(ctx.sink, err);
   } finally {
     interrupt = undefined;
     ctx.signal = undefined;
@@ -133,7 +136,7 @@ function interactive(ctx: Context): Promise<number> {
       raw(false);
       const result = await runLine(ctx, line);
       running = false;
-      if (result !== 0 && result !== "exit") status = result;
+      if (typeof result === "number" && result !== 0) status = result;
       // Ctrl-D typed while it ran ended the input: the shell is over.
       if (closed) return resolve(status);
       raw(true);
