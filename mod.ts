@@ -52,10 +52,12 @@ export type { Algorithm, Digest } from "./lib/checksum/checksum.ts";
 export { type ErrorCode, EXIT_CODES, FerryError } from "./lib/util/errors.ts";
 export { LocalStorage } from "./lib/storage/local/local_storage.ts";
 export { MemoryStorage } from "./lib/storage/memory/memory_storage.ts";
+export { openStore, type S3Flags } from "./lib/storage/open_store.ts";
 export { storageConformance, type StorageUnderTest } from "./lib/storage/conformance.ts";
 export { parseTokens, type Scope, type TokenGrant } from "./lib/server/auth.ts";
 export { fingerprint, parsePin, type TlsOptions } from "./lib/wire/tls.ts";
 export type {
+  Checksums,
   ReadHandle,
   Storage,
   TreeItem,

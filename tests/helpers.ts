@@ -37,14 +37,22 @@ export interface ServerProcess {
  * (all by default).
  */
 export async function startServer(
-  options: { root?: string; args?: string[]; fdLimit?: number; flags?: readonly string[] } = {},
+  options: {
+    root?: string;
+    args?: string[];
+    fdLimit?: number;
+    flags?: readonly string[];
+    env?: Record<string, string>;
+  } = {},
 ): Promise<ServerProcess> {
   const root = options.root ?? await Deno.makeTempDir({ prefix: "ferry-root-" });
   const deno = [
     Deno.execPath(),
     "run",
     ...options.flags ?? ["-A"],
-    ...[SERVER, "--port", "0", "--root", root, ...(options.args ?? [])],
+    // A server of a bucket (--store) has no root to serve.
+    ...[SERVER, "--port", "0", ...(options.args?.includes("--store") ? [] : ["--root", root])],
+    ...(options.args ?? []),
   ];
   const [command, ...args] = options.fdLimit
     ? ["sh", "-c", `ulimit -n ${options.fdLimit} && exec "$@"`, "sh", ...deno]
@@ -56,7 +64,7 @@ export async function startServer(
     cwd: REPO,
     stdout: "piped",
     stderr: "piped",
-    env: { NO_COLOR: "1" },
+    env: { NO_COLOR: "1", ...options.env },
   }).spawn();
   let stderr = "";
   (async () => {

@@ -285,8 +285,10 @@ export function setDirectoryTimes(dirs: DirectoryTimes[]): { path: string; error
       // Only a directory this tree is in: a symlink the user placed there is followed to write
       // into, never changed itself or through (and no setuid, setgid or sticky bit, ever).
       if (!lstatOrUndefined(path)?.isDirectory) continue;
-      Deno.chmodSync(path, mode & 0o777);
-      Deno.utimeSync(path, mtime / 1000, mtime / 1000);
+      // 0 is "not known" (a store whose directories have no times, such as S3 without a
+      // marker object): such a directory keeps the times and mode it was made with.
+      if (mode !== 0) Deno.chmodSync(path, mode & 0o777);
+      if (mtime !== 0) Deno.utimeSync(path, mtime / 1000, mtime / 1000);
     } catch (err) {
       failed.push({
         path,

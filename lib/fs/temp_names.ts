@@ -7,7 +7,7 @@
  * @module
  */
 
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { sha256Hasher } from "../checksum/sha256.ts";
 import { RESERVED_PREFIX } from "../util/path_jail.ts";
 
@@ -64,6 +64,24 @@ export function partialName(key: string): string {
 /** Where the resumable partial for `path` under `key` lives: beside it, hidden. */
 export function partialPath(path: string, key: string): string {
   return join(dirname(path), partialName(key));
+}
+
+/**
+ * Where the resumable partial of an upload to `path` (of this size and
+ * mtime) lives, under the root. Its key names the file, not the directory:
+ * a directory moved with its partials inside still lets each be resumed at
+ * the new place.
+ *
+ * @example
+ * ```ts
+ * import { partialFor } from "./temp_names.ts";
+ * const partial = partialFor("a/b.bin", 10, 0);
+ * console.assert(partial.startsWith("a/.ferry-") && partial.endsWith(".partial"));
+ * console.assert(partialFor("c/b.bin", 10, 0).slice(2) === partial.slice(2));
+ * ```
+ */
+export function partialFor(path: string, size: number, mtime: number | undefined): string {
+  return partialPath(path, resumeKey(basename(path), size, mtime));
 }
 
 const nameBits = new Uint32Array(2);

@@ -5,6 +5,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { openStore, type S3Flags } from "../storage/open_store.ts";
 import { exitCodeFor, FerryError, toFerryError } from "../util/errors.ts";
 import { readConfigFile } from "../util/config_file.ts";
 import { escapeName } from "../util/display.ts";
@@ -35,6 +36,13 @@ Usage:
 
 Options:
   -r, --root DIR                directory to serve (default: .)
+      --store s3://BUCKET[/PREFIX]
+                                serve a bucket instead (credentials from AWS_ACCESS_KEY_ID,
+                                AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN; see docs/scale-out.md)
+      --s3-endpoint URL         S3 endpoint (env AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL; default AWS)
+      --s3-region REGION        region to sign for (env AWS_REGION, AWS_DEFAULT_REGION; us-east-1)
+      --s3-path-style           bucket in the URL's path, not its host name (the default with
+                                --s3-endpoint)
   -H, --host HOST               address to bind (default: 127.0.0.1; 0.0.0.0 for all: needs
                                 tokens or --allow-anonymous)
   -p, --port PORT               port to listen on (default: ${DEFAULT_PORT}; 0 picks a free one)
@@ -75,6 +83,8 @@ Examples:
 /** Parsed ferryd arguments. */
 export interface ServerArgs {
   root: string;
+  /** A bucket to serve instead of the root (`--store s3://...`) and how to reach it. */
+  store?: S3Flags;
   host: string;
   port: number;
   idleTimeoutMs: number;
@@ -122,7 +132,11 @@ export function parseServerArgs(
       strict: true,
       allowPositionals: false,
       options: {
-        root: { type: "string", short: "r", default: "." },
+        root: { type: "string", short: "r" },
+        store: { type: "string" },
+        "s3-endpoint": { type: "string" },
+        "s3-region": { type: "string" },
+        "s3-path-style": { type: "boolean" },
         host: { type: "string", short: "H", default: "127.0.0.1" },
         port: { type: "string", short: "p", default: String(DEFAULT_PORT) },
         "idle-timeout": { type: "string", default: "300" },
@@ -158,12 +172,26 @@ export function parseServerArgs(
   if ((values["tls-cert"] === undefined) !== (values["tls-key"] === undefined)) {
     throw new FerryError("USAGE", "TLS needs both --tls-cert and --tls-key");
   }
+  if (values.store !== undefined && values.root !== undefined) {
+    throw new FerryError("USAGE", "--root and --store name two places to serve: give one");
+  }
+  const s3Only = ["s3-endpoint", "s3-region", "s3-path-style"] as const;
+  const stray = s3Only.find((flag) => values[flag] !== undefined);
+  if (values.store === undefined && stray) {
+    throw new FerryError("USAGE", `--${stray} goes with --store s3://BUCKET`);
+  }
   const bytes = (flag: "max-file-size" | "quota") => {
     const text = values[flag];
     return text === undefined ? undefined : parseBytes(`--${flag}`, text);
   };
   return {
-    root: values.root,
+    root: values.root ?? ".",
+    store: values.store === undefined ? undefined : {
+      store: values.store,
+      endpoint: values["s3-endpoint"],
+      region: values["s3-region"],
+      pathStyle: values["s3-path-style"],
+    },
     host: values.host,
     port,
     idleTimeoutMs: parseSeconds("--idle-timeout", values["idle-timeout"]) * 1000,
@@ -232,14 +260,19 @@ export async function main(argv: string[]): Promise<number> {
       cert: await readConfigFile(args.tlsCert, "TLS certificate"),
       key: await readConfigFile(args.tlsKey!, "TLS key"),
     };
+    // A bucket is reached, listed and checked before anything listens.
+    const storage = args.store ? await openStore(args.store, Deno.env.toObject()) : undefined;
     // A root that is not there yet is made, as the quick start expects (`--root ./artifacts`
     // on a fresh machine), and said so; a root that is something else is still refused.
-    if (createRoot(args.root)) console.error(`ferryd: created the root ${escapeName(args.root)}`);
+    if (!storage && createRoot(args.root)) {
+      console.error(`ferryd: created the root ${escapeName(args.root)}`);
+    }
     // From here on only ferryd's held directories use the working directory: the root is
     // resolved by serve() itself, and the files named on the command line were read above.
     ownWorkingDirectory();
     server = await serve({
       root: args.root,
+      storage,
       hostname: args.host,
       port: args.port,
       idleTimeoutMs: args.idleTimeoutMs,

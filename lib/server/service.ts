@@ -22,7 +22,7 @@ import {
 } from "../checksum/checksum.ts";
 import { type Claim, Verifier } from "../checksum/verify.ts";
 import type { Entry, GetRequest, ListOptions, PutRequest } from "../commands.ts";
-import type { Storage, TreeItem, Upload, WholeOptions } from "../storage/storage.ts";
+import type { ReadHandle, Storage, TreeItem, Upload, WholeOptions } from "../storage/storage.ts";
 import { walkTree } from "../storage/tree_walk.ts";
 import { escapeName } from "../util/display.ts";
 import { elapsed } from "../util/elapsed.ts";
@@ -162,11 +162,17 @@ async function writeByUpload(
   const upload = await storage.createUpload(path, { size: content.length, ...options });
   try {
     await upload.write(content);
-    await upload.commit();
+    await upload.commit(options.checksums);
   } catch (err) {
     await upload.abort();
     throw err;
   }
+}
+
+/** The checksum stored with an open file's content, when its store keeps one. */
+function stored(handle: ReadHandle, algorithm: Algorithm): Digest | undefined {
+  const hex = handle.checksums?.[algorithm];
+  return hex === undefined ? undefined : { algorithm, hex };
 }
 
 /** Bytes read at once when hashing on the server's side (a sum, a resume point). */
@@ -352,7 +358,8 @@ export class FerryService {
                 `${this.#maxFileSize}`,
             );
           }
-          if (!sameHex(meta.sum, hashBytes(options.algorithm, content))) {
+          const hex = hashBytes(options.algorithm, content);
+          if (!sameHex(meta.sum, hex)) {
             throw new FerryError(
               "INTEGRITY",
               `${escapeName(full)} arrived damaged (checksum mismatch); nothing was kept`,
@@ -367,7 +374,13 @@ export class FerryService {
             }
             noClobber = true;
           }
-          const whole = { mode: meta.mode, mtime: meta.mtime, noClobber, fsync: this.#fsync };
+          const whole: WholeOptions = {
+            mode: meta.mode,
+            mtime: meta.mtime,
+            noClobber,
+            fsync: this.#fsync,
+            checksums: { [options.algorithm]: hex },
+          };
           if (storage.writeWhole) await storage.writeWhole(full, content, whole);
           else await writeByUpload(storage, full, content, whole);
           files++;
@@ -418,7 +431,7 @@ export class FerryService {
       const handle = await this.#storage.openRead(canonical);
       try {
         const { version, size } = handle;
-        let digest = this.#known(canonical, version, algorithm);
+        let digest = stored(handle, algorithm) ?? this.#known(canonical, version, algorithm);
         if (!digest) {
           await loadAlgorithm(algorithm);
           const buf = new Uint8Array(Math.min(size, HASH_BUFFER));
@@ -524,7 +537,7 @@ export class FerryService {
         // One remembered from an upload will do for a client that asks again if it is stale.
         const known = req.fresh
           ? undefined
-          : this.#known(path, version, req.algorithm, req.retries);
+          : stored(handle, req.algorithm) ?? this.#known(path, version, req.algorithm, req.retries);
         return {
           size,
           mtime,
@@ -644,7 +657,7 @@ export class FerryService {
       end: async (claim) => {
         const digest = verifier.end(claim);
         settled = true;
-        const version = await upload.commit();
+        const version = await upload.commit({ [digest.algorithm]: digest.hex });
         if (version) this.#remember(path, version, digest, true);
         this.#transferred(who, "put", req, verifier.received - req.offset, started);
         return digest;

@@ -273,9 +273,9 @@ export class QuotaStorage implements Storage {
         written += chunk.length;
         return upload.write(chunk);
       },
-      commit: async () => {
+      commit: async (checksums) => {
         try {
-          const version = await upload.commit();
+          const version = await upload.commit(checksums);
           quota.addFiles(written - previous);
           forget();
           return version;

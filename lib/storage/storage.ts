@@ -6,6 +6,7 @@
  * @module
  */
 
+import type { Algorithm } from "../checksum/checksum.ts";
 import type { Entry, ListOptions } from "../commands.ts";
 import type { FerryError } from "../util/errors.ts";
 
@@ -28,6 +29,13 @@ export interface Usage {
   partials: Map<string, number>;
 }
 
+/**
+ * Checksums of a file's content (hex), by algorithm: what a store that keeps
+ * them beside the content (S3 object metadata) remembers, so that a `sum`
+ * or a download's checksum costs no reading.
+ */
+export type Checksums = Partial<Record<Algorithm, string>>;
+
 /** An open file being read. */
 export interface ReadHandle {
   /** Size when opened: exactly this many bytes are served. */
@@ -43,6 +51,11 @@ export interface ReadHandle {
    * cached then).
    */
   readonly version: string | undefined;
+  /**
+   * Checksums stored with this very content, when the store keeps them
+   * (given to {@linkcode Upload.commit} when it was written). Optional.
+   */
+  readonly checksums?: Checksums;
   /** Read into `buf`; `null` at end of file. */
   read(buf: Uint8Array): Promise<number | null>;
   /**
@@ -83,8 +96,10 @@ export interface Upload {
    * Make the content visible under its final name, atomically. Returns the
    * content version of the stored file (as {@linkcode ReadHandle.version}
    * will report it), where known, so that its checksum can be remembered.
+   * `checksums` are of the whole content, verified: a store that can keep
+   * them with it does (see {@linkcode ReadHandle.checksums}).
    */
-  commit(): Promise<string | undefined>;
+  commit(checksums?: Checksums): Promise<string | undefined>;
   /** Discard everything written. Safe to call at any time. */
   abort(): Promise<void>;
   /**
@@ -165,6 +180,8 @@ export interface WholeOptions {
   noClobber?: boolean;
   /** Make the stored file durable before reporting success. */
   fsync?: boolean;
+  /** The content's checksums, verified, for a store that keeps them (see {@linkcode Checksums}). */
+  checksums?: Checksums;
 }
 
 /**

@@ -13,13 +13,7 @@
 import { existsSync } from "node:fs";
 import { basename, dirname, join, relative, sep } from "node:path";
 import { AtomicFile, inUse } from "../../fs/atomic_file.ts";
-import {
-  isTempName,
-  partialKeyOf,
-  partialPath,
-  resumeKey,
-  tempNames,
-} from "../../fs/temp_names.ts";
+import { isTempName, partialFor, partialKeyOf, resumeKey, tempNames } from "../../fs/temp_names.ts";
 import { writeWholeFile } from "../../fs/whole_file.ts";
 import { type Directory, pinnedDirectory } from "../../fs/directory.ts";
 import type { Usage } from "../storage.ts";
@@ -44,24 +38,6 @@ import type {
   WholeOptions,
 } from "../storage.ts";
 import { readLocalTree } from "../../fs/tree_read.ts";
-
-/**
- * Where the resumable partial of an upload to `path` (of this size and
- * mtime) lives, under the root. Its key names the file, not the directory:
- * a directory moved with its partials inside still lets each be resumed at
- * the new place.
- *
- * @example
- * ```ts
- * import { partialFor } from "./local_storage.ts";
- * const partial = partialFor("a/b.bin", 10, 0);
- * console.assert(partial.startsWith("a/.ferry-") && partial.endsWith(".partial"));
- * console.assert(partialFor("c/b.bin", 10, 0).slice(2) === partial.slice(2));
- * ```
- */
-export function partialFor(path: string, size: number, mtime: number | undefined): string {
-  return partialPath(path, resumeKey(basename(path), size, mtime));
-}
 
 /** `stat` (or `lstat`) that answers undefined instead of throwing. */
 function statOrUndefined(path: string, lstat = false): Deno.FileInfo | undefined {

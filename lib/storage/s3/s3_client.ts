@@ -1,0 +1,501 @@
+/**
+ * The S3 requests ferry makes, over `aws4fetch` (SigV4 signing) and
+ * `fetch`, with S3's errors turned into {@linkcode FerryError}s. Keys here
+ * are whole object keys (the prefix included); what they mean as paths is
+ * the storage's business (see `s3_storage.ts`).
+ *
+ * @module
+ */
+
+import { AwsClient } from "aws4fetch";
+import { XMLParser } from "fast-xml-parser";
+import { createHash } from "node:crypto";
+import { FerryError } from "../../util/errors.ts";
+import type { S3Config } from "./s3_config.ts";
+
+/** One object of a listing. */
+export interface S3Object {
+  key: string;
+  size: number;
+  /** Upload time, ms since the epoch. */
+  lastModified: number;
+  etag: string;
+}
+
+/** One page of a listing: objects, and the common prefixes under a delimiter. */
+export interface S3Page {
+  objects: S3Object[];
+  prefixes: string[];
+  /** Continuation token for the next page, when there is one. */
+  next: string | undefined;
+}
+
+/** What a HEAD (or a GET's headers) says of an object. */
+export interface S3Head {
+  size: number;
+  etag: string;
+  lastModified: number;
+  /** User metadata (`x-amz-meta-*`), names without the prefix, values decoded. */
+  meta: Record<string, string>;
+}
+
+/** An in-progress multipart upload, as listed. */
+export interface S3MultipartUpload {
+  key: string;
+  uploadId: string;
+  /** When it was started, ms since the epoch. */
+  initiated: number;
+}
+
+const xml = new XMLParser({
+  ignoreAttributes: true,
+  // Keys, ETags and tokens stay text, whatever they look like ("0123", "1e5").
+  parseTagValue: false,
+  isArray: (name: string) =>
+    ["Contents", "CommonPrefixes", "Upload", "Error", "Part"].includes(name),
+});
+
+/** Requests that carry no body, or one in hand, are retried this many times on 5xx/429. */
+const RETRIES = 3;
+
+/**
+ * A bucket, through S3's REST API.
+ *
+ * @example
+ * ```ts ignore
+ * const client = new S3Client(config);
+ * const page = await client.list({ prefix: "builds/", delimiter: "/" });
+ * ```
+ */
+export class S3Client {
+  readonly #aws: AwsClient;
+  readonly #config: S3Config;
+
+  /** A client for `config`'s bucket; nothing is sent until the first request. */
+  constructor(config: S3Config) {
+    this.#config = config;
+    this.#aws = new AwsClient({
+      accessKeyId: config.accessKeyId,
+      secretAccessKey: config.secretAccessKey,
+      sessionToken: config.sessionToken,
+      service: "s3",
+      region: config.region,
+      // Retries are ours (see #send): a consumed body cannot be sent again.
+      retries: 0,
+    });
+  }
+
+  /** `s3://bucket/prefix`, for people. */
+  get location(): string {
+    const { bucket, prefix } = this.#config;
+    return `s3://${bucket}${prefix ? `/${prefix.replace(/\/$/, "")}` : ""}`;
+  }
+
+  /** The URL of `key` (path-style or virtual-hosted), with a query. */
+  url(key: string, query: Record<string, string> = {}): string {
+    const { endpoint, bucket, pathStyle } = this.#config;
+    const base = new URL(endpoint);
+    const path = key.split("/").map(encodeURIComponent).join("/");
+    const host = pathStyle ? base.host : `${bucket}.${base.host}`;
+    const prefix = base.pathname.replace(/\/$/, "") + (pathStyle ? `/${bucket}` : "");
+    const search = new URLSearchParams(query).toString().replaceAll("+", "%20");
+    // `?uploads` and `?delete` are bare subresources; URLSearchParams writes them as `uploads=`.
+    const qs = search.replace(/(^|&)(uploads|delete)=(?=&|$)/g, "$1$2");
+    return `${base.protocol}//${host}${prefix}/${path}${qs ? `?${qs}` : ""}`;
+  }
+
+  /**
+   * Send a request; S3's error answers become FerryErrors (`what` names the
+   * object for the message). `ok` lists statuses that are not errors.
+   */
+  async send(
+    method: string,
+    key: string,
+    options: {
+      query?: Record<string, string>;
+      headers?: Record<string, string>;
+      body?: Uint8Array | string;
+      what?: string;
+      ok?: number[];
+      signal?: AbortSignal;
+    } = {},
+  ): Promise<Response> {
+    const url = this.url(key, options.query);
+    for (let attempt = 0;; attempt++) {
+      let res: Response;
+      try {
+        res = await this.#aws.fetch(url, {
+          method,
+          headers: options.headers,
+          body: options.body as BodyInit | undefined,
+          signal: options.signal,
+        });
+      } catch (err) {
+        if (options.signal?.aborted) throw err;
+        if (attempt < RETRIES) {
+          await pause(attempt);
+          continue;
+        }
+        throw unreachable(this.#config.endpoint, err);
+      }
+      if (res.ok || options.ok?.includes(res.status)) return res;
+      if ((res.status >= 500 || res.status === 429) && attempt < RETRIES) {
+        await res.body?.cancel();
+        await pause(attempt);
+        continue;
+      }
+      throw await s3Error(res, options.what ?? key, this.location);
+    }
+  }
+
+  /** HEAD `key`: undefined when there is no such object. */
+  async head(key: string): Promise<S3Head | undefined> {
+    const res = await this.send("HEAD", key, { ok: [404] });
+    if (res.status === 404) return undefined;
+    return headOf(res);
+  }
+
+  /** One page of ListObjectsV2 under `prefix`. */
+  async list(
+    options: { prefix: string; delimiter?: string; token?: string; max?: number },
+  ): Promise<S3Page> {
+    const query: Record<string, string> = {
+      "list-type": "2",
+      "encoding-type": "url",
+      prefix: options.prefix,
+    };
+    if (options.delimiter) query.delimiter = options.delimiter;
+    if (options.token) query["continuation-token"] = options.token;
+    if (options.max) query["max-keys"] = String(options.max);
+    const res = await this.send("GET", "", { query, what: options.prefix || "the bucket" });
+    const doc = xml.parse(await res.text()).ListBucketResult ?? {};
+    const decode = doc.EncodingType === "url" ? urlDecode : (s: string) => s;
+    return {
+      objects: (doc.Contents ?? []).map((c: Record<string, string>) => ({
+        key: decode(c.Key),
+        size: Number(c.Size),
+        lastModified: Date.parse(c.LastModified),
+        etag: c.ETag ?? "",
+      })),
+      prefixes: (doc.CommonPrefixes ?? []).map((p: { Prefix: string }) => decode(p.Prefix)),
+      next: doc.IsTruncated === "true" ? doc.NextContinuationToken : undefined,
+    };
+  }
+
+  /** Every object under `prefix` (no delimiter), page by page. */
+  async *listAll(prefix: string): AsyncIterable<S3Object> {
+    let token: string | undefined;
+    do {
+      const page = await this.list({ prefix, token });
+      yield* page.objects;
+      token = page.next;
+    } while (token);
+  }
+
+  /** PUT a whole object whose bytes are in hand: its ETag. */
+  async put(
+    key: string,
+    body: Uint8Array,
+    options: { meta?: Record<string, string>; noClobber?: boolean; what?: string } = {},
+  ): Promise<string> {
+    const headers = metaHeaders(options.meta);
+    headers["content-length"] = String(body.length);
+    if (options.noClobber) headers["if-none-match"] = "*";
+    const res = await this.send("PUT", key, { headers, body, what: options.what, ok: [412] });
+    await res.body?.cancel();
+    if (res.status === 412) {
+      throw new FerryError("EXISTS", `already exists: ${options.what ?? key}`);
+    }
+    return res.headers.get("etag") ?? "";
+  }
+
+  /** DELETE one object (no error if it is not there). */
+  async delete(key: string): Promise<void> {
+    const res = await this.send("DELETE", key, { ok: [404] });
+    await res.body?.cancel();
+  }
+
+  /** Delete many objects, a thousand per request (DeleteObjects). */
+  async deleteMany(keys: string[]): Promise<void> {
+    for (let i = 0; i < keys.length; i += 1000) {
+      const batch = keys.slice(i, i + 1000);
+      const body = `<Delete><Quiet>true</Quiet>${
+        batch.map((k) => `<Object><Key>${escapeXml(k)}</Key></Object>`).join("")
+      }</Delete>`;
+      const md5 = createHash("md5").update(body).digest("base64");
+      const res = await this.send("POST", "", {
+        query: { delete: "" },
+        headers: { "content-md5": md5, "content-type": "application/xml" },
+        body,
+      });
+      const doc = xml.parse(await res.text()).DeleteResult ?? {};
+      const failed = (doc.Error ?? []) as Record<string, string>[];
+      if (failed.length > 0) {
+        throw new FerryError(
+          "IO",
+          `the object store kept ${failed.length} objects it was asked to delete ` +
+            `(${failed[0].Code}: ${failed[0].Key})`,
+        );
+      }
+    }
+  }
+
+  /**
+   * Copy `from` to `to` on the server's side, with `from`'s metadata, or
+   * with `meta` instead when given. Objects over 5 GiB are copied in parts.
+   */
+  async copy(
+    from: string,
+    to: string,
+    options: { size: number; meta?: Record<string, string>; ifMatch?: string },
+  ): Promise<void> {
+    if (options.size > MAX_COPY) return await this.#copyInParts(from, to, options);
+    const headers: Record<string, string> = { "x-amz-copy-source": this.#copySource(from) };
+    if (options.ifMatch) headers["x-amz-copy-source-if-match"] = options.ifMatch;
+    if (options.meta) {
+      Object.assign(headers, metaHeaders(options.meta));
+      headers["x-amz-metadata-directive"] = "REPLACE";
+    }
+    const res = await this.send("PUT", to, { headers, what: from });
+    // A copy can fail after its 200 has begun: the error is then in the body.
+    const text = await res.text();
+    if (text.includes("<Error>")) {
+      throw new FerryError("IO", `the object store could not copy ${from}: ${text.slice(0, 200)}`);
+    }
+  }
+
+  async #copyInParts(
+    from: string,
+    to: string,
+    options: { size: number; meta?: Record<string, string>; ifMatch?: string },
+  ): Promise<void> {
+    const meta = options.meta ?? (await this.head(from))?.meta ?? {};
+    const upload = await this.startMultipart(to, meta);
+    try {
+      const count = Math.ceil(options.size / MAX_COPY);
+      const each = Math.ceil(options.size / count);
+      const parts: string[] = [];
+      for (let n = 0; n < count; n++) {
+        const start = n * each;
+        const end = Math.min(options.size, start + each) - 1;
+        parts.push(await this.copyPart(to, upload, n + 1, from, start, end, options.ifMatch));
+      }
+      await this.completeMultipart(to, upload, parts);
+    } catch (err) {
+      await this.abortMultipart(to, upload).catch(() => {});
+      throw err;
+    }
+  }
+
+  #copySource(key: string): string {
+    return `/${this.#config.bucket}/${key.split("/").map(encodeURIComponent).join("/")}`;
+  }
+
+  /** CreateMultipartUpload: its upload id. */
+  async startMultipart(key: string, meta: Record<string, string> = {}): Promise<string> {
+    const res = await this.send("POST", key, {
+      query: { uploads: "" },
+      headers: metaHeaders(meta),
+    });
+    const id = xml.parse(await res.text()).InitiateMultipartUploadResult?.UploadId;
+    if (!id) throw new FerryError("IO", `the object store started no upload for ${key}`);
+    return id;
+  }
+
+  /** UploadPart: the part's ETag. */
+  async uploadPart(key: string, uploadId: string, part: number, body: Uint8Array): Promise<string> {
+    const res = await this.send("PUT", key, {
+      query: { partNumber: String(part), uploadId },
+      headers: { "content-length": String(body.length) },
+      body,
+    });
+    await res.body?.cancel();
+    const etag = res.headers.get("etag");
+    if (!etag) throw new FerryError("IO", `the object store gave part ${part} of ${key} no ETag`);
+    return etag;
+  }
+
+  /** UploadPartCopy of bytes `start`..`end` (inclusive) of `from`: the part's ETag. */
+  async copyPart(
+    key: string,
+    uploadId: string,
+    part: number,
+    from: string,
+    start: number,
+    end: number,
+    ifMatch?: string,
+  ): Promise<string> {
+    const headers: Record<string, string> = {
+      "x-amz-copy-source": this.#copySource(from),
+      "x-amz-copy-source-range": `bytes=${start}-${end}`,
+    };
+    if (ifMatch) headers["x-amz-copy-source-if-match"] = ifMatch;
+    const res = await this.send("PUT", key, {
+      query: { partNumber: String(part), uploadId },
+      headers,
+      what: from,
+    });
+    const etag = xml.parse(await res.text()).CopyPartResult?.ETag;
+    if (!etag) throw new FerryError("IO", `the object store copied part ${part} of ${from} badly`);
+    return etag;
+  }
+
+  /** CompleteMultipartUpload with the parts' ETags, in order. */
+  async completeMultipart(key: string, uploadId: string, etags: string[]): Promise<void> {
+    const body = `<CompleteMultipartUpload>${
+      etags.map((e, i) =>
+        `<Part><PartNumber>${i + 1}</PartNumber><ETag>${escapeXml(e)}</ETag></Part>`
+      )
+        .join("")
+    }</CompleteMultipartUpload>`;
+    const res = await this.send("POST", key, { query: { uploadId }, body });
+    // As with a copy, a failure can come inside a 200.
+    const text = await res.text();
+    if (text.includes("<Error>")) {
+      throw new FerryError("IO", `the object store could not finish ${key}: ${text.slice(0, 200)}`);
+    }
+  }
+
+  /** AbortMultipartUpload (no error if it is gone already). */
+  async abortMultipart(key: string, uploadId: string): Promise<void> {
+    const res = await this.send("DELETE", key, { query: { uploadId }, ok: [404] });
+    await res.body?.cancel();
+  }
+
+  /** Every multipart upload in progress under `prefix`. */
+  async *listMultipart(prefix: string): AsyncIterable<S3MultipartUpload> {
+    let keyMarker: string | undefined, idMarker: string | undefined;
+    do {
+      const query: Record<string, string> = { uploads: "", prefix, "encoding-type": "url" };
+      if (keyMarker) query["key-marker"] = keyMarker;
+      if (idMarker) query["upload-id-marker"] = idMarker;
+      const res = await this.send("GET", "", { query, what: prefix || "the bucket" });
+      const doc = xml.parse(await res.text()).ListMultipartUploadsResult ?? {};
+      const decode = doc.EncodingType === "url" ? urlDecode : (s: string) => s;
+      for (const u of (doc.Upload ?? []) as Record<string, string>[]) {
+        yield { key: decode(u.Key), uploadId: u.UploadId, initiated: Date.parse(u.Initiated) };
+      }
+      const more = doc.IsTruncated === "true";
+      keyMarker = more ? doc.NextKeyMarker : undefined;
+      idMarker = more ? doc.NextUploadIdMarker : undefined;
+    } while (keyMarker);
+  }
+
+  /**
+   * GET `key` (bytes from `start` on), only while its ETag is `etag`: a
+   * replaced object fails with INTEGRITY rather than mixing versions.
+   */
+  async get(
+    key: string,
+    options: { start?: number; end?: number; etag?: string; what?: string } = {},
+  ): Promise<Response> {
+    const headers: Record<string, string> = {};
+    if (options.etag) headers["if-match"] = options.etag;
+    if (options.start || options.end !== undefined) {
+      headers.range = `bytes=${options.start ?? 0}-${options.end ?? ""}`;
+    }
+    const res = await this.send("GET", key, { headers, ok: [412], what: options.what });
+    if (res.status === 412) {
+      await res.body?.cancel();
+      throw new FerryError(
+        "INTEGRITY",
+        `${options.what ?? key} changed while it was read (it was replaced in the bucket)`,
+      );
+    }
+    return res;
+  }
+}
+
+/** The largest object one CopyObject may copy. */
+const MAX_COPY = 5 * 1024 ** 3;
+
+/** What a HEAD or GET response says of its object. */
+export function headOf(res: Response): S3Head {
+  const meta: Record<string, string> = {};
+  for (const [name, value] of res.headers) {
+    if (name.startsWith("x-amz-meta-")) meta[name.slice(11)] = safeDecode(value);
+  }
+  const range = res.headers.get("content-range");
+  const size = range ? Number(range.slice(range.lastIndexOf("/") + 1)) : Number(
+    res.headers.get("content-length") ?? 0,
+  );
+  return {
+    size,
+    etag: res.headers.get("etag") ?? "",
+    lastModified: Date.parse(res.headers.get("last-modified") ?? "") || 0,
+    meta,
+  };
+}
+
+/**
+ * Metadata as headers. Values are percent-encoded: header values go out as
+ * Latin-1 while the signature is over their UTF-8 bytes, so anything but
+ * ASCII would fail the signature.
+ */
+function metaHeaders(meta: Record<string, string> = {}): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(meta)) {
+    headers[`x-amz-meta-${name}`] = encodeURIComponent(value);
+  }
+  return headers;
+}
+
+function safeDecode(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
+}
+
+/** A key from a listing with `encoding-type=url` (a `+` there is a space: `+` itself is `%2B`). */
+function urlDecode(text: string): string {
+  return decodeURIComponent(text.replaceAll("+", " "));
+}
+
+function escapeXml(text: string): string {
+  return text.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;")
+    .replaceAll('"', "&quot;").replaceAll("'", "&apos;");
+}
+
+function pause(attempt: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, 100 * 4 ** attempt));
+}
+
+function unreachable(endpoint: string, err: unknown): FerryError {
+  const why = err instanceof Error ? err.message : String(err);
+  return new FerryError("IO", `cannot reach the object store at ${endpoint}: ${why}`);
+}
+
+/** S3's error answer as a FerryError. */
+async function s3Error(res: Response, what: string, location: string): Promise<FerryError> {
+  const text = res.status === 404 && res.headers.get("content-length") === "0"
+    ? ""
+    : await res.text().catch(() => "");
+  const doc = text ? xml.parse(text).Error?.[0] ?? {} : {};
+  const code: string = doc.Code ?? (res.status === 404 ? "NoSuchKey" : `HTTP ${res.status}`);
+  const detail = doc.Message ? `: ${doc.Message}` : "";
+  switch (code) {
+    case "NoSuchKey":
+      return new FerryError("NOT_FOUND", `not found: ${what}`);
+    case "NoSuchBucket":
+      return new FerryError("IO", `no such bucket: ${location}`);
+    case "InvalidAccessKeyId":
+    case "SignatureDoesNotMatch":
+    case "ExpiredToken":
+    case "InvalidToken":
+      return new FerryError(
+        "IO",
+        `the object store refused ferryd's credentials (${code}): check AWS_ACCESS_KEY_ID, ` +
+          `AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN`,
+      );
+    case "AccessDenied":
+      return new FerryError("IO", `the object store denied access to ${what} in ${location}`);
+    case "EntityTooLarge":
+      return new FerryError("LIMIT", `too large for the object store: ${what}`);
+    case "QuotaExceeded":
+      return new FerryError("NO_SPACE", `the bucket's quota is exhausted: ${what}`);
+    default:
+      return new FerryError("IO", `the object store failed on ${what} (${code}${detail})`);
+  }
+}

@@ -1,0 +1,600 @@
+/**
+ * {@linkcode Storage} over an S3 bucket (AWS, Ceph radosgw, MinIO, R2...):
+ * the same tree, the same guarantees, with the bytes in objects, so that
+ * several ferryd instances can serve one bucket with no state of their own.
+ *
+ * A path `a/b.txt` is the object `PREFIX` + `a/b.txt`; a directory is a
+ * key prefix ending in `/`, plus a marker object under exactly that key when
+ * it was made empty or given a mode and mtime. Mode, mtime and checksums
+ * ride in object metadata (see `s3_meta.ts`). Uploads are multipart under a
+ * private temporary key and copied into place by the store (see
+ * `s3_upload.ts`); kept partials are objects named as on disk.
+ *
+ * @module
+ */
+
+import type { Entry, ListOptions } from "../../commands.ts";
+import { isTempName, partialFor, partialKeyOf, tempName } from "../../fs/temp_names.ts";
+import { escapeName } from "../../util/display.ts";
+import { FerryError } from "../../util/errors.ts";
+import { checkName, RESERVED_PREFIX } from "../../util/path_jail.ts";
+import type {
+  ReadHandle,
+  Storage,
+  TreeItem,
+  Upload,
+  UploadOptions,
+  Usage,
+  WholeOptions,
+} from "../storage.ts";
+import { headOf, S3Client, type S3Head, type S3Object } from "./s3_client.ts";
+import type { S3Config } from "./s3_config.ts";
+import { fileMeta, readMeta } from "./s3_meta.ts";
+import { S3Upload } from "./s3_upload.ts";
+
+/** Requests at once when a listing or a tree walk needs one per object. */
+const CONCURRENCY = 16;
+
+function parentOf(path: string): string {
+  const slash = path.lastIndexOf("/");
+  return slash < 0 ? "" : path.slice(0, slash);
+}
+
+function nameOf(path: string): string {
+  return path.slice(path.lastIndexOf("/") + 1);
+}
+
+function notFound(path: string): FerryError {
+  return new FerryError("NOT_FOUND", `not found: ${escapeName(path)}`);
+}
+
+/** Every ancestor of `path`, nearest the root first (`a`, `a/b` for `a/b/c`). */
+function ancestors(path: string): string[] {
+  const parts = path.split("/");
+  return parts.slice(0, -1).map((_, i) => parts.slice(0, i + 1).join("/"));
+}
+
+/**
+ * Why a relative path from the bucket cannot be served, if it cannot: keys
+ * written by other tools may hold anything (`..`, empty segments, control
+ * characters), and are skipped rather than followed. Ferry's temporary
+ * names answer `temp`.
+ */
+function refusal(rel: string): "temp" | "reserved" | FerryError | undefined {
+  const parts = rel.split("/");
+  for (const part of parts) {
+    try {
+      checkName(part);
+    } catch (err) {
+      if (part.startsWith(RESERVED_PREFIX)) return isTempName(part) ? "temp" : "reserved";
+      return err as FerryError;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Map `source` through `fn` with up to `width` calls at once, in order:
+ * what a listing needs when each object costs a request.
+ */
+async function* mapOrdered<T, R>(
+  source: AsyncIterable<T>,
+  width: number,
+  fn: (item: T) => Promise<R>,
+): AsyncIterable<R> {
+  const queue: Promise<R>[] = [];
+  const start = (item: T) => {
+    const result = fn(item);
+    // Awaited in turn below; a failure before then must not go unhandled.
+    result.catch(() => {});
+    queue.push(result);
+  };
+  for await (const item of source) {
+    start(item);
+    if (queue.length >= width) yield await queue.shift()!;
+  }
+  while (queue.length > 0) yield await queue.shift()!;
+}
+
+/**
+ * Files in an S3 bucket, behind the storage interface.
+ *
+ * @example
+ * ```ts ignore
+ * import { S3Storage } from "./s3_storage.ts";
+ * import { s3Config } from "./s3_config.ts";
+ * const storage = await S3Storage.open(s3Config({ store: "s3://artifacts/ci" }, Deno.env.toObject()));
+ * for await (const entry of storage.list("")) console.log(entry.name);
+ * ```
+ */
+export class S3Storage implements Storage {
+  readonly #s3: S3Client;
+  readonly #prefix: string;
+
+  private constructor(config: S3Config) {
+    this.#s3 = new S3Client(config);
+    this.#prefix = config.prefix;
+  }
+
+  /**
+   * The bucket of `config`, once it answers a listing: a wrong endpoint,
+   * wrong credentials or a missing bucket fail here, with a message that
+   * says which.
+   */
+  static async open(config: S3Config): Promise<S3Storage> {
+    const storage = new S3Storage(config);
+    await storage.#s3.list({ prefix: config.prefix, delimiter: "/", max: 1 });
+    return storage;
+  }
+
+  /** `s3://bucket/prefix`. */
+  get location(): string {
+    return this.#s3.location;
+  }
+
+  #key(path: string): string {
+    return this.#prefix + path;
+  }
+
+  /** The key prefix of what the directory `path` holds (its marker's key too). */
+  #dir(path: string): string {
+    return path === "" ? this.#prefix : `${this.#prefix}${path}/`;
+  }
+
+  /** Whether the directory `path` exists: a marker, or anything below it. */
+  async #isDir(path: string): Promise<boolean> {
+    if (path === "") return true;
+    const page = await this.#s3.list({ prefix: this.#dir(path), max: 1 });
+    return page.objects.length > 0 || page.prefixes.length > 0;
+  }
+
+  /** The file at `path`, if there is one. */
+  #file(path: string): Promise<S3Head | undefined> {
+    return path === "" ? Promise.resolve(undefined) : this.#s3.head(this.#key(path));
+  }
+
+  /** What is at `path`: a file (with its HEAD), a directory, or nothing. */
+  async #kind(path: string): Promise<{ file?: S3Head; dir: boolean }> {
+    const [file, dir] = await Promise.all([this.#file(path), this.#isDir(path)]);
+    return { file, dir };
+  }
+
+  /** Refuse a path whose ancestors include a file: it cannot be under one. */
+  async #checkAncestors(path: string): Promise<void> {
+    const heads = await Promise.all(ancestors(path).map((a) => this.#file(a).then((h) => [a, h])));
+    const file = heads.find(([, h]) => h !== undefined);
+    if (file) {
+      throw new FerryError("NOT_A_DIRECTORY", `not a directory: ${escapeName(file[0] as string)}`);
+    }
+  }
+
+  #fileEntry(name: string, head: S3Head): Entry {
+    const { mode, mtime } = readMeta(head.meta, head.lastModified);
+    return { name, type: "file", size: head.size, mtime, mode };
+  }
+
+  async #dirEntry(name: string, path: string): Promise<Entry> {
+    const marker = path === "" ? undefined : await this.#s3.head(this.#dir(path));
+    const { mode, mtime } = marker
+      ? readMeta(marker.meta, marker.lastModified, true)
+      : { mode: 0o755, mtime: 0 };
+    return { name, type: "dir", size: 0, mtime, mode };
+  }
+
+  async *list(path: string, options: ListOptions = {}): AsyncIterable<Entry> {
+    const { file, dir } = await this.#kind(path);
+    if (!dir) {
+      if (!file) throw notFound(path);
+      yield this.#fileEntry(nameOf(path), file);
+      return;
+    }
+    const base = this.#dir(path);
+    const s3 = this.#s3;
+    const made = new Set<string>();
+    // Every key below, as the entries it implies: directories first (made once each).
+    async function* entries(): AsyncIterable<{ rel: string; object?: S3Object; dir?: boolean }> {
+      if (options.recursive) {
+        for await (const object of s3.listAll(base)) {
+          const rel = object.key.slice(base.length);
+          const isMarker = rel.endsWith("/");
+          const parts = (isMarker ? rel.slice(0, -1) : rel).split("/");
+          for (let i = 1; i <= parts.length - (isMarker ? 0 : 1); i++) {
+            const d = parts.slice(0, i).join("/");
+            if (d !== "" && !made.has(d)) {
+              made.add(d);
+              yield { rel: d, dir: true };
+            }
+          }
+          if (!isMarker) yield { rel, object };
+        }
+        return;
+      }
+      let token: string | undefined;
+      do {
+        const page = await s3.list({ prefix: base, delimiter: "/", token });
+        for (const p of page.prefixes) yield { rel: p.slice(base.length, -1), dir: true };
+        for (const object of page.objects) {
+          if (object.key !== base) yield { rel: object.key.slice(base.length), object };
+        }
+        token = page.next;
+      } while (token);
+    }
+    const accepted = async function* (this: S3Storage) {
+      for await (const item of entries()) {
+        const why = refusal(item.rel);
+        if (why === "reserved") options.onReserved?.(item.rel);
+        if (why === undefined) yield item;
+      }
+    }.call(this);
+    // Each object's mode and mtime are in its metadata: a HEAD each, several at once.
+    yield* mapOrdered(accepted, CONCURRENCY, async (item) => {
+      const full = path === "" ? item.rel : `${path}/${item.rel}`;
+      if (item.dir) return await this.#dirEntry(item.rel, full);
+      const head = await this.#s3.head(item.object!.key);
+      return head
+        ? this.#fileEntry(item.rel, head)
+        : { name: item.rel, type: "file" as const, size: item.object!.size, mtime: 0, mode: 0 };
+    });
+  }
+
+  async stat(path: string): Promise<Entry> {
+    if (path === "") return { name: ".", type: "dir", size: 0, mtime: 0, mode: 0o755 };
+    const { file, dir } = await this.#kind(path);
+    if (dir) return await this.#dirEntry(nameOf(path), path);
+    if (file) return this.#fileEntry(nameOf(path), file);
+    throw notFound(path);
+  }
+
+  async openRead(path: string): Promise<ReadHandle> {
+    const head = await this.#file(path);
+    if (!head) {
+      if (await this.#isDir(path)) {
+        throw new FerryError("NOT_A_FILE", `not a file: ${escapeName(path)}`);
+      }
+      throw notFound(path);
+    }
+    return this.#handle(path, head);
+  }
+
+  /** A handle on the object at `path` as `head` saw it; bytes fetched at the first read. */
+  #handle(path: string, head: S3Head, body?: Response): ReadHandle {
+    const { mode, mtime, checksums } = readMeta(head.meta, head.lastModified);
+    const s3 = this.#s3;
+    const key = this.#key(path);
+    let at = 0;
+    let reader: ReadableStreamDefaultReader<Uint8Array> | undefined = body?.body?.getReader();
+    let rest: Uint8Array = new Uint8Array(0);
+    return {
+      size: head.size,
+      mtime,
+      mode,
+      version: head.etag ? `${head.etag}:${head.size}` : undefined,
+      checksums,
+      read: async (buf) => {
+        if (at >= head.size) return buf.length === 0 ? 0 : null;
+        if (rest.length === 0) {
+          // The same version throughout: a replaced object fails the read (If-Match).
+          reader ??= (await s3.get(key, { start: at, etag: head.etag, what: escapeName(path) }))
+            .body!.getReader();
+          const { value, done } = await reader.read();
+          if (done) {
+            throw new FerryError("INTEGRITY", `${escapeName(path)} ended early in the bucket`);
+          }
+          rest = value;
+        }
+        const n = Math.min(buf.length, rest.length);
+        buf.set(rest.subarray(0, n));
+        rest = rest.subarray(n);
+        at += n;
+        return n;
+      },
+      skip: (bytes) => {
+        at += bytes;
+        rest = new Uint8Array(0);
+        reader?.cancel().catch(() => {});
+        reader = undefined;
+      },
+      close: () => {
+        reader?.cancel().catch(() => {});
+        reader = undefined;
+      },
+    };
+  }
+
+  async createUpload(path: string, options: UploadOptions): Promise<Upload> {
+    if (path === "") throw new FerryError("NOT_A_FILE", "cannot write to the root directory");
+    const parent = parentOf(path);
+    const [{ file, dir }, parentIsDir] = await Promise.all([
+      this.#kind(path),
+      this.#isDir(parent),
+      this.#checkAncestors(path),
+    ]);
+    if (dir) throw new FerryError("NOT_A_FILE", `is a directory: ${escapeName(path)}`);
+    if (file && options.noClobber) {
+      throw new FerryError("EXISTS", `already exists: ${escapeName(path)}`);
+    }
+    // Its directory is there from now on, as on disk, whatever becomes of the upload.
+    if (!parentIsDir) await this.mkdir(parent, { parents: true });
+    const { size } = options;
+    const partial = options.resume && size !== undefined
+      ? partialFor(path, size, options.mtime)
+      : undefined;
+    const offset = partial !== undefined ? options.offset ?? 0 : 0;
+    let keptEtag: string | undefined;
+    if (partial !== undefined && offset > 0) {
+      const kept = await this.#s3.head(this.#key(partial));
+      if (!kept || kept.size < offset) {
+        throw new FerryError(
+          "RESUME_MISMATCH",
+          `cannot resume ${escapeName(nameOf(path))} at byte ${offset}: only ${
+            kept?.size ?? 0
+          } are here`,
+        );
+      }
+      keptEtag = kept.etag;
+    }
+    const temp = parent === "" ? tempName() : `${parent}/${tempName()}`;
+    return await S3Upload.start({
+      s3: this.#s3,
+      key: this.#key(path),
+      tempKey: this.#key(temp),
+      partialKey: partial !== undefined ? this.#key(partial) : undefined,
+      partial,
+      offset,
+      keptEtag,
+      size,
+      mode: options.mode,
+      mtime: options.mtime,
+      noClobber: options.noClobber,
+      path,
+    });
+  }
+
+  async writeWhole(path: string, content: Uint8Array, options: WholeOptions): Promise<void> {
+    const [dir] = await Promise.all([this.#isDir(path), this.#checkAncestors(path)]);
+    if (dir) throw new FerryError("NOT_A_FILE", `is a directory: ${escapeName(path)}`);
+    await this.#s3.put(this.#key(path), content, {
+      meta: fileMeta({ mode: options.mode, mtime: options.mtime, checksums: options.checksums }),
+      noClobber: options.noClobber,
+      what: escapeName(path),
+    });
+  }
+
+  async setStat(path: string, options: { mode?: number; mtime?: number }): Promise<void> {
+    await this.#s3.put(this.#dir(path), new Uint8Array(0), {
+      meta: fileMeta({ ...options, dir: true }),
+    });
+  }
+
+  async partialSize(path: string, options: { size: number; mtime?: number }): Promise<number> {
+    const kept = await this.#s3.head(this.#key(partialFor(path, options.size, options.mtime)));
+    return kept && kept.size <= options.size ? kept.size : 0;
+  }
+
+  async sweep(maxAgeMs: number): Promise<number> {
+    const before = Date.now() - maxAgeMs;
+    const stale: string[] = [];
+    for await (const object of this.#s3.listAll(this.#prefix)) {
+      if (isTempName(nameOf(object.key)) && object.lastModified < before) stale.push(object.key);
+    }
+    await this.#s3.deleteMany(stale);
+    let aborted = 0;
+    for await (const upload of this.#s3.listMultipart(this.#prefix)) {
+      if (upload.initiated >= before || !isTempName(nameOf(upload.key))) continue;
+      await this.#s3.abortMultipart(upload.key, upload.uploadId);
+      aborted++;
+    }
+    return stale.length + aborted;
+  }
+
+  async usage(path: string): Promise<Usage> {
+    const usage: Usage = { files: 0, partials: new Map() };
+    const file = await this.#file(path);
+    if (file) usage.files += file.size;
+    for await (const object of this.#s3.listAll(this.#dir(path))) {
+      const name = nameOf(object.key);
+      if (partialKeyOf(name) !== undefined) {
+        usage.partials.set(object.key.slice(this.#prefix.length), object.size);
+      } else if (!object.key.endsWith("/") && !isTempName(name)) usage.files += object.size;
+    }
+    return usage;
+  }
+
+  async mkdir(path: string, options: { parents?: boolean } = {}): Promise<void> {
+    if (path === "") {
+      if (options.parents) return;
+      throw new FerryError("EXISTS", "already exists: the root directory");
+    }
+    const parent = parentOf(path);
+    const [{ file, dir }, parentIsDir] = await Promise.all([
+      this.#kind(path),
+      options.parents ? Promise.resolve(true) : this.#isDir(parent),
+      options.parents ? this.#checkAncestors(path) : Promise.resolve(),
+    ]);
+    if (dir && options.parents) return;
+    if (file && options.parents) {
+      throw new FerryError("NOT_A_DIRECTORY", `not a directory: ${escapeName(path)}`);
+    }
+    if (dir || file) throw new FerryError("EXISTS", `already exists: ${escapeName(path)}`);
+    if (!parentIsDir) {
+      if (await this.#file(parent)) {
+        throw new FerryError("NOT_A_DIRECTORY", `not a directory: ${escapeName(parent)}`);
+      }
+      throw notFound(parent);
+    }
+    await this.#s3.put(this.#dir(path), new Uint8Array(0), { meta: fileMeta({ dir: true }) });
+  }
+
+  async remove(path: string, options: { recursive?: boolean } = {}): Promise<void> {
+    if (path === "") {
+      throw new FerryError("PATH_REFUSED", "path refused: cannot remove the root directory");
+    }
+    const { file, dir } = await this.#kind(path);
+    if (dir) {
+      const base = this.#dir(path);
+      const keys: string[] = [];
+      for await (const object of this.#s3.listAll(base)) {
+        const rel = object.key.slice(base.length);
+        // Its own marker and ferry's leftovers beside its files do not make it "not empty".
+        const own = rel === "" || (!rel.includes("/") && isTempName(rel));
+        if (!own && !options.recursive) {
+          throw new FerryError("EXISTS", `directory not empty: ${escapeName(path)} (use rm -r)`);
+        }
+        keys.push(object.key);
+      }
+      await this.#s3.deleteMany(keys);
+      return;
+    }
+    if (!file) throw notFound(path);
+    await this.#s3.delete(this.#key(path));
+  }
+
+  async move(from: string, to: string): Promise<string> {
+    if (from === "" || to === "") {
+      throw new FerryError("PATH_REFUSED", "path refused: cannot move the root directory");
+    }
+    const [source, there] = await Promise.all([this.#kind(from), this.#kind(to)]);
+    if (!source.dir && !source.file) throw notFound(from);
+    const target = there.dir ? `${to}/${nameOf(from)}` : to;
+    if (target === from) return target;
+    if (target.startsWith(`${from}/`)) {
+      throw new FerryError("PATH_REFUSED", `cannot move ${escapeName(from)} into itself`);
+    }
+    const parent = parentOf(target);
+    const [at, parentIsDir] = await Promise.all([
+      target === to ? Promise.resolve(there) : this.#kind(target),
+      this.#isDir(parent),
+    ]);
+    if (!parentIsDir) {
+      if (await this.#file(parent)) {
+        throw new FerryError("NOT_A_DIRECTORY", `not a directory: ${escapeName(parent)}`);
+      }
+      throw notFound(parent);
+    }
+    if (at.dir && (!source.dir || !(await this.#emptyDir(target)))) {
+      throw new FerryError(
+        "EXISTS",
+        `cannot move ${escapeName(from)}: ${escapeName(target)} is a directory`,
+      );
+    }
+    if (!source.dir) {
+      await this.#s3.copy(this.#key(from), this.#key(target), {
+        size: source.file!.size,
+        ifMatch: source.file!.etag,
+      });
+      await this.#s3.delete(this.#key(from));
+      return target;
+    }
+    // A directory is every object under it, its kept partials too: copied, then deleted.
+    const base = this.#dir(from), dest = this.#dir(target);
+    const objects = await Array.fromAsync(this.#s3.listAll(base));
+    for await (
+      const _ of mapOrdered(
+        (async function* () {
+          yield* objects;
+        })(),
+        CONCURRENCY,
+        (o) => this.#s3.copy(o.key, dest + o.key.slice(base.length), { size: o.size }),
+      )
+    );
+    await this.#s3.deleteMany(objects.map((o) => o.key));
+    return target;
+  }
+
+  /** Whether the directory `path` holds nothing but its marker. */
+  async #emptyDir(path: string): Promise<boolean> {
+    const base = this.#dir(path);
+    const page = await this.#s3.list({ prefix: base, max: 2 });
+    return page.objects.every((o) => o.key === base) && page.prefixes.length === 0;
+  }
+
+  async *readTree(path: string, options: { inlineMax: number }): AsyncIterable<TreeItem> {
+    const { file, dir } = await this.#kind(path);
+    if (!dir) {
+      if (file) throw new FerryError("NOT_A_DIRECTORY", `not a directory: ${escapeName(path)}`);
+      throw notFound(path);
+    }
+    const base = this.#dir(path);
+    const s3 = this.#s3;
+    type Step =
+      | { kind: "dir"; rel: string; marker?: S3Object }
+      | { kind: "file"; rel: string; object: S3Object }
+      | { kind: "skip"; rel: string; why: "reserved" | FerryError };
+    const made = new Set<string>();
+    async function* steps(): AsyncIterable<Step> {
+      yield { kind: "dir", rel: "" };
+      for await (const object of s3.listAll(base)) {
+        const rel = object.key.slice(base.length);
+        if (rel === "") continue; // The walked directory's own marker.
+        const isMarker = rel.endsWith("/");
+        const parts = (isMarker ? rel.slice(0, -1) : rel).split("/");
+        const why = refusal(parts.join("/"));
+        if (why === "temp") continue;
+        if (why !== undefined) {
+          yield { kind: "skip", rel, why };
+          continue;
+        }
+        for (let i = 1; i < parts.length; i++) {
+          const d = parts.slice(0, i).join("/");
+          if (!made.has(d)) {
+            made.add(d);
+            yield { kind: "dir", rel: d };
+          }
+        }
+        const own = parts.join("/");
+        if (isMarker) {
+          if (!made.has(own)) {
+            made.add(own);
+            yield { kind: "dir", rel: own, marker: object };
+          }
+        } else yield { kind: "file", rel, object };
+      }
+    }
+    // Small files are fetched whole, a few at once, ahead of the reader; larger ones need only
+    // their metadata, and are sent by a get of their own.
+    yield* mapOrdered(steps(), CONCURRENCY, async (step): Promise<TreeItem> => {
+      if (step.kind === "skip") {
+        return step.why === "reserved"
+          ? { kind: "skip", path: step.rel, skipped: "reserved name" }
+          : { kind: "skip", path: step.rel, error: step.why };
+      }
+      if (step.kind === "dir") {
+        const marker = step.marker || step.rel === ""
+          ? await s3.head(step.rel === "" ? base : step.marker!.key)
+          : undefined;
+        const { mode, mtime } = marker
+          ? readMeta(marker.meta, marker.lastModified, true)
+          : { mode: 0o755, mtime: 0 };
+        return { kind: "dir", path: step.rel, mode, mtime };
+      }
+      const { object, rel } = step;
+      if (object.size > options.inlineMax) {
+        const head = await s3.head(object.key);
+        const { mode, mtime } = readMeta(head?.meta ?? {}, object.lastModified);
+        return { kind: "file", path: rel, size: head?.size ?? object.size, mode, mtime };
+      }
+      const res = await s3.get(object.key, { what: escapeName(rel) }).catch((err) => err);
+      if (!(res instanceof Response)) return { kind: "skip", path: rel, error: res };
+      const head = headOf(res);
+      const bytes = new Uint8Array(await res.arrayBuffer());
+      const { mode, mtime } = readMeta(head.meta, head.lastModified);
+      // Grown since it was listed: too large to go inline now, so it goes by a get of its own.
+      if (bytes.length > options.inlineMax) {
+        return { kind: "file", path: rel, size: bytes.length, mode, mtime };
+      }
+      return {
+        kind: "file",
+        path: rel,
+        size: bytes.length,
+        mode,
+        mtime,
+        read: (into) => {
+          if (into.length !== bytes.length) {
+            throw new FerryError("INTEGRITY", `${escapeName(rel)} changed while being sent`);
+          }
+          into.set(bytes);
+        },
+      };
+    });
+  }
+}
