@@ -135,6 +135,12 @@ export interface IncomingFile {
  * at once; a file's failure is thrown, and the caller goes on with the next.
  */
 export interface IncomingTree {
+  /**
+   * Files to store at once (see `Storage.parallelWrites`): with more than
+   * one, the caller hands each file its own copy of the content and
+   * `meta.sum`, and waits for every file before the end.
+   */
+  readonly parallel: number;
   /** Make a directory of the tree; returns its path under the root. */
   dir(rel: string): Promise<string>;
   /**
@@ -318,6 +324,8 @@ export class FerryService {
       const replace = allows(who.scope, "replace");
       await this.#storage.mkdir(base, { parents: true });
       const storage = this.#storage;
+      // Directories of the tree made so far: their files' ancestors need no second look.
+      const made = new Set<string>([base]);
       const started = performance.now();
       // A tree's files come directory by directory: once a directory's path checked out
       // whole, each file in it needs only its own name checked.
@@ -343,10 +351,12 @@ export class FerryService {
       };
       let files = 0, bytes = 0;
       return {
+        parallel: Math.max(1, storage.parallelWrites ?? 1),
         dir: async (rel) => {
           if (rel === "") return base; // Made above.
           const full = join(rel);
           await storage.mkdir(full, { parents: true });
+          made.add(full);
           return full;
         },
         file: async (rel, content, meta) => {
@@ -380,6 +390,7 @@ export class FerryService {
             noClobber,
             fsync: this.#fsync,
             checksums: { [options.algorithm]: hex },
+            parentMade: made.has(full.slice(0, Math.max(0, full.lastIndexOf("/")))),
           };
           if (storage.writeWhole) await storage.writeWhole(full, content, whole);
           else await writeByUpload(storage, full, content, whole);

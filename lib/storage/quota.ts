@@ -199,6 +199,10 @@ export class QuotaStorage implements Storage {
     return this.#inner.location;
   }
 
+  get parallelWrites(): number | undefined {
+    return this.#inner.parallelWrites;
+  }
+
   /** Take the count again from the backend, correcting what changed behind ferryd's back. */
   async recount(): Promise<void> {
     if (this.#inner.usage) this.#quota.recount(await this.#inner.usage(""));

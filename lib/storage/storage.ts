@@ -182,6 +182,11 @@ export interface WholeOptions {
   fsync?: boolean;
   /** The content's checksums, verified, for a store that keeps them (see {@linkcode Checksums}). */
   checksums?: Checksums;
+  /**
+   * The caller made the file's directory (with its parents) a moment ago: a
+   * store that would otherwise look at every ancestor need not.
+   */
+  parentMade?: boolean;
 }
 
 /**
@@ -191,6 +196,13 @@ export interface WholeOptions {
 export interface Storage {
   /** Where the files are, for people: a directory, a bucket. */
   readonly location: string;
+  /**
+   * How many small files to store at once in a tree upload: where each
+   * write waits on the network (an object store), several in flight hide
+   * the wait. Absent or 1: one after the other (a local disk, where they
+   * would only take turns).
+   */
+  readonly parallelWrites?: number;
   /**
    * Entries of the directory at `path`, or the single entry if it names a
    * file. With `recursive`, every entry below it, named by relative path;

@@ -10,6 +10,9 @@
 import { AwsClient } from "aws4fetch";
 import { XMLParser } from "fast-xml-parser";
 import { createHash } from "node:crypto";
+import http from "node:http";
+import https from "node:https";
+import { Readable } from "node:stream";
 import { FerryError } from "../../util/errors.ts";
 import type { S3Config } from "./s3_config.ts";
 
@@ -70,6 +73,9 @@ const RETRIES = 3;
 export class S3Client {
   readonly #aws: AwsClient;
   readonly #config: S3Config;
+  /** Connections kept alive for bodies sent with node:http (see #sendBody). */
+  readonly #httpAgent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+  readonly #httpsAgent = new https.Agent({ keepAlive: true, maxSockets: 64 });
 
   /** A client for `config`'s bucket; nothing is sent until the first request. */
   constructor(config: S3Config) {
@@ -124,12 +130,9 @@ export class S3Client {
     for (let attempt = 0;; attempt++) {
       let res: Response;
       try {
-        res = await this.#aws.fetch(url, {
-          method,
-          headers: options.headers,
-          body: options.body as BodyInit | undefined,
-          signal: options.signal,
-        });
+        res = options.body === undefined
+          ? await this.#aws.fetch(url, { method, headers: options.headers, signal: options.signal })
+          : await this.#sendBody(method, url, options.headers ?? {}, options.body, options.signal);
       } catch (err) {
         if (options.signal?.aborted) throw err;
         if (attempt < RETRIES) {
@@ -146,6 +149,53 @@ export class S3Client {
       }
       throw await s3Error(res, options.what ?? key, this.location);
     }
+  }
+
+  /**
+   * A request with a body in hand, signed here and sent by `node:http`:
+   * `fetch` holds on to a copy of every body it sends (measured: 8 MiB parts,
+   * four at a time, took ferryd from 57 to 224 MiB), while `node:http` writes
+   * the bytes given and keeps nothing.
+   */
+  async #sendBody(
+    method: string,
+    url: string,
+    headers: Record<string, string>,
+    body: Uint8Array | string,
+    signal?: AbortSignal,
+  ): Promise<Response> {
+    const bytes = typeof body === "string" ? new TextEncoder().encode(body) : body;
+    const signed = await this.#aws.sign(url, { method, headers });
+    const out: Record<string, string> = Object.fromEntries(signed.headers);
+    out["content-length"] = String(bytes.length);
+    const target = new URL(signed.url);
+    const secure = target.protocol === "https:";
+    return await new Promise<Response>((resolve, reject) => {
+      const req = (secure ? https : http).request({
+        host: target.hostname,
+        port: target.port || (secure ? 443 : 80),
+        method,
+        path: target.pathname + target.search,
+        headers: out,
+        agent: secure ? this.#httpsAgent : this.#httpAgent,
+        signal,
+      }, (res) => {
+        const status = res.statusCode ?? 0;
+        const answer = new Headers();
+        for (const [name, value] of Object.entries(res.headers)) {
+          if (value !== undefined) {
+            answer.set(name, Array.isArray(value) ? value.join(", ") : value);
+          }
+        }
+        // A HEAD-like answer without content must not be given a body.
+        const empty = status === 204 || status === 304;
+        const stream = empty ? null : Readable.toWeb(res) as ReadableStream<Uint8Array>;
+        if (empty) res.resume();
+        resolve(new Response(stream, { status, headers: answer }));
+      });
+      req.on("error", reject);
+      req.end(bytes);
+    });
   }
 
   /** HEAD `key`: undefined when there is no such object. */

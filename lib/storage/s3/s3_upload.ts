@@ -67,6 +67,8 @@ export class S3Upload implements Upload {
   readonly #plan: S3UploadPlan;
   readonly #partSize: number;
   #buffer: Uint8Array;
+  /** Part buffers whose upload is done, to fill again: memory stays at a few parts, garbage at none. */
+  readonly #spare: Uint8Array[] = [];
   #filled = 0;
   /** Bytes this upload holds: the kept prefix, and all written since. */
   #bytes = 0;
@@ -156,7 +158,9 @@ export class S3Upload implements Upload {
     this.#bytes += chunk.length;
     let at = 0;
     while (at < chunk.length) {
-      if (this.#buffer.length === 0) this.#buffer = new Uint8Array(this.#partSize);
+      if (this.#buffer.length === 0) {
+        this.#buffer = this.#spare.pop() ?? new Uint8Array(this.#partSize);
+      }
       const n = Math.min(chunk.length - at, this.#buffer.length - this.#filled);
       this.#buffer.set(chunk.subarray(at, at + n), this.#filled);
       this.#filled += n;
@@ -243,11 +247,15 @@ export class S3Upload implements Upload {
     const waiting = this.#parts.length - IN_FLIGHT;
     if (waiting >= 0) await this.#parts[waiting];
     this.#usable(false);
-    const body = this.#buffer.subarray(0, this.#filled);
+    const full = this.#buffer;
+    const body = full.subarray(0, this.#filled);
     this.#buffer = new Uint8Array(0);
     this.#filled = 0;
     const number = this.#parts.length + 1;
-    this.#track(this.#plan.s3.uploadPart(this.#plan.tempKey, this.#uploadId!, number, body));
+    const sent = this.#plan.s3.uploadPart(this.#plan.tempKey, this.#uploadId!, number, body);
+    // Once sent, its buffer takes the next part.
+    sent.then(() => this.#spare.push(full), () => {});
+    this.#track(sent);
   }
 
   /** Send the last part, complete the temporary object: its size. */

@@ -446,6 +446,33 @@ class Session implements FaceSession {
     let received = 0, bytes = 0;
     const records: TreeRecord[] = [];
     const collect = (record: TreeRecord) => records.push(record);
+    // Files being stored, when the storage takes several at once (tree.parallel); a failure
+    // that ends the whole tree (a lost connection) waits in `fatal` for the loop to see it.
+    const pending = new Set<Promise<void>>();
+    let fatal: FerryError | undefined;
+    const refuse = async (path: string, err: unknown) => {
+      const e = toFerryError(err);
+      if (e.code === "PROTOCOL" || connectionLost(e)) throw e;
+      tree.failed(path, e);
+      const failed = { path, ...errorToMessage(e) };
+      await this.#fc.postMessage(FrameType.REPLY, id, { failed });
+    };
+    const store = async (
+      path: string,
+      content: Uint8Array,
+      meta: Parameters<IncomingTree["file"]>[2],
+    ) => {
+      try {
+        await tree.file(path, content, meta);
+        bytes += content.length;
+      } catch (err) {
+        await refuse(path, err);
+      }
+    };
+    const settle = async () => {
+      await Promise.all(pending);
+      if (fatal) throw fatal;
+    };
     try {
       for (;;) {
         const frame = await this.#fc.read();
@@ -455,6 +482,7 @@ class Session implements FaceSession {
         }
         if (frame.type === FrameType.END) {
           const end = parseTreeReply(decodeMessage(frame));
+          await settle();
           if (end.files !== received) {
             throw new FerryError(
               "PROTOCOL",
@@ -473,23 +501,34 @@ class Session implements FaceSession {
         records.length = 0;
         decodeRecords(payload, checksum, collect);
         for (const record of records) {
-          if (record.kind === "file") received++;
-          try {
-            if (record.kind === "dir") await tree.dir(record.path);
-            else if (record.kind === "file") {
-              await tree.file(record.path, record.content, record);
-              bytes += record.content.length;
-            } else throw new FerryError("PROTOCOL", `a ${record.kind} record in an upload`);
-          } catch (err) {
-            const e = toFerryError(err);
-            if (e.code === "PROTOCOL" || connectionLost(e)) throw e;
-            tree.failed(record.path, e);
-            const failed = { path: record.path, ...errorToMessage(e) };
-            await this.#fc.postMessage(FrameType.REPLY, id, { failed });
+          if (fatal) throw fatal;
+          if (record.kind === "file") {
+            received++;
+            if (tree.parallel <= 1) {
+              await store(record.path, record.content, record);
+              continue;
+            }
+            // Copies: the frame's bytes are read over by the next frame.
+            const meta = { mode: record.mode, mtime: record.mtime, sum: record.sum.slice() };
+            const storing = store(record.path, record.content.slice(), meta)
+              .catch((err) => void (fatal ??= toFerryError(err)))
+              .finally(() => pending.delete(storing));
+            pending.add(storing);
+            if (pending.size >= tree.parallel) await Promise.race(pending);
+          } else {
+            try {
+              if (record.kind !== "dir") {
+                throw new FerryError("PROTOCOL", `a ${record.kind} record in an upload`);
+              }
+              await tree.dir(record.path);
+            } catch (err) {
+              await refuse(record.path, err);
+            }
           }
         }
       }
     } catch (err) {
+      await Promise.allSettled(pending);
       tree.failed("", err);
       // Failed before the body's END or ERROR: skip the frames still on their way.
       this.#discardId = id;
