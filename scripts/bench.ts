@@ -5,6 +5,7 @@
  *
  *   deno task bench [--link loopback,1gbit,100mbit] [--size-mib 1024] [--files 10000]
  *                   [--text-files 2000] [--reps 3] [--clients 100] [--big-mib 4096]
+ *                   [--s3-files 2000]
  *                   [--out BENCHMARKS.md]
  *
  * Peers (socat, iperf3, scp/sftp via a private sshd, an rsync daemon) are used
@@ -24,6 +25,7 @@ import { makeFixtures } from "./bench/fixtures.ts";
 import { cannotShape, measureInLink } from "./bench/link.ts";
 import { peakRss } from "./bench/measure.ts";
 import { httpNumbers } from "./bench/http.ts";
+import { s3Numbers } from "./bench/s3.ts";
 import { bigFileMemory } from "./bench/memory.ts";
 import { type BenchOptions, type Link, parseOptions } from "./bench/options.ts";
 import {
@@ -67,7 +69,16 @@ async function measure(options: BenchOptions, link: Link): Promise<BenchResults>
     ? await httpNumbers(workspace, ferry, fixtures, size, options.reps)
     : undefined;
   const iperf = await tcpCeiling(workspace);
-  return { rows, size, ferrydPeakSerial, big, concurrent, http, iperf, notes: workspace.notes };
+  // Last: radosgw takes the machine's disk and CPU while it runs.
+  const s3 = loopback && options.s3Files > 0
+    ? await s3Numbers(workspace, {
+      size,
+      files: options.s3Files,
+      reps: options.reps,
+      big: options.big,
+    })
+    : undefined;
+  return { rows, size, ferrydPeakSerial, big, concurrent, http, s3, iperf, notes: workspace.notes };
 }
 
 const options = parseOptions(Deno.args);

@@ -240,3 +240,69 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "on a bucket: --partial-ttl's sweep ends stale uploads; HTTP and the quota work as on disk",
+  ignore,
+  async fn() {
+    // A stale upload: an abandoned multipart upload and a kept partial.
+    const storage = await freshS3Storage();
+    const kept = await storage.createUpload("k/kept.bin", { size: 100, mtime: 1, resume: true });
+    await kept.write(new Uint8Array(40));
+    assert.equal(await kept.suspend(), 40);
+    const stale = await storage.createUpload("k/stale.bin", { size: 20 << 20 });
+    await stale.write(new Uint8Array(9 << 20)); // One part out: a multipart upload in the store.
+    await new Promise((r) => setTimeout(r, 1100));
+    assert.equal(await storage.sweep(60_000), 0, "nothing is old enough");
+    assert.ok(await storage.sweep(1000) >= 2, "the partial and the multipart upload");
+    assert.equal(await storage.partialSize("k/kept.bin", { size: 100, mtime: 1 }), 0);
+    await assert.rejects(stale.commit(), "its parts are gone");
+
+    await using server = await s3Server(undefined, ["--quota", "1M"]);
+    const base = `http://${server.address}`;
+    const curl = async (...args: string[]) => {
+      const out = await new Deno.Command("curl", { args: ["-sS", ...args], stdout: "piped" })
+        .output();
+      return new TextDecoder().decode(out.stdout);
+    };
+    const body = randomBytes(300_000);
+    await using local = await tempDir();
+    await Deno.writeFile(join(local.path, "web.bin"), body);
+    const digest = `sha-256=:${
+      btoa(String.fromCharCode(
+        ...new Uint8Array(
+          await crypto.subtle.digest("SHA-256", body),
+        ),
+      ))
+    }:`;
+    assert.equal(
+      await curl(
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-T",
+        join(local.path, "web.bin"),
+        "-H",
+        `Content-Digest: ${digest}`,
+        `${base}/web/web.bin`,
+      ),
+      "201",
+    );
+    const range = await new Deno.Command("curl", {
+      args: ["-sS", "-r", "10-19", `${base}/web/web.bin`],
+      stdout: "piped",
+    }).output();
+    assert.deepEqual(range.stdout, body.subarray(10, 20), "a range, as curl -C - asks");
+    const back = join(local.path, "back.bin");
+    await curl("-o", back, `${base}/web/web.bin`);
+    assert.deepEqual(await Deno.readFile(back), body);
+    assert.match(await curl(`${base}/web/?json`), /"web\.bin"/);
+    // 300 KB is there: 800 KB more is over the 1 MB quota, and nothing of it is kept.
+    await Deno.writeFile(join(local.path, "big.bin"), randomBytes(800_000));
+    const over = await runClient(server.address, ["put", join(local.path, "big.bin")]);
+    assert.notEqual(over.code, 0);
+    assert.match(over.stderr, /quota/);
+    assert.doesNotMatch((await runClient(server.address, ["ls"])).stdout, /big\.bin/);
+  },
+});

@@ -41,6 +41,8 @@ export interface BenchOptions {
   clients: number;
   /** The much larger file of the memory check, 0 for none (`--big-mib`). */
   big: number;
+  /** Files of 4 KiB in the S3 section's tree (`--s3-files`; 0 skips the section). */
+  s3Files: number;
   /** The links to measure on, in order (`--link loopback,1gbit,100mbit`). */
   links: Link[];
   /** Where the report goes (`--out`). */
@@ -65,6 +67,7 @@ export function parseOptions(args: string[]): BenchOptions {
       reps: { type: "string", default: "3" },
       clients: { type: "string", default: "100" },
       "big-mib": { type: "string", default: "4096" },
+      "s3-files": { type: "string", default: "2000" },
       link: { type: "string", default: "loopback,1gbit,100mbit" },
       out: { type: "string", default: join(ROOT, "BENCHMARKS.md") },
       inside: { type: "string" },
@@ -84,6 +87,7 @@ export function parseOptions(args: string[]): BenchOptions {
     reps: Number(values.reps),
     clients: Number(values.clients),
     big: Number(values["big-mib"]) * MIB,
+    s3Files: Number(values["s3-files"]),
     links: values.link.split(",").filter((n) => n.trim() !== "").map(link),
     out: values.out,
     inside: values.inside === undefined

@@ -9,6 +9,7 @@
 import type { ConcurrentResult } from "./concurrent.ts";
 import { median, MIB } from "./measure.ts";
 import type { HttpResult } from "./http.ts";
+import { describeS3, type S3Result } from "./s3.ts";
 import type { BigFileMemory } from "./memory.ts";
 import type { BenchOptions, Link } from "./options.ts";
 import type { Results, Row } from "./rounds.ts";
@@ -27,6 +28,8 @@ export interface BenchResults {
   concurrent?: ConcurrentResult;
   /** HTTP on ferryd's port against the protocol (loopback only, with curl). */
   http?: HttpResult;
+  /** ferryd on a radosgw bucket against rclone (loopback only, with Ceph and rclone). */
+  s3?: S3Result;
   /** iperf3's throughput in MiB/s, when installed. */
   iperf?: number;
   /** Notes on missing or replaced peers. */
@@ -100,6 +103,7 @@ export function renderReport(options: BenchOptions, sections: Section[]): string
         "",
       );
     }
+    if (r.s3) body.push(describeS3(r.s3), "");
     if (r.big) {
       body.push(
         `Memory with a ${options.big / MIB} MiB file: ferry peak RSS ${mib(r.big.put)} MiB (put) ` +
@@ -273,6 +277,24 @@ function targetsOf(options: BenchOptions, link: Link, r: BenchResults): Target[]
           unit: "MiB",
         },
       );
+    }
+    if (r.s3) {
+      const s = r.s3;
+      out.push(
+        t(`${where}: S3 large file put ÷ rclone`, s.ferryPut / s.rclonePut, 1),
+        t(`${where}: S3 large file get ÷ rclone`, s.ferryGet / s.rcloneGet, 1),
+        t(`${where}: S3 put -r ÷ rclone`, s.ferryTreePut / s.rcloneTreePut, 1),
+        t(`${where}: S3 get -r ÷ rclone`, s.ferryTreeGet / s.rcloneTreeGet, 1),
+      );
+      if (s.big > 0) {
+        out.push({
+          what: `${where}: ferryd peak RSS, ${s.big / MIB} MiB into S3`,
+          value: s.ferrydPeakBig / MIB,
+          bound: 200,
+          atMost: true,
+          unit: "MiB",
+        });
+      }
     }
     if (r.concurrent) {
       out.push({
