@@ -55,3 +55,12 @@ export async function timed(cmd: string, args: string[]): Promise<Required<Timin
   }
   return { seconds: (performance.now() - t0) / 1000, peak };
 }
+
+/** Reset a process's peak RSS (VmHWM) to its current RSS, where the kernel allows it. */
+export function resetPeak(pid: number): void {
+  try {
+    Deno.writeTextFileSync(`/proc/${pid}/clear_refs`, "5");
+  } catch {
+    // Not allowed here: the peak is then the process's lifetime peak, an upper bound.
+  }
+}

@@ -17,7 +17,7 @@ import { parseArgs } from "node:util";
 import { rgwMissing, startRgw } from "../ceph_rgw/rgw.ts";
 import { PROGRAMS } from "../build.ts";
 import { writeRandom } from "./fixtures.ts";
-import { median, MIB, peakRss, timed } from "./measure.ts";
+import { median, MIB, peakRss, resetPeak, timed } from "./measure.ts";
 import { freePort, waitPort } from "./ports.ts";
 import { which } from "./system.ts";
 import { Workspace } from "./workspace.ts";
@@ -41,15 +41,6 @@ export interface S3Result {
   /** ferryd's peak RSS while it took the `big`-byte file (0 when not measured). */
   ferrydPeakBig: number;
   big: number;
-}
-
-/** Reset a process's peak RSS to its current RSS, where the kernel allows it. */
-function resetPeak(pid: number): void {
-  try {
-    Deno.writeTextFileSync(`/proc/${pid}/clear_refs`, "5");
-  } catch {
-    // Not allowed: the peak is then the process's lifetime peak, an upper bound.
-  }
 }
 
 /** Run `cmd` with `env` added, timed; throws with its stderr when it fails. */

@@ -12,6 +12,7 @@
  */
 
 import type { Entry, ListOptions } from "../../commands.ts";
+import { nameOf, notFound, parentOf } from "../paths.ts";
 import { escapeName } from "../../util/display.ts";
 import { FerryError } from "../../util/errors.ts";
 import type { Usage } from "../storage.ts";
@@ -39,19 +40,6 @@ interface Partial {
   chunks: Uint8Array[];
   bytes: number;
   writer: object | undefined;
-}
-
-function notFound(path: string): FerryError {
-  return new FerryError("NOT_FOUND", `not found: ${escapeName(path)}`);
-}
-
-function parentOf(path: string): string {
-  const slash = path.lastIndexOf("/");
-  return slash < 0 ? "" : path.slice(0, slash);
-}
-
-function nameOf(path: string): string {
-  return path.slice(path.lastIndexOf("/") + 1);
 }
 
 function join(chunks: Uint8Array[], bytes: number): Uint8Array {

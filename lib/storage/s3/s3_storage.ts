@@ -14,6 +14,7 @@
  */
 
 import type { Entry, ListOptions } from "../../commands.ts";
+import { nameOf, notFound, parentOf } from "../paths.ts";
 import { isTempName, partialFor, partialKeyOf, tempName } from "../../fs/temp_names.ts";
 import { escapeName } from "../../util/display.ts";
 import { FerryError } from "../../util/errors.ts";
@@ -39,19 +40,6 @@ const CONCURRENCY = 16;
  * of 4 KiB in 5.3 ms each and 16 in 11.4 ms: more only queue in the store.
  */
 const PARALLEL_WRITES = 8;
-
-function parentOf(path: string): string {
-  const slash = path.lastIndexOf("/");
-  return slash < 0 ? "" : path.slice(0, slash);
-}
-
-function nameOf(path: string): string {
-  return path.slice(path.lastIndexOf("/") + 1);
-}
-
-function notFound(path: string): FerryError {
-  return new FerryError("NOT_FOUND", `not found: ${escapeName(path)}`);
-}
 
 /** Every ancestor of `path`, nearest the root first (`a`, `a/b` for `a/b/c`). */
 function ancestors(path: string): string[] {
