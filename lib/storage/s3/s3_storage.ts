@@ -18,7 +18,6 @@ import { nameOf, notFound, parentOf } from "../paths.ts";
 import { isTempName, partialFor, partialKeyOf, tempName } from "../../fs/temp_names.ts";
 import { escapeName } from "../../util/display.ts";
 import { FerryError } from "../../util/errors.ts";
-import { checkName, RESERVED_PREFIX } from "../../util/path_jail.ts";
 import type {
   ReadHandle,
   Storage,
@@ -28,10 +27,11 @@ import type {
   Usage,
   WholeOptions,
 } from "../storage.ts";
-import { headOf, S3Client, type S3Head, type S3Object } from "./s3_client.ts";
+import { S3Client, type S3Head, type S3Object } from "./s3_client.ts";
 import type { S3Config } from "./s3_config.ts";
 import { fileMeta, readMeta } from "./s3_meta.ts";
 import { S3Upload } from "./s3_upload.ts";
+import { mapOrdered, refusal, walkS3Tree } from "./s3_walk.ts";
 
 /** Requests at once when a listing or a tree walk needs one per object. */
 const CONCURRENCY = 16;
@@ -45,48 +45,6 @@ const PARALLEL_WRITES = 8;
 function ancestors(path: string): string[] {
   const parts = path.split("/");
   return parts.slice(0, -1).map((_, i) => parts.slice(0, i + 1).join("/"));
-}
-
-/**
- * Why a relative path from the bucket cannot be served, if it cannot: keys
- * written by other tools may hold anything (`..`, empty segments, control
- * characters), and are skipped rather than followed. Ferry's temporary
- * names answer `temp`.
- */
-function refusal(rel: string): "temp" | "reserved" | FerryError | undefined {
-  const parts = rel.split("/");
-  for (const part of parts) {
-    try {
-      checkName(part);
-    } catch (err) {
-      if (part.startsWith(RESERVED_PREFIX)) return isTempName(part) ? "temp" : "reserved";
-      return err as FerryError;
-    }
-  }
-  return undefined;
-}
-
-/**
- * Map `source` through `fn` with up to `width` calls at once, in order:
- * what a listing needs when each object costs a request.
- */
-async function* mapOrdered<T, R>(
-  source: AsyncIterable<T>,
-  width: number,
-  fn: (item: T) => Promise<R>,
-): AsyncIterable<R> {
-  const queue: Promise<R>[] = [];
-  const start = (item: T) => {
-    const result = fn(item);
-    // Awaited in turn below; a failure before then must not go unhandled.
-    result.catch(() => {});
-    queue.push(result);
-  };
-  for await (const item of source) {
-    start(item);
-    if (queue.length >= width) yield await queue.shift()!;
-  }
-  while (queue.length > 0) yield await queue.shift()!;
 }
 
 /**
@@ -516,87 +474,9 @@ export class S3Storage implements Storage {
       if (file) throw new FerryError("NOT_A_DIRECTORY", `not a directory: ${escapeName(path)}`);
       throw notFound(path);
     }
-    const base = this.#dir(path);
-    const s3 = this.#s3;
-    type Step =
-      | { kind: "dir"; rel: string; marker?: S3Object }
-      | { kind: "file"; rel: string; object: S3Object }
-      | { kind: "skip"; rel: string; why: "reserved" | FerryError };
-    const made = new Set<string>();
-    async function* steps(): AsyncIterable<Step> {
-      yield { kind: "dir", rel: "" };
-      for await (const object of s3.listAll(base)) {
-        const rel = object.key.slice(base.length);
-        if (rel === "") continue; // The walked directory's own marker.
-        const isMarker = rel.endsWith("/");
-        const parts = (isMarker ? rel.slice(0, -1) : rel).split("/");
-        const why = refusal(parts.join("/"));
-        if (why === "temp") continue;
-        if (why !== undefined) {
-          yield { kind: "skip", rel, why };
-          continue;
-        }
-        for (let i = 1; i < parts.length; i++) {
-          const d = parts.slice(0, i).join("/");
-          if (!made.has(d)) {
-            made.add(d);
-            yield { kind: "dir", rel: d };
-          }
-        }
-        const own = parts.join("/");
-        if (isMarker) {
-          if (!made.has(own)) {
-            made.add(own);
-            yield { kind: "dir", rel: own, marker: object };
-          }
-        } else yield { kind: "file", rel, object };
-      }
-    }
-    // Small files are fetched whole, a few at once, ahead of the reader; larger ones need only
-    // their metadata, and are sent by a get of their own.
-    yield* mapOrdered(steps(), CONCURRENCY, async (step): Promise<TreeItem> => {
-      if (step.kind === "skip") {
-        return step.why === "reserved"
-          ? { kind: "skip", path: step.rel, skipped: "reserved name" }
-          : { kind: "skip", path: step.rel, error: step.why };
-      }
-      if (step.kind === "dir") {
-        const marker = step.marker || step.rel === ""
-          ? await s3.head(step.rel === "" ? base : step.marker!.key)
-          : undefined;
-        const { mode, mtime } = marker
-          ? readMeta(marker.meta, marker.lastModified, true)
-          : { mode: 0o755, mtime: 0 };
-        return { kind: "dir", path: step.rel, mode, mtime };
-      }
-      const { object, rel } = step;
-      if (object.size > options.inlineMax) {
-        const head = await s3.head(object.key);
-        const { mode, mtime } = readMeta(head?.meta ?? {}, object.lastModified);
-        return { kind: "file", path: rel, size: head?.size ?? object.size, mode, mtime };
-      }
-      const res = await s3.get(object.key, { what: escapeName(rel) }).catch((err) => err);
-      if (!(res instanceof Response)) return { kind: "skip", path: rel, error: res };
-      const head = headOf(res);
-      const bytes = new Uint8Array(await res.arrayBuffer());
-      const { mode, mtime } = readMeta(head.meta, head.lastModified);
-      // Grown since it was listed: too large to go inline now, so it goes by a get of its own.
-      if (bytes.length > options.inlineMax) {
-        return { kind: "file", path: rel, size: bytes.length, mode, mtime };
-      }
-      return {
-        kind: "file",
-        path: rel,
-        size: bytes.length,
-        mode,
-        mtime,
-        read: (into) => {
-          if (into.length !== bytes.length) {
-            throw new FerryError("INTEGRITY", `${escapeName(rel)} changed while being sent`);
-          }
-          into.set(bytes);
-        },
-      };
+    yield* walkS3Tree(this.#s3, this.#dir(path), {
+      inlineMax: options.inlineMax,
+      width: CONCURRENCY,
     });
   }
 }
