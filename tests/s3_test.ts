@@ -19,6 +19,8 @@ import {
   writeRandomFile,
   xxh128,
 } from "./helpers.ts";
+import { s3Config } from "../lib/storage/s3/s3_config.ts";
+import { S3Storage } from "../lib/storage/s3/s3_storage.ts";
 import { freshS3Storage, freshStore, rgw, rgwMissing } from "./s3_rgw.ts";
 
 if (rgwMissing) {
@@ -245,18 +247,27 @@ Deno.test({
   name: "on a bucket: --partial-ttl's sweep ends stale uploads; HTTP and the quota work as on disk",
   ignore,
   async fn() {
-    // A stale upload: an abandoned multipart upload and a kept partial.
-    const storage = await freshS3Storage();
+    // A kept partial, an upload this process is still running, and one another process left.
+    const r = await rgw();
+    const store = await freshStore();
+    const storage = await S3Storage.open(s3Config({ store }, r.env));
     const kept = await storage.createUpload("k/kept.bin", { size: 100, mtime: 1, resume: true });
     await kept.write(new Uint8Array(40));
     assert.equal(await kept.suspend(), 40);
-    const stale = await storage.createUpload("k/stale.bin", { size: 20 << 20 });
-    await stale.write(new Uint8Array(9 << 20)); // One part out: a multipart upload in the store.
-    await new Promise((r) => setTimeout(r, 1100));
+    const running = await storage.createUpload("k/running.bin", { size: 20 << 20 });
+    await running.write(new Uint8Array(9 << 20)); // One part out: a multipart upload in the store.
+    const left = `${store.slice(`s3://${r.bucket}/`.length)}/k/.ferry-00000000deadbeef.part`;
+    const started = await r.aws.fetch(`${r.endpoint}/${r.bucket}/${left}?uploads`, {
+      method: "POST",
+    });
+    assert.match(await started.text(), /<UploadId>/);
+    await new Promise((resolve) => setTimeout(resolve, 1100));
     assert.equal(await storage.sweep(60_000), 0, "nothing is old enough");
-    assert.ok(await storage.sweep(1000) >= 2, "the partial and the multipart upload");
+    assert.equal(await storage.sweep(1000), 2, "the partial and the abandoned upload");
     assert.equal(await storage.partialSize("k/kept.bin", { size: 100, mtime: 1 }), 0);
-    await assert.rejects(stale.commit(), "its parts are gone");
+    await running.write(new Uint8Array(11 << 20));
+    await running.commit();
+    assert.equal((await storage.stat("k/running.bin")).size, 20 << 20, "a running upload is kept");
 
     await using server = await s3Server(undefined, ["--quota", "1M"]);
     const base = `http://${server.address}`;
@@ -304,5 +315,66 @@ Deno.test({
     assert.notEqual(over.code, 0);
     assert.match(over.stderr, /quota/);
     assert.doesNotMatch((await runClient(server.address, ["ls"])).stdout, /big\.bin/);
+  },
+});
+
+Deno.test({
+  name: "on a bucket: keys other tools wrote (.., control characters) neither escape nor stick",
+  ignore,
+  async fn() {
+    const r = await rgw();
+    const store = await freshStore();
+    const prefix = store.slice(`s3://${r.bucket}/`.length);
+    const storage = await S3Storage.open(s3Config({ store }, r.env));
+    const raw = async (key: string) => {
+      const res = await r.aws.fetch(`${r.endpoint}/${r.bucket}/${key}`, {
+        method: "PUT",
+        body: "x",
+      });
+      assert.equal(res.status, 200, key);
+      await res.body?.cancel();
+    };
+    const enc = (key: string) => key.split("/").map(encodeURIComponent).join("/");
+    // `..` as a key segment: what a URL cannot name must not be moved to where it points.
+    await raw(`${prefix}/d/ok.txt`);
+    // A key with `..` in it, as a store keeps it: curl sends the path as it is, signed.
+    const curl = await new Deno.Command("curl", {
+      args: [
+        "-sf",
+        "--path-as-is",
+        "-X",
+        "PUT",
+        "--aws-sigv4",
+        "aws:amz:us-east-1:s3",
+        "--user",
+        `${r.env.AWS_ACCESS_KEY_ID}:${r.env.AWS_SECRET_ACCESS_KEY}`,
+        "-H",
+        `x-amz-content-sha256: ${sha256(new Uint8Array(0))}`,
+        "--data-binary",
+        "",
+        `${r.endpoint}/${r.bucket}/${prefix}/d/../../escaped`,
+      ],
+    }).output();
+    assert.ok(curl.success, "the key with .. was made");
+    await assert.rejects(storage.move("d", "e"), /no path can name/);
+    assert.equal((await storage.stat("d/ok.txt")).size, 1, "nothing was moved");
+    const outside = await r.aws.fetch(`${r.endpoint}/${r.bucket}/escaped`, { method: "HEAD" });
+    assert.equal(outside.status, 404, "nothing outside the prefix");
+    // Keys XML cannot carry (\x01) or would change (\r): rm -r removes them all.
+    await raw(enc(`${prefix}/c/a\rb`));
+    await raw(enc(`${prefix}/c/a\x01b`));
+    await raw(enc(`${prefix}/c/plain`));
+    await storage.remove("c", { recursive: true });
+    await assert.rejects(storage.stat("c"), /not found/);
+    // Directories made with parents each stay: removing the deepest leaves the others.
+    await storage.mkdir("m1/m2/m3", { parents: true });
+    await storage.remove("m1/m2/m3", { recursive: true });
+    assert.equal((await storage.stat("m1/m2")).type, "dir");
+    // A directory does not move onto a file, and a key too long for S3 is refused at once.
+    const up = await storage.createUpload("f", { size: 1 });
+    await up.write(new Uint8Array(1));
+    await up.commit();
+    await assert.rejects(storage.move("m1", "f"), /not a directory/);
+    await assert.rejects(storage.createUpload("x".repeat(200) + "/" + "y".repeat(900), {}), /1024/);
   },
 });

@@ -27,11 +27,14 @@ import type {
   Usage,
   WholeOptions,
 } from "../storage.ts";
-import { S3Client, type S3Head, type S3Object } from "./s3_client.ts";
+import { addressable, S3Client, type S3Head, type S3Object } from "./s3_client.ts";
 import type { S3Config } from "./s3_config.ts";
 import { fileMeta, readMeta } from "./s3_meta.ts";
-import { S3Upload } from "./s3_upload.ts";
+import { MAX_OBJECT, S3Upload } from "./s3_upload.ts";
 import { mapOrdered, refusal, walkS3Tree } from "./s3_walk.ts";
+
+/** S3's longest key, in bytes. */
+const MAX_KEY = 1024;
 
 /** Requests at once when a listing or a tree walk needs one per object. */
 const CONCURRENCY = 16;
@@ -61,6 +64,8 @@ function ancestors(path: string): string[] {
 export class S3Storage implements Storage {
   readonly #s3: S3Client;
   readonly #prefix: string;
+  /** Temporary keys of this process's uploads in progress: the sweep leaves them be. */
+  readonly #active = new Set<string>();
 
   private constructor(config: S3Config) {
     this.#s3 = new S3Client(config);
@@ -257,6 +262,13 @@ export class S3Storage implements Storage {
 
   async createUpload(path: string, options: UploadOptions): Promise<Upload> {
     if (path === "") throw new FerryError("NOT_A_FILE", "cannot write to the root directory");
+    this.#checkLength(path);
+    if (options.size !== undefined && options.size > MAX_OBJECT) {
+      throw new FerryError(
+        "LIMIT",
+        `${escapeName(path)} is ${options.size} bytes: over the object store's limit of 5 TiB`,
+      );
+    }
     const parent = parentOf(path);
     const [{ file, dir }, parentIsDir] = await Promise.all([
       this.#kind(path),
@@ -301,10 +313,30 @@ export class S3Storage implements Storage {
       mtime: options.mtime,
       noClobber: options.noClobber,
       path,
+      active: this.#active,
+      parentExists: () => this.#isDir(parent),
     });
   }
 
+  /**
+   * Refuse a path whose key, or the keys of its temporary and partial
+   * objects beside it, would pass S3's 1,024 bytes, before any byte moves.
+   */
+  #checkLength(path: string): void {
+    const bytes = (text: string) => new TextEncoder().encode(text).length;
+    const key = this.#key(path);
+    const beside = bytes(this.#key(parentOf(path))) + 1 + bytes(partialFor("x", 0, 0));
+    if (Math.max(bytes(key), beside) > MAX_KEY) {
+      throw new FerryError(
+        "LIMIT",
+        `path too long for the object store (a key holds at most ${MAX_KEY} bytes): ` +
+          escapeName(path),
+      );
+    }
+  }
+
   async writeWhole(path: string, content: Uint8Array, options: WholeOptions): Promise<void> {
+    this.#checkLength(path);
     // A tree's files come by the thousand: a directory here is told by its marker (a HEAD, which
     // the store answers several at once) rather than by a listing (which it answers one at a
     // time). Every directory ferry makes has one; createUpload looks with a listing.
@@ -327,6 +359,7 @@ export class S3Storage implements Storage {
   }
 
   async partialSize(path: string, options: { size: number; mtime?: number }): Promise<number> {
+    this.#checkLength(path);
     const kept = await this.#s3.head(this.#key(partialFor(path, options.size, options.mtime)));
     return kept && kept.size <= options.size ? kept.size : 0;
   }
@@ -335,14 +368,19 @@ export class S3Storage implements Storage {
     const before = Date.now() - maxAgeMs;
     const stale: string[] = [];
     for await (const object of this.#s3.listAll(this.#prefix)) {
-      if (isTempName(nameOf(object.key)) && object.lastModified < before) stale.push(object.key);
+      const stray = isTempName(nameOf(object.key)) && !this.#active.has(object.key);
+      if (stray && object.lastModified < before) stale.push(object.key);
     }
     await this.#s3.deleteMany(stale);
     let aborted = 0;
     for await (const upload of this.#s3.listMultipart(this.#prefix)) {
-      if (upload.initiated >= before || !isTempName(nameOf(upload.key))) continue;
-      await this.#s3.abortMultipart(upload.key, upload.uploadId);
-      aborted++;
+      const { key, uploadId, initiated } = upload;
+      // Another process's upload that still sends parts is not stale, however long it runs.
+      if (initiated >= before || !isTempName(nameOf(key)) || this.#active.has(key)) continue;
+      if (!addressable(key) || await this.#s3.lastActivity(key, uploadId, initiated) >= before) {
+        continue;
+      }
+      if (await this.#s3.abortMultipart(key, uploadId)) aborted++;
     }
     return stale.length + aborted;
   }
@@ -365,6 +403,7 @@ export class S3Storage implements Storage {
       if (options.parents) return;
       throw new FerryError("EXISTS", "already exists: the root directory");
     }
+    this.#checkLength(`${path}/x`);
     const parent = parentOf(path);
     const [{ file, dir }, parentIsDir] = await Promise.all([
       this.#kind(path),
@@ -382,7 +421,16 @@ export class S3Storage implements Storage {
       }
       throw notFound(parent);
     }
-    await this.#s3.put(this.#dir(path), new Uint8Array(0), { meta: fileMeta({ dir: true }) });
+    // Every directory made gets its marker, its parents' too: removing one never takes away
+    // another that was made (on disk, `rm -r a/b/c` leaves `a/b`).
+    const missing = options.parents
+      ? (await Promise.all(
+        ancestors(path).map(async (a) => (await this.#s3.head(this.#dir(a))) ? [] : [a]),
+      )).flat()
+      : [];
+    for (const dirPath of [...missing, path]) {
+      await this.#s3.put(this.#dir(dirPath), new Uint8Array(0), { meta: fileMeta({ dir: true }) });
+    }
   }
 
   async remove(path: string, options: { recursive?: boolean } = {}): Promise<void> {
@@ -431,6 +479,9 @@ export class S3Storage implements Storage {
       }
       throw notFound(parent);
     }
+    if (source.dir && at.file) {
+      throw new FerryError("NOT_A_DIRECTORY", `not a directory: ${escapeName(target)}`);
+    }
     if (at.dir && (!source.dir || !(await this.#emptyDir(target)))) {
       throw new FerryError(
         "EXISTS",
@@ -442,23 +493,43 @@ export class S3Storage implements Storage {
         size: source.file!.size,
         ifMatch: source.file!.etag,
       });
-      await this.#s3.delete(this.#key(from));
+      await this.#deleteIfSame(this.#key(from), source.file!.etag);
       return target;
     }
     // A directory is every object under it, its kept partials too: copied, then deleted.
     const base = this.#dir(from), dest = this.#dir(target);
     const objects = await Array.fromAsync(this.#s3.listAll(base));
+    const stray = objects.find((o) => !addressable(o.key));
+    if (stray) {
+      throw new FerryError(
+        "PATH_REFUSED",
+        `cannot move ${escapeName(from)}: it holds a key no path can name ` +
+          `(${escapeName(stray.key.slice(this.#prefix.length))}); nothing was moved`,
+      );
+    }
     for await (
       const _ of mapOrdered(
         (async function* () {
           yield* objects;
         })(),
         CONCURRENCY,
-        (o) => this.#s3.copy(o.key, dest + o.key.slice(base.length), { size: o.size }),
+        (o) =>
+          this.#s3.copy(o.key, dest + o.key.slice(base.length), { size: o.size, ifMatch: o.etag }),
       )
     );
     await this.#s3.deleteMany(objects.map((o) => o.key));
     return target;
+  }
+
+  /**
+   * Delete `key` unless it changed since it was copied (ETag `etag`): an
+   * upload that replaced the source meanwhile stays. Stores without a
+   * conditional DELETE (Ceph 16 ignores If-Match there) leave a moment
+   * between this look and the delete.
+   */
+  async #deleteIfSame(key: string, etag: string): Promise<void> {
+    const now = await this.#s3.head(key);
+    if (now?.etag === etag) await this.#s3.delete(key);
   }
 
   /** Whether the directory `path` holds nothing but its marker. */

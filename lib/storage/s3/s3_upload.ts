@@ -23,8 +23,14 @@ import { fileMeta } from "./s3_meta.ts";
 export const MIN_PART = 5 * 1024 * 1024;
 /** Parts are this big, unless the file is so large that 10,000 parts would not hold it. */
 const PART = 8 * 1024 * 1024;
-/** Most parts in flight per upload: memory is at most (this + 1) parts. */
+/** Parts of a stream of unknown size: 10,000 of them hold 156 GiB. */
+const STREAM_PART = 16 * 1024 * 1024;
+/** Most parts in flight per upload: memory is at most (this + 1) parts... */
 const IN_FLIGHT = 4;
+/** ...and no more than this in flight, whatever the part size (a larger file's parts are larger). */
+const IN_FLIGHT_BYTES = 64 * 1024 * 1024;
+/** S3's largest object. */
+export const MAX_OBJECT = 5 * 1024 ** 4;
 /** The largest part one UploadPartCopy may copy. */
 const MAX_COPY_PART = 5 * 1024 ** 3;
 /** S3's most parts in one upload. */
@@ -49,6 +55,13 @@ export interface S3UploadPlan {
   noClobber?: boolean;
   /** The path, for messages. */
   path: string;
+  /**
+   * Temporary keys of the uploads running in this process: the sweep leaves
+   * them be, however long they have run. This upload is in it until it ends.
+   */
+  active: Set<string>;
+  /** Whether the file's directory is still there: a directory removed meanwhile fails the commit. */
+  parentExists(): Promise<boolean>;
 }
 
 /**
@@ -76,6 +89,7 @@ export class S3Upload implements Upload {
   /** Each part's ETag, by part number - 1, as they settle. */
   #parts: Promise<string>[] = [];
   #done = false;
+  readonly #inFlight: number;
   /** The first failure of a part in flight: every later call fails with it. */
   #failure: unknown;
 
@@ -84,7 +98,11 @@ export class S3Upload implements Upload {
     this.offset = plan.offset;
     this.partial = plan.partialKey !== undefined ? plan.partial : undefined;
     const size = plan.size ?? 0;
-    this.#partSize = Math.max(PART, Math.ceil(size / (MAX_PARTS - 1) / 1048576) * 1048576);
+    this.#partSize = plan.size === undefined
+      ? STREAM_PART
+      : Math.max(PART, Math.ceil(size / (MAX_PARTS - 1) / 1048576) * 1048576);
+    this.#inFlight = Math.max(1, Math.min(IN_FLIGHT, Math.floor(IN_FLIGHT_BYTES / this.#partSize)));
+    plan.active.add(plan.tempKey);
     this.#buffer = new Uint8Array(0);
   }
 
@@ -175,6 +193,10 @@ export class S3Upload implements Upload {
     const { s3, key, tempKey, partialKey, noClobber, path } = this.#plan;
     const meta = fileMeta({ mode: this.#plan.mode, mtime: this.#plan.mtime, checksums });
     try {
+      // As on disk, where the rename fails: a tree removed while this ran is not brought back.
+      if (!await this.#plan.parentExists()) {
+        throw new FerryError("NOT_FOUND", `the directory of ${escapeName(path)} was removed`);
+      }
       if (this.#uploadId === undefined) {
         // Smaller than a part: one PUT, conditional where asked not to replace.
         const etag = await s3.put(key, this.#buffer.subarray(0, this.#filled), {
@@ -198,12 +220,14 @@ export class S3Upload implements Upload {
       throw err;
     } finally {
       await s3.delete(tempKey).catch(() => {});
+      this.#plan.active.delete(tempKey);
     }
   }
 
   async abort(): Promise<void> {
     this.#done = true;
     await this.#discard();
+    this.#plan.active.delete(this.#plan.tempKey);
     // What was kept is part of what was written, and a failed upload keeps nothing.
     if (this.#plan.partialKey !== undefined) await this.#plan.s3.delete(this.#plan.partialKey);
   }
@@ -223,17 +247,23 @@ export class S3Upload implements Upload {
       } else {
         const size = await this.#complete();
         await s3.copy(tempKey, partialKey, { size });
-        await s3.delete(tempKey);
       }
       return kept;
     } catch {
       await this.#discard();
       return 0;
+    } finally {
+      await s3.delete(tempKey).catch(() => {});
+      this.#plan.active.delete(tempKey);
     }
   }
 
   async #begin(): Promise<void> {
-    this.#uploadId = await this.#plan.s3.startMultipart(this.#plan.tempKey);
+    this.#uploadId = await this.#plan.s3.startMultipart(
+      this.#plan.tempKey,
+      {},
+      escapeName(this.#plan.path),
+    );
   }
 
   #track(part: Promise<string>): void {
@@ -244,7 +274,7 @@ export class S3Upload implements Upload {
   async #sendPart(): Promise<void> {
     if (this.#uploadId === undefined) await this.#begin();
     // Backpressure: the writer waits while too many parts are in flight.
-    const waiting = this.#parts.length - IN_FLIGHT;
+    const waiting = this.#parts.length - this.#inFlight;
     if (waiting >= 0) await this.#parts[waiting];
     this.#usable(false);
     const full = this.#buffer;
@@ -252,7 +282,13 @@ export class S3Upload implements Upload {
     this.#buffer = new Uint8Array(0);
     this.#filled = 0;
     const number = this.#parts.length + 1;
-    const sent = this.#plan.s3.uploadPart(this.#plan.tempKey, this.#uploadId!, number, body);
+    const sent = this.#plan.s3.uploadPart(
+      this.#plan.tempKey,
+      this.#uploadId!,
+      number,
+      body,
+      escapeName(this.#plan.path),
+    );
     // Once sent, its buffer takes the next part.
     sent.then(() => this.#spare.push(full), () => {});
     this.#track(sent);
@@ -263,7 +299,12 @@ export class S3Upload implements Upload {
     const size = this.#bytes;
     if (this.#filled > 0) await this.#sendPart();
     const etags = await Promise.all(this.#parts);
-    await this.#plan.s3.completeMultipart(this.#plan.tempKey, this.#uploadId!, etags);
+    await this.#plan.s3.completeMultipart(
+      this.#plan.tempKey,
+      this.#uploadId!,
+      etags,
+      escapeName(this.#plan.path),
+    );
     this.#uploadId = undefined;
     return size;
   }
