@@ -10,6 +10,8 @@
 
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { Buffer } from "node:buffer";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { createGzip } from "node:zlib";
 import tar from "tar-stream";
 import { hasher } from "../../../checksum/checksum.ts";
@@ -20,8 +22,54 @@ import { listingPage, signInPage } from "./listing.ts";
 import { UI_CSS, UI_JS, UI_PREFIX } from "./ui_assets.ts";
 import { contentType, parseTarget, type RequestTarget, urlOf } from "./request_path.ts";
 
-/** Bytes read from a file per write to the socket. */
+/** Bytes read from a file per write to the socket: a tar's files, a small file whole. */
 const CHUNK = 256 * 1024;
+
+/**
+ * Bytes read from a large file per write to the socket: each write costs
+ * the same whatever its size (node:http's stream machinery, a read through
+ * the thread pool), so a large file goes in larger pieces.
+ */
+const LARGE_CHUNK = 1024 * 1024;
+
+/**
+ * A full garbage collection, where the runtime allows one (lib/wire/tls_conn.ts
+ * asks for them the same way).
+ */
+const collect = (() => {
+  try {
+    setFlagsFromString("--expose-gc");
+    return runInNewContext("gc") as () => void;
+  } catch {
+    return undefined;
+  }
+})();
+
+/** A body this large starts with a collection (see {@linkcode collectBeforeLarge}). */
+const LARGE_BODY = 64 * 1024 * 1024;
+
+/** ...when ferryd holds more than this: an idle ferryd holds about 60 MiB. */
+const RESIDENT_BEFORE_COLLECT = 100 * 1024 * 1024;
+
+/** At most one such collection in this many ms, however many large bodies start. */
+const COLLECT_GAP_MS = 1000;
+let lastCollect = -Infinity;
+
+/**
+ * Collect garbage as a large body starts to move, when ferryd holds more
+ * than it needs, at most once a second. V8 collects when new buffers pile
+ * up, never when a burst of work ends: what earlier connections left (a
+ * hundred clients' buffers, say) stays resident until something allocates
+ * again, and a large transfer then peaks on top of it. A collection costs
+ * tens of milliseconds, little beside a transfer of this size.
+ */
+function collectBeforeLarge(): void {
+  const now = performance.now();
+  if (!collect || now - lastCollect < COLLECT_GAP_MS) return;
+  if (Deno.memoryUsage().rss < RESIDENT_BEFORE_COLLECT) return;
+  lastCollect = now;
+  collect();
+}
 
 /** HTTP statuses for ferry's error codes. */
 const STATUS: Record<string, number> = {
@@ -103,9 +151,29 @@ function crossOrigin(req: IncomingMessage): boolean {
 /** Whether `host` (a Host header) is an IP address or localhost, with or without a port. */
 function plainHost(host: string | undefined): boolean {
   if (host === undefined) return true; // HTTP/1.0: nothing a rebinding page can forge.
+  // A client sends the same Host with every request: the last answer is remembered.
+  if (host === lastHost.host) return lastHost.plain;
   const name = host.replace(/:\d+$/, "").replace(/^\[(.*)\]$/, "$1").toLowerCase();
-  return name === "localhost" || /^[\d.]+$/.test(name) || name.includes(":");
+  const plain = name === "localhost" || /^[\d.]+$/.test(name) || name.includes(":");
+  lastHost = { host, plain };
+  return plain;
 }
+
+let lastHost = { host: "", plain: false };
+
+/**
+ * A modification time (ms) as an HTTP date, to the second. Formatting a
+ * date costs more than a small file's read: the last one is remembered.
+ */
+function httpDate(mtime: number): string {
+  const second = Math.floor(mtime / 1000);
+  if (second !== lastDate.second) {
+    lastDate = { second, text: new Date(second * 1000).toUTCString() };
+  }
+  return lastDate.text;
+}
+
+let lastDate = { second: NaN, text: "" };
 
 /** Whether the request comes from a browser that wants a page (not from curl or a script). */
 function wantsPage(req: IncomingMessage): boolean {
@@ -262,7 +330,7 @@ async function getOrHead(
   const size = file.size;
   // Conditions first: a client whose copy is current gets 304 whatever range it asks.
   const tag = file.known ? `"${file.known.algorithm}-${file.known.hex}"` : undefined;
-  const lastModified = new Date(Math.floor(file.mtime / 1000) * 1000).toUTCString();
+  const lastModified = httpDate(file.mtime);
   if (notModified(req, tag, file.mtime)) {
     file.close();
     res.writeHead(304, {
@@ -281,6 +349,7 @@ async function getOrHead(
     res.writeHead(416, { ...COMMON_HEADERS, "content-range": `bytes */${size}` });
     return void res.end();
   }
+  let [etag, modified] = [tag, lastModified];
   if (range && range.start > 0) {
     // The one place a read starts inside a file: see DownloadRequest.start.
     file.close();
@@ -290,19 +359,26 @@ async function getOrHead(
       algorithm: "xxh128",
       start: range.start,
     });
+    etag = file.known ? `"${file.known.algorithm}-${file.known.hex}"` : undefined;
+    modified = httpDate(file.mtime);
   }
+  let open = true;
+  const close = () => {
+    if (open) file.close();
+    open = false;
+  };
   try {
-    const etag = file.known ? `"${file.known.algorithm}-${file.known.hex}"` : undefined;
-    const modified = new Date(Math.floor(file.mtime / 1000) * 1000).toUTCString();
-    const name = target.path.split("/").pop() ?? "file";
+    const slash = target.path.lastIndexOf("/");
+    const name = slash < 0 ? target.path : target.path.slice(slash + 1);
+    // One object, in the order the headers go out (spreading them cost more than the rest).
     const headers: Record<string, string> = {
-      ...COMMON_HEADERS,
+      "x-content-type-options": "nosniff",
       "content-type": contentType(name),
       "accept-ranges": "bytes",
       "last-modified": modified,
       "content-security-policy": FILE_CSP,
-      ...(etag && { etag }),
     };
+    if (etag) headers.etag = etag;
     if (target.query.has("download")) {
       headers["content-disposition"] = contentDisposition(name);
     }
@@ -313,20 +389,50 @@ async function getOrHead(
     if (range) headers["content-range"] = `bytes ${start}-${end}/${file.size}`;
     res.writeHead(range ? 206 : 200, headers);
     if (req.method === "HEAD") return void res.end();
-    const digest = await pump(file.source, length, res, !range && !file.known);
-    file.sent(range ? undefined : digest, length);
+    const hash = !range && !file.known;
+    if (length > CHUNK) {
+      if (length >= LARGE_BODY) collectBeforeLarge();
+      const digest = await pump(file.source, length, res, hash);
+      file.sent(range ? undefined : digest, length);
+      return;
+    }
+    // A small file is read whole (a local one synchronously) and released before a byte of it
+    // goes: the body leaves with the end of the response, in one write, and is logged once out.
+    const body = new Uint8Array(length);
+    for (let at = 0; at < length;) {
+      const n = await file.source.read(at === 0 ? body : body.subarray(at));
+      if (n === null || n === 0) throw new FerryError("INTEGRITY", "the file shrank while sent");
+      at += n;
+    }
+    let digest: { algorithm: "xxh128"; hex: string } | undefined;
+    if (hash) {
+      const h = hasher("xxh128");
+      h.update(body);
+      digest = h.digest() as { algorithm: "xxh128"; hex: string };
+    }
+    file.source.check?.();
+    close();
+    const sent = file;
+    res.end(body, () => {
+      try {
+        sent.sent(range ? undefined : digest, length);
+      } catch {
+        // The answer is out whole: there is nobody left to tell.
+      }
+    });
   } catch (err) {
     file.failed(err);
     throw err;
   } finally {
-    file.close();
+    close();
   }
 }
 
 /**
- * Send `length` bytes of `source` to `res`, two buffers taking turns so that
- * each is reused only once the socket has taken it; hashed when `hash`.
- * Returns the checksum of what was sent whole, when hashed.
+ * Send `length` bytes of `source` to `res` (more than {@linkcode CHUNK}),
+ * two buffers taking turns so that each is reused only once the socket has
+ * taken it; hashed when `hash`. Returns the checksum of what was sent whole,
+ * when hashed.
  */
 async function pump(
   source: { read(buf: Uint8Array): Promise<number | null>; check?(): void },
@@ -334,29 +440,14 @@ async function pump(
   res: ServerResponse,
   hash: boolean,
 ): Promise<{ algorithm: "xxh128"; hex: string } | undefined> {
-  // A small file needs no more than its size: allocating two whole chunks per request cost
-  // more than serving a 4 KiB file.
-  const size = Math.max(1, Math.min(CHUNK, length));
-  const buffers = [new Uint8Array(size), new Uint8Array(length > CHUNK ? size : 0)];
   const h = hash ? hasher("xxh128") : undefined;
-  if (length <= CHUNK) {
-    // One read, and the body leaves with the end of the response: one write, not three.
-    const buf = buffers[0].subarray(0, length);
-    for (let at = 0; at < length;) {
-      const n = await source.read(buf.subarray(at));
-      if (n === null || n === 0) throw new FerryError("INTEGRITY", "the file shrank while sent");
-      at += n;
-    }
-    h?.update(buf);
-    source.check?.();
-    await new Promise<void>((resolve) => res.end(buf, resolve));
-    return h?.digest() as { algorithm: "xxh128"; hex: string } | undefined;
-  }
+  const size = Math.min(LARGE_CHUNK, length);
+  const buffers = [new Uint8Array(size), new Uint8Array(size)];
   const flushed: (Promise<void> | undefined)[] = [undefined, undefined];
   let sent = 0;
   for (let i = 0; sent < length; i ^= 1) {
     await flushed[i];
-    const buf = buffers[i].subarray(0, Math.min(CHUNK, length - sent));
+    const buf = buffers[i].subarray(0, Math.min(size, length - sent));
     const n = await source.read(buf);
     if (n === null || n === 0) throw new FerryError("INTEGRITY", "the file shrank while sent");
     const chunk = buf.subarray(0, n);
@@ -687,7 +778,11 @@ async function put(
   });
   let received = 0;
   try {
+    if (size !== undefined && size >= LARGE_BODY) collectBeforeLarge();
     for await (const chunk of req) {
+      if (size === undefined && received < LARGE_BODY) {
+        if (received + (chunk as Uint8Array).length >= LARGE_BODY) collectBeforeLarge();
+      }
       received += (chunk as Uint8Array).length;
       const writing = file.write(chunk as Uint8Array);
       if (writing) await writing;
