@@ -47,7 +47,15 @@ function ptyShell(address: string, options: { cwd: string; env: Record<string, s
     },
     /** Wait for the shell to leave (it was told to), then for the terminal to close. */
     async end() {
-      const status = await child.status;
+      // A shell that does not leave fails the test in seconds, rather than hanging the suite.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const late = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          child.kill("SIGKILL");
+          reject(new Error(`the shell did not leave; the screen: ${this.screen.slice(-400)}`));
+        }, 20_000);
+      });
+      const status = await Promise.race([child.status, late]).finally(() => clearTimeout(timer));
       await writer.close().catch(() => {});
       await reading;
       return status.code;
@@ -82,7 +90,12 @@ Deno.test({
     await one.type("ma\t");
     await one.type("\x15"); // Ctrl-U: drop the line
     await one.type("\x1b[A\r"); // Up: the last command again
-    await one.until(/app-1\.0\.tar\.gz[\s\S]*app-1\.0\.tar\.gz[\s\S]*ferry> $/, "history recalled");
+    // The recalled command's own listing, then the prompt: a redrawn empty prompt (after Ctrl-U)
+    // must not pass for it, or Ctrl-D would arrive while the command runs.
+    await one.until(
+      /-rw[^\n]*app-1\.0\.tar\.gz\n[\s\S]*-rw[^\n]*app-1\.0\.tar\.gz\nferry> $/,
+      "history recalled",
+    );
     await one.type("\x04"); // Ctrl-D
     assert.equal(await one.end(), 0, one.screen);
     const history = join(env.XDG_DATA_HOME, "ferry", "history");
