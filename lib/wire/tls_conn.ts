@@ -12,29 +12,18 @@
 
 import { Duplex } from "node:stream";
 import type { TLSSocket } from "node:tls";
-import { setFlagsFromString } from "node:v8";
-import { runInNewContext } from "node:vm";
 import { FerryError } from "../util/errors.ts";
+import { collectGarbage } from "../util/gc.ts";
 import type { ByteConn } from "./frame_conn.ts";
 
 /**
- * A full garbage collection, where the runtime allows one. Deno's `node:tls`
- * hands every TLS record over in a fresh buffer, both ways, and V8, seeing a
- * small heap, collects those buffers so late that memory grew with the file
- * (366 MiB for a 1 GiB download measured here; 144 MiB with collections). So
- * ferry asks for a collection every {@linkcode COLLECT_EVERY} bytes; each
- * costs about 20 ms on this project's build machine.
+ * Bytes sent or received over all connections between two full garbage
+ * collections. Deno's `node:tls` hands every TLS record over in a fresh
+ * buffer, both ways, and V8, seeing a small heap, collects those buffers so
+ * late that memory grew with the file (366 MiB for a 1 GiB download measured
+ * here; 144 MiB with collections). Each costs about 20 ms on this project's
+ * build machine.
  */
-const collect = (() => {
-  try {
-    setFlagsFromString("--expose-gc");
-    return runInNewContext("gc") as () => void;
-  } catch {
-    return undefined;
-  }
-})();
-
-/** Bytes sent or received over all connections between two collections. */
 const COLLECT_EVERY = 16 * 1024 * 1024;
 let sinceCollect = 0;
 
@@ -42,7 +31,7 @@ function churned(n: number): void {
   sinceCollect += n;
   if (sinceCollect < COLLECT_EVERY) return;
   sinceCollect = 0;
-  collect?.();
+  collectGarbage?.();
 }
 
 /**

@@ -10,13 +10,12 @@
 
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { Buffer } from "node:buffer";
-import { setFlagsFromString } from "node:v8";
-import { runInNewContext } from "node:vm";
 import { createGzip } from "node:zlib";
 import tar from "tar-stream";
 import { hasher } from "../../../checksum/checksum.ts";
 import type { Entry } from "../../../commands.ts";
 import { FerryError, toFerryError } from "../../../util/errors.ts";
+import { collectGarbage } from "../../../util/gc.ts";
 import type { FerryService, OutgoingFile, Principal } from "../../service.ts";
 import { listingPage, signInPage } from "./listing.ts";
 import { UI_CSS, UI_JS, UI_PREFIX } from "./ui_assets.ts";
@@ -31,19 +30,6 @@ const CHUNK = 256 * 1024;
  * the thread pool), so a large file goes in larger pieces.
  */
 const LARGE_CHUNK = 1024 * 1024;
-
-/**
- * A full garbage collection, where the runtime allows one (lib/wire/tls_conn.ts
- * asks for them the same way).
- */
-const collect = (() => {
-  try {
-    setFlagsFromString("--expose-gc");
-    return runInNewContext("gc") as () => void;
-  } catch {
-    return undefined;
-  }
-})();
 
 /** A body this large starts with a collection (see {@linkcode collectBeforeLarge}). */
 const LARGE_BODY = 64 * 1024 * 1024;
@@ -65,10 +51,10 @@ let lastCollect = -Infinity;
  */
 function collectBeforeLarge(): void {
   const now = performance.now();
-  if (!collect || now - lastCollect < COLLECT_GAP_MS) return;
+  if (!collectGarbage || now - lastCollect < COLLECT_GAP_MS) return;
   if (Deno.memoryUsage().rss < RESIDENT_BEFORE_COLLECT) return;
   lastCollect = now;
-  collect();
+  collectGarbage();
 }
 
 /** HTTP statuses for ferry's error codes. */
