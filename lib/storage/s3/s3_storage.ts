@@ -178,15 +178,15 @@ export class S3Storage implements Storage {
         token = page.next;
       } while (token);
     }
-    const accepted = async function* (this: S3Storage) {
+    async function* accepted() {
       for await (const item of entries()) {
         const why = refusal(item.rel);
         if (why === "reserved") options.onReserved?.(item.rel);
         if (why === undefined) yield item;
       }
-    }.call(this);
+    }
     // Each object's mode and mtime are in its metadata: a HEAD each, several at once.
-    yield* mapOrdered(accepted, CONCURRENCY, async (item) => {
+    yield* mapOrdered(accepted(), CONCURRENCY, async (item) => {
       const full = path === "" ? item.rel : `${path}/${item.rel}`;
       if (item.dir) return await this.#dirEntry(item.rel, full);
       const head = await this.#s3.head(item.object!.key);
@@ -216,12 +216,12 @@ export class S3Storage implements Storage {
   }
 
   /** A handle on the object at `path` as `head` saw it; bytes fetched at the first read. */
-  #handle(path: string, head: S3Head, body?: Response): ReadHandle {
+  #handle(path: string, head: S3Head): ReadHandle {
     const { mode, mtime, checksums } = readMeta(head.meta, head.lastModified);
     const s3 = this.#s3;
     const key = this.#key(path);
     let at = 0;
-    let reader: ReadableStreamDefaultReader<Uint8Array> | undefined = body?.body?.getReader();
+    let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
     let rest: Uint8Array = new Uint8Array(0);
     return {
       size: head.size,
