@@ -17,7 +17,10 @@ const hasScript = await new Deno.Command("script", { args: ["--version"], stdout
 function ptyShell(address: string, options: { cwd: string; env: Record<string, string> }) {
   const quoted = clientCommand(address, []).map((w) => `'${w.replaceAll("'", `'\\''`)}'`);
   const child = new Deno.Command("script", {
-    args: ["-qfec", quoted.join(" "), "/dev/null"],
+    // `exec`: the client is the terminal's foreground process itself, as when a user starts it.
+    // Through a shell that waits for it (dash, script's default without $SHELL), Ctrl-C would
+    // also reach that shell, which then ends with 130 whatever the client does.
+    args: ["-qfec", `exec ${quoted.join(" ")}`, "/dev/null"],
     cwd: options.cwd,
     env: { NO_COLOR: "1", TERM: "xterm", ...options.env },
     stdin: "piped",
