@@ -52,10 +52,16 @@ async function run(base: string, workers: number): Promise<number> {
   return (performance.now() - started) * 1000 / (DIRS * FILES);
 }
 
-if ((self as { name?: string }).name === "commit") {
-  self.onmessage = (event: MessageEvent<{ base: string; dirs: number[] }>) => {
+/** This module's scope when it runs as a worker. */
+const scope = self as unknown as {
+  name?: string;
+  onmessage: ((event: MessageEvent<{ base: string; dirs: number[] }>) => void) | null;
+  postMessage(message: string): void;
+};
+if (scope.name === "commit") {
+  scope.onmessage = (event) => {
     writeDirs(event.data.base, event.data.dirs);
-    self.postMessage("done");
+    scope.postMessage("done");
   };
 } else if (import.meta.main) {
   const [dir, workersText = "2", roundsText = "3"] = Deno.args;
