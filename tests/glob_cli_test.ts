@@ -114,3 +114,22 @@ Deno.test("get takes several remote paths and globs into a directory, like scp",
   assert.equal(noDir.code, 5);
   assert.match(noDir.stderr, /local .*none is not a directory: several sources go into one/);
 });
+
+Deno.test("in the shell, an escaped glob character names the file, never a pattern", async () => {
+  await using server = await startServer();
+  await using local = await tempDir();
+  await Deno.mkdir(join(server.root, "d"));
+  await Deno.writeTextFile(join(server.root, "d", "b.txt"), "plain b");
+  await Deno.writeTextFile(join(server.root, "d", "[br].txt"), "bracketed");
+  await Deno.writeTextFile(join(server.root, "d", "r.txt"), "plain r");
+  // As Tab completion writes the name (`d/\[br].txt`), and quoted: the file [br].txt only.
+  const shell = await runClient(server.address, [], {
+    cwd: local.path,
+    stdin: "get d/\\[br].txt one.txt\nget 'd/\\[br].txt' two.txt\nrm d/\\[br].txt\n",
+  });
+  assert.equal(shell.code, 0, shell.stderr);
+  assert.equal(await Deno.readTextFile(join(local.path, "one.txt")), "bracketed");
+  assert.equal(await Deno.readTextFile(join(local.path, "two.txt")), "bracketed");
+  // rm removed that file, and not the files its pattern would have matched.
+  assert.deepEqual(await listTree(join(server.root, "d")), ["b.txt", "r.txt"]);
+});

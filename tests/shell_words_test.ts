@@ -17,6 +17,18 @@ Deno.test("splitWords: plain, quoted and escaped words", () => {
   assert.deepEqual(splitWords("get naïve☃"), ["get", "naïve☃"]);
 });
 
+Deno.test("splitWords: a backslash before a glob character stays for the glob, as in sftp", () => {
+  // What Tab completion writes for `d/[br].txt`: the glob must see the escape, or the name
+  // would be a pattern matching d/b.txt.
+  assert.deepEqual(splitWords("get d/\\[br].txt"), ["get", "d/\\[br].txt"]);
+  assert.deepEqual(splitWords("rm a\\*b\\?"), ["rm", "a\\*b\\?"]);
+  // A file named a\b: the glob's own escape for a backslash survives the line.
+  assert.deepEqual(splitWords("get a\\\\b"), ["get", "a\\\\b"]);
+  // Other escapes are the line's: the character itself.
+  assert.deepEqual(splitWords("get it\\'s\\ x"), ["get", "it's x"]);
+  assert.deepEqual(splitWords("get 'd/\\[br].txt'"), ["get", "d/\\[br].txt"]);
+});
+
 Deno.test("splitWords: unbalanced quotes are usage errors", () => {
   for (const line of [`get "a`, `get 'a`, "get a\\"]) {
     assert.throws(() => splitWords(line), (e) => e instanceof FerryError && e.code === "USAGE");

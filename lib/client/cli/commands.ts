@@ -103,7 +103,10 @@ function maxDelete(flags: Values): number | undefined {
   if (text === undefined) return undefined;
   const n = Number(text);
   if (typeof text !== "string" || !/^\d+$/.test(text) || !Number.isSafeInteger(n)) {
-    throw new FerryError("USAGE", `option --max-delete takes a number of entries, not ${text}`);
+    throw new FerryError(
+      "USAGE",
+      `--max-delete takes a number of entries, not ${JSON.stringify(text)}`,
+    );
   }
   return n;
 }

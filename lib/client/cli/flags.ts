@@ -7,8 +7,10 @@
 
 import { parseArgs } from "node:util";
 import { FerryError } from "../../util/errors.ts";
-import { suggest } from "../../util/suggest.ts";
+import { flagMessage } from "../../util/parse_options.ts";
 import type { OutputMode } from "../report.ts";
+
+export { flagMessage };
 
 /** One option: a switch, or one that takes a value. */
 export type Flag = { type: "boolean"; short?: string } | { type: "string"; short?: string };
@@ -46,34 +48,6 @@ export function parseFlags(args: string[], flags: Record<string, Flag>) {
   } catch (err) {
     throw new FerryError("USAGE", flagMessage((err as Error).message, Object.keys(flags)));
   }
-}
-
-/**
- * A parser's complaint in ferry's words: lower case, the option named as
- * typed, and a suggestion where a known option is near.
- *
- * @example
- * ```ts
- * import { flagMessage } from "./flags.ts";
- * const message = flagMessage("Unknown option '--sycn'. To specify a positional...", ["sync"]);
- * console.assert(message === "unknown option --sycn (did you mean --sync?)");
- * ```
- */
-export function flagMessage(parser: string, known: string[]): string {
-  const first = parser.split("\n")[0];
-  const unknown = /^Unknown option '(-{1,2})([^'=]+)/.exec(first);
-  if (unknown) {
-    const near = unknown[1] === "--" ? suggest(unknown[2], known) : undefined;
-    return `unknown option ${unknown[1]}${unknown[2]}${near ? ` (did you mean --${near}?)` : ""}`;
-  }
-  const named = /^Option '(?:-\w, )?(--[\w-]+)/.exec(first)?.[1];
-  if (named && /argument is ambiguous/.test(first)) {
-    return `option ${named} needs a value; for one that starts with '-', write ${named}=VALUE`;
-  }
-  if (named && /argument missing/.test(first)) return `option ${named} needs a value`;
-  if (named && /does not take an argument/.test(first)) return `option ${named} takes no value`;
-  const plain = first.replace(/\. To specify .*$/, "");
-  return plain.charAt(0).toLowerCase() + plain.slice(1);
 }
 
 /** How results are shown, from the output options given. */

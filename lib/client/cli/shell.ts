@@ -13,7 +13,7 @@ import process from "node:process";
 import { COMMANDS, type Context, helpText, SHELL_EXIT } from "./commands.ts";
 import { fail, interruptedLine, runCommand } from "./run.ts";
 import { splitWords } from "./shell_words.ts";
-import { escapeGlob } from "../../util/glob.ts";
+import { escapeGlob, unescapeGlob } from "../../util/glob.ts";
 
 /** Lines of history kept. */
 const HISTORY_SIZE = 1000;
@@ -215,13 +215,25 @@ async function complete(ctx: Context, line: string): Promise<[string[], string]>
   const local = LOCAL_COMMANDS.has(command) || (command === "put" && typed === 0);
   const slash = word.lastIndexOf("/");
   const dir = slash < 0 ? "" : word.slice(0, slash + 1);
-  const prefix = word.slice(slash + 1);
-  const entries = local ? localEntries(dir) : await remoteEntries(ctx, dir);
+  // What was typed may hold escapes already (`d/\[b`): the names it means are without them.
+  const prefix = unescapeGlob(word.slice(slash + 1));
+  const entries = local
+    ? localEntries(unescapeGlob(dir))
+    : await remoteEntries(ctx, unescapeGlob(dir));
   const hits = entries
     .filter((e) => e.name.startsWith(prefix) && (prefix.startsWith(".") || !e.name.startsWith(".")))
-    .map((e) => `${dir}${escapeGlob(e.name).replaceAll(" ", "\\ ")}${e.dir ? "/" : ""}`)
+    .map((e) => `${dir}${typedName(e.name)}${e.dir ? "/" : ""}`)
     .sort();
   return [hits, word];
+}
+
+/**
+ * A name as it is typed on the shell's line: glob characters escaped for
+ * the glob (the line keeps those backslashes, see `splitWords`), blanks and
+ * quotes escaped for the line.
+ */
+function typedName(name: string): string {
+  return escapeGlob(name).replace(/[ \t'"]/g, (ch) => `\\${ch}`);
 }
 
 function localEntries(dir: string): { name: string; dir: boolean }[] {

@@ -1,12 +1,18 @@
 /**
  * Split a shell line into words, the way a POSIX shell would for quoting:
  * `'single'` and `"double"` quotes group, a backslash escapes the next
- * character (inside double quotes, only `"` and `\`). Pure; no expansion.
+ * character (inside double quotes, only `"` and `\`). Outside quotes, a
+ * backslash before a glob's special character (`*`, `?`, `[` or `\`) stays,
+ * as in sftp, so that the glob sees the escape: `get d/\[a].txt` fetches
+ * the file named `d/[a].txt`, never `d/a.txt`. Pure; no expansion.
  *
  * @module
  */
 
 import { FerryError } from "../../util/errors.ts";
+
+/** The characters a backslash escapes for a glob (see `escapeGlob`). */
+const GLOB_SPECIAL = "\\*?[";
 
 /**
  * Split `line` into words.
@@ -37,6 +43,9 @@ export function splitWords(line: string): string[] {
       inWord = true;
     } else if (ch === "\\") {
       if (i + 1 >= line.length) throw new FerryError("USAGE", "line ends with a backslash");
+      // Kept for the glob (what Tab completion writes for such a name); any other character
+      // is simply taken literally.
+      if (GLOB_SPECIAL.includes(line[i + 1])) word += "\\";
       word += line[++i];
       inWord = true;
     } else if (ch === " " || ch === "\t") {
