@@ -138,6 +138,27 @@ Deno.test("parseAddress and parseServerArgs", () => {
   ) {
     assert.throws(() => parseServerArgs(bad), (e) => e instanceof FerryError && e.code === "USAGE");
   }
+  // ferryd's usage errors are in ferry's words too, never the parser's.
+  const said = (argv: string[]) => {
+    try {
+      parseServerArgs(argv);
+    } catch (err) {
+      return (err as Error).message;
+    }
+    return "accepted";
+  };
+  assert.equal(said(["--bogus"]), "unknown option --bogus");
+  assert.equal(
+    said(["--idl-timeout", "3"]),
+    "unknown option --idl-timeout (did you mean --idle-timeout?)",
+  );
+  for (const flag of ["--idle-timeout", "--shutdown-grace", "--partial-ttl"]) {
+    assert.equal(said([flag, "-1"]), `${flag} takes a number of seconds, not "-1"`);
+  }
+  assert.equal(said(["--port", "-1"]), '--port takes a port number (0-65535), not "-1"');
+  assert.equal(said(["-p", "-1"]), '--port takes a port number (0-65535), not "-1"');
+  assert.match(said(["--max-connections", "-3"]), /^--max-connections takes a whole number/);
+  assert.equal(said(["--root"]), "option --root needs a value");
 });
 
 Deno.test("ferryd makes a missing root, and refuses a root that is a file or a busy port", async () => {

@@ -5,6 +5,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { flagMessage, joinValues } from "../util/parse_options.ts";
 import { openStore, type S3Flags } from "../storage/open_store.ts";
 import { exitCodeFor, FerryError, toFerryError } from "../util/errors.ts";
 import { readConfigFile } from "../util/config_file.ts";
@@ -112,6 +113,43 @@ export interface ServerArgs {
   version: boolean;
 }
 
+/** ferryd's options, as `parseArgs` takes them. */
+const SERVER_OPTIONS = {
+  root: { type: "string", short: "r" },
+  store: { type: "string" },
+  "s3-endpoint": { type: "string" },
+  "s3-region": { type: "string" },
+  "s3-path-style": { type: "boolean" },
+  host: { type: "string", short: "H", default: "127.0.0.1" },
+  port: { type: "string", short: "p", default: String(DEFAULT_PORT) },
+  "idle-timeout": { type: "string", default: "300" },
+  "max-connections": { type: "string", default: "1000" },
+  "shutdown-grace": { type: "string", default: "30" },
+  fsync: { type: "boolean", default: false },
+  "partial-ttl": { type: "string", default: "86400" },
+  token: { type: "string" },
+  tokens: { type: "string" },
+  "allow-anonymous": { type: "boolean", default: false },
+  "read-only": { type: "boolean", default: false },
+  "tls-cert": { type: "string" },
+  "tls-key": { type: "string" },
+  "max-per-client": { type: "string", default: "64" },
+  "max-file-size": { type: "string" },
+  quota: { type: "string" },
+  checksum: { type: "string" },
+  "no-compress": { type: "boolean", default: false },
+  "no-http": { type: "boolean", default: false },
+  help: { type: "boolean", short: "h", default: false },
+  version: { type: "boolean", short: "V", default: false },
+} as const;
+
+/** The options that take a value, by each name they can be given as. */
+const TAKES_VALUE = new Set(
+  Object.entries(SERVER_OPTIONS).filter(([, o]) => o.type === "string").flatMap((
+    [name, o],
+  ) => ["--" + name, ...("short" in o ? ["-" + o.short] : [])]),
+);
+
 /**
  * Parse ferryd's arguments.
  *
@@ -128,44 +166,20 @@ export function parseServerArgs(
   let values;
   try {
     ({ values } = parseArgs({
-      args: argv,
+      args: joinValues(argv, TAKES_VALUE),
       strict: true,
       allowPositionals: false,
-      options: {
-        root: { type: "string", short: "r" },
-        store: { type: "string" },
-        "s3-endpoint": { type: "string" },
-        "s3-region": { type: "string" },
-        "s3-path-style": { type: "boolean" },
-        host: { type: "string", short: "H", default: "127.0.0.1" },
-        port: { type: "string", short: "p", default: String(DEFAULT_PORT) },
-        "idle-timeout": { type: "string", default: "300" },
-        "max-connections": { type: "string", default: "1000" },
-        "shutdown-grace": { type: "string", default: "30" },
-        fsync: { type: "boolean", default: false },
-        "partial-ttl": { type: "string", default: "86400" },
-        token: { type: "string" },
-        tokens: { type: "string" },
-        "allow-anonymous": { type: "boolean", default: false },
-        "read-only": { type: "boolean", default: false },
-        "tls-cert": { type: "string" },
-        "tls-key": { type: "string" },
-        "max-per-client": { type: "string", default: "64" },
-        "max-file-size": { type: "string" },
-        quota: { type: "string" },
-        checksum: { type: "string" },
-        "no-compress": { type: "boolean", default: false },
-        "no-http": { type: "boolean", default: false },
-        help: { type: "boolean", short: "h", default: false },
-        version: { type: "boolean", short: "V", default: false },
-      },
+      options: SERVER_OPTIONS,
     }));
   } catch (err) {
-    throw new FerryError("USAGE", (err as Error).message.split("\n")[0]);
+    throw new FerryError("USAGE", flagMessage((err as Error).message, Object.keys(SERVER_OPTIONS)));
   }
   const port = Number(values.port);
   if (!/^\d{1,5}$/.test(values.port) || port > 65535) {
-    throw new FerryError("USAGE", `bad port: ${values.port}`);
+    throw new FerryError(
+      "USAGE",
+      `--port takes a port number (0-65535), not ${JSON.stringify(values.port)}`,
+    );
   }
   const token = values.token ?? env.FERRY_TOKEN;
   if (token !== undefined) checkToken(token);
