@@ -487,6 +487,16 @@ Deno.test("a full disk: refused up front, or failed mid-write, cleaned up, serve
   await file.abort();
   assert.deepEqual(await listTree(disk.path), ["one.bin"], "no temporary file left");
   assert.equal((await runClient(server.address, ["ls"])).stdout, "one.bin\n");
+
+  // A tree that does not fit: each file the server could not store names the server's side.
+  const tree = join(local.path, "tree");
+  await Deno.mkdir(tree);
+  for (let i = 0; i < 40; i++) await writeRandomFile(join(tree, `f${i}`), 40 * 1024);
+  const full = await runClient(server.address, ["put", "-r", tree, "t"]);
+  assert.equal(full.code, 10, full.stderr);
+  const lines = full.stderr.trim().split("\n").filter((l) => /no space/.test(l));
+  assert.ok(lines.length > 0, full.stderr);
+  for (const line of lines) assert.match(line, /^ferry: t\/f\d+: .*no space.*\(on the server\)$/);
 });
 
 Deno.test("two clients uploading one path at once leave one complete upload, never a mix", async () => {

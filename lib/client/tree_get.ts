@@ -124,7 +124,8 @@ export function receiveTree(
     if (record.kind === "skip") {
       if (record.skipped !== undefined) return outcome(from, { skipped: record.skipped });
       const { code, message } = record.error!;
-      return outcome(from, { error: new FerryError(code as ErrorCode, message) });
+      // Read on the server and failed there: the message says so.
+      return outcome(from, { error: new FerryError(code as ErrorCode, message, { remote: true }) });
     }
     const blocked = failedDirs.size > 0 ? underFailed(record.path) : undefined;
     if (blocked !== undefined) {

@@ -141,7 +141,8 @@ export async function sendTree(
         const path = prefix + rel;
         failed.add(path);
         const code = String(failure.code) as ErrorCode;
-        const error = new FerryError(code, String(failure.message ?? "failed"));
+        // The server's own failure: the message says so ("... (on the server)").
+        const error = new FerryError(code, String(failure.message ?? "failed"), { remote: true });
         if (dirs.has(path)) options.onOutcome({ op: "mkdir", path, bytes: 0, seconds: 0, error });
         else if (code === "EXISTS" && options.noClobber) report(path, { skipped: "exists" });
         else report(path, { error });
