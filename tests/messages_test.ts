@@ -56,6 +56,14 @@ Deno.test("a flag wins over its variable, the token pair too; a tokens file with
     env: { FERRY_TOKEN_FILE: stale },
   });
   assert.equal(flagWins.code, 0, flagWins.stderr);
+  // Even over a variable set empty (an empty one alone still fails closed).
+  const overEmpty = await runClient(server.address, ["--token", GOOD, "ls"], {
+    env: { FERRY_TOKEN: "", FERRY_TOKEN_FILE: "" },
+  });
+  assert.equal(overEmpty.code, 0, overEmpty.stderr);
+  const emptyAlone = await runClient(server.address, ["ls"], { env: { FERRY_TOKEN: "" } });
+  assert.equal(emptyAlone.code, 2);
+  assert.match(emptyAlone.stderr, /FERRY_TOKEN\) is empty/);
   const good = join(local.path, "good-token");
   await Deno.writeTextFile(good, GOOD);
   const fileFlagWins = await runClient(server.address, ["--token-file", good, "ls"], {
@@ -88,4 +96,12 @@ Deno.test("a flag wins over its variable, the token pair too; a tokens file with
     new TextDecoder().decode(refused.stderr),
     /line 4: this token is already on line 2; give each token once/,
   );
+});
+
+Deno.test("a local file that is not there is named as local", async () => {
+  await using server = await startServer();
+  await using local = await tempDir();
+  const missing = await runClient(server.address, ["put", "nothere.txt"], { cwd: local.path });
+  assert.equal(missing.code, 5, missing.stderr);
+  assert.equal(missing.stderr, "ferry: local nothere.txt: not found\n");
 });

@@ -206,7 +206,7 @@ export async function planPutArgs(
     try {
       info = await Deno.stat(local);
     } catch (err) {
-      throw toFerryError(err, escapeName(local));
+      throw toFerryError(err, `local ${escapeName(local)}`);
     }
     if (info.isDirectory) {
       if (!recursive) {

@@ -106,9 +106,12 @@ export function parseClientArgs(
   if (flagToken !== undefined && flagFile !== undefined) {
     throw new FerryError("USAGE", "give the token once: --token or --token-file, not both");
   }
-  const envToken = nonEmpty("--token", "FERRY_TOKEN", env.FERRY_TOKEN);
-  const envFile = nonEmpty("--token-file", "FERRY_TOKEN_FILE", env.FERRY_TOKEN_FILE);
   const flagged = flagToken !== undefined || flagFile !== undefined;
+  // Looked at only when no flag gave the token: a flag wins even over an empty variable.
+  const envToken = flagged ? undefined : nonEmpty("--token", "FERRY_TOKEN", env.FERRY_TOKEN);
+  const envFile = flagged
+    ? undefined
+    : nonEmpty("--token-file", "FERRY_TOKEN_FILE", env.FERRY_TOKEN_FILE);
   if (!flagged && envToken !== undefined && envFile !== undefined) {
     throw new FerryError(
       "USAGE",

@@ -328,7 +328,7 @@ export const COMMANDS: Record<string, Command> = {
     flags: { recursive: { type: "boolean", short: "r" }, ...DRY_RUN_FLAG },
     async run(ctx, paths, flags) {
       const client = await ctx.client();
-      if (flags["dry-run"]) warnShortN(ctx, flags);
+      // rm never had -n as --no-clobber: no warning about what it meant before.
       return await eachPath(ctx, paths, async (remote) => {
         if (!flags["dry-run"]) {
           return void await client.remove(remote, { recursive: Boolean(flags.recursive) });
@@ -361,7 +361,6 @@ export const COMMANDS: Record<string, Command> = {
       const client = await ctx.client();
       const [source, target] = [ctx.remote(from), ctx.remote(to)];
       if (!flags["dry-run"]) return void await client.move(source, target);
-      warnShortN(ctx, flags);
       await client.stat(source);
       const into = await client.stat(target).then((e) => e.type === "dir", () => false);
       const final = into
