@@ -159,6 +159,7 @@ Deno.test("parseAddress and parseServerArgs", () => {
   assert.equal(said(["-p", "-1"]), '--port takes a port number (0-65535), not "-1"');
   assert.match(said(["--max-connections", "-3"]), /^--max-connections takes a whole number/);
   assert.equal(said(["--root"]), "option --root needs a value");
+  assert.equal(said(["--root", ""]), "--root needs a directory, not an empty name");
 });
 
 Deno.test("ferryd makes a missing root, and refuses a root that is a file or a busy port", async () => {
@@ -177,6 +178,13 @@ Deno.test("ferryd makes a missing root, and refuses a root that is a file or a b
   const notDir = await run(["--root", file, "--port", "0"]);
   assert.notEqual(notDir.code, 0);
   assert.match(new TextDecoder().decode(notDir.stderr), /^ferryd: root is not a directory: .*\n$/);
+  // A root that cannot be made is named, with why.
+  const blocked = await run(["--root", "/proc/ferry-none/root", "--port", "0"]);
+  assert.notEqual(blocked.code, 0);
+  assert.equal(
+    new TextDecoder().decode(blocked.stderr),
+    "ferryd: cannot create the root /proc/ferry-none/root: not found\n",
+  );
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const busy = await run(["--port", String(listener.addr.port)]);
   listener.close();

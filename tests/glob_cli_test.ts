@@ -112,7 +112,7 @@ Deno.test("get takes several remote paths and globs into a directory, like scp",
     join(local.path, "none"),
   ]);
   assert.equal(noDir.code, 5);
-  assert.match(noDir.stderr, /local .*none is not a directory: several sources go into one/);
+  assert.match(noDir.stderr, /local .*none does not exist: several sources go into one directory/);
 });
 
 Deno.test("in the shell, an escaped glob character names the file, never a pattern", async () => {

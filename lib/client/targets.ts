@@ -111,7 +111,9 @@ export async function planGetMany(
   if (!info?.isDirectory) {
     throw new FerryError(
       info ? "NOT_A_DIRECTORY" : "NOT_FOUND",
-      `local ${escapeName(local)} is not a directory: several sources go into one`,
+      `local ${escapeName(local)} ${
+        info ? "is not a directory" : "does not exist"
+      }: several sources go into one directory`,
     );
   }
   const plan: Plan = { dirs: [], files: [], skipped: [] };

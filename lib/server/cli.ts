@@ -186,6 +186,9 @@ export function parseServerArgs(
   if ((values["tls-cert"] === undefined) !== (values["tls-key"] === undefined)) {
     throw new FerryError("USAGE", "TLS needs both --tls-cert and --tls-key");
   }
+  if (values.root === "") {
+    throw new FerryError("USAGE", "--root needs a directory, not an empty name");
+  }
   if (values.store !== undefined && values.root !== undefined) {
     throw new FerryError("USAGE", "--root and --store name two places to serve: give one");
   }
@@ -238,7 +241,11 @@ function createRoot(root: string): boolean {
   } catch (err) {
     if (!(err instanceof Deno.errors.NotFound)) return false;
   }
-  Deno.mkdirSync(root, { recursive: true });
+  try {
+    Deno.mkdirSync(root, { recursive: true });
+  } catch (err) {
+    throw toFerryError(err, `cannot create the root ${escapeName(root)}`);
+  }
   return true;
 }
 
