@@ -10,8 +10,6 @@ import { FerryError } from "../../util/errors.ts";
 import { flagMessage } from "../../util/parse_options.ts";
 import type { OutputMode } from "../report.ts";
 
-export { flagMessage };
-
 /** One option: a switch, or one that takes a value. */
 export type Flag = { type: "boolean"; short?: string } | { type: "string"; short?: string };
 /** Parsed option values, by name. */
