@@ -94,6 +94,15 @@ Deno.test("FERRY_SERVER picks the server; --server wins over it", async () => {
   assert.deepEqual(parseClientArgs(["-s", "h:1", "ls"], { FERRY_SERVER: "e:2" }).server, "h:1");
   assert.deepEqual(parseClientArgs(["ls"], { FERRY_SERVER: "e:2" }).server, "e:2");
   assert.deepEqual(parseClientArgs([], {}).server, "127.0.0.1:9500");
+  // After the command, ferry's short options work clustered or with the value attached too.
+  const attached = parseClientArgs(["ls", "up", "-s127.0.0.1:9"], {});
+  assert.deepEqual([attached.server, attached.command], ["127.0.0.1:9", ["ls", "up"]]);
+  const clustered = parseClientArgs(["ls", "-l", "up", "-zs", "h:1"], {});
+  assert.deepEqual(
+    [clustered.server, clustered.compress, clustered.command],
+    ["h:1", true, ["ls", "-l", "up"]],
+  );
+  assert.deepEqual(parseClientArgs(["ls", "-lR", "x"], {}).command, ["ls", "-lR", "x"]);
 });
 
 Deno.test("parseAddress and parseServerArgs", () => {
@@ -218,6 +227,15 @@ Deno.test("every command has --help with its usage and examples", async () => {
     assert.match(run.stdout, new RegExp(`^Usage: ferry ${command}\\b`));
     assert.match(run.stdout, new RegExp(`Examples:\\n  ferry ${command}\\b`));
   }
+  // `ferry --help ls` and `ferry help ls` give that command's help too.
+  for (const args of [["--help", "ls"], ["help", "ls"]]) {
+    const run = await runClient("127.0.0.1:1", args);
+    assert.match(
+      run.stdout,
+      /^Usage: ferry ls \[-l\] \[-R\] \[--json\] \[PATH\.\.\.\]/,
+      args.join(" "),
+    );
+  }
   const put = await runClient("127.0.0.1:1", ["put", "-h"]);
   assert.match(put.stdout, /--resume +continue what an interrupted upload left on the server/);
   const shell = await runClient("127.0.0.1:1", [], { stdin: "get --help\n" }).catch((e) => e);
@@ -258,4 +276,17 @@ Deno.test("a leading / is the root one-shot as in the shell, and cd .. at the ro
   });
   assert.equal(shell.code, 0, shell.stderr);
   assert.equal(shell.stdout, "/\n/sub\n/\n");
+});
+
+Deno.test("ls of several directories heads each with its name, as ls a b does", async () => {
+  await using server = await startServer();
+  for (const [dir, file] of [["up", "x"], ["up2", "y"]]) {
+    await Deno.mkdir(join(server.root, dir));
+    await Deno.writeTextFile(join(server.root, dir, file), file);
+  }
+  const two = await runClient(server.address, ["ls", "up", "up2"]);
+  assert.equal(two.code, 0, two.stderr);
+  assert.equal(two.stdout, "up:\nx\n\nup2:\ny\n");
+  const one = await runClient(server.address, ["ls", "up"]);
+  assert.equal(one.stdout, "x\n");
 });

@@ -160,6 +160,27 @@ const LATE: ReadonlySet<string> = new Set(
     .flatMap(([name, flag]) => [`--${name}`, ...(flag.short ? [`-${flag.short}`] : [])]),
 );
 
+/**
+ * A cluster of ferry's own short options after the command (`-zs`,
+ * `-s127.0.0.1:9500`), split into options (a value joined to its option);
+ * undefined when any letter is not ferry's own (`-lR` is the command's).
+ */
+function lateCluster(arg: string): string[] | undefined {
+  if (arg.length <= 2 || arg[0] !== "-" || arg[1] === "-") return undefined;
+  const options: string[] = [];
+  for (let i = 1; i < arg.length; i++) {
+    const short = `-${arg[i]}`;
+    if (!LATE.has(short)) return undefined;
+    const rest = arg.slice(i + 1);
+    if (TAKES_VALUE.has(short) && rest !== "") {
+      options.push(`${longName(short)}=${rest}`);
+      return options;
+    }
+    options.push(short);
+  }
+  return options;
+}
+
 /** `-s` as `--server`; a long option as it is. */
 function longName(arg: string): string {
   if (arg.startsWith("--")) return arg;
@@ -184,9 +205,20 @@ function splitArgs(argv: string[]): { global: string[]; command: string[] } {
       break;
     }
     const name = arg.startsWith("--") ? arg.split("=")[0] : arg;
-    const ours = started ? LATE.has(name) : arg.startsWith("-") && arg !== "-";
+    const cluster = started ? lateCluster(arg) : undefined;
+    const ours = started
+      ? LATE.has(name) || cluster !== undefined
+      : arg.startsWith("-") && arg !== "-";
     if (!ours) {
       command.push(arg);
+      continue;
+    }
+    if (cluster) {
+      // `-s127.0.0.1:9500` or `-zs HOST` after the command: ferry's own, as before it.
+      const last = cluster.at(-1)!;
+      if (TAKES_VALUE.has(last) && i + 1 < argv.length) {
+        global.push(...cluster.slice(0, -1), `${longName(last)}=${argv[++i]}`);
+      } else global.push(...cluster);
       continue;
     }
     if (TAKES_VALUE.has(arg) && i + 1 < argv.length) {

@@ -133,7 +133,7 @@ function batchOptions(ctx: Context, flags: Values): BatchOptions {
 
 export const COMMANDS: Record<string, Command> = {
   ls: {
-    usage: "ls [-l] [-R] [--json] [PATH]",
+    usage: "ls [-l] [-R] [--json] [PATH...]",
     details: [
       "-l  long listing: type, mode, size, modification time",
       "-R  the whole tree below PATH, by relative path (symlinks not followed)",
@@ -154,10 +154,16 @@ export const COMMANDS: Record<string, Command> = {
           else ctx.sink.out(escapeName(e.name) + (e.type === "dir" ? "/" : ""));
         }
       };
+      // Several directories are each headed by their name, as `ls a b` heads them.
+      let headed = 0;
       return await eachPath(ctx, paths.length === 0 ? [""] : paths, async (path, matched) => {
         // What a glob matched is listed as itself (sftp's `ls *.txt`), named by its path.
         if (matched) return print([matched]);
-        print(await client.list(path, { recursive: Boolean(flags.recursive) }));
+        const entries = await client.list(path, { recursive: Boolean(flags.recursive) });
+        if (paths.length > 1 && ctx.mode === "human") {
+          ctx.sink.out(`${headed++ > 0 ? "\n" : ""}${escapeName(path === "" ? "/" : path)}:`);
+        }
+        print(entries);
       });
     },
   },

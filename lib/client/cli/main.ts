@@ -13,7 +13,7 @@ import { PROTOCOL_VERSION } from "../../commands.ts";
 import { connect, connectionOf, type FerryClient } from "../client.ts";
 import { FerryError } from "../../util/errors.ts";
 import { type ClientArgs, connectOptions, parseClientArgs } from "./args.ts";
-import { type Context, helpText } from "./commands.ts";
+import { commandHelp, COMMANDS, type Context, helpText } from "./commands.ts";
 import { consoleSink, fail, interruptedLine, runCommand } from "./run.ts";
 import { interruptCommand, shell } from "./shell.ts";
 
@@ -70,7 +70,10 @@ export async function main(argv: string[]): Promise<number> {
     return fail(consoleSink, err);
   }
   if (args.help || args.command[0] === "help") {
-    console.log(helpText());
+    // `ferry --help ls` and `ferry help ls` as `ferry ls --help`: that command's own help.
+    const name = args.command[0] === "help" ? args.command[1] : args.command[0];
+    const cmd = name === undefined ? undefined : COMMANDS[name];
+    console.log(cmd ? commandHelp(cmd) : helpText());
     return 0;
   }
   if (args.version) {
