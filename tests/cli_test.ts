@@ -194,6 +194,17 @@ Deno.test("ferryd makes a missing root, and refuses a root that is a file or a b
     new TextDecoder().decode(blocked.stderr),
     "ferryd: cannot create the root /proc/ferry-none/root: not found\n",
   );
+  // An address this machine does not have, or a name with no address: the address is named.
+  const foreign = await run(["--host", "192.0.2.7", "--port", "0", "--allow-anonymous"]);
+  assert.match(
+    new TextDecoder().decode(foreign.stderr),
+    /^ferryd: cannot listen on 192\.0\.2\.7:0: no interface of this machine has that address/,
+  );
+  const unknown = await run(["--host", "nowhere.invalid", "--port", "0", "--allow-anonymous"]);
+  assert.equal(
+    new TextDecoder().decode(unknown.stderr),
+    "ferryd: cannot listen on nowhere.invalid:0: no such host name\n",
+  );
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const busy = await run(["--port", String(listener.addr.port)]);
   listener.close();

@@ -41,6 +41,9 @@ Deno.test("messages name the side and the path, and suggest the fix", async () =
   const ipv6 = await runClient("::1", ["ls"]);
   assert.equal(ipv6.code, 2);
   assert.match(ipv6.stderr, /write an IPv6 address in brackets, as \[::1\]:9500/);
+  // A last group that could be a port: both readings, the port one first.
+  const ported = await runClient("::1:9600", ["ls"]);
+  assert.match(ported.stderr, /as \[::1\]:9600 \(port 9600\), or \[::1:9600\]:9500/);
 });
 
 Deno.test("a flag wins over its variable, the token pair too; a tokens file with a token twice is refused", async () => {

@@ -77,6 +77,9 @@ Deno.test("scopes, tokens files and loopback addresses", () => {
     assert.ok(!isLoopback(host), host);
   }
   assert.equal(parsePin("sha256:" + "AB:".repeat(31) + "AB"), "ab".repeat(32));
+  // Pasted as ferryd prints it, and as openssl does.
+  assert.equal(parsePin("sha256 " + "AB:".repeat(31) + "AB"), "ab".repeat(32));
+  assert.equal(parsePin("SHA256 Fingerprint=" + "AB:".repeat(31) + "AB"), "ab".repeat(32));
   rejects(() => parsePin("abc"), "USAGE");
   const args = parseServerArgs(["--max-file-size", "2G", "--quota", "500M"], {
     FERRY_TOKEN: ADMIN,

@@ -41,11 +41,17 @@ export function parseAddress(text: string): Address {
   const bad = () => new FerryError("USAGE", `bad server address: ${JSON.stringify(text)}`);
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]\s]*))(?::(\d{1,5}))?$/.exec(text.trim());
   if (!m && /^[0-9a-fA-F]*:[0-9a-fA-F:.]*$/.test(text.trim())) {
-    // A bare IPv6 address: its port would be ambiguous without brackets.
+    // A bare IPv6 address: its port would be ambiguous without brackets. When its last group
+    // could be a port (`::1:9500`), both readings are offered.
+    const t = text.trim();
+    const cut = /^(.*):(\d{1,5})$/.exec(t);
+    const asPort = cut && /::|^(?:[^:]*:){7}[^:]*$/.test(cut[1]) && !/[^:]:$/.test(cut[1])
+      ? `[${cut[1]}]:${cut[2]} (port ${cut[2]}), or `
+      : "";
     throw new FerryError(
       "USAGE",
       `bad server address: ${JSON.stringify(text)}: write an IPv6 address in brackets, ` +
-        `as [${text.trim()}]:${DEFAULT_PORT}`,
+        `as ${asPort}[${t}]:${DEFAULT_PORT}`,
     );
   }
   if (!m) throw bad();

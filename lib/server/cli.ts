@@ -317,6 +317,11 @@ export async function main(argv: string[]): Promise<number> {
     const message = err instanceof Deno.errors.AddrInUse
       ? `cannot listen on ${host}:${args.port}: the address is in use (another ferryd? ` +
         "--port 0 picks a free port)"
+      : err instanceof Deno.errors.AddrNotAvailable
+      ? `cannot listen on ${host}:${args.port}: no interface of this machine has that address ` +
+        "(--host 0.0.0.0 listens on all of them)"
+      : /lookup address/i.test(e.message)
+      ? `cannot listen on ${host}:${args.port}: no such host name`
       : e.message;
     console.error(`ferryd: ${message}`);
     return exitCodeFor(e);

@@ -65,7 +65,8 @@ function colonHex(hex: string): string {
 
 /**
  * A pin in canonical form (64 lowercase hex digits), from hex with or
- * without colons and an optional `sha256:` prefix.
+ * without colons and an optional `sha256:` prefix, or pasted as ferryd
+ * prints it (`sha256 AB:CD:…`) or openssl does (`SHA256 Fingerprint=…`).
  *
  * @example
  * ```ts
@@ -74,7 +75,10 @@ function colonHex(hex: string): string {
  * ```
  */
 export function parsePin(text: string): string {
-  const hex = text.trim().replace(/^sha256:/i, "").replaceAll(":", "").toLowerCase();
+  // As ferryd prints it (`sha256 AB:CD:...`), as openssl does (`SHA256 Fingerprint=AB:...`),
+  // as `sha256:abcd...`, or bare.
+  const hex = text.trim().replace(/^sha256(\s+fingerprint)?\s*[:=]?\s*/i, "")
+    .replaceAll(":", "").toLowerCase();
   if (!/^[0-9a-f]{64}$/.test(hex)) {
     throw new FerryError("USAGE", "--pin takes a SHA-256 fingerprint: 64 hex digits");
   }
