@@ -164,7 +164,18 @@ Deno.test("--max-delete stops deleting at N and fails the run; --delete from an 
   await Deno.mkdir(empty);
   const refused = await runClient(server.address, ["put", "-r", "--delete", empty, "t"]);
   assert.equal(refused.code, 2);
-  assert.match(refused.stderr, /is empty: --delete would remove everything.*--force/);
+  assert.match(refused.stderr, /holds no file to send: --delete would remove everything.*--force/);
+  // Nor with only what is never sent: empty directories, a symlink, a reserved name; with a
+  // dry run too.
+  const hollow = join(local.path, "hollow");
+  await Deno.mkdir(join(hollow, "sub", "deeper"), { recursive: true });
+  await Deno.symlink("/etc/hostname", join(hollow, "link"));
+  await Deno.writeTextFile(join(hollow, ".ferry-mine.part"), "x");
+  for (const args of [["put", "-r", "--delete"], ["put", "-r", "--delete", "-n"]]) {
+    const run = await runClient(server.address, [...args, hollow, "t"]);
+    assert.equal(run.code, 2, `${args.join(" ")}: ${run.stdout}`);
+    assert.match(run.stderr, /holds no file to send/);
+  }
   assert.equal((await listTree(join(server.root, "t"))).length, 4, "nothing deleted");
   const forced = await runClient(server.address, ["put", "-r", "--delete", "--force", empty, "t"]);
   assert.equal(forced.code, 0, forced.stderr);

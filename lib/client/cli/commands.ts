@@ -277,7 +277,7 @@ export const COMMANDS: Record<string, Command> = {
       if (options.maxDelete !== undefined && !flags.delete) {
         throw new FerryError("USAGE", "--max-delete goes with --delete");
       }
-      if (flags.delete && !flags.force) refuseEmptySource(sources[0]);
+      if (flags.delete && !flags.force) await refuseEmptySource(sources[0]);
       const plan = await planPutArgs(sources, target, {
         recursive: Boolean(flags.recursive),
         remote: ctx.remote,
@@ -556,24 +556,26 @@ function dryRunLine(ctx: Context, row: Record<string, string>, line: string): vo
 }
 
 /**
- * `put -r --delete` from an empty (or unreadable) local directory would
- * delete the whole remote tree: refused without `--force`.
+ * `put -r --delete` from a local directory with no file to send (empty, or
+ * holding only empty directories, symlinks or reserved `.ferry-*` names,
+ * none of which is sent) would delete every file under the destination:
+ * refused without `--force`. The walk stops at the first file.
  */
-function refuseEmptySource(source: string | undefined): void {
+async function refuseEmptySource(source: string | undefined): Promise<void> {
   if (source === undefined) return;
-  let empty: boolean;
   try {
-    empty = Deno.readDirSync(source)[Symbol.iterator]().next().done === true;
+    if (!(await Deno.stat(source)).isDirectory) return;
+    for await (const entry of walkLocal(source, { onError: () => {} })) {
+      if (entry.type === "file") return;
+    }
   } catch {
     return; // Not a readable directory: planning says what is wrong with it.
   }
-  if (empty) {
-    throw new FerryError(
-      "USAGE",
-      `local ${escapeName(source)} is empty: --delete would remove everything under the ` +
-        "destination; add --force if that is what you want",
-    );
-  }
+  throw new FerryError(
+    "USAGE",
+    `local ${escapeName(source)} holds no file to send: --delete would remove everything under ` +
+      "the destination; add --force if that is what you want",
+  );
 }
 
 /** Names that end the interactive shell. */
