@@ -101,10 +101,15 @@ Deno.test("a flag wins over its variable, the token pair too; a tokens file with
   );
 });
 
-Deno.test("a local file that is not there is named as local", async () => {
+Deno.test("a local file that is not there is named as local; a directory without -r says how", async () => {
   await using server = await startServer();
   await using local = await tempDir();
   const missing = await runClient(server.address, ["put", "nothere.txt"], { cwd: local.path });
   assert.equal(missing.code, 5, missing.stderr);
   assert.equal(missing.stderr, "ferry: local nothere.txt: not found\n");
+  // A directory without -r is skipped, as rsync skips it, with how to send it.
+  await Deno.mkdir(join(local.path, "dir"));
+  const dir = await runClient(server.address, ["put", "dir"], { cwd: local.path });
+  assert.equal(dir.code, 0, dir.stderr);
+  assert.match(dir.stdout, /^skipped dir \(directory; put -r sends it\)$/m);
 });

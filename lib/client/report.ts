@@ -200,8 +200,13 @@ export class Reporter {
         ...(o.dryRun && { dryRun: true }),
       }));
     } else if (this.#mode === "human" && !o.error) {
-      if (o.skipped) this.#sink.out(`skipped ${escapeName(o.path)} (${o.skipped})`);
-      else if (o.dryRun) {
+      if (o.skipped) {
+        // A directory named without -r is skipped, as rsync does; the line says how to send it.
+        const why = o.skipped === "directory" && o.op === "put"
+          ? "directory; put -r sends it"
+          : o.skipped;
+        this.#sink.out(`skipped ${escapeName(o.path)} (${why})`);
+      } else if (o.dryRun) {
         const size = o.op === "put" || o.op === "get" ? ` (${formatBytes(o.bytes)})` : "";
         this.#sink.out(`would ${WOULD[o.op] ?? o.op} ${escapeName(o.path)}${size}`);
       } else if (o.op === "rm") this.#sink.out(`deleted ${escapeName(o.path)}`);
