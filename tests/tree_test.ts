@@ -233,6 +233,27 @@ Deno.test("a tree with some failures exits 10 and reports each failure", async (
   assert.equal(run.stderr.trim().split("\n").length, 2, "one line per failure");
 });
 
+Deno.test("get -r where a local directory cannot be made names each file it kept out", async () => {
+  await using server = await startServer();
+  await using local = await tempDir();
+  await Deno.mkdir(join(server.root, "t", "sub"), { recursive: true });
+  await Deno.writeTextFile(join(server.root, "t", "ok.txt"), "ok");
+  await Deno.writeTextFile(join(server.root, "t", "sub", "one.txt"), "1");
+  await Deno.writeTextFile(join(server.root, "t", "sub", "two.txt"), "2");
+  const dest = join(local.path, "dest");
+  await Deno.mkdir(dest);
+  await Deno.writeTextFile(join(dest, "sub"), "a file where a directory should go");
+  const run = await runClient(server.address, ["get", "-r", "t", dest]);
+  assert.equal(run.code, 10, run.stderr);
+  const lines = run.stderr.trim().split("\n");
+  assert.match(lines[0], /^ferry: local .*dest\/sub is not a directory$/);
+  assert.deepEqual(lines.slice(1), [
+    `ferry: t/sub/one.txt not written: local ${dest}/sub could not be made`,
+    `ferry: t/sub/two.txt not written: local ${dest}/sub could not be made`,
+  ]);
+  assert.equal(await Deno.readTextFile(join(dest, "ok.txt")), "ok");
+});
+
 /** A server that lists whatever names it likes and serves "pwned" for any get. */
 function hostileServer(names: string[]) {
   return fakeServer(async (fc) => {

@@ -131,9 +131,9 @@ export function receiveTree(
     if (blocked !== undefined) {
       if (record.kind === "dir") return void failedDirs.add(record.path);
       if (record.kind === "file") inline++;
-      const why = `not written: its local directory ${
-        escapeName(prefix + blocked)
-      } could not be made`;
+      // Named by the file, and the local directory that failed (said once, before, with why).
+      const dir = blocked === "" ? local : `${local}${SEP}${blocked.replaceAll("/", SEP)}`;
+      const why = `${escapeName(from)} not written: local ${escapeName(dir)} could not be made`;
       return outcome(from, { error: new FerryError("NOT_A_DIRECTORY", why) });
     }
     const to = localPath(record.path);
