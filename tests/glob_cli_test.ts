@@ -133,3 +133,22 @@ Deno.test("in the shell, an escaped glob character names the file, never a patte
   // rm removed that file, and not the files its pattern would have matched.
   assert.deepEqual(await listTree(join(server.root, "d")), ["b.txt", "r.txt"]);
 });
+
+Deno.test("one file put to a remote directory goes inside it, as scp puts it; to a new name, takes it", async () => {
+  await using server = await startServer();
+  await using local = await tempDir();
+  await Deno.mkdir(join(server.root, "releases"));
+  await Deno.writeTextFile(join(local.path, "app-1.tgz"), "app");
+  const into = await runClient(server.address, ["put", "app-1.tgz", "releases"], {
+    cwd: local.path,
+  });
+  assert.equal(into.code, 0, into.stderr);
+  assert.equal(await Deno.readTextFile(join(server.root, "releases", "app-1.tgz")), "app");
+  // A glob that matches one file names one file: the target is its new name.
+  const renamed = await runClient(server.address, ["put", "app-*.tgz", "releases/latest.tgz"], {
+    cwd: local.path,
+  });
+  assert.equal(renamed.code, 0, renamed.stderr);
+  assert.deepEqual(await listTree(join(server.root, "releases")), ["app-1.tgz", "latest.tgz"]);
+  assert.equal(await Deno.readTextFile(join(server.root, "releases", "latest.tgz")), "app");
+});

@@ -138,6 +138,11 @@ export interface PutArgsOptions {
   remote: (path: string) => string;
   /** Send trees as one stream each where the server can take one (see `Plan.trees`). */
   stream?: boolean;
+  /**
+   * Whether a remote path is a directory: one file put to it goes inside,
+   * as scp and cp put it (without this, the name given is the file's).
+   */
+  remoteIsDir?: (path: string) => Promise<boolean>;
 }
 
 /**
@@ -192,8 +197,15 @@ export async function planPutArgs(
       locals.push(literal);
     }
   }
-  // Several sources always go into a directory.
-  const intoDir = locals.length > 1 || sources.some(hasGlob);
+  // Several sources always go into a directory, and so does a directory a glob matched. One
+  // file goes into a directory named by the target if the server has one (scp's way), and
+  // otherwise takes the target's name.
+  const single = locals.length === 1 ? locals[0] : undefined;
+  const singleIsDir = single !== undefined && await isDirectory(single);
+  const named = target !== undefined && target !== "" && !target.endsWith("/");
+  const intoDir = locals.length > 1 || (singleIsDir && sources.some(hasGlob)) ||
+    (single !== undefined && !singleIsDir && named && options.remoteIsDir !== undefined &&
+      await options.remoteIsDir(remote(target)));
   const dest = (local: string) => {
     if (target === undefined || target === "") return remote(baseName(local));
     if (target.endsWith("/") || intoDir) {
@@ -226,4 +238,9 @@ export async function planPutArgs(
     }
   }
   return { plan, treeRoot: locals.length === 1 ? treeRoot : undefined };
+}
+
+/** Whether a local path is a directory (following symlinks); false when it cannot be seen. */
+async function isDirectory(path: string): Promise<boolean> {
+  return await Deno.stat(path).then((info) => info.isDirectory, () => false);
 }

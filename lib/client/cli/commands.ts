@@ -281,6 +281,10 @@ export const COMMANDS: Record<string, Command> = {
       const plan = await planPutArgs(sources, target, {
         recursive: Boolean(flags.recursive),
         remote: ctx.remote,
+        remoteIsDir: async (path) => {
+          const client = await ctx.client();
+          return await client.stat(path).then((e) => e.type === "dir", () => false);
+        },
         // --sync compares file by file, --resume asks even small files for kept bytes, and a
         // dry run lists what a stream would move.
         stream: !options.sync && options.resume !== true && !options.dryRun,
@@ -565,8 +569,9 @@ async function refuseEmptySource(source: string | undefined): Promise<void> {
   if (source === undefined) return;
   try {
     if (!(await Deno.stat(source)).isDirectory) return;
-    for await (const entry of walkLocal(source, { onError: () => {} })) {
-      if (entry.type === "file") return;
+    // A FIFO or a device is sent too (read to its end); a symlink never is.
+    for await (const entry of walkLocal(source, { recursive: true, onError: () => {} })) {
+      if (entry.type === "file" || entry.type === "other") return;
     }
   } catch {
     return; // Not a readable directory: planning says what is wrong with it.
