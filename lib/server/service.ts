@@ -322,10 +322,12 @@ export class FerryService {
       const base = normalizePath(path);
       this.#allow(who, "create", `put -r ${escapeName(path)}`);
       const replace = allows(who.scope, "replace");
-      await this.#storage.mkdir(base, { parents: true });
+      const baseFresh = await this.#storage.mkdir(base, { parents: true }) === true;
       const storage = this.#storage;
       // Directories of the tree made so far: their files' ancestors need no second look.
       const made = new Set<string>([base]);
+      // Those of them that did not exist before: nothing stands at their files' names.
+      const fresh = new Set<string>(baseFresh ? [base] : []);
       const started = performance.now();
       // A tree's files come directory by directory: once a directory's path checked out
       // whole, each file in it needs only its own name checked.
@@ -355,7 +357,7 @@ export class FerryService {
         dir: async (rel) => {
           if (rel === "") return base; // Made above.
           const full = join(rel);
-          await storage.mkdir(full, { parents: true });
+          if (await storage.mkdir(full, { parents: true }) === true) fresh.add(full);
           made.add(full);
           return full;
         },
@@ -384,13 +386,15 @@ export class FerryService {
             }
             noClobber = true;
           }
+          const parent = full.slice(0, Math.max(0, full.lastIndexOf("/")));
           const whole: WholeOptions = {
             mode: meta.mode,
             mtime: meta.mtime,
             noClobber,
             fsync: this.#fsync,
             checksums: { [options.algorithm]: hex },
-            parentMade: made.has(full.slice(0, Math.max(0, full.lastIndexOf("/")))),
+            parentMade: made.has(parent),
+            parentFresh: fresh.has(parent),
           };
           if (storage.writeWhole) await storage.writeWhole(full, content, whole);
           else await writeByUpload(storage, full, content, whole);

@@ -241,7 +241,7 @@ export class QuotaStorage implements Storage {
     return this.#inner.usage?.(path) ?? Promise.resolve(NOTHING);
   }
 
-  mkdir(path: string, options?: { parents?: boolean }): Promise<void> {
+  mkdir(path: string, options?: { parents?: boolean }): Promise<boolean | void> {
     return this.#inner.mkdir(path, options);
   }
 

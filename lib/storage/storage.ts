@@ -187,6 +187,13 @@ export interface WholeOptions {
    * store that would otherwise look at every ancestor need not.
    */
   parentMade?: boolean;
+  /**
+   * The file's directory was made by the caller a moment ago, absent until
+   * then (`mkdir` resolved `true`): nothing stands at the file's name but
+   * what another process put there since, which the write replaces as it
+   * would a moment later.
+   */
+  parentFresh?: boolean;
 }
 
 /**
@@ -265,8 +272,13 @@ export interface Storage {
    * Optional: without it a quota counts from zero.
    */
   usage?(path: string): Promise<Usage>;
-  /** Create a directory (and its parents, with `parents`). */
-  mkdir(path: string, options?: { parents?: boolean }): Promise<void>;
+  /**
+   * Create a directory (and its parents, with `parents`). Resolves `true`
+   * when the store knows this call made it, absent and empty until then (a
+   * backend may always resolve nothing): what is put in it next needs no
+   * look at what might stand at its name (see {@linkcode WholeOptions.parentFresh}).
+   */
+  mkdir(path: string, options?: { parents?: boolean }): Promise<boolean | void>;
   /** Remove a file or an empty directory; a whole tree with `recursive`. */
   remove(path: string, options?: { recursive?: boolean }): Promise<void>;
   /** Rename `from` to `to`, or into `to` if it is a directory. Returns the new path. */

@@ -340,8 +340,9 @@ export class S3Storage implements Storage {
     // A tree's files come by the thousand: a directory here is told by its marker (a HEAD, which
     // the store answers several at once) rather than by a listing (which it answers one at a
     // time). Every directory ferry makes has one; createUpload looks with a listing.
+    // In a directory made a moment ago no directory can stand at the name: no look needed.
     const [marker] = await Promise.all([
-      this.#s3.head(this.#dir(path)),
+      options.parentFresh ? undefined : this.#s3.head(this.#dir(path)),
       options.parentMade ? undefined : this.#checkAncestors(path),
     ]);
     if (marker) throw new FerryError("NOT_A_FILE", `is a directory: ${escapeName(path)}`);
@@ -398,9 +399,9 @@ export class S3Storage implements Storage {
     return usage;
   }
 
-  async mkdir(path: string, options: { parents?: boolean } = {}): Promise<void> {
+  async mkdir(path: string, options: { parents?: boolean } = {}): Promise<boolean> {
     if (path === "") {
-      if (options.parents) return;
+      if (options.parents) return false;
       throw new FerryError("EXISTS", "already exists: the root directory");
     }
     this.#checkLength(`${path}/x`);
@@ -410,7 +411,7 @@ export class S3Storage implements Storage {
       options.parents ? Promise.resolve(true) : this.#isDir(parent),
       options.parents ? this.#checkAncestors(path) : Promise.resolve(),
     ]);
-    if (dir && options.parents) return;
+    if (dir && options.parents) return false;
     if (file && options.parents) {
       throw new FerryError("NOT_A_DIRECTORY", `not a directory: ${escapeName(path)}`);
     }
@@ -431,6 +432,8 @@ export class S3Storage implements Storage {
     for (const dirPath of [...missing, path]) {
       await this.#s3.put(this.#dir(dirPath), new Uint8Array(0), { meta: fileMeta({ dir: true }) });
     }
+    // No marker and no key below it a moment ago: it is new, and empty.
+    return true;
   }
 
   async remove(path: string, options: { recursive?: boolean } = {}): Promise<void> {
