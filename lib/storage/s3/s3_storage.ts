@@ -36,8 +36,17 @@ import { mapOrdered, refusal, walkS3Tree } from "./s3_walk.ts";
 /** S3's longest key, in bytes. */
 const MAX_KEY = 1024;
 
-/** Requests at once when a listing or a tree walk needs one per object. */
+/** Requests at once when a listing needs one per object. */
 const CONCURRENCY = 16;
+
+/**
+ * Small files a tree walk fetches at once, ahead of the reader. Each is one
+ * GET that waits mostly on the store: 2,000 files of 4 KiB from radosgw
+ * took 3.3-4.3 s at 16, 2.6-2.9 s at 32, 2.5-2.7 s at 64 and 2.2-2.6 s at
+ * 96 (alternating, one run). At most 64 inline-sized files are held.
+ */
+const TREE_READ_AHEAD = 64;
+
 /**
  * Small files stored at once. Ceph's radosgw here answered 4 concurrent PUTs
  * of 4 KiB in 5.3 ms each and 16 in 11.4 ms: more only queue in the store.
@@ -550,7 +559,7 @@ export class S3Storage implements Storage {
     }
     yield* walkS3Tree(this.#s3, this.#dir(path), {
       inlineMax: options.inlineMax,
-      width: CONCURRENCY,
+      width: TREE_READ_AHEAD,
     });
   }
 }
