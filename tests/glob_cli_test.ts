@@ -132,6 +132,36 @@ Deno.test("in the shell, an escaped glob character names the file, never a patte
   assert.equal(await Deno.readTextFile(join(local.path, "two.txt")), "bracketed");
   // rm removed that file, and not the files its pattern would have matched.
   assert.deepEqual(await listTree(join(server.root, "d")), ["b.txt", "r.txt"]);
+
+  // Commands that name one path take the same escapes, remote and local alike: what Tab
+  // completion writes works everywhere.
+  await Deno.mkdir(join(server.root, "g[1]"));
+  await Deno.writeTextFile(join(server.root, "d", "[x].txt"), "x");
+  await Deno.mkdir(join(local.path, "L[1]"));
+  await Deno.writeTextFile(join(local.path, "L[1]", "up.txt"), "up");
+  const more = await runClient(server.address, [], {
+    cwd: local.path,
+    stdin: [
+      "mkdir g\\[1]/sub",
+      "mv d/\\[x].txt g\\[1]/moved.txt",
+      "lcd L\\[1]",
+      "lls",
+      "put up.txt g\\[1]/",
+      "cd g\\[1]",
+      "get moved.txt got\\[1].txt",
+      "",
+    ].join("\n"),
+  });
+  assert.equal(more.code, 0, more.stderr);
+  assert.match(more.stdout, /^up\.txt$/m);
+  assert.deepEqual(await listTree(join(server.root, "g[1]")), ["moved.txt", "sub", "up.txt"]);
+  assert.equal(await Deno.readTextFile(join(local.path, "L[1]", "got[1].txt")), "x");
+  // One-shot, to standard output: an escaped name, and a glob that matches one file.
+  for (const name of ["g[1]/moved.txt", "g\\[1]/moved.txt", "g\\[1]/mov*.txt"]) {
+    const cat = await runClient(server.address, ["get", name, "-"]);
+    assert.equal(cat.code, 0, `${name}: ${cat.stderr}`);
+    assert.equal(cat.stdout, "x");
+  }
 });
 
 Deno.test("one file put to a remote directory goes inside it, as scp puts it; to a new name, takes it", async () => {

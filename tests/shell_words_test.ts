@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { FerryError } from "../lib/util/errors.ts";
-import { splitWords } from "../lib/client/cli/shell_words.ts";
+import { lastWordStart, splitWords, wordsSoFar } from "../lib/client/cli/shell_words.ts";
 
 Deno.test("splitWords: plain, quoted and escaped words", () => {
   assert.deepEqual(splitWords(""), []);
@@ -33,4 +33,15 @@ Deno.test("splitWords: unbalanced quotes are usage errors", () => {
   for (const line of [`get "a`, `get 'a`, "get a\\"]) {
     assert.throws(() => splitWords(line), (e) => e instanceof FerryError && e.code === "USAGE");
   }
+});
+
+Deno.test("completion reads the last word as the line does: escapes and quotes", () => {
+  const last = (line: string) => wordsSoFar(line.slice(lastWordStart(line)))[0];
+  assert.equal(last("ls e\\ f/p"), "e f/p");
+  assert.equal(last(`ls "e f/p`), "e f/p");
+  assert.equal(last("ls 'it''s"), "its");
+  assert.equal(last("get d/\\[b"), "d/\\[b");
+  assert.equal(last("get a\\"), "a");
+  assert.equal(lastWordStart("ls "), 3);
+  assert.equal(last("ls"), "ls");
 });

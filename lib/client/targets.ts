@@ -47,11 +47,14 @@ export async function planGetArgs(
   const tree = { stream: options.stream };
   if (local === "") throw new FerryError("USAGE", "the local path is empty");
   if (local === "-") {
-    // Standard output takes one file's bytes, as `cat` would.
-    if (recursive || hasGlob(remote)) {
+    // Standard output takes one file's bytes, as `cat` would: a glob must match one file.
+    let from = unescapeGlob(remote);
+    const matches = hasGlob(remote) ? await client.glob(remote) : [];
+    if (recursive || matches.length > 1 || (matches.length === 1 && matches[0].type !== "file")) {
       throw new FerryError("USAGE", "only a single file can go to standard output ('-')");
     }
-    return { dirs: [], files: [{ from: remote, to: "-", size: 0, stream: "stdout" }], skipped: [] };
+    if (matches.length === 1) from = matches[0].name;
+    return { dirs: [], files: [{ from, to: "-", size: 0, stream: "stdout" }], skipped: [] };
   }
   if (hasGlob(remote)) {
     const dir = local ?? ".";
@@ -175,10 +178,7 @@ export async function planPutArgs(
   const locals: string[] = [];
   for (const source of sources) {
     if (!hasGlob(source)) {
-      // A name with a backslash is taken as it is when it exists; otherwise its escapes name
-      // the characters they escape.
-      const literal = unescapeGlob(source);
-      locals.push(literal === source || await pathExists(source) ? source : literal);
+      locals.push(await localName(source));
       continue;
     }
     const absolute = source.startsWith("/");
@@ -243,4 +243,15 @@ export async function planPutArgs(
 /** Whether a local path is a directory (following symlinks); false when it cannot be seen. */
 async function isDirectory(path: string): Promise<boolean> {
   return await Deno.stat(path).then((info) => info.isDirectory, () => false);
+}
+
+/**
+ * The local path a typed name without wildcards means: itself when a file
+ * of that very name exists (a name with a backslash), otherwise with its
+ * `\` escapes undone (`g\[1]`, as the shell's Tab completion writes
+ * `g[1]`, is `g[1]`).
+ */
+export async function localName(typed: string): Promise<string> {
+  const literal = unescapeGlob(typed);
+  return literal === typed || await pathExists(typed) ? typed : literal;
 }

@@ -31,7 +31,7 @@ import {
 } from "../batch.ts";
 import type { FerryClient } from "../client.ts";
 import { formatBytes, type OutputMode, Reporter, type Sink } from "../report.ts";
-import { planGetArgs, planGetMany, planPutArgs } from "../targets.ts";
+import { localName, planGetArgs, planGetMany, planPutArgs } from "../targets.ts";
 import { GLOBAL_FLAGS } from "./args.ts";
 import { type Flag, HELP_FLAG, OUTPUT_FLAGS, parseFlags, type Values } from "./flags.ts";
 import { byName, longLine, permissions } from "./listing_format.ts";
@@ -225,7 +225,10 @@ export const COMMANDS: Record<string, Command> = {
       };
       const client = await ctx.client();
       // As scp: the last of three or more is the local directory they all go into.
-      const local = args.length > 2 ? args.at(-1)! : args[1];
+      const typedLocal = args.length > 2 ? args.at(-1)! : args[1];
+      const local = typedLocal === undefined || typedLocal === "-"
+        ? typedLocal
+        : await localName(typedLocal);
       if (args.length > 2 && local === "-") {
         throw new FerryError("USAGE", "only a single file can go to standard output ('-')");
       }
@@ -270,9 +273,10 @@ export const COMMANDS: Record<string, Command> = {
       if (flags.delete && (!flags.recursive || args.length > 2)) {
         throw new FerryError("USAGE", "--delete goes with put -r and one source directory");
       }
+      // The destination names one remote path: its `\` escapes are undone (see remoteName).
       const [sources, target] = args.length > 2
-        ? [args.slice(0, -1), `${args.at(-1)!.replace(/\/+$/, "")}/`]
-        : [[args[0]], args[1]];
+        ? [args.slice(0, -1), `${unescapeGlob(args.at(-1)!).replace(/\/+$/, "")}/`]
+        : [[args[0]], args[1] === undefined ? undefined : unescapeGlob(args[1])];
       const options = batchOptions(ctx, flags);
       if (options.maxDelete !== undefined && !flags.delete) {
         throw new FerryError("USAGE", "--max-delete goes with --delete");
@@ -318,7 +322,7 @@ export const COMMANDS: Record<string, Command> = {
     max: 1,
     flags: { parents: { type: "boolean", short: "p" } },
     async run(ctx, [path], flags) {
-      await (await ctx.client()).mkdir(ctx.remote(path), { parents: Boolean(flags.parents) });
+      await (await ctx.client()).mkdir(remoteName(ctx, path), { parents: Boolean(flags.parents) });
     },
   },
   rm: {
@@ -369,7 +373,7 @@ export const COMMANDS: Record<string, Command> = {
     flags: DRY_RUN_FLAG,
     async run(ctx, [from, to], flags) {
       const client = await ctx.client();
-      const [source, target] = [ctx.remote(from), ctx.remote(to)];
+      const [source, target] = [remoteName(ctx, from), remoteName(ctx, to)];
       if (!flags["dry-run"]) return void await client.move(source, target);
       await client.stat(source);
       const into = await client.stat(target).then((e) => e.type === "dir", () => false);
@@ -424,7 +428,7 @@ export const COMMANDS: Record<string, Command> = {
     shellOnly: true,
     async run(ctx, [path = "/"]) {
       // `cd ..` at the root stays there, as sftp does.
-      const target = normalizePath(clampToRoot(ctx.remote(path)));
+      const target = normalizePath(clampToRoot(remoteName(ctx, path)));
       const e = await (await ctx.client()).stat(target);
       if (e.type !== "dir") throw new FerryError("NOT_A_DIRECTORY", `not a directory: ${path}`);
       ctx.cwd = target;
@@ -446,11 +450,12 @@ export const COMMANDS: Record<string, Command> = {
     min: 1,
     max: 1,
     shellOnly: true,
-    run(_ctx, [path]) {
+    async run(_ctx, [typed]) {
+      const path = await localName(typed);
       try {
         Deno.chdir(path);
       } catch (err) {
-        throw toFerryError(err, escapeName(path));
+        throw toFerryError(err, `local ${escapeName(path)}`);
       }
     },
   },
@@ -471,12 +476,13 @@ export const COMMANDS: Record<string, Command> = {
     max: 1,
     shellOnly: true,
     flags: { long: { type: "boolean", short: "l" } },
-    async run(ctx, [path = "."], flags) {
+    async run(ctx, [typed = "."], flags) {
+      const path = await localName(typed);
       let entries: Entry[];
       try {
         entries = await Array.fromAsync(walkLocal(path));
       } catch (err) {
-        throw toFerryError(err, escapeName(path));
+        throw toFerryError(err, `local ${escapeName(path)}`);
       }
       for (const e of entries) {
         ctx.sink.out(
@@ -486,6 +492,16 @@ export const COMMANDS: Record<string, Command> = {
     },
   },
 };
+
+/**
+ * The remote path a typed argument that names one entry means (`cd`, `mkdir`,
+ * `mv`, `put`'s destination): its `\` escapes undone, as the shell's Tab
+ * completion writes them (`g\[1]` is `g[1]`; a stored name never holds a
+ * backslash).
+ */
+function remoteName(ctx: Context, typed: string): string {
+  return ctx.remote(unescapeGlob(typed));
+}
 
 /**
  * Run `fn` for each remote path typed: a glob for each path it matches

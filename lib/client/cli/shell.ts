@@ -12,7 +12,7 @@ import { createInterface, type Interface } from "node:readline";
 import process from "node:process";
 import { COMMANDS, type Context, helpText, SHELL_EXIT } from "./commands.ts";
 import { fail, interruptedLine, runCommand } from "./run.ts";
-import { splitWords } from "./shell_words.ts";
+import { lastWordStart, splitWords, wordsSoFar } from "./shell_words.ts";
 import { escapeGlob, unescapeGlob } from "../../util/glob.ts";
 
 /** Lines of history kept. */
@@ -203,26 +203,27 @@ const LOCAL_COMMANDS = new Set(["lcd", "lls"]);
  * (listed from the server).
  */
 async function complete(ctx: Context, line: string): Promise<[string[], string]> {
-  const word = /(?:^|\s)(\S*)$/.exec(line)?.[1] ?? "";
-  const before = line.slice(0, line.length - word.length).trim();
+  // The last word as typed (escapes and quotes and all), and the path it means so far.
+  const start = lastWordStart(line);
+  const word = line.slice(start);
+  const before = line.slice(0, start).trim();
   if (before === "") {
     const names = [...Object.keys(COMMANDS), ...SHELL_EXIT, "help"].sort();
     return [names.filter((n) => n.startsWith(word)).map((n) => `${n} `), word];
   }
   if (word.startsWith("-")) return [[], word];
-  const [command, ...args] = before.split(/\s+/);
+  const [command, ...args] = wordsSoFar(before);
   const typed = args.filter((a) => !a.startsWith("-")).length;
   const local = LOCAL_COMMANDS.has(command) || (command === "put" && typed === 0);
-  const slash = word.lastIndexOf("/");
-  const dir = slash < 0 ? "" : word.slice(0, slash + 1);
-  // What was typed may hold escapes already (`d/\[b`): the names it means are without them.
-  const prefix = unescapeGlob(word.slice(slash + 1));
-  const entries = local
-    ? localEntries(unescapeGlob(dir))
-    : await remoteEntries(ctx, unescapeGlob(dir));
+  const path = unescapeGlob(wordsSoFar(word)[0] ?? "");
+  const slash = path.lastIndexOf("/");
+  const dir = path.slice(0, slash + 1);
+  const prefix = path.slice(slash + 1);
+  const entries = local ? localEntries(dir) : await remoteEntries(ctx, dir);
+  // The whole word is replaced, written as the line reads it back: escapes, no quotes.
   const hits = entries
     .filter((e) => e.name.startsWith(prefix) && (prefix.startsWith(".") || !e.name.startsWith(".")))
-    .map((e) => `${dir}${typedName(e.name)}${e.dir ? "/" : ""}`)
+    .map((e) => `${typedName(dir)}${typedName(e.name)}${e.dir ? "/" : ""}`)
     .sort();
   return [hits, word];
 }

@@ -61,3 +61,61 @@ export function splitWords(line: string): string[] {
   if (inWord) words.push(word);
   return words;
 }
+
+/**
+ * Where the last word of `line` starts, as {@linkcode splitWords} reads
+ * quotes and escapes (`ls e\\ f/p` ends in the word `e\\ f/p`); the line's
+ * length when it ends in a blank. For Tab completion.
+ *
+ * @example
+ * ```ts
+ * import { lastWordStart } from "./shell_words.ts";
+ * console.assert(lastWordStart("ls e\\ f/p") === 3);
+ * ```
+ */
+export function lastWordStart(line: string): number {
+  let start = line.length;
+  let inWord = false;
+  let quote: string | undefined;
+  for (let i = 0; i < line.length; i++) {
+    const ch = line[i];
+    if (quote) {
+      if (ch === quote) quote = undefined;
+      else if (ch === "\\" && quote === '"') i++;
+      continue;
+    }
+    if (ch === " " || ch === "\t") {
+      inWord = false;
+      continue;
+    }
+    if (!inWord) {
+      start = i;
+      inWord = true;
+    }
+    if (ch === "\\") i++;
+    else if (ch === "'" || ch === '"') quote = ch;
+  }
+  return inWord ? start : line.length;
+}
+
+/**
+ * The words of a line still being typed: an open quote counts as closed,
+ * and a last backslash as not typed yet.
+ *
+ * @example
+ * ```ts
+ * import { wordsSoFar } from "./shell_words.ts";
+ * console.assert(wordsSoFar(`ls "e f/p`)[1] === "e f/p");
+ * ```
+ */
+export function wordsSoFar(text: string): string[] {
+  const trimmed = text.endsWith("\\") ? [text.slice(0, -1)] : [];
+  for (const candidate of [text, ...trimmed, `${text}"`, `${text}'`]) {
+    try {
+      return splitWords(candidate);
+    } catch {
+      // Not closed that way: try the next.
+    }
+  }
+  return [];
+}
