@@ -52,6 +52,20 @@ Deno.test("put -r --sync --delete -n changes nothing and says what it would do, 
     "would put t/sub/new.txt (3 B)",
   ]);
   assert.match(text.stderr, /-n is --dry-run now, as in rsync: nothing was changed/);
+  // Into a destination that is not there yet: nothing to delete, exit 0 as the real run.
+  const fresh = await runClient(server.address, [
+    "put",
+    "-r",
+    "--sync",
+    "--delete",
+    "--dry-run",
+    src,
+    "brand-new",
+  ]);
+  assert.equal(fresh.code, 0, fresh.stderr);
+  assert.doesNotMatch(fresh.stdout, /would delete/);
+  assert.match(fresh.stdout, /would put brand-new\/changed\.txt/);
+  assert.deepEqual(await snapshot(server.root), before, "nothing made on the server");
   assert.match(
     text.stderr,
     /put: dry run, nothing was changed: 2 files \(14 B\) would move, 1 skipped, 2 would be deleted/,

@@ -699,7 +699,11 @@ export async function deleteExtraneous(
     ...plan.skipped.map((s) => s.path),
   ]);
   const prefix = remoteBase === "" ? "" : `${remoteBase}/`;
-  const remote: Entry[] = await client.list(remoteBase, { recursive: true });
+  // A destination that is not there yet (a dry run made nothing) holds nothing to delete.
+  const remote: Entry[] = await client.list(remoteBase, { recursive: true }).catch((err) => {
+    if (options.dryRun && toFerryError(err).code === "NOT_FOUND") return [];
+    throw err;
+  });
   const doomed: Entry[] = [];
   const doomedDirs = new Set<string>();
   // Listings name a directory before its contents, so an ancestor is always seen first.
