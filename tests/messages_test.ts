@@ -113,3 +113,21 @@ Deno.test("a local file that is not there is named as local; a directory without
   assert.equal(dir.code, 0, dir.stderr);
   assert.match(dir.stdout, /^skipped dir \(directory; put -r sends it\)$/m);
 });
+
+Deno.test("scp's HOST:PATH is refused with how ferry says it; ./NAME names a file with a colon", async () => {
+  await using server = await startServer();
+  await using local = await tempDir();
+  await Deno.writeTextFile(join(local.path, "a.txt"), "a");
+  const put = await runClient(server.address, ["put", "a.txt", "build-host:releases/"], {
+    cwd: local.path,
+  });
+  assert.equal(put.code, 2);
+  assert.match(put.stderr, /looks like scp's HOST:PATH: ferry names the server with -s/);
+  assert.match(put.stderr, /ferry -s build-host put \.\.\. releases\//);
+  const get = await runClient(server.address, ["get", "build-host:a.txt"], { cwd: local.path });
+  assert.equal(get.code, 2);
+  assert.deepEqual(await Array.fromAsync(Deno.readDir(server.root)), [], "nothing made");
+  const odd = await runClient(server.address, ["put", "a.txt", "./odd:name"], { cwd: local.path });
+  assert.equal(odd.code, 0, odd.stderr);
+  assert.equal(await Deno.readTextFile(join(server.root, "odd:name")), "a");
+});

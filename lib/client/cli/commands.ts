@@ -216,6 +216,9 @@ export const COMMANDS: Record<string, Command> = {
     max: Infinity,
     flags: TRANSFER_FLAGS,
     async run(ctx, args, flags) {
+      for (const remote of args.length > 1 ? args.slice(0, -1) : args) {
+        refuseHostPath("get", remote);
+      }
       const options = batchOptions(ctx, flags);
       const how = {
         recursive: Boolean(flags.recursive),
@@ -273,6 +276,7 @@ export const COMMANDS: Record<string, Command> = {
       if (flags.delete && (!flags.recursive || args.length > 2)) {
         throw new FerryError("USAGE", "--delete goes with put -r and one source directory");
       }
+      if (args.length > 1) refuseHostPath("put", args.at(-1)!);
       // The destination names one remote path: its `\` escapes are undone (see remoteName).
       const [sources, target] = args.length > 2
         ? [args.slice(0, -1), `${unescapeGlob(args.at(-1)!).replace(/\/+$/, "")}/`]
@@ -492,6 +496,23 @@ export const COMMANDS: Record<string, Command> = {
     },
   },
 };
+
+/**
+ * Refuse a remote path written as scp's `HOST:PATH` (`put a.txt
+ * build-host:releases/`): ferry names its server with `-s`, and taken as a
+ * name it would make a directory called `build-host:releases`. A name that
+ * really starts with a colon-holding word is written `./NAME`, as rsync asks.
+ */
+function refuseHostPath(command: string, typed: string): void {
+  const m = /^([A-Za-z0-9][\w.-]*):(.*)$/.exec(typed);
+  if (!m) return;
+  throw new FerryError(
+    "USAGE",
+    `${escapeName(typed)} looks like scp's HOST:PATH: ferry names the server with -s ` +
+      `(ferry -s ${m[1]} ${command} ... ${m[2] || "."}); for a remote name with a colon, ` +
+      `write ./${typed}`,
+  );
+}
 
 /**
  * The remote path a typed argument that names one entry means (`cd`, `mkdir`,
