@@ -136,6 +136,8 @@ Deno.test("get -r -n and -N, rm -n and mv -n change nothing", async () => {
   const mv = await runClient(server.address, ["mv", "-n", "t/extra.txt", "t/gone"]);
   assert.equal(mv.code, 0, mv.stderr);
   assert.equal(mv.stdout, "would move t/extra.txt to t/gone/extra.txt\n");
+  const over = await runClient(server.address, ["mv", "-n", "t/extra.txt", "t/changed.txt"]);
+  assert.equal(over.stdout, "would move t/extra.txt to t/changed.txt, replacing it\n");
   // rm and mv never had -n as --no-clobber: no word about what it meant before.
   assert.doesNotMatch(mv.stderr + notEmpty.stderr, /meant before/);
   assert.deepEqual(await snapshot(server.root), before, "nothing changed on the server");

@@ -384,10 +384,14 @@ export const COMMANDS: Record<string, Command> = {
       const final = into
         ? `${target === "" ? "" : `${target}/`}${source.split("/").pop()}`
         : target;
+      // A file already there is replaced by the real mv: the dry run says so.
+      const replaced = await client.stat(final).then((e) => e.type === "file", () => false);
       dryRunLine(
         ctx,
-        { op: "mv", path: source, to: final },
-        `would move ${escapeName(source)} to ${escapeName(final)}`,
+        { op: "mv", path: source, to: final, ...(replaced ? { replaces: true } : {}) },
+        `would move ${escapeName(source)} to ${escapeName(final)}${
+          replaced ? ", replacing it" : ""
+        }`,
       );
     },
   },
@@ -591,7 +595,7 @@ function sumLine(hex: string, path: string): string {
 }
 
 /** Print one dry-run result: a line for people, or a JSON row. */
-function dryRunLine(ctx: Context, row: Record<string, string>, line: string): void {
+function dryRunLine(ctx: Context, row: Record<string, string | boolean>, line: string): void {
   if (ctx.mode === "json") ctx.sink.out(JSON.stringify({ ...row, dryRun: true }));
   else if (ctx.mode === "human") ctx.sink.out(line);
 }
