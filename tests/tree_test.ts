@@ -352,3 +352,24 @@ Deno.test("shell: cd, pwd, lcd, lpwd, lls and relative paths", async () => {
   assert.equal(await Deno.readTextFile(join(local.path, "f.txt")), "f");
   assert.equal(await Deno.readTextFile(join(server.root, "a", "b", "up.txt")), "up");
 });
+
+Deno.test("a local destination that cannot take what comes is refused once, up front", async () => {
+  await using server = await startServer();
+  await using local = await tempDir();
+  await Deno.mkdir(join(server.root, "m"));
+  for (let i = 0; i < 5; i++) await Deno.writeTextFile(join(server.root, "m", `f${i}`), "x");
+  const file = join(local.path, "afile");
+  await Deno.writeTextFile(file, "mine");
+  const tree = await runClient(server.address, ["get", "-r", "m", file]);
+  assert.equal(tree.code, 6, tree.stderr);
+  assert.equal(tree.stderr, `ferry: local ${file} is not a directory\n`);
+  assert.equal(await Deno.readTextFile(file), "mine");
+  // Several matches of a glob into a directory that is not there: one line, as get a b DIR.
+  const missing = join(local.path, "none");
+  const glob = await runClient(server.address, ["get", "m/f*", missing]);
+  assert.equal(glob.code, 5, glob.stderr);
+  assert.equal(
+    glob.stderr,
+    `ferry: local ${missing} does not exist: several sources go into one directory\n`,
+  );
+});

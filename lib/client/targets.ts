@@ -68,6 +68,7 @@ export async function planGetArgs(
       if (!there) throw new FerryError("NOT_FOUND", `no match: remote ${escapeName(remote)}`);
       return await planGetArgs(client, escapeGlob(literal), local, options);
     }
+    if (matches.length > 1 && local !== undefined) await mustBeDirectory(local);
     for (const e of matches) {
       const to = localPathFor(dir, baseName(e.name));
       if (e.type === "file") plan.files.push({ from: e.name, to, size: e.size });
@@ -88,6 +89,11 @@ export async function planGetArgs(
       : local.endsWith("/") && remote !== ""
       ? join(local, baseName(remote))
       : local;
+    // A file where the tree would go: said once, not once for each file it keeps out.
+    const there = await Deno.lstat(target).catch(() => undefined);
+    if (there && !there.isDirectory && !(there.isSymlink && await isDirectory(target))) {
+      throw new FerryError("NOT_A_DIRECTORY", `local ${escapeName(target)} is not a directory`);
+    }
     return await planGet(client, remote, target, tree);
   }
   const to = await localTarget(remote, local);
@@ -110,15 +116,7 @@ export async function planGetMany(
   local: string,
   options: { recursive: boolean; stream?: boolean },
 ): Promise<Plan> {
-  const info = await Deno.stat(local).catch(() => undefined);
-  if (!info?.isDirectory) {
-    throw new FerryError(
-      info ? "NOT_A_DIRECTORY" : "NOT_FOUND",
-      `local ${escapeName(local)} ${
-        info ? "is not a directory" : "does not exist"
-      }: several sources go into one directory`,
-    );
-  }
+  await mustBeDirectory(local);
   const plan: Plan = { dirs: [], files: [], skipped: [] };
   const into = local.endsWith("/") ? local : `${local}/`;
   for (const remote of remotes) merge(plan, await planGetArgs(client, remote, into, options));
@@ -254,4 +252,16 @@ async function isDirectory(path: string): Promise<boolean> {
 export async function localName(typed: string): Promise<string> {
   const literal = unescapeGlob(typed);
   return literal === typed || await pathExists(typed) ? typed : literal;
+}
+
+/** Refuse a local destination for several sources that is no directory, or not there. */
+async function mustBeDirectory(local: string): Promise<void> {
+  const info = await Deno.stat(local).catch(() => undefined);
+  if (info?.isDirectory) return;
+  throw new FerryError(
+    info ? "NOT_A_DIRECTORY" : "NOT_FOUND",
+    `local ${escapeName(local)} ${
+      info ? "is not a directory" : "does not exist"
+    }: several sources go into one directory`,
+  );
 }
