@@ -103,6 +103,14 @@ Deno.test("FERRY_SERVER picks the server; --server wins over it", async () => {
     ["h:1", true, ["ls", "-l", "up"]],
   );
   assert.deepEqual(parseClientArgs(["ls", "-lR", "x"], {}).command, ["ls", "-lR", "x"]);
+  // Mixed with the command's own letters: each goes where it belongs.
+  const mixed = parseClientArgs(["get", "-zr", "c", "o8", "-s", "h:2"], {});
+  assert.deepEqual(
+    [mixed.server, mixed.compress, mixed.command],
+    ["h:2", true, ["get", "-r", "c", "o8"]],
+  );
+  const ls = parseClientArgs(["ls", "-ls", "h:3", "d"], {});
+  assert.deepEqual([ls.server, ls.command], ["h:3", ["ls", "-l", "d"]]);
 });
 
 Deno.test("parseAddress and parseServerArgs", () => {
@@ -229,6 +237,9 @@ Deno.test("near misses get a suggestion, far ones do not", async () => {
   const flag = await runClient(address, ["get", "--sycn", "a"]);
   assert.equal(flag.code, 2);
   assert.equal(flag.stderr, "ferry: unknown option --sycn (did you mean --sync?)\n");
+  // After the command, ferry's own options are near misses too.
+  const late = await runClient(address, ["ls", "--sever", "h", "d"]);
+  assert.equal(late.stderr, "ferry: unknown option --sever (did you mean --server?)\n");
 });
 
 Deno.test("every command has --help with its usage and examples", async () => {

@@ -161,24 +161,32 @@ const LATE: ReadonlySet<string> = new Set(
 );
 
 /**
- * A cluster of ferry's own short options after the command (`-zs`,
- * `-s127.0.0.1:9500`), split into options (a value joined to its option);
- * undefined when any letter is not ferry's own (`-lR` is the command's).
+ * A cluster of short options after the command that holds some of ferry's
+ * own (`-zr`, `-ls HOST`, `-s127.0.0.1:9500`), split in two: ferry's (a
+ * value joined to its option, or last to take the next argument) and the
+ * command's letters, as one cluster. Undefined when none is ferry's (`-lR`).
+ * No command option shares a letter with ferry's own.
  */
-function lateCluster(arg: string): string[] | undefined {
+function lateCluster(arg: string): { ours: string[]; theirs?: string } | undefined {
   if (arg.length <= 2 || arg[0] !== "-" || arg[1] === "-") return undefined;
-  const options: string[] = [];
+  const ours: string[] = [];
+  let theirs = "";
   for (let i = 1; i < arg.length; i++) {
     const short = `-${arg[i]}`;
-    if (!LATE.has(short)) return undefined;
+    if (!LATE.has(short)) {
+      theirs += arg[i];
+      continue;
+    }
     const rest = arg.slice(i + 1);
     if (TAKES_VALUE.has(short) && rest !== "") {
-      options.push(`${longName(short)}=${rest}`);
-      return options;
+      ours.push(`${longName(short)}=${rest}`);
+      break;
     }
-    options.push(short);
+    ours.push(short);
+    if (TAKES_VALUE.has(short)) break;
   }
-  return options;
+  if (ours.length === 0) return undefined;
+  return { ours, theirs: theirs === "" ? undefined : `-${theirs}` };
 }
 
 /** `-s` as `--server`; a long option as it is. */
@@ -214,11 +222,14 @@ function splitArgs(argv: string[]): { global: string[]; command: string[] } {
       continue;
     }
     if (cluster) {
-      // `-s127.0.0.1:9500` or `-zs HOST` after the command: ferry's own, as before it.
-      const last = cluster.at(-1)!;
+      // `-s127.0.0.1:9500`, `-zs HOST` or `-ls HOST` after the command: ferry's letters are its
+      // own, as before the command; the others stay the command's.
+      const { ours, theirs } = cluster;
+      const last = ours.at(-1)!;
       if (TAKES_VALUE.has(last) && i + 1 < argv.length) {
-        global.push(...cluster.slice(0, -1), `${longName(last)}=${argv[++i]}`);
-      } else global.push(...cluster);
+        global.push(...ours.slice(0, -1), `${longName(last)}=${argv[++i]}`);
+      } else global.push(...ours);
+      if (theirs) command.push(theirs);
       continue;
     }
     if (TAKES_VALUE.has(arg) && i + 1 < argv.length) {

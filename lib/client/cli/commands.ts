@@ -770,7 +770,16 @@ function parseCommandFlags(args: string[], cmd: Command): ReturnType<typeof pars
       Object.entries(GLOBAL_FLAGS).some(([long, flag]) =>
         unknown![1] === "--" ? long === name : flag.short === name
       );
-    if (!ours) throw err;
+    if (!ours) {
+      // A near miss of ferry's own long options counts too (`ls --sever HOST`).
+      const near = unknown?.[1] === "--" && !/did you mean/.test((err as Error).message)
+        ? suggest(name!, Object.keys(GLOBAL_FLAGS))
+        : undefined;
+      if (near) {
+        throw new FerryError("USAGE", `unknown option --${name} (did you mean --${near}?)`);
+      }
+      throw err;
+    }
     const typed = `${unknown![1]}${name}`;
     throw new FerryError(
       "USAGE",
