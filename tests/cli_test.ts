@@ -279,6 +279,9 @@ Deno.test("a bad number says so, wherever the option is and however its value is
     assert.equal(run.code, 2, args.join(" "));
     assert.match(run.stderr, /^ferry: --timeout takes a number of seconds, not "(-1|abc)"\n$/);
   }
+  // From a variable, the message names the variable that was set.
+  const fromEnv = await runClient("127.0.0.1:1", ["ls"], { env: { FERRY_TIMEOUT: "-1" } });
+  assert.equal(fromEnv.stderr, 'ferry: FERRY_TIMEOUT takes a number of seconds, not "-1"\n');
   const missing = await runClient("127.0.0.1:1", ["ls", "--timeout"]);
   assert.equal(missing.stderr, "ferry: option --timeout needs a value\n");
   const unknown = await runClient("127.0.0.1:1", ["ls", "--bogus"]);

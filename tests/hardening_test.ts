@@ -473,6 +473,7 @@ Deno.test("a full disk: refused up front, or failed mid-write, cleaned up, serve
   const upFront = await runClient(server.address, ["put", big]);
   assert.equal(upFront.code, 9, upFront.stderr);
   assert.match(upFront.stderr, /not enough space for big\.bin on the server: 3145728 bytes needed/);
+  assert.doesNotMatch(upFront.stderr, /on the server.*on the server/, "the side said once");
 
   // Two uploads that each fit alone: the second runs out of space mid-write.
   const half = join(local.path, "half.bin");

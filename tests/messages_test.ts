@@ -44,6 +44,12 @@ Deno.test("messages name the side and the path, and suggest the fix", async () =
   // A last group that could be a port: both readings, the port one first.
   const ported = await runClient("::1:9600", ["ls"]);
   assert.match(ported.stderr, /as \[::1\]:9600 \(port 9600\), or \[::1:9600\]:9500/);
+  // Five digits can only be a port.
+  const five = await runClient("::1:19603", ["ls"]);
+  assert.match(five.stderr, /in brackets, as \[::1\]:19603\n$/);
+  // And an IPv6 address in a message has its brackets.
+  const refused = await runClient("[::1]:1", ["ls"]);
+  assert.match(refused.stderr, /^ferry: cannot connect to \[::1\]:1: /);
 });
 
 Deno.test("a flag wins over its variable, the token pair too; a tokens file with a token twice is refused", async () => {

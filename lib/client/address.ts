@@ -45,13 +45,18 @@ export function parseAddress(text: string): Address {
     // could be a port (`::1:9500`), both readings are offered.
     const t = text.trim();
     const cut = /^(.*):(\d{1,5})$/.exec(t);
-    const asPort = cut && /::|^(?:[^:]*:){7}[^:]*$/.test(cut[1]) && !/[^:]:$/.test(cut[1])
-      ? `[${cut[1]}]:${cut[2]} (port ${cut[2]}), or `
-      : "";
+    const port = cut && /::|^(?:[^:]*:){7}[^:]*$/.test(cut[1]) && !/[^:]:$/.test(cut[1])
+      ? `[${cut[1]}]:${cut[2]}`
+      : undefined;
+    // Read as a whole address, the last group is hex of up to 4 digits (`::1:19603` is not one).
+    const address = /(?::[0-9a-fA-F]{1,4}|::)$/.test(t) ? `[${t}]:${DEFAULT_PORT}` : undefined;
+    const readings = port && address
+      ? `${port} (port ${cut![2]}), or ${address}`
+      : port ?? address ?? `[${t}]:${DEFAULT_PORT}`;
     throw new FerryError(
       "USAGE",
       `bad server address: ${JSON.stringify(text)}: write an IPv6 address in brackets, ` +
-        `as ${asPort}[${t}]:${DEFAULT_PORT}`,
+        `as ${readings}`,
     );
   }
   if (!m) throw bad();
@@ -83,7 +88,7 @@ export async function connectTcp(addr: Address, timeoutMs: number): Promise<Deno
     tcp.setNoDelay(true);
     return tcp;
   } catch (err) {
-    const e = toFerryError(err, `cannot connect to ${addr.hostname}:${addr.port}`);
+    const e = toFerryError(err, `cannot connect to ${formatAddress(addr)}`);
     throw e.code === "IO" || e.code === "NOT_FOUND" ? new FerryError("CONNECT", e.message) : e;
   }
 }

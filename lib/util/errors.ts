@@ -126,7 +126,10 @@ const SIDED: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
  * ```
  */
 export function describeError(err: FerryError): string {
-  if (!err.remote || !SIDED.has(err.code) || /^refused: /.test(err.message)) return err.message;
+  if (
+    !err.remote || !SIDED.has(err.code) || /^refused: /.test(err.message) ||
+    / on the server\b/.test(err.message)
+  ) return err.message;
   return `${err.message} (on the server)`;
 }
 

@@ -98,6 +98,9 @@ export function parseClientArgs(
 ): ClientArgs {
   const { global, command } = splitArgs(argv);
   const { values } = parseFlags(global, GLOBAL_FLAGS);
+  // What a message calls a setting: the flag if it was given, else the variable that was set.
+  const named = (flag: string, name: string) =>
+    values[flag] === undefined && env[name] !== undefined ? name : `--${flag}`;
   const option = (flag: string, name: string) =>
     nonEmpty(`--${flag}`, name, (values[flag] as string | undefined) ?? env[name]);
   // A flag wins over a variable, this pair too; two of one kind are one too many.
@@ -128,13 +131,18 @@ export function parseClientArgs(
   return {
     server: (values.server as string | undefined) ?? env.FERRY_SERVER ?? DEFAULT_ADDRESS,
     retries: parseCount(
-      "--retries",
+      named("retries", "FERRY_RETRIES"),
       (values.retries as string) ?? env.FERRY_RETRIES ?? "3",
       { min: 0, max: 999 },
     ),
     timeoutMs: 1000 *
-      parseSeconds("--timeout", (values.timeout as string) ?? env.FERRY_TIMEOUT ?? "120"),
-    maxSize: maxSize === undefined ? undefined : parseBytes("--max-size", maxSize),
+      parseSeconds(
+        named("timeout", "FERRY_TIMEOUT"),
+        (values.timeout as string) ?? env.FERRY_TIMEOUT ?? "120",
+      ),
+    maxSize: maxSize === undefined
+      ? undefined
+      : parseBytes(named("max-size", "FERRY_MAX_SIZE"), maxSize),
     token,
     tokenFile,
     tls: Boolean(values.tls) || /^(1|true|yes)$/i.test(env.FERRY_TLS ?? "") ||
