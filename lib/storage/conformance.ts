@@ -214,6 +214,15 @@ export function storageConformance(name: string, open: () => Promise<StorageUnde
       await rejects(s.remove("t"), "EXISTS", "rm of a directory that is not empty");
       await s.remove("t/a.txt");
       await rejects(s.stat("t/a.txt"), "NOT_FOUND", "a removed file");
+      // Directories a write made outlive its file, as on disk, whichever way it was written.
+      await s.remove("t/u/b.txt");
+      assert.equal((await s.stat("t/u")).type, "dir", "the directory an upload made");
+      if (s.writeWhole) {
+        await s.writeWhole("w/x/f", new TextEncoder().encode("f"), { mode: 0o644, mtime: 0 });
+        await s.remove("w/x/f");
+        assert.equal((await s.stat("w/x")).type, "dir", "the directory a whole write made");
+        await s.remove("w", { recursive: true });
+      }
       await s.remove("t", { recursive: true });
       assert.deepEqual(await names(s, ""), []);
       await rejects(s.remove("nothing"), "NOT_FOUND", "rm of nothing");
@@ -236,6 +245,14 @@ export function storageConformance(name: string, open: () => Promise<StorageUnde
         await rejects(s.move("dir", "dir/sub"), "PATH_REFUSED", "a directory into itself");
         assert.equal(await s.move("dir", "moved"), "moved");
         assert.equal(await read(s, "moved/b.txt"), "C", "what was below moves along");
+        // A directory onto a file: refused, the file named as what is in the way.
+        await put(s, "plain.txt", "P");
+        await assert.rejects(s.move("moved", "plain.txt"), (err: unknown) => {
+          assert.ok(err instanceof FerryError && err.code === "NOT_A_DIRECTORY", String(err));
+          assert.match(err.message, /plain\.txt/, "the file in the way is named");
+          return true;
+        });
+        assert.equal(await read(s, "plain.txt"), "P", "the file stays");
         await rejects(s.move("nothing", "x"), "NOT_FOUND", "mv of nothing");
         await rejects(s.move("", "x"), "PATH_REFUSED", "mv of the root");
       },

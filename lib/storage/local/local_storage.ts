@@ -534,7 +534,15 @@ export class LocalStorage implements Storage {
         this.#moveAcross(src, dst);
       }
     } catch (err) {
-      throw toFerryError(err, `cannot move ${escapeName(from)}`);
+      const e = toFerryError(err, `cannot move ${escapeName(from)}`);
+      // A directory onto a file: the file is what is in the way, and is named.
+      if (e.code === "NOT_A_DIRECTORY" && toInfo?.isFile) {
+        throw new FerryError(
+          "NOT_A_DIRECTORY",
+          `cannot move ${escapeName(from)}: ${escapeName(target)} is not a directory`,
+        );
+      }
+      throw e;
     }
     return target;
   }

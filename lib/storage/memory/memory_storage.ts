@@ -298,6 +298,12 @@ export class MemoryStorage implements Storage {
       throw new FerryError("NOT_A_DIRECTORY", `not a directory: ${escapeName(parentOf(target))}`);
     }
     const there = this.#nodes.get(target);
+    if (node.kind === "dir" && there !== undefined && there.kind !== "dir") {
+      throw new FerryError(
+        "NOT_A_DIRECTORY",
+        `cannot move ${escapeName(from)}: ${escapeName(target)} is not a directory`,
+      );
+    }
     if (there?.kind === "dir" && (node.kind !== "dir" || this.#below(target).length > 0)) {
       throw new FerryError(
         "EXISTS",

@@ -350,9 +350,11 @@ export class S3Storage implements Storage {
     // the store answers several at once) rather than by a listing (which it answers one at a
     // time). Every directory ferry makes has one; createUpload looks with a listing.
     // In a directory made a moment ago no directory can stand at the name: no look needed.
+    // Its directories are made as on disk (with markers: they outlive the file), unless the
+    // caller made them a moment ago; a file in their way refuses it.
     const [marker] = await Promise.all([
       options.parentFresh ? undefined : this.#s3.head(this.#dir(path)),
-      options.parentMade ? undefined : this.#checkAncestors(path),
+      options.parentMade ? undefined : this.mkdir(parentOf(path), { parents: true }),
     ]);
     if (marker) throw new FerryError("NOT_A_FILE", `is a directory: ${escapeName(path)}`);
     await this.#s3.put(this.#key(path), content, {
@@ -492,7 +494,10 @@ export class S3Storage implements Storage {
       throw notFound(parent);
     }
     if (source.dir && at.file) {
-      throw new FerryError("NOT_A_DIRECTORY", `not a directory: ${escapeName(target)}`);
+      throw new FerryError(
+        "NOT_A_DIRECTORY",
+        `cannot move ${escapeName(from)}: ${escapeName(target)} is not a directory`,
+      );
     }
     if (at.dir && (!source.dir || !(await this.#emptyDir(target)))) {
       throw new FerryError(
