@@ -6,111 +6,109 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { listTree, runClient, startServer, tempDir } from "./helpers.ts";
+import { runClient, tempDir } from "./helpers.ts";
+import { diskFiles, onBothStores, type ServerFiles } from "./server_files.ts";
 
 /** A local tree and a remote one that differ: one file changed, one new, one only remote. */
-async function setup(serverRoot: string, local: string): Promise<string> {
+async function setup(files: ServerFiles, local: string): Promise<string> {
   const src = join(local, "src");
   await Deno.mkdir(join(src, "sub"), { recursive: true });
   await Deno.writeTextFile(join(src, "same.txt"), "same");
   await Deno.writeTextFile(join(src, "changed.txt"), "new content");
   await Deno.writeTextFile(join(src, "sub", "new.txt"), "new");
-  const dst = join(serverRoot, "t");
-  await Deno.mkdir(join(dst, "gone"), { recursive: true });
-  await Deno.writeTextFile(join(dst, "same.txt"), "same");
-  await Deno.writeTextFile(join(dst, "changed.txt"), "old");
-  await Deno.writeTextFile(join(dst, "gone", "old.txt"), "old");
-  await Deno.writeTextFile(join(dst, "extra.txt"), "extra");
+  await files.write("t/same.txt", "same");
+  await files.write("t/changed.txt", "old");
+  await files.write("t/gone/old.txt", "old");
+  await files.write("t/extra.txt", "extra");
   return src;
 }
 
-/** Every file under `dir` with its content: what must not change. */
-async function snapshot(dir: string): Promise<Record<string, string>> {
-  const out: Record<string, string> = {};
-  for (const name of await listTree(dir)) {
-    const info = await Deno.lstat(join(dir, name));
-    out[name] = info.isFile ? await Deno.readTextFile(join(dir, name)) : "<dir>";
-  }
-  return out;
-}
+onBothStores(
+  "put -r --sync --delete -n changes nothing and says what it would do, in text and JSON",
+  async (server) => {
+    await using local = await tempDir();
+    const src = await setup(server.files, local.path);
+    const before = await server.files.snapshot();
 
-Deno.test("put -r --sync --delete -n changes nothing and says what it would do, in text and JSON", async () => {
-  await using server = await startServer();
+    const text = await runClient(server.address, [
+      "put",
+      "-r",
+      "--sync",
+      "--delete",
+      "-n",
+      src,
+      "t",
+    ]);
+    assert.equal(text.code, 0, text.stderr);
+    assert.deepEqual(await server.files.snapshot(), before, "nothing changed on the server");
+    const lines = text.stdout.trim().split("\n").sort();
+    assert.deepEqual(lines, [
+      "skipped t/same.txt (unchanged)",
+      "would delete t/extra.txt",
+      "would delete t/gone",
+      "would put t/changed.txt (11 B)",
+      "would put t/sub/new.txt (3 B)",
+    ]);
+    assert.match(text.stderr, /-n is --dry-run now, as in rsync: nothing was changed/);
+    // Into a destination that is not there yet: nothing to delete, exit 0 as the real run.
+    const fresh = await runClient(server.address, [
+      "put",
+      "-r",
+      "--sync",
+      "--delete",
+      "--dry-run",
+      src,
+      "brand-new",
+    ]);
+    assert.equal(fresh.code, 0, fresh.stderr);
+    assert.doesNotMatch(fresh.stdout, /would delete/);
+    assert.match(fresh.stdout, /would put brand-new\/changed\.txt/);
+    assert.deepEqual(await server.files.snapshot(), before, "nothing made on the server");
+    assert.match(
+      text.stderr,
+      /put: dry run, nothing was changed: 2 files \(14 B\) would move, 1 skipped, 2 would be deleted/,
+    );
+
+    const json = await runClient(server.address, [
+      "--json",
+      "put",
+      "-r",
+      "--sync",
+      "--delete",
+      "--dry-run",
+      src,
+      "t",
+    ]);
+    assert.equal(json.code, 0, json.stderr);
+    assert.doesNotMatch(json.stderr, /-n is --dry-run/, "no warning for the long name");
+    const rows = json.stdout.trim().split("\n").map((l) => JSON.parse(l));
+    assert.ok(rows.every((r) => r.dryRun === true), json.stdout);
+    const summary = rows.pop();
+    assert.deepEqual([summary.op, summary.files, summary.skipped, summary.deleted], [
+      "summary",
+      2,
+      1,
+      2,
+    ]);
+    assert.deepEqual(
+      rows.map((r) => `${r.op} ${r.path}${r.skipped ? ` ${r.skipped}` : ""}`).sort(),
+      [
+        "put t/changed.txt",
+        "put t/same.txt unchanged",
+        "put t/sub/new.txt",
+        "rm t/extra.txt",
+        "rm t/gone",
+      ],
+    );
+    assert.deepEqual(await server.files.snapshot(), before, "still nothing changed");
+  },
+);
+
+onBothStores("get -r -n and -N, rm -n and mv -n change nothing", async (server) => {
   await using local = await tempDir();
-  const src = await setup(server.root, local.path);
-  const before = await snapshot(server.root);
-
-  const text = await runClient(server.address, ["put", "-r", "--sync", "--delete", "-n", src, "t"]);
-  assert.equal(text.code, 0, text.stderr);
-  assert.deepEqual(await snapshot(server.root), before, "nothing changed on the server");
-  const lines = text.stdout.trim().split("\n").sort();
-  assert.deepEqual(lines, [
-    "skipped t/same.txt (unchanged)",
-    "would delete t/extra.txt",
-    "would delete t/gone",
-    "would put t/changed.txt (11 B)",
-    "would put t/sub/new.txt (3 B)",
-  ]);
-  assert.match(text.stderr, /-n is --dry-run now, as in rsync: nothing was changed/);
-  // Into a destination that is not there yet: nothing to delete, exit 0 as the real run.
-  const fresh = await runClient(server.address, [
-    "put",
-    "-r",
-    "--sync",
-    "--delete",
-    "--dry-run",
-    src,
-    "brand-new",
-  ]);
-  assert.equal(fresh.code, 0, fresh.stderr);
-  assert.doesNotMatch(fresh.stdout, /would delete/);
-  assert.match(fresh.stdout, /would put brand-new\/changed\.txt/);
-  assert.deepEqual(await snapshot(server.root), before, "nothing made on the server");
-  assert.match(
-    text.stderr,
-    /put: dry run, nothing was changed: 2 files \(14 B\) would move, 1 skipped, 2 would be deleted/,
-  );
-
-  const json = await runClient(server.address, [
-    "--json",
-    "put",
-    "-r",
-    "--sync",
-    "--delete",
-    "--dry-run",
-    src,
-    "t",
-  ]);
-  assert.equal(json.code, 0, json.stderr);
-  assert.doesNotMatch(json.stderr, /-n is --dry-run/, "no warning for the long name");
-  const rows = json.stdout.trim().split("\n").map((l) => JSON.parse(l));
-  assert.ok(rows.every((r) => r.dryRun === true), json.stdout);
-  const summary = rows.pop();
-  assert.deepEqual([summary.op, summary.files, summary.skipped, summary.deleted], [
-    "summary",
-    2,
-    1,
-    2,
-  ]);
-  assert.deepEqual(
-    rows.map((r) => `${r.op} ${r.path}${r.skipped ? ` ${r.skipped}` : ""}`).sort(),
-    [
-      "put t/changed.txt",
-      "put t/same.txt unchanged",
-      "put t/sub/new.txt",
-      "rm t/extra.txt",
-      "rm t/gone",
-    ],
-  );
-  assert.deepEqual(await snapshot(server.root), before, "still nothing changed");
-});
-
-Deno.test("get -r -n and -N, rm -n and mv -n change nothing", async () => {
-  await using server = await startServer();
-  await using local = await tempDir();
-  const src = await setup(server.root, local.path);
-  const localBefore = await snapshot(local.path);
-  const before = await snapshot(server.root);
+  const src = await setup(server.files, local.path);
+  const localBefore = await diskFiles(local.path).snapshot();
+  const before = await server.files.snapshot();
 
   const get = await runClient(server.address, ["get", "-r", "-n", "-N", "t", src]);
   assert.equal(get.code, 0, get.stderr);
@@ -120,7 +118,7 @@ Deno.test("get -r -n and -N, rm -n and mv -n change nothing", async () => {
     "would get t/extra.txt (5 B)",
     "would get t/gone/old.txt (3 B)",
   ]);
-  assert.deepEqual(await snapshot(local.path), localBefore, "nothing changed locally");
+  assert.deepEqual(await diskFiles(local.path).snapshot(), localBefore, "nothing changed locally");
 
   const rm = await runClient(server.address, ["rm", "-rn", "t/gone"]);
   assert.equal(rm.code, 0, rm.stderr);
@@ -140,60 +138,71 @@ Deno.test("get -r -n and -N, rm -n and mv -n change nothing", async () => {
   assert.equal(over.stdout, "would move t/extra.txt to t/changed.txt, replacing it\n");
   // rm and mv never had -n as --no-clobber: no word about what it meant before.
   assert.doesNotMatch(mv.stderr + notEmpty.stderr, /meant before/);
-  assert.deepEqual(await snapshot(server.root), before, "nothing changed on the server");
+  assert.deepEqual(await server.files.snapshot(), before, "nothing changed on the server");
 });
 
-Deno.test("--max-delete stops deleting at N and fails the run; --delete from an empty directory needs --force", async () => {
-  await using server = await startServer();
-  await using local = await tempDir();
-  const src = join(local.path, "src");
-  await Deno.mkdir(src);
-  await Deno.writeTextFile(join(src, "keep.txt"), "keep");
-  await Deno.mkdir(join(server.root, "t"));
-  for (let i = 0; i < 5; i++) await Deno.writeTextFile(join(server.root, "t", `x${i}`), "x");
+onBothStores(
+  "--max-delete stops deleting at N and fails the run; --delete from an empty directory needs --force",
+  async (server) => {
+    await using local = await tempDir();
+    const src = join(local.path, "src");
+    await Deno.mkdir(src);
+    await Deno.writeTextFile(join(src, "keep.txt"), "keep");
+    for (let i = 0; i < 5; i++) await server.files.write(`t/x${i}`, "x");
 
-  const limited = await runClient(server.address, [
-    "put",
-    "-r",
-    "--delete",
-    "--max-delete",
-    "2",
-    src,
-    "t",
-  ]);
-  assert.equal(limited.code, 10, limited.stderr);
-  assert.match(limited.stderr, /deletions stopped at --max-delete 2: 3 more entries not deleted/);
-  assert.equal((await listTree(join(server.root, "t"))).length, 1 + 3, "keep.txt and three left");
-  const bad = await runClient(server.address, [
-    "put",
-    "-r",
-    "--delete",
-    "--max-delete",
-    "-1",
-    src,
-    "t",
-  ]);
-  assert.equal(bad.code, 2);
-  assert.match(bad.stderr, /--max-delete takes a number of entries/);
+    const limited = await runClient(server.address, [
+      "put",
+      "-r",
+      "--delete",
+      "--max-delete",
+      "2",
+      src,
+      "t",
+    ]);
+    assert.equal(limited.code, 10, limited.stderr);
+    assert.match(limited.stderr, /deletions stopped at --max-delete 2: 3 more entries not deleted/);
+    assert.equal((await server.files.tree("t")).length, 1 + 3, "keep.txt and three left");
+    const bad = await runClient(server.address, [
+      "put",
+      "-r",
+      "--delete",
+      "--max-delete",
+      "-1",
+      src,
+      "t",
+    ]);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--max-delete takes a number of entries/);
 
-  const empty = join(local.path, "empty");
-  await Deno.mkdir(empty);
-  const refused = await runClient(server.address, ["put", "-r", "--delete", empty, "t"]);
-  assert.equal(refused.code, 2);
-  assert.match(refused.stderr, /holds no file to send: --delete would remove everything.*--force/);
-  // Nor with only what is never sent: empty directories, a symlink, a reserved name; with a
-  // dry run too.
-  const hollow = join(local.path, "hollow");
-  await Deno.mkdir(join(hollow, "sub", "deeper"), { recursive: true });
-  await Deno.symlink("/etc/hostname", join(hollow, "link"));
-  await Deno.writeTextFile(join(hollow, ".ferry-mine.part"), "x");
-  for (const args of [["put", "-r", "--delete"], ["put", "-r", "--delete", "-n"]]) {
-    const run = await runClient(server.address, [...args, hollow, "t"]);
-    assert.equal(run.code, 2, `${args.join(" ")}: ${run.stdout}`);
-    assert.match(run.stderr, /holds no file to send/);
-  }
-  assert.equal((await listTree(join(server.root, "t"))).length, 4, "nothing deleted");
-  const forced = await runClient(server.address, ["put", "-r", "--delete", "--force", empty, "t"]);
-  assert.equal(forced.code, 0, forced.stderr);
-  assert.deepEqual(await listTree(join(server.root, "t")), []);
-});
+    const empty = join(local.path, "empty");
+    await Deno.mkdir(empty);
+    const refused = await runClient(server.address, ["put", "-r", "--delete", empty, "t"]);
+    assert.equal(refused.code, 2);
+    assert.match(
+      refused.stderr,
+      /holds no file to send: --delete would remove everything.*--force/,
+    );
+    // Nor with only what is never sent: empty directories, a symlink, a reserved name; with a
+    // dry run too.
+    const hollow = join(local.path, "hollow");
+    await Deno.mkdir(join(hollow, "sub", "deeper"), { recursive: true });
+    await Deno.symlink("/etc/hostname", join(hollow, "link"));
+    await Deno.writeTextFile(join(hollow, ".ferry-mine.part"), "x");
+    for (const args of [["put", "-r", "--delete"], ["put", "-r", "--delete", "-n"]]) {
+      const run = await runClient(server.address, [...args, hollow, "t"]);
+      assert.equal(run.code, 2, `${args.join(" ")}: ${run.stdout}`);
+      assert.match(run.stderr, /holds no file to send/);
+    }
+    assert.equal((await server.files.tree("t")).length, 4, "nothing deleted");
+    const forced = await runClient(server.address, [
+      "put",
+      "-r",
+      "--delete",
+      "--force",
+      empty,
+      "t",
+    ]);
+    assert.equal(forced.code, 0, forced.stderr);
+    assert.deepEqual(await server.files.tree("t"), []);
+  },
+);
