@@ -188,6 +188,8 @@ onBothStores(
     await Deno.mkdir(join(hollow, "sub", "deeper"), { recursive: true });
     await Deno.symlink("/etc/hostname", join(hollow, "link"));
     await Deno.writeTextFile(join(hollow, ".ferry-mine.part"), "x");
+    // A FIFO is skipped by a tree too: it sends nothing.
+    await new Deno.Command("mkfifo", { args: [join(hollow, "fifo")] }).output();
     for (const args of [["put", "-r", "--delete"], ["put", "-r", "--delete", "-n"]]) {
       const run = await runClient(server.address, [...args, hollow, "t"]);
       assert.equal(run.code, 2, `${args.join(" ")}: ${run.stdout}`);

@@ -165,12 +165,37 @@ onBothStores(
     assert.match(more.stdout, /^up\.txt$/m);
     assert.deepEqual(await server.files.tree("g[1]"), ["moved.txt", "sub", "up.txt"]);
     assert.equal(await Deno.readTextFile(join(local.path, "L[1]", "got[1].txt")), "x");
+    // A working directory whose name holds glob characters is a name, not a pattern, to the
+    // paths typed after it: `[x]` is never `x`.
+    await server.files.write("[x]/sub/mine.txt", "mine");
+    await server.files.write("x/sub/keep.txt", "keep");
+    const inside = await runClient(server.address, [], {
+      cwd: local.path,
+      stdin: "cd \\[x]\nls sub\nrm -rn sub\nget sub/* here-\nls\n",
+    });
+    assert.equal(inside.code, 0, inside.stderr);
+    assert.match(inside.stdout, /^mine\.txt$/m);
+    assert.match(inside.stdout, /would delete \[x\]\/sub \(directory, 1 entry in it\)/);
+    assert.doesNotMatch(inside.stdout + inside.stderr, /keep\.txt|x\/sub \(/);
+    assert.equal(await Deno.readTextFile(join(local.path, "here-")), "mine");
     // One-shot, to standard output: an escaped name, and a glob that matches one file.
     for (const name of ["g[1]/moved.txt", "g\\[1]/moved.txt", "g\\[1]/mov*.txt"]) {
       const cat = await runClient(server.address, ["get", name, "-"]);
       assert.equal(cat.code, 0, `${name}: ${cat.stderr}`);
       assert.equal(cat.stdout, "x");
     }
+    // One-shot, a local name is taken as typed (the user's shell did the quoting): a backslash in
+    // it stays. And a glob matching one file, into a new name, takes that name, as put does.
+    const literal = await runClient(server.address, ["get", "g[1]/moved.txt", "a\\b.txt"], {
+      cwd: local.path,
+    });
+    assert.equal(literal.code, 0, literal.stderr);
+    assert.equal(await Deno.readTextFile(join(local.path, "a\\b.txt")), "x");
+    const renamed = await runClient(server.address, ["get", "g\\[1]/mov*", "renamed.txt"], {
+      cwd: local.path,
+    });
+    assert.equal(renamed.code, 0, renamed.stderr);
+    assert.equal(await Deno.readTextFile(join(local.path, "renamed.txt")), "x");
   },
 );
 

@@ -132,6 +132,11 @@ Deno.test("scp's HOST:PATH is refused with how ferry says it; ./NAME names a fil
   assert.match(put.stderr, /ferry -s build-host put \.\.\. releases\//);
   const get = await runClient(server.address, ["get", "build-host:a.txt"], { cwd: local.path });
   assert.equal(get.code, 2);
+  for (const target of ["user@build-host:x", "[::1]:x"]) {
+    const run = await runClient(server.address, ["put", "a.txt", target], { cwd: local.path });
+    assert.equal(run.code, 2, `${target}: ${run.stderr}`);
+    assert.match(run.stderr, /looks like scp's HOST:PATH/);
+  }
   assert.deepEqual(await Array.fromAsync(Deno.readDir(server.root)), [], "nothing made");
   const odd = await runClient(server.address, ["put", "a.txt", "./odd:name"], { cwd: local.path });
   assert.equal(odd.code, 0, odd.stderr);

@@ -363,6 +363,12 @@ Deno.test("a local destination that cannot take what comes is refused once, up f
   assert.equal(tree.code, 6, tree.stderr);
   assert.equal(tree.stderr, `ferry: local ${file} is not a directory\n`);
   assert.equal(await Deno.readTextFile(file), "mine");
+  // Or on the way to it: said once too.
+  for (const dest of [`${file}/`, `${file}/sub`]) {
+    const run = await runClient(server.address, ["get", "-r", "m", dest]);
+    assert.equal(run.code, 6, run.stderr);
+    assert.equal(run.stderr, `ferry: local ${file} is not a directory\n`);
+  }
   // Several matches of a glob into a directory that is not there: one line, as get a b DIR.
   const missing = join(local.path, "none");
   const glob = await runClient(server.address, ["get", "m/f*", missing]);

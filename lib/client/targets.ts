@@ -69,6 +69,12 @@ export async function planGetArgs(
       return await planGetArgs(client, escapeGlob(literal), local, options);
     }
     if (matches.length > 1 && local !== undefined) await mustBeDirectory(local);
+    // One file matched, and a name given that is no directory: the file takes that name, as
+    // put does with such a glob.
+    const only = matches.length === 1 && matches[0].type === "file" ? matches[0] : undefined;
+    if (only && local !== undefined && !local.endsWith("/") && !await isDirectory(local)) {
+      return planGetArgs(client, escapeGlob(only.name), local, options);
+    }
     for (const e of matches) {
       const to = localPathFor(dir, baseName(e.name));
       if (e.type === "file") plan.files.push({ from: e.name, to, size: e.size });
@@ -89,10 +95,11 @@ export async function planGetArgs(
       : local.endsWith("/") && remote !== ""
       ? join(local, baseName(remote))
       : local;
-    // A file where the tree would go: said once, not once for each file it keeps out.
-    const there = await Deno.lstat(target).catch(() => undefined);
-    if (there && !there.isDirectory && !(there.isSymlink && await isDirectory(target))) {
-      throw new FerryError("NOT_A_DIRECTORY", `local ${escapeName(target)} is not a directory`);
+    // A file where the tree or one of its parents would go: said once, not once for each file
+    // it keeps out.
+    const blocker = await fileOnPath(target);
+    if (blocker !== undefined) {
+      throw new FerryError("NOT_A_DIRECTORY", `local ${escapeName(blocker)} is not a directory`);
     }
     return await planGet(client, remote, target, tree);
   }
@@ -264,4 +271,20 @@ async function mustBeDirectory(local: string): Promise<void> {
       info ? "is not a directory" : "does not exist"
     }: several sources go into one directory`,
   );
+}
+
+/**
+ * The first existing entry on the way to `path` (itself included) that is
+ * no directory (a symlink to one counts as one), if any.
+ */
+async function fileOnPath(path: string): Promise<string | undefined> {
+  const parts = path.split("/");
+  for (let i = 1; i <= parts.length; i++) {
+    const prefix = parts.slice(0, i).join("/");
+    if (prefix === "" || prefix === "." || prefix === "..") continue;
+    const info = await Deno.stat(prefix).catch(() => undefined);
+    if (info === undefined) return undefined; // Nothing there yet: it will be made.
+    if (!info.isDirectory) return prefix;
+  }
+  return undefined;
 }

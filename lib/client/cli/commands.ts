@@ -17,7 +17,7 @@ import {
   isRetriable,
   toFerryError,
 } from "../../util/errors.ts";
-import { hasGlob, unescapeGlob } from "../../util/glob.ts";
+import { escapeGlob, hasGlob, unescapeGlob } from "../../util/glob.ts";
 import { normalizePath } from "../../util/path_jail.ts";
 import { suggest } from "../../util/suggest.ts";
 import { VERSION } from "../../util/version.ts";
@@ -40,8 +40,13 @@ import { STDIO } from "./std_streams.ts";
 /** What a command runs with: the connection, where output goes, the shell's state. */
 export interface Context {
   client(): Promise<FerryClient>;
-  /** A remote path as typed, made root-relative against the shell's directory. */
+  /**
+   * A remote path as typed, a glob pattern, made root-relative against the
+   * shell's directory (whose own glob characters are escaped in it).
+   */
   remote(path: string): string;
+  /** Commands come from the interactive shell (its words keep glob escapes). */
+  shell?: boolean;
   sink: Sink;
   mode: OutputMode;
   /** How many more times to try after the connection fails. */
@@ -229,7 +234,9 @@ export const COMMANDS: Record<string, Command> = {
       const client = await ctx.client();
       // As scp: the last of three or more is the local directory they all go into.
       const typedLocal = args.length > 2 ? args.at(-1)! : args[1];
-      const local = typedLocal === undefined || typedLocal === "-"
+      // The shell's words keep glob escapes (what Tab completion writes); a one-shot name was
+      // quoted by the user's own shell already and is taken as it is.
+      const local = typedLocal === undefined || typedLocal === "-" || !ctx.shell
         ? typedLocal
         : await localName(typedLocal);
       if (args.length > 2 && local === "-") {
@@ -281,14 +288,16 @@ export const COMMANDS: Record<string, Command> = {
       const [sources, target] = args.length > 2
         ? [args.slice(0, -1), `${unescapeGlob(args.at(-1)!).replace(/\/+$/, "")}/`]
         : [[args[0]], args[1] === undefined ? undefined : unescapeGlob(args[1])];
+      // Refused before anything is said about the options (-n's warning among them).
+      if (flags.delete && !flags.force) await refuseEmptySource(sources[0]);
       const options = batchOptions(ctx, flags);
       if (options.maxDelete !== undefined && !flags.delete) {
         throw new FerryError("USAGE", "--max-delete goes with --delete");
       }
-      if (flags.delete && !flags.force) await refuseEmptySource(sources[0]);
       const plan = await planPutArgs(sources, target, {
         recursive: Boolean(flags.recursive),
-        remote: ctx.remote,
+        // The destination and the names it gets are literal paths here.
+        remote: (path) => remoteName(ctx, escapeGlob(path)),
         remoteIsDir: async (path) => {
           const client = await ctx.client();
           return await client.stat(path).then((e) => e.type === "dir", () => false);
@@ -508,7 +517,8 @@ export const COMMANDS: Record<string, Command> = {
  * really starts with a colon-holding word is written `./NAME`, as rsync asks.
  */
 function refuseHostPath(command: string, typed: string): void {
-  const m = /^([A-Za-z0-9][\w.-]*):(.*)$/.exec(typed);
+  // `host:path`, `user@host:path`, `[::1]:path`.
+  const m = /^(?:[\w.-]+@)?([A-Za-z0-9][\w.-]*|\[[0-9A-Fa-f:.]+\]):(.*)$/.exec(typed);
   if (!m) return;
   throw new FerryError(
     "USAGE",
@@ -525,7 +535,7 @@ function refuseHostPath(command: string, typed: string): void {
  * backslash).
  */
 function remoteName(ctx: Context, typed: string): string {
-  return ctx.remote(unescapeGlob(typed));
+  return unescapeGlob(ctx.remote(typed));
 }
 
 /**
@@ -602,17 +612,17 @@ function dryRunLine(ctx: Context, row: Record<string, string | boolean>, line: s
 
 /**
  * `put -r --delete` from a local directory with no file to send (empty, or
- * holding only empty directories, symlinks or reserved `.ferry-*` names,
- * none of which is sent) would delete every file under the destination:
+ * holding only empty directories, symlinks, FIFOs, devices or reserved
+ * `.ferry-*` names, none of which a tree sends) would delete every file under the destination:
  * refused without `--force`. The walk stops at the first file.
  */
 async function refuseEmptySource(source: string | undefined): Promise<void> {
   if (source === undefined) return;
   try {
     if (!(await Deno.stat(source)).isDirectory) return;
-    // A FIFO or a device is sent too (read to its end); a symlink never is.
+    // Only regular files go in a tree; symlinks, FIFOs and devices in it are skipped.
     for await (const entry of walkLocal(source, { recursive: true, onError: () => {} })) {
-      if (entry.type === "file" || entry.type === "other") return;
+      if (entry.type === "file") return;
     }
   } catch {
     return; // Not a readable directory: planning says what is wrong with it.

@@ -7,6 +7,7 @@
 
 import { removeLiveTempFiles } from "../../fs/atomic_file.ts";
 import { onStopSignal } from "../../util/signals.ts";
+import { escapeGlob } from "../../util/glob.ts";
 import { VERSION } from "../../util/version.ts";
 import { loadAlgorithm } from "../../checksum/checksum.ts";
 import { PROTOCOL_VERSION } from "../../commands.ts";
@@ -29,12 +30,15 @@ function session(args: ClientArgs, shell: boolean): Context & { end(): Promise<v
     retries: args.retries,
     maxSize: args.maxSize,
     cwd: "",
+    shell,
     remote(path: string) {
       // A leading "/" is the root, one-shot as in the shell (sftp's habit: `put x /`); other
       // one-shot paths go as typed, and the server judges them.
       if (path.startsWith("/")) return path.replace(/^\/+/, "");
-      if (!shell) return path;
-      return ctx.cwd === "" ? path : path === "" ? ctx.cwd : `${ctx.cwd}/${path}`;
+      if (!shell || ctx.cwd === "") return path;
+      // The path typed is a pattern: the directory it is relative to is a name, escaped in it.
+      const cwd = escapeGlob(ctx.cwd);
+      return path === "" ? cwd : `${cwd}/${path}`;
     },
     async client() {
       if (!client || client.failure) {

@@ -250,6 +250,7 @@ function localEntries(dir: string): { name: string; dir: boolean }[] {
 
 async function remoteEntries(ctx: Context, dir: string): Promise<{ name: string; dir: boolean }[]> {
   const client = await ctx.client();
-  const entries = await client.list(ctx.remote(dir.replace(/\/$/, "")));
+  // `dir` is a name as typed, its escapes undone: it goes to the server as that name.
+  const entries = await client.list(unescapeGlob(ctx.remote(escapeGlob(dir.replace(/\/$/, "")))));
   return entries.map((e) => ({ name: e.name, dir: e.type === "dir" }));
 }
