@@ -22,6 +22,7 @@ import {
   waitFor,
   writeRandomFile,
 } from "./helpers.ts";
+import { onBothStores } from "./server_files.ts";
 
 const CHUNK = DEFAULT_LIMITS.maxData;
 
@@ -54,30 +55,35 @@ Deno.test("ferry and ferryd work with just the flags their binaries are built wi
   assert.equal((await Deno.stat(join(local.path, "back", "small.bin"))).mode! & 0o777, 0o600);
 });
 
-Deno.test("put then get round-trips files of every interesting size byte for byte", async () => {
-  await using server = await startServer();
-  await using local = await tempDir();
-  const sizes = [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 5 * CHUNK + 123];
-  for (const size of sizes) {
-    const src = join(local.path, `src-${size}.bin`);
-    await Deno.writeFile(src, randomBytes(size));
-    const put = await runClient(server.address, ["put", src, `f-${size}.bin`]);
-    assert.equal(put.code, 0, put.stderr);
-    assert.ok(await sameContent(src, join(server.root, `f-${size}.bin`)), `server copy ${size}`);
-    const back = join(local.path, `back-${size}.bin`);
-    const get = await runClient(server.address, ["get", `f-${size}.bin`, back]);
-    assert.equal(get.code, 0, get.stderr);
-    assert.ok(await sameContent(src, back), `round trip ${size}`);
-  }
-  assert.deepEqual(
-    (await listTree(server.root)).filter((n) => n.startsWith(".ferry-")),
-    [],
-    "no temporary files left behind",
-  );
-});
+onBothStores(
+  "put then get round-trips files of every interesting size byte for byte",
+  async (server) => {
+    await using local = await tempDir();
+    const sizes = [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 5 * CHUNK + 123];
+    for (const size of sizes) {
+      const src = join(local.path, `src-${size}.bin`);
+      await Deno.writeFile(src, randomBytes(size));
+      const put = await runClient(server.address, ["put", src, `f-${size}.bin`]);
+      assert.equal(put.code, 0, put.stderr);
+      assert.deepEqual(
+        await server.files.read(`f-${size}.bin`),
+        await Deno.readFile(src),
+        `server copy ${size}`,
+      );
+      const back = join(local.path, `back-${size}.bin`);
+      const get = await runClient(server.address, ["get", `f-${size}.bin`, back]);
+      assert.equal(get.code, 0, get.stderr);
+      assert.ok(await sameContent(src, back), `round trip ${size}`);
+    }
+    assert.deepEqual(
+      (await server.files.tree()).filter((n) => n.startsWith(".ferry-")),
+      [],
+      "no temporary files left behind",
+    );
+  },
+);
 
-Deno.test("names with spaces and non-ASCII characters, nested directories", async () => {
-  await using server = await startServer();
+onBothStores("names with spaces and non-ASCII characters, nested directories", async (server) => {
   await using local = await tempDir();
   const name = "naïve ☃ файл.txt";
   const src = join(local.path, name);
@@ -85,7 +91,7 @@ Deno.test("names with spaces and non-ASCII characters, nested directories", asyn
   const remote = "dir with space/ünïcödé/";
   const put = await runClient(server.address, ["put", src, remote]);
   assert.equal(put.code, 0, put.stderr);
-  assert.equal(await Deno.readTextFile(join(server.root, remote, name)), "unicode content ✓");
+  assert.equal(await server.files.readText(`${remote}${name}`), "unicode content ✓");
 
   const ls = await runClient(server.address, ["ls", "dir with space"]);
   assert.equal(ls.code, 0, ls.stderr);
@@ -106,38 +112,42 @@ Deno.test("names with spaces and non-ASCII characters, nested directories", asyn
   assert.deepEqual(await listTree(cwd), [name]);
 });
 
-Deno.test("put replaces an existing file atomically and ls hides temporary files", async () => {
-  await using server = await startServer();
-  await using local = await tempDir();
-  await Deno.writeTextFile(join(server.root, "a.txt"), "old");
-  await Deno.writeTextFile(join(server.root, ".ferry-0011223344556677.part"), "stale temp");
-  await Deno.writeTextFile(join(local.path, "a.txt"), "new content");
-  const put = await runClient(server.address, ["put", join(local.path, "a.txt")]);
-  assert.equal(put.code, 0, put.stderr);
-  assert.equal(await Deno.readTextFile(join(server.root, "a.txt")), "new content");
-  const ls = await runClient(server.address, ["ls"]);
-  assert.equal(ls.stdout, "a.txt\n");
-  const get = await runClient(server.address, ["get", ".ferry-0011223344556677.part"], {
-    cwd: local.path,
-  });
-  assert.equal(get.code, 7);
-  assert.match(get.stderr, /reserved name/);
-});
+onBothStores(
+  "put replaces an existing file atomically and ls hides temporary files",
+  async (server) => {
+    await using local = await tempDir();
+    await server.files.write("a.txt", "old");
+    await server.files.write(".ferry-0011223344556677.part", "stale temp");
+    await Deno.writeTextFile(join(local.path, "a.txt"), "new content");
+    const put = await runClient(server.address, ["put", join(local.path, "a.txt")]);
+    assert.equal(put.code, 0, put.stderr);
+    assert.equal(await server.files.readText("a.txt"), "new content");
+    const ls = await runClient(server.address, ["ls"]);
+    assert.equal(ls.stdout, "a.txt\n");
+    const get = await runClient(server.address, ["get", ".ferry-0011223344556677.part"], {
+      cwd: local.path,
+    });
+    assert.equal(get.code, 7);
+    assert.match(get.stderr, /reserved name/);
+  },
+);
 
-Deno.test("a failed get creates no local file and exits with the documented code", async () => {
-  await using server = await startServer();
-  await using local = await tempDir();
-  const missing = await runClient(server.address, ["get", "missing.txt"], { cwd: local.path });
-  assert.equal(missing.code, 5);
-  assert.equal(missing.stderr, "ferry: not found: missing.txt (on the server)\n");
-  const dir = await runClient(server.address, ["get", ""], { cwd: local.path });
-  assert.equal(dir.code, 2);
-  await Deno.mkdir(join(server.root, "sub"));
-  const notFile = await runClient(server.address, ["get", "sub"], { cwd: local.path });
-  assert.equal(notFile.code, 6);
-  assert.match(notFile.stderr, /remote sub is a directory: get -r downloads it/);
-  assert.deepEqual(await listTree(local.path), []);
-});
+onBothStores(
+  "a failed get creates no local file and exits with the documented code",
+  async (server) => {
+    await using local = await tempDir();
+    const missing = await runClient(server.address, ["get", "missing.txt"], { cwd: local.path });
+    assert.equal(missing.code, 5);
+    assert.equal(missing.stderr, "ferry: not found: missing.txt (on the server)\n");
+    const dir = await runClient(server.address, ["get", ""], { cwd: local.path });
+    assert.equal(dir.code, 2);
+    await server.files.mkdir("sub");
+    const notFile = await runClient(server.address, ["get", "sub"], { cwd: local.path });
+    assert.equal(notFile.code, 6);
+    assert.match(notFile.stderr, /remote sub is a directory: get -r downloads it/);
+    assert.deepEqual(await listTree(local.path), []);
+  },
+);
 
 Deno.test("traversal and symlink escapes are refused for get and put", async () => {
   await using outside = await tempDir();
@@ -229,36 +239,38 @@ Deno.test("a corrupted download fails the integrity check and leaves no file", a
   assert.deepEqual(gets.map((r) => r.fresh), [undefined, true]);
 });
 
-Deno.test("a corrupted upload is refused by the server and nothing is stored", async () => {
-  await using server = await startServer();
-  const fc = await rawSession(server.port);
-  const body = new TextEncoder().encode("hello");
-  await fc.sendMessage(FrameType.REQUEST, 1, { op: "put", path: "bad.txt", size: body.length });
-  const buf = new Uint8Array(HEADER_SIZE + body.length);
-  buf.set(body, HEADER_SIZE);
-  await fc.sendFramed(FrameType.DATA, 1, buf, body.length);
-  await fc.sendMessage(FrameType.END, 1, { sha256: "f".repeat(64) });
-  const reply = await readMessage(fc);
-  assert.equal(reply.type, FrameType.ERROR);
-  assert.equal(reply.msg.code, "INTEGRITY");
+onBothStores(
+  "a corrupted upload is refused by the server and nothing is stored",
+  async (server) => {
+    const fc = await rawSession(server.port);
+    const body = new TextEncoder().encode("hello");
+    await fc.sendMessage(FrameType.REQUEST, 1, { op: "put", path: "bad.txt", size: body.length });
+    const buf = new Uint8Array(HEADER_SIZE + body.length);
+    buf.set(body, HEADER_SIZE);
+    await fc.sendFramed(FrameType.DATA, 1, buf, body.length);
+    await fc.sendMessage(FrameType.END, 1, { sha256: "f".repeat(64) });
+    const reply = await readMessage(fc);
+    assert.equal(reply.type, FrameType.ERROR);
+    assert.equal(reply.msg.code, "INTEGRITY");
 
-  // A short body (END before all announced bytes) is refused too.
-  await fc.sendMessage(FrameType.REQUEST, 2, { op: "put", path: "short.txt", size: 10 });
-  await fc.sendFramed(FrameType.DATA, 2, buf, body.length);
-  const sha = createHash("sha256").update(body).digest("hex");
-  await fc.sendMessage(FrameType.END, 2, { sha256: sha });
-  const short = await readMessage(fc);
-  assert.equal(short.msg.code, "INTEGRITY");
-  assert.match(String(short.msg.message), /size mismatch/);
+    // A short body (END before all announced bytes) is refused too.
+    await fc.sendMessage(FrameType.REQUEST, 2, { op: "put", path: "short.txt", size: 10 });
+    await fc.sendFramed(FrameType.DATA, 2, buf, body.length);
+    const sha = createHash("sha256").update(body).digest("hex");
+    await fc.sendMessage(FrameType.END, 2, { sha256: sha });
+    const short = await readMessage(fc);
+    assert.equal(short.msg.code, "INTEGRITY");
+    assert.match(String(short.msg.message), /size mismatch/);
 
-  // The session is still good after both.
-  await fc.sendMessage(FrameType.REQUEST, 3, { op: "put", path: "good.txt", size: body.length });
-  await fc.sendFramed(FrameType.DATA, 3, buf, body.length);
-  await fc.sendMessage(FrameType.END, 3, { sha256: sha });
-  assert.equal((await readMessage(fc)).type, FrameType.REPLY);
-  fc.close();
-  assert.deepEqual(await listTree(server.root), ["good.txt"]);
-});
+    // The session is still good after both.
+    await fc.sendMessage(FrameType.REQUEST, 3, { op: "put", path: "good.txt", size: body.length });
+    await fc.sendFramed(FrameType.DATA, 3, buf, body.length);
+    await fc.sendMessage(FrameType.END, 3, { sha256: sha });
+    assert.equal((await readMessage(fc)).type, FrameType.REPLY);
+    fc.close();
+    assert.deepEqual(await server.files.tree(), ["good.txt"]);
+  },
+);
 
 Deno.test("a rejected upload's body is skipped and the session goes on", async () => {
   await using server = await startServer();
