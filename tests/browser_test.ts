@@ -83,6 +83,23 @@ Deno.test({
         "<h1>site</h1>",
       );
 
+      // The folder comes back as a zip from its row's download link.
+      const [zipped] = await Promise.all([
+        page.waitForEvent("download"),
+        page.click("tr[data-name=site] a.download"),
+      ]);
+      assert.equal(zipped.suggestedFilename(), "site.zip");
+      const zip = join(local.path, "site.zip");
+      await zipped.saveAs(zip);
+      const unzip = await new Deno.Command("unzip", {
+        args: ["-q", zip, "-d", join(local.path, "unzipped")],
+      }).output();
+      assert.ok(unzip.success, new TextDecoder().decode(unzip.stderr));
+      assert.equal(
+        await Deno.readTextFile(join(local.path, "unzipped", "site", "css", "main.css")),
+        "body{}",
+      );
+
       // New folder, rename, delete.
       nextPrompt.push("made");
       await page.click("#mkdir");

@@ -10,6 +10,8 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { randomBytes, runClient, startServer, tempDir } from "./helpers.ts";
 
+const hasUnzip = await new Deno.Command("unzip", { args: ["-v"], stdout: "null" })
+  .output().then((o) => o.success, () => false);
 const hasCurl = await new Deno.Command("curl", { args: ["--version"], stdout: "null" })
   .output().then((o) => o.success, () => false);
 
@@ -295,7 +297,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "a directory as a tar (?tar) or a gzipped one (?tar.gz), streamed, extracts to the same tree",
+    "a directory as a tar (?tar), a gzipped one (?tar.gz) or a zip (?zip), streamed, extracts to the same tree",
   ignore: !hasCurl,
   async fn() {
     await using server = await startServer();
@@ -304,8 +306,14 @@ Deno.test({
     await Deno.mkdir(join(server.root, "d", "sub"), { recursive: true });
     await Deno.writeTextFile(join(server.root, "d", "a.txt"), "a");
     await Deno.writeFile(join(server.root, "d", "sub", "big.bin"), big);
+    await Deno.writeFile(join(server.root, "d", "sub", "empty"), new Uint8Array(0));
+    await Deno.mkdir(join(server.root, "d", "hollow"));
+    await Deno.chmod(join(server.root, "d", "a.txt"), 0o640);
+    const mtime = new Date("2024-05-06T07:08:10Z");
+    await Deno.utime(join(server.root, "d", "a.txt"), mtime, mtime);
     const base = `http://${server.address}`;
-    for (const [query, flag] of [["tar", "-xf"], ["tar.gz", "-xzf"]]) {
+    const formats = [["tar", "-xf"], ["tar.gz", "-xzf"], ...(hasUnzip ? [["zip", ""]] : [])];
+    for (const [query, flag] of formats) {
       const archive = join(local.path, `d.${query}`);
       const got = await curl(["-fo", archive, `${base}/d/?${query}`]);
       assert.equal(got.status, 200);
@@ -317,11 +325,20 @@ Deno.test({
       );
       const into = join(local.path, query);
       await Deno.mkdir(into);
-      const untar = await new Deno.Command("tar", { args: [flag, archive, "-C", into] }).output();
+      const untar = query === "zip"
+        ? await new Deno.Command("unzip", { args: ["-q", archive, "-d", into] }).output()
+        : await new Deno.Command("tar", { args: [flag, archive, "-C", into] }).output();
       assert.ok(untar.success, new TextDecoder().decode(untar.stderr));
       assert.deepEqual(await Deno.readFile(join(into, "d", "sub", "big.bin")), big);
       assert.equal(await Deno.readTextFile(join(into, "d", "a.txt")), "a");
+      assert.equal((await Deno.stat(join(into, "d", "sub", "empty"))).size, 0);
+      assert.ok((await Deno.stat(join(into, "d", "hollow"))).isDirectory);
+      const a = await Deno.stat(join(into, "d", "a.txt"));
+      assert.equal(a.mode! & 0o777, 0o640, query);
+      // A zip keeps local time in 2-second steps.
+      assert.ok(Math.abs(a.mtime!.getTime() - mtime.getTime()) <= 2000, `${query}: ${a.mtime}`);
     }
+    if (!hasUnzip) console.log("unzip is not installed: ?zip not extracted");
   },
 });
 
@@ -348,8 +365,8 @@ Deno.test({
     await Deno.writeFile(join(server.root, "empty.bin"), new Uint8Array(0));
     const base = `http://${server.address}`;
 
-    // Leaving a tar after a few bytes neither kills ferryd nor keeps the file open.
-    for (const query of ["tar", "tar.gz"]) {
+    // Leaving an archive after a few bytes neither kills ferryd nor keeps the file open.
+    for (const query of ["tar", "tar.gz", "zip"]) {
       const cut = new Deno.Command("sh", {
         args: ["-c", `curl -s --limit-rate 1M '${base}/d/?${query}' | head -c 1000 > /dev/null`],
       });

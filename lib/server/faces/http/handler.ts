@@ -10,13 +10,12 @@
 
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { Buffer } from "node:buffer";
-import { createGzip } from "node:zlib";
-import tar from "tar-stream";
 import { hasher } from "../../../checksum/checksum.ts";
 import type { Entry } from "../../../commands.ts";
 import { FerryError, toFerryError } from "../../../util/errors.ts";
 import { collectGarbage } from "../../../util/gc.ts";
 import type { FerryService, OutgoingFile, Principal } from "../../service.ts";
+import { ARCHIVE_FORMATS, contentDisposition, sendArchive } from "./archive.ts";
 import { listingPage, signInPage } from "./listing.ts";
 import { UI_CSS, UI_JS, UI_PREFIX } from "./ui_assets.ts";
 import { contentType, parseTarget, type RequestTarget, urlOf } from "./request_path.ts";
@@ -496,9 +495,8 @@ async function listing(
   req: IncomingMessage,
   res: ServerResponse,
 ): Promise<void> {
-  if (target.query.has("tar") || target.query.has("tar.gz")) {
-    return await tarOf(service, who, target, req, res, target.query.has("tar.gz"));
-  }
+  const format = ARCHIVE_FORMATS.find((f) => target.query.has(f));
+  if (format) return await sendArchive(service, who, target.path, format, req, res, COMMON_HEADERS);
   const entries: Entry[] = await Array.fromAsync(service.list(who, target.path));
   const json = target.query.has("json") || /application\/json/.test(req.headers.accept ?? "");
   // The page offers what the token may do; the server checks every request all the same.
@@ -512,131 +510,6 @@ async function listing(
     ...(!json && { "content-security-policy": PAGE_CSP }),
   });
   res.end(req.method === "HEAD" ? undefined : body);
-}
-
-/**
- * The directory as a tar (`?tar`), gzipped with `?tar.gz`: streamed as the
- * tree is walked, each file read through the same download as a GET, with
- * the socket's pace; nothing is staged on disk or held whole in memory. A
- * file that cannot be read, or changes while read, cuts the response (a
- * tar with a hole would pass for a whole one).
- */
-async function tarOf(
-  service: FerryService,
-  who: Principal,
-  target: RequestTarget,
-  req: IncomingMessage,
-  res: ServerResponse,
-  gzip: boolean,
-): Promise<void> {
-  const name = (target.path === "" ? "root" : target.path.split("/").pop()!) +
-    (gzip ? ".tar.gz" : ".tar");
-  res.writeHead(200, {
-    ...COMMON_HEADERS,
-    "content-type": gzip ? "application/gzip" : "application/x-tar",
-    "content-disposition": contentDisposition(name),
-  });
-  if (req.method === "HEAD") return void res.end();
-  const pack = tar.pack();
-  // The client may leave at any moment: every stream's error is handled (one unhandled would end
-  // the process), and a gone client stops the walk.
-  let gone = false;
-  const closed = new Promise<void>((resolve) => {
-    res.once("close", () => {
-      gone = true;
-      resolve();
-    });
-  });
-  const source = pack as unknown as NodeJS.ReadableStream;
-  const ignore = () => {
-    gone = true;
-  };
-  source.on("error", ignore);
-  res.on("error", ignore);
-  if (gzip) {
-    const zip = createGzip({ level: 6 });
-    zip.on("error", ignore);
-    source.pipe(zip).pipe(res);
-  } else source.pipe(res);
-  const top = target.path === "" ? "" : `${target.path.split("/").pop()}/`;
-  const prefix = target.path === "" ? "" : `${target.path}/`;
-  const buf = new Uint8Array(CHUNK);
-  try {
-    for await (const e of service.list(who, target.path, { recursive: true })) {
-      if (gone) throw new FerryError("CONNECT", "the client left");
-      const header = { name: top + e.name, mode: e.mode, mtime: new Date(e.mtime) };
-      if (e.type === "dir") {
-        const dirEntry = pack.entry({ ...header, type: "directory" }) as unknown as TarEntry;
-        dirEntry.on("error", ignore);
-        dirEntry.end();
-        continue;
-      }
-      if (e.type !== "file") continue;
-      const file = await service.download(who, {
-        path: prefix + e.name,
-        offset: 0,
-        algorithm: "xxh128",
-      });
-      try {
-        let ended: () => void = () => {};
-        let failed: (err: Error) => void = () => {};
-        const done = new Promise<void>((resolve, reject) => [ended, failed] = [resolve, reject]);
-        done.catch(() => {});
-        const entry = pack.entry(
-          { ...header, size: file.size },
-          (err?: Error | null) => err ? failed(err) : ended(),
-        ) as unknown as TarEntry;
-        entry.on("error", ignore);
-        for (let sent = 0; sent < file.size;) {
-          const n = await file.source.read(buf.subarray(0, Math.min(CHUNK, file.size - sent)));
-          if (n === null || n === 0) throw new FerryError("INTEGRITY", "a file shrank while sent");
-          // The entry keeps what it is given until the socket takes it: a copy, and the pace.
-          if (!entry.write(buf.slice(0, n))) {
-            await Promise.race([
-              new Promise<void>((r) => entry.once("drain", () => r())),
-              closed,
-            ]);
-            if (gone) throw new FerryError("CONNECT", "the client left");
-          }
-          sent += n;
-        }
-        file.source.check?.();
-        entry.end();
-        await Promise.race([done, closed]);
-        if (gone) throw new FerryError("CONNECT", "the client left");
-        file.sent(undefined, file.size);
-      } catch (err) {
-        file.failed(err);
-        throw err;
-      } finally {
-        file.close();
-      }
-    }
-    pack.finalize();
-    await closed;
-  } catch (err) {
-    (pack as unknown as { destroy(): void }).destroy();
-    res.destroy();
-    if (gone) return;
-    throw err;
-  }
-}
-
-/** `attachment` with the name in RFC 8187's form (`'()*!` encoded too, as it requires). */
-function contentDisposition(name: string): string {
-  const encoded = encodeURIComponent(name).replace(
-    /['()*!]/g,
-    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
-  );
-  return `attachment; filename*=UTF-8''${encoded}`;
-}
-
-/** What ferryd uses of a tar-stream entry (its published types are streamx's, stricter). */
-interface TarEntry {
-  write(chunk: Uint8Array): boolean;
-  end(): void;
-  once(event: "drain", fn: () => void): void;
-  on(event: "error", fn: () => void): void;
 }
 
 /** Answer with an HTML page of the UI. */

@@ -72,6 +72,8 @@ export function listingPage(path: string, entries: Entry[], scope: string): stri
     const link = e.type === "file" || dir ? `<a href="${html(href)}">${label}</a>` : label;
     const download = e.type === "file"
       ? ` <a href="${html(href)}?download" title="download" class="download">⤓</a>`
+      : dir
+      ? ` <a href="${html(href)}?zip" title="download as a zip" class="download">⤓</a>`
       : "";
     const when = e.mtime ? new Date(e.mtime).toISOString().replace("T", " ").slice(0, 19) : "";
     const data =
@@ -97,7 +99,8 @@ export function listingPage(path: string, entries: Entry[], scope: string): stri
 <tbody>
 ${rows}
 </tbody></table>
-<p><small>${sorted.length} entries · <a href="?json">JSON</a></small></p>
+<p><small>${sorted.length} entries · <a href="?json">JSON</a> · all of it as a` +
+    ` <a href="?zip" download>zip</a> or a <a href="?tar.gz" download>tar.gz</a></small></p>
 <script src="${UI_PREFIX}app.js"></script>`;
   return page(title, main, ` data-path="${html(path)}" data-scope="${html(scope)}"`);
 }
