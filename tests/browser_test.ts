@@ -11,7 +11,9 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { randomBytes, startServer, tempDir } from "./helpers.ts";
+import { cuttingProxy, randomBytes, startServer, tempDir } from "./helpers.ts";
+
+const MiB = 1024 * 1024;
 
 const CHROMIUM = "/usr/bin/chromium";
 const hasChromium = await Deno.stat(CHROMIUM).then(() => true, () => false);
@@ -142,6 +144,52 @@ Deno.test({
       assert.ok((await Deno.stat(join(server.root, "releases", "app.bin"))).isFile);
     } finally {
       await browser.close();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "the web UI in chromium: an upload whose connection is cut resumes where it stopped, and keeps the file's time",
+  ignore: !hasChromium,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const { chromium } = await import("playwright-core");
+    await using local = await tempDir();
+    const ADMIN = "a".repeat(32);
+    await Deno.writeTextFile(join(local.path, "tokens"), `${ADMIN} admin\n`);
+    await using server = await startServer({ args: ["--tokens", join(local.path, "tokens")] });
+    // The first two connections to move 6 MiB are cut: the upload's, midway. Two, because
+    // chromium sends a request again by itself once when a connection it reused fails.
+    const proxy = cuttingProxy(server.port, { cutAfter: 6 * MiB, cuts: 2, anyConnection: true });
+    const data = randomBytes(20 * MiB);
+    const file = join(local.path, "big.bin");
+    await Deno.writeFile(file, data);
+    const mtime = new Date("2025-03-04T05:06:07Z");
+    await Deno.utime(file, mtime, mtime);
+
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
+    try {
+      const page = await (await browser.newContext()).newPage();
+      await page.goto(`http://${proxy.address}/`);
+      await page.fill("#token", ADMIN);
+      await page.click("button[type=submit]");
+      await page.waitForSelector("#tools:not([hidden])");
+      await page.setInputFiles("#files", file);
+      await page.waitForSelector("tr[data-name='big.bin']", { timeout: 60_000 });
+      const stored = join(server.root, "big.bin");
+      assert.deepEqual(await Deno.readFile(stored), data);
+      assert.equal((await Deno.stat(stored)).mtime?.getTime(), mtime.getTime());
+      assert.match(server.log(), /put big\.bin failed: the request body was cut short/);
+      const resumed = /put big\.bin (\d+) bytes .*resumed at (\d+)\) ok/.exec(server.log());
+      assert.ok(resumed, server.log());
+      // Only what was missing, and the MiB sent again to be compared, went the second time.
+      assert.ok(Number(resumed[2]) > 0);
+      assert.equal(Number(resumed[1]) + Number(resumed[2]), data.length);
+    } finally {
+      await browser.close();
+      await proxy.close();
     }
   },
 });

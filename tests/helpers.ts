@@ -352,17 +352,21 @@ export function fakeServer(
 /**
  * A TCP proxy to `port` that cuts each of its first `cuts` connections after
  * `cutAfter` bytes have gone through (either way), and passes later ones whole.
+ * With `anyConnection`, it cuts the first `cuts` connections that get that
+ * far, whichever they are (a browser opens several).
  */
 export function cuttingProxy(
   port: number,
-  options: { cutAfter: number; cuts: number; acceptOnce?: boolean },
+  options: { cutAfter: number; cuts: number; acceptOnce?: boolean; anyConnection?: boolean },
 ) {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   let connections = 0;
+  let made = 0;
   const pumps: Promise<unknown>[] = [];
   const accepting = (async () => {
     for await (const inbound of listener) {
-      const cut = connections++ < options.cuts;
+      const first = connections++ < options.cuts;
+      const cut = () => options.anyConnection ? made < options.cuts : first;
       // A server that goes away for good: later connections are refused.
       if (options.acceptOnce) listener.close();
       const outbound = await Deno.connect({ hostname: "127.0.0.1", port });
@@ -373,7 +377,10 @@ export function cuttingProxy(
         for (;;) {
           const n = await from.read(buf);
           if (n === null) break;
-          if (cut && moved + n > options.cutAfter) break;
+          if (moved + n > options.cutAfter && cut()) {
+            made++;
+            break;
+          }
           moved += n;
           let chunk = buf.subarray(0, n);
           while (chunk.length) chunk = chunk.subarray(await to.write(chunk));

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { randomBytes, runClient, startServer, tempDir } from "./helpers.ts";
+import { cuttingProxy, randomBytes, runClient, startServer, tempDir, waitFor } from "./helpers.ts";
 
 const hasUnzip = await new Deno.Command("unzip", { args: ["-v"], stdout: "null" })
   .output().then((o) => o.success, () => false);
@@ -126,7 +126,7 @@ Deno.test({
     const attachment = await curl([`${base}/page.html?download`, "-o", "/dev/null"]);
     assert.match(
       attachment.headers,
-      /content-disposition: attachment; filename\*=utf-8''page\.html/,
+      /content-disposition: attachment; filename="page\.html"; filename\*=utf-8''page\.html/,
     );
     const inline = await curl([`${base}/page.html`, "-o", "/dev/null"]);
     assert.match(inline.headers, /content-security-policy: sandbox/, "uploaded HTML cannot script");
@@ -316,11 +316,12 @@ Deno.test({
     for (const [query, flag] of formats) {
       const archive = join(local.path, `d.${query}`);
       const got = await curl(["-fo", archive, `${base}/d/?${query}`]);
+      const q = query.replace(".", "\\.");
       assert.equal(got.status, 200);
       assert.match(
         got.headers,
         new RegExp(
-          `content-disposition: attachment; filename\\*=utf-8''d\\.${query.replace(".", "\\.")}`,
+          `content-disposition: attachment; filename="d\\.${q}"; filename\\*=utf-8''d\\.${q}`,
         ),
       );
       const into = join(local.path, query);
@@ -339,6 +340,11 @@ Deno.test({
       assert.ok(Math.abs(a.mtime!.getTime() - mtime.getTime()) <= 2000, `${query}: ${a.mtime}`);
     }
     if (!hasUnzip) console.log("unzip is not installed: ?zip not extracted");
+    // As the README says it: curl names the file after the directory (-J).
+    await Deno.mkdir(join(local.path, "named"));
+    const named = await curl(["-fsSLOJ", `${base}/d/?zip`], join(local.path, "named"));
+    assert.equal(named.code, 0);
+    assert.ok((await Deno.stat(join(local.path, "named", "d.zip"))).size > big.length);
   },
 });
 
@@ -428,3 +434,118 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "HTTP: a cut PUT is kept; ?partial says how much; Content-Range continues it after comparing the bytes sent again",
+  ignore: !hasCurl,
+  async fn() {
+    await using local = await tempDir();
+    const [READ, WRITE] = ["r".repeat(32), "w".repeat(32)];
+    await Deno.writeTextFile(join(local.path, "tokens"), `${READ} read\n${WRITE} write\n`);
+    await using server = await startServer({ args: ["--tokens", join(local.path, "tokens")] });
+    const auth = ["-H", `Authorization: Bearer ${WRITE}`];
+    const time = ["-H", "X-OC-Mtime: 1700000000.5"];
+    const size = 8 * 1024 * 1024;
+    const data = randomBytes(size);
+    const file = join(local.path, "big.bin");
+    await Deno.writeFile(file, data);
+
+    // The first upload is cut after 3 MiB.
+    const proxy = cuttingProxy(server.port, { cutAfter: 3 * 1024 * 1024, cuts: 1 });
+    const cut = await curl([...auth, ...time, "-T", file, `http://${proxy.address}/up/big.bin`]);
+    await proxy.close();
+    assert.notEqual(cut.code, 0);
+    const base = `http://${server.address}`;
+    const url = `${base}/up/big.bin`;
+    const partial = (args: string[] = time) =>
+      curl([...auth, ...args, "-H", "Accept: application/json", `${url}?partial&size=${size}`]);
+    let held = 0;
+    await waitFor(async () => (held = JSON.parse((await partial()).body).offset) > 0);
+    const asked = await partial();
+    assert.equal(asked.status, 200);
+    assert.match(asked.headers, new RegExp(`upload-offset: ${held}\\r?\\n`));
+    // The kept part belongs to that size and time only, and only a writer may ask.
+    assert.equal(JSON.parse((await partial([])).body).offset, 0);
+    const reader = await curl([
+      "-H",
+      `Authorization: Bearer ${READ}`,
+      `${url}?partial&size=${size}`,
+    ]);
+    assert.equal(reader.status, 403);
+
+    // Continuing exactly where it stopped compares nothing: refused, naming where to start.
+    const blind = await curl([...auth, ...time, "-C", String(held), "-T", file, url]);
+    assert.equal(blind.status, 416);
+    assert.match(
+      blind.body,
+      new RegExp(`keeps ${held} bytes of it; send from byte ${held - 4096}`),
+    );
+    // The bytes sent again differ from the kept ones: refused, and the kept part stays.
+    const other = join(local.path, "other.bin");
+    const changed = data.slice();
+    changed[held - 10] ^= 0xff;
+    await Deno.writeFile(other, changed);
+    const wrong = await curl([...auth, ...time, "-C", String(held - 65536), "-T", other, url]);
+    assert.equal(wrong.status, 416);
+    assert.match(wrong.body, /differ from the kept ones/);
+    assert.equal(JSON.parse((await partial()).body).offset, held);
+    // Content-Digest of a ranged body would be the part's: the whole file's is Repr-Digest.
+    const partDigest = await curl([
+      ...auth,
+      ...time,
+      "-H",
+      `Content-Digest: sha-256=:${sha256(data).toString("base64")}:`,
+      "-C",
+      String(held - 65536),
+      "-T",
+      file,
+      url,
+    ]);
+    assert.equal(partDigest.status, 400);
+    // A range that stops before the end is not a resume.
+    const middle = await curl([
+      ...auth,
+      "-X",
+      "PUT",
+      "-H",
+      `Content-Range: bytes 0-9/${size}`,
+      "--data-binary",
+      "0123456789",
+      url,
+    ]);
+    assert.equal(middle.status, 400);
+
+    // 64 KiB sent again, and the whole file's digest: stored whole, with its time.
+    const resumed = await curl([
+      ...auth,
+      ...time,
+      "-H",
+      `Repr-Digest: sha-256=:${sha256(data).toString("base64")}:`,
+      "-C",
+      String(held - 65536),
+      "-T",
+      file,
+      url,
+    ]);
+    assert.equal(resumed.status, 201, resumed.body);
+    assert.match(resumed.headers, /x-oc-mtime: accepted/);
+    assert.match(
+      resumed.headers,
+      new RegExp(`repr-digest: sha-256=:${escape(sha256(data))}:`, "i"),
+    );
+    const stored = join(server.root, "up", "big.bin");
+    assert.deepEqual(await Deno.readFile(stored), data);
+    assert.equal((await Deno.stat(stored)).mtime?.getTime(), 1700000000500);
+    assert.match(
+      server.log(),
+      new RegExp(`put up/big\\.bin ${size - held} bytes .*resumed at ${held}`),
+    );
+    assert.equal(JSON.parse((await partial()).body).offset, 0);
+  },
+});
+
+/** A digest in base64, escaped for a RegExp. */
+function escape(digest: Uint8Array): string {
+  return btoa(String.fromCharCode(...digest)).replace(/[+/]/g, (c) => `\\${c}`);
+}

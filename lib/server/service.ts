@@ -104,6 +104,12 @@ export interface OutgoingFile {
 export type UploadRequest = Omit<PutRequest, "op"> & {
   /** The checksum the content is vouched for with (the prefix's too). */
   algorithm: Algorithm;
+  /**
+   * For a client that cannot hash its prefix (a browser): instead of
+   * `prefix`, the last `overlap.length` bytes before `offset` as the client
+   * holds them, compared byte for byte with the kept ones.
+   */
+  overlap?: Uint8Array;
 };
 
 /**
@@ -617,11 +623,10 @@ export class FerryService {
           bytes: offset,
         });
         try {
-          prefix = await hashPrefix(kept, offset, buffer(), req.algorithm);
+          prefix = await keptPrefix(kept, req, buffer());
         } finally {
           kept.close();
         }
-        checkResumePoint(prefix, req.prefix, offset, escapeName(req.path));
       }
       const upload = await this.#storage.createUpload(path, {
         size,
@@ -633,10 +638,7 @@ export class FerryService {
         offset,
       });
       try {
-        if (offset > 0 && !prefix) {
-          prefix = await hashPrefix(upload.prefix(), offset, buffer(), req.algorithm);
-          checkResumePoint(prefix, req.prefix, offset, escapeName(req.path));
-        }
+        if (offset > 0 && !prefix) prefix = await keptPrefix(upload.prefix(), req, buffer());
         return this.#incoming(who, req, path, upload, prefix, started);
       } catch (err) {
         await upload.abort();
@@ -764,4 +766,41 @@ export class FerryService {
       } s (${rate} MiB/s${resumed}${fresh}) ok`,
     );
   }
+}
+
+/**
+ * The running checksum of the kept first `req.offset` bytes, once they are
+ * shown to be the client's: by the checksum it claims for them, or by the
+ * bytes just before the offset that it sent again (`req.overlap`).
+ */
+async function keptPrefix(
+  kept: ByteSource,
+  req: UploadRequest,
+  buf: Uint8Array,
+): Promise<Hasher> {
+  const { offset, overlap } = req;
+  if (!overlap) {
+    const prefix = await hashPrefix(kept, offset, buf, req.algorithm);
+    checkResumePoint(prefix, req.prefix, offset, escapeName(req.path));
+    return prefix;
+  }
+  if (overlap.length === 0 || overlap.length > offset) {
+    throw new FerryError("USAGE", `an overlap of ${overlap.length} bytes before byte ${offset}`);
+  }
+  const prefix = await hashPrefix(kept, offset - overlap.length, buf, req.algorithm);
+  const held = new Uint8Array(overlap.length);
+  for (let got = 0; got < held.length;) {
+    const n = await kept.read(held.subarray(got));
+    if (n === null) throw new FerryError("IO", `the kept part of ${escapeName(req.path)} shrank`);
+    got += n;
+  }
+  if (!held.every((b, i) => b === overlap[i])) {
+    throw new FerryError(
+      "RESUME_MISMATCH",
+      `cannot resume ${escapeName(req.path)}: the ${overlap.length} bytes before byte ${offset} ` +
+        `differ from the kept ones`,
+    );
+  }
+  prefix.update(held);
+  return prefix;
 }

@@ -233,13 +233,25 @@ async function feedTar(
   }
 }
 
-/** `attachment` with the name in RFC 8187's form (`'()*!` encoded too, as it requires). */
+/**
+ * `attachment` with the name twice, as RFC 6266 advises: `filename*` in RFC
+ * 8187's form (`'()*!` encoded too, as it requires) for clients that read
+ * it, and a plain ASCII `filename` for those that do not (`curl -J`), with
+ * anything else in it replaced by `_`.
+ *
+ * @example
+ * ```ts
+ * import { contentDisposition } from "./archive.ts";
+ * console.assert(contentDisposition("ü.zip") === `attachment; filename="_.zip"; filename*=UTF-8''%C3%BC.zip`);
+ * ```
+ */
 export function contentDisposition(name: string): string {
   const encoded = encodeURIComponent(name).replace(
     /['()*!]/g,
     (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
   );
-  return `attachment; filename*=UTF-8''${encoded}`;
+  const plain = name.replace(/[^\x20-\x7e]|["\\%]/gu, "_");
+  return `attachment; filename="${plain}"; filename*=UTF-8''${encoded}`;
 }
 
 /** What ferryd uses of a tar-stream entry (its published types are streamx's, stricter). */

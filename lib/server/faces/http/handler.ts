@@ -13,8 +13,9 @@ import { Buffer } from "node:buffer";
 import { hasher } from "../../../checksum/checksum.ts";
 import type { Entry } from "../../../commands.ts";
 import { FerryError, toFerryError } from "../../../util/errors.ts";
-import { collectGarbage } from "../../../util/gc.ts";
 import type { FerryService, OutgoingFile, Principal } from "../../service.ts";
+import { collectBeforeLarge, COMMON_HEADERS, done, LARGE_BODY } from "./respond.ts";
+import { partial, put } from "./upload.ts";
 import { ARCHIVE_FORMATS, contentDisposition, sendArchive } from "./archive.ts";
 import { listingPage, signInPage } from "./listing.ts";
 import { UI_CSS, UI_JS, UI_PREFIX } from "./ui_assets.ts";
@@ -29,32 +30,6 @@ const CHUNK = 256 * 1024;
  * the thread pool), so a large file goes in larger pieces.
  */
 const LARGE_CHUNK = 1024 * 1024;
-
-/** A body this large starts with a collection (see {@linkcode collectBeforeLarge}). */
-const LARGE_BODY = 64 * 1024 * 1024;
-
-/** ...when ferryd holds more than this: an idle ferryd holds about 60 MiB. */
-const RESIDENT_BEFORE_COLLECT = 100 * 1024 * 1024;
-
-/** At most one such collection in this many ms, however many large bodies start. */
-const COLLECT_GAP_MS = 1000;
-let lastCollect = -Infinity;
-
-/**
- * Collect garbage as a large body starts to move, when ferryd holds more
- * than it needs, at most once a second. V8 collects when new buffers pile
- * up, never when a burst of work ends: what earlier connections left (a
- * hundred clients' buffers, say) stays resident until something allocates
- * again, and a large transfer then peaks on top of it. A collection costs
- * tens of milliseconds, little beside a transfer of this size.
- */
-function collectBeforeLarge(): void {
-  const now = performance.now();
-  if (!collectGarbage || now - lastCollect < COLLECT_GAP_MS) return;
-  if (Deno.memoryUsage().rss < RESIDENT_BEFORE_COLLECT) return;
-  lastCollect = now;
-  collectGarbage();
-}
 
 /** HTTP statuses for ferry's error codes. */
 const STATUS: Record<string, number> = {
@@ -75,9 +50,6 @@ const STATUS: Record<string, number> = {
   TIMEOUT: 408,
   IO: 500,
 };
-
-/** What every response says about itself: never sniffed into something runnable. */
-const COMMON_HEADERS = { "x-content-type-options": "nosniff" };
 
 /**
  * A file is served from the UI's origin only in a sandbox: an uploaded
@@ -268,11 +240,6 @@ export async function handleRequest(
 
 const ALLOW = "GET, HEAD, PUT, DELETE, MKCOL, MOVE, POST, OPTIONS";
 
-function done(res: ServerResponse, status: number, headers: Record<string, string> = {}): void {
-  res.writeHead(status, { ...COMMON_HEADERS, ...headers });
-  res.end();
-}
-
 /** The `Destination` of a MOVE: an absolute URL or a path. */
 function destinationOf(req: IncomingMessage): string {
   const header = req.headers.destination;
@@ -302,6 +269,7 @@ async function getOrHead(
   req: IncomingMessage,
   res: ServerResponse,
 ): Promise<void> {
+  if (target.query.has("partial")) return await partial(service, who, target, req, res);
   // Most requests name a file: it is opened at once, and a directory found so instead.
   let file: OutgoingFile;
   try {
@@ -593,68 +561,4 @@ async function ui(
     return void res.end();
   }
   throw new FerryError("NOT_FOUND", `not found: ${name}`);
-}
-
-/** `sha-256=:BASE64:` from `Content-Digest` or `Repr-Digest`, as hex; undefined without one. */
-function claimedSha256(req: IncomingMessage): string | undefined {
-  for (const name of ["content-digest", "repr-digest"]) {
-    const header = req.headers[name];
-    if (typeof header !== "string") continue;
-    const m = /(?:^|,)\s*sha-256=:([A-Za-z0-9+/=]+):/.exec(header);
-    if (!m) throw new FerryError("USAGE", `${name} names no sha-256 digest ferryd can check`);
-    const bytes = Buffer.from(m[1], "base64");
-    if (bytes.length !== 32) throw new FerryError("USAGE", `${name}: a sha-256 digest is 32 bytes`);
-    return bytes.toString("hex");
-  }
-  return undefined;
-}
-
-/**
- * Store the body at the path: streamed into an upload that appears whole
- * only once complete, checked against `Content-Digest` when given (a
- * mismatch keeps nothing: 422); `If-None-Match: *` never replaces.
- */
-async function put(
-  service: FerryService,
-  who: Principal,
-  target: RequestTarget,
-  req: IncomingMessage,
-  res: ServerResponse,
-): Promise<void> {
-  if (target.slash || target.path === "") {
-    throw new FerryError("NOT_A_FILE", "PUT names a file, not a directory");
-  }
-  const claimed = claimedSha256(req);
-  const length = req.headers["content-length"];
-  const size = length === undefined ? undefined : Number(length);
-  const file = await service.upload(who, {
-    path: target.path,
-    size,
-    noClobber: req.headers["if-none-match"] === "*",
-    resume: false,
-    offset: 0,
-    algorithm: "sha256",
-  });
-  let received = 0;
-  try {
-    if (size !== undefined && size >= LARGE_BODY) collectBeforeLarge();
-    for await (const chunk of req) {
-      if (size === undefined && received < LARGE_BODY) {
-        if (received + (chunk as Uint8Array).length >= LARGE_BODY) collectBeforeLarge();
-      }
-      received += (chunk as Uint8Array).length;
-      const writing = file.write(chunk as Uint8Array);
-      if (writing) await writing;
-    }
-    if (!req.complete) throw new FerryError("CONNECT", "the request body was cut short");
-    const digest = await file.end({
-      size: size ?? received,
-      ...(claimed !== undefined && { digest: { algorithm: "sha256", hex: claimed } }),
-    });
-    const b64 = Buffer.from(digest.hex, "hex").toString("base64");
-    done(res, 201, { "content-digest": `sha-256=:${b64}:`, location: urlOf(target.path) });
-  } catch (err) {
-    await file.failed(err);
-    throw err;
-  }
 }

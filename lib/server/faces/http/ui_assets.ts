@@ -119,27 +119,56 @@ if (may("write")) {
     catch (e) { say("new folder failed: " + e.message, true); }
   };
   const list = $("#uploads");
-  const upload = (file, path) => new Promise((done) => {
+  // A file is sent with its modification time, and a cut upload resumes: the server keeps what
+  // arrived, says how much (?partial), and the rest follows with the last MiB sent again, which
+  // the server compares with what it keeps. A lost connection is retried a few times at once;
+  // a cut upload also resumes when the same file is uploaded again later.
+  const OVERLAP = 1 << 20, RETRIES = 5;
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  const upload = async (file, path) => {
     const row = document.createElement("div");
     row.className = "upload";
     row.innerHTML = "<span></span><progress max='1' value='0'></progress><small></small>";
     row.firstChild.textContent = path;
     list.append(row);
-    const xhr = new XMLHttpRequest();
-    xhr.open("PUT", url(join(here, path)));
-    xhr.setRequestHeader("x-ferry-csrf", "1");
-    xhr.upload.onprogress = (e) => { if (e.lengthComputable) row.children[1].value = e.loaded / e.total; };
-    xhr.onload = () => {
-      const ok = xhr.status < 300;
-      row.children[1].value = ok ? 1 : 0;
-      row.children[2].textContent = ok ? "done" : "failed";
-      row.children[2].className = ok ? "" : "error";
-      if (!ok) row.title = xhr.responseText;
-      done(ok);
+    const [bar, note] = [row.children[1], row.children[2]];
+    const target = url(join(here, path));
+    const mtime = String(file.lastModified / 1000);
+    const kept = async () => {
+      if (file.size <= OVERLAP) return 0;
+      const r = await fetch(target + "?partial&size=" + file.size, { headers: { "x-oc-mtime": mtime } });
+      return r.ok ? (await r.json()).offset : 0;
     };
-    xhr.onerror = () => { row.children[2].textContent = "failed"; row.children[2].className = "error"; done(false); };
-    xhr.send(file);
-  });
+    const sendFrom = (start) => new Promise((resolve) => {
+      const xhr = new XMLHttpRequest();
+      xhr.open("PUT", target);
+      xhr.setRequestHeader("x-ferry-csrf", "1");
+      xhr.setRequestHeader("x-oc-mtime", mtime);
+      if (start > 0) xhr.setRequestHeader("content-range", "bytes " + start + "-" + (file.size - 1) + "/" + file.size);
+      xhr.upload.onprogress = (e) => { if (e.lengthComputable) bar.value = (start + e.loaded) / file.size; };
+      xhr.onload = () => resolve({ status: xhr.status, text: xhr.responseText });
+      xhr.onerror = () => resolve({ status: 0, text: "the connection was lost" });
+      xhr.send(start > 0 ? file.slice(start) : file);
+    });
+    let result;
+    for (let attempt = 0; ; attempt++) {
+      const held = await kept().catch(() => 0);
+      const start = held > 0 ? Math.max(0, held - OVERLAP) : 0;
+      if (start > 0) note.textContent = "resuming at " + Math.round(held / 1048576) + " MiB";
+      result = await sendFrom(start);
+      // What the server keeps is not this file's beginning: send it whole.
+      if (result.status === 416 && start > 0) result = await sendFrom(0);
+      if (result.status !== 0 || attempt === RETRIES) break;
+      note.textContent = "connection lost, retrying";
+      await sleep(500 * 2 ** attempt);
+    }
+    const ok = result.status >= 200 && result.status < 300;
+    bar.value = ok ? 1 : 0;
+    note.textContent = ok ? "done" : "failed";
+    note.className = ok ? "" : "error";
+    if (!ok) row.title = result.text;
+    return ok;
+  };
   const uploadAll = async (items) => {
     let ok = true;
     for (const [file, path] of items) ok = (await upload(file, path)) && ok;
