@@ -68,8 +68,10 @@ async function names(storage: Storage, path: string, recursive = false): Promise
   return entries.map((e) => e.name + (e.type === "dir" ? "/" : "")).sort();
 }
 
-async function readPrefix(upload: Upload): Promise<string> {
-  const source = upload.prefix();
+async function readPrefix(
+  from: Upload | { read(buf: Uint8Array): Promise<number | null> },
+): Promise<string> {
+  const source = "prefix" in from ? from.prefix() : from;
   const chunks: number[] = [];
   const buf = new Uint8Array(4);
   for (let n; (n = await source.read(buf)) !== null;) chunks.push(...buf.subarray(0, n));
@@ -174,6 +176,18 @@ export function storageConformance(name: string, open: () => Promise<StorageUnde
         "RESUME_MISMATCH",
         "more than is kept",
       );
+      if (s.readPartial) {
+        // Read as it is, to be checked before a resume takes it over: it stays as it was.
+        const kept = await s.readPartial("r/big.bin", { size: 10, mtime, bytes: 5 });
+        assert.equal(await readPrefix(kept), "01234", "readPartial gives the first bytes asked");
+        kept.close();
+        assert.equal(await s.partialSize("r/big.bin", { size: 10, mtime }), 6, "still kept");
+        await rejects(
+          s.readPartial("r/big.bin", { size: 10, mtime, bytes: 7 }),
+          "RESUME_MISMATCH",
+          "readPartial past what is kept",
+        );
+      }
       const second = await s.createUpload("r/big.bin", {
         size: 10,
         mtime,

@@ -376,6 +376,51 @@ export class S3Storage implements Storage {
     return kept && kept.size <= options.size ? kept.size : 0;
   }
 
+  /**
+   * The kept partial's first `bytes`, read at the version seen now (a kept
+   * partial is one object, replaced whole if ever): a resume checks them
+   * before anything is copied, so a mismatch leaves the partial as it was.
+   */
+  async readPartial(
+    path: string,
+    options: { size: number; mtime?: number; bytes: number },
+  ): Promise<{ read(buf: Uint8Array): Promise<number | null>; close(): void }> {
+    this.#checkLength(path);
+    const key = this.#key(partialFor(path, options.size, options.mtime));
+    const kept = await this.#s3.head(key);
+    const held = kept && kept.size <= options.size ? kept.size : 0;
+    if (held < options.bytes || !kept) {
+      throw new FerryError(
+        "RESUME_MISMATCH",
+        `cannot resume ${escapeName(path)} at byte ${options.bytes}: only ${held} are here`,
+      );
+    }
+    const res = options.bytes > 0
+      ? await this.#s3.get(key, { end: options.bytes - 1, etag: kept.etag, what: escapeName(path) })
+      : undefined;
+    const reader = res?.body?.getReader();
+    let rest: Uint8Array = new Uint8Array(0);
+    let at = 0;
+    return {
+      read: async (buf) => {
+        if (at >= options.bytes || !reader) return null;
+        if (rest.length === 0) {
+          const { value, done } = await reader.read();
+          if (done) {
+            throw new FerryError("RESUME_MISMATCH", `the partial of ${escapeName(path)} changed`);
+          }
+          rest = value;
+        }
+        const n = Math.min(buf.length, rest.length, options.bytes - at);
+        buf.set(rest.subarray(0, n));
+        rest = rest.subarray(n);
+        at += n;
+        return n;
+      },
+      close: () => void reader?.cancel().catch(() => {}),
+    };
+  }
+
   async sweep(maxAgeMs: number): Promise<number> {
     const before = Date.now() - maxAgeMs;
     const stale: string[] = [];
