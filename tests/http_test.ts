@@ -309,6 +309,8 @@ Deno.test({
     await Deno.writeFile(join(server.root, "d", "sub", "big.bin"), big);
     await Deno.writeFile(join(server.root, "d", "sub", "empty"), new Uint8Array(0));
     await Deno.mkdir(join(server.root, "d", "hollow"));
+    // A name ferryd never serves (a newline in it) is left out, not a cut in the archive.
+    await Deno.writeTextFile(join(server.root, "d", "bad\nname"), "x");
     await Deno.chmod(join(server.root, "d", "a.txt"), 0o640);
     const mtime = new Date("2024-05-06T07:08:10Z");
     await Deno.utime(join(server.root, "d", "a.txt"), mtime, mtime);
@@ -335,6 +337,11 @@ Deno.test({
       assert.equal(await Deno.readTextFile(join(into, "d", "a.txt")), "a");
       assert.equal((await Deno.stat(join(into, "d", "sub", "empty"))).size, 0);
       assert.ok((await Deno.stat(join(into, "d", "hollow"))).isDirectory);
+      assert.deepEqual([...Deno.readDirSync(join(into, "d"))].map((e) => e.name).sort(), [
+        "a.txt",
+        "hollow",
+        "sub",
+      ]);
       const a = await Deno.stat(join(into, "d", "a.txt"));
       assert.equal(a.mode! & 0o777, 0o640, query);
       // A zip keeps local time in 2-second steps.
@@ -552,3 +559,69 @@ onBothStores(
 function escape(digest: Uint8Array): string {
   return btoa(String.fromCharCode(...digest)).replace(/[+/]/g, (c) => `\\${c}`);
 }
+
+Deno.test({
+  name:
+    "HTTP resume limits: the bytes sent again are bounded each and all together, junk numbers refused, a body ending early is the client's error",
+  ignore: !hasCurl,
+  async fn() {
+    await using server = await startServer();
+    await using local = await tempDir();
+    const MiB = 1024 * 1024;
+    const size = 12 * MiB;
+    const data = randomBytes(size);
+    const file = join(local.path, "big.bin");
+    await Deno.writeFile(file, data);
+    const proxy = cuttingProxy(server.port, { cutAfter: 10 * MiB, cuts: 1 });
+    await curl(["-T", file, `http://${proxy.address}/big.bin`]);
+    await proxy.close();
+    const url = `http://${server.address}/big.bin`;
+    let held = 0;
+    await waitFor(async () =>
+      (held = JSON.parse((await curl([`${url}?partial&size=${size}`])).body).offset) > 9 * MiB
+    );
+
+    // More than 8 MiB again: refused, saying how much may be sent again.
+    const far = await curl(["-C", String(held - 8 * MiB - 1), "-T", file, url]);
+    assert.equal(far.status, 416);
+    assert.match(far.body, /at most 8388608/);
+    // Junk numbers.
+    assert.equal((await curl([`${url}?partial&size=0x10`])).status, 400);
+    assert.equal((await curl([`${url}?partial&size=`])).status, 400);
+    assert.equal((await curl(["-H", "X-OC-Mtime: 0x10", "-T", file, url])).status, 400);
+    // A whole chunked body that ends before the kept bytes do: the client's error, not a cut.
+    const start = held - 8192;
+    const short = await raw(
+      server.port,
+      `PUT /big.bin HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Range: bytes ${start}-${
+        size - 1
+      }/${size}\r\n` +
+        `Transfer-Encoding: chunked\r\n\r\n10\r\n${"x".repeat(16)}\r\n0\r\n\r\n`,
+    );
+    assert.match(short, /^HTTP\/1\.1 400 /);
+    assert.match(short, /ends before byte/);
+
+    // Eight resumes each holding 8 MiB of bytes sent again, unfinished, take the whole budget:
+    // a ninth waits its turn (503), and once they go, it is served.
+    const again = 8 * MiB;
+    const from = held - again;
+    const head = `PUT /big.bin HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: ${size - from}\r\n` +
+      `Content-Range: bytes ${from}-${size - 1}/${size}\r\n\r\n`;
+    const holders: Deno.Conn[] = [];
+    try {
+      for (let i = 0; i < 8; i++) {
+        const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+        holders.push(conn);
+        await conn.write(new TextEncoder().encode(head));
+        await conn.write(data.subarray(from, from + again - 1));
+      }
+      await new Promise((r) => setTimeout(r, 300));
+      const ninth = await curl(["-C", String(from), "-T", file, url]);
+      assert.equal(ninth.status, 503, ninth.body);
+    } finally {
+      holders.forEach((c) => c.close());
+    }
+    await waitFor(async () => (await curl(["-C", String(from), "-T", file, url])).status === 201);
+    assert.deepEqual(await Deno.readFile(join(server.root, "big.bin")), data);
+  },
+});

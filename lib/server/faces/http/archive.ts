@@ -15,6 +15,7 @@ import { createGzip } from "node:zlib";
 import tar from "tar-stream";
 import { makeZip } from "client-zip";
 import { FerryError } from "../../../util/errors.ts";
+import { normalizePath } from "../../../util/path_jail.ts";
 import type { FerryService, Principal } from "../../service.ts";
 
 /** The archive formats a directory is served in, by the query that asks. */
@@ -54,6 +55,9 @@ async function* entriesOf(
   for await (const e of service.list(who, path, { recursive: true })) {
     if (gone()) throw new FerryError("CONNECT", "the client left");
     if (e.type !== "dir" && e.type !== "file") continue;
+    // A name the jail would refuse to serve (a control character, a backslash) is left out, as
+    // symlinks are: one such file must not cut the archive of everything else.
+    if (!servable(prefix + e.name)) continue;
     yield {
       name: top + e.name,
       type: e.type,
@@ -66,6 +70,15 @@ async function* entriesOf(
 }
 
 async function* noBytes(): AsyncGenerator<Uint8Array> {}
+
+function servable(path: string): boolean {
+  try {
+    normalizePath(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /**
  * A file's content in fresh pieces (the archive keeps each until the socket

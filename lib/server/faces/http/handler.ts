@@ -46,6 +46,8 @@ const STATUS: Record<string, number> = {
   LIMIT: 413,
   NO_SPACE: 507,
   RESUME_MISMATCH: 416,
+  // Another upload of the same file took its kept part over.
+  CANCELLED: 409,
   BUSY: 503,
   TIMEOUT: 408,
   IO: 500,
@@ -163,8 +165,15 @@ function fail(req: IncomingMessage, res: ServerResponse, err: FerryError): void 
   if (err.code === "AUTH") {
     headers["www-authenticate"] = 'Bearer realm="ferry", Basic realm="ferry"';
   }
+  // A body left half read cannot be told from the next request: answer, then close.
+  const unread = !req.complete;
+  if (unread) headers.connection = "close";
   res.writeHead(status, headers);
   res.end(req.method === "HEAD" ? undefined : body);
+  if (unread) {
+    const socket = req.socket;
+    res.once("finish", () => socket.destroy());
+  }
 }
 
 /** Handle one request; never rejects (a failure is answered, or the connection cut). */
@@ -270,6 +279,11 @@ async function getOrHead(
   res: ServerResponse,
 ): Promise<void> {
   if (target.query.has("partial")) return await partial(service, who, target, req, res);
+  // A name ending in / or asking for an archive is a directory (the log then has no failed get).
+  if (target.slash || target.path === "" || ARCHIVE_FORMATS.some((f) => target.query.has(f))) {
+    const entry = await service.stat(who, target.path);
+    if (entry.type === "dir") return await listing(service, who, target, req, res);
+  }
   // Most requests name a file: it is opened at once, and a directory found so instead.
   let file: OutgoingFile;
   try {

@@ -10,7 +10,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { Buffer } from "node:buffer";
 import { FerryError } from "../../../util/errors.ts";
-import type { FerryService, Principal } from "../../service.ts";
+import type { FerryService, IncomingFile, Principal } from "../../service.ts";
 import { collectBeforeLarge, COMMON_HEADERS, done, LARGE_BODY } from "./respond.ts";
 import { type RequestTarget, urlOf } from "./request_path.ts";
 
@@ -22,7 +22,15 @@ import { type RequestTarget, urlOf } from "./request_path.ts";
 export const MIN_OVERLAP = 4096;
 
 /** ...and at most this many: they are held in memory while compared. */
-export const MAX_OVERLAP = 16 * 1024 * 1024;
+export const MAX_OVERLAP = 8 * 1024 * 1024;
+
+/**
+ * Bytes held for comparison by all resumes at once: a resume past it waits
+ * its turn (503, `Retry-After`), so that many connections each holding an
+ * unfinished overlap cannot take the server's memory.
+ */
+export const OVERLAP_BUDGET = 64 * 1024 * 1024;
+let overlapHeld = 0;
 
 /** `sha-256=:BASE64:` from `Content-Digest` or `Repr-Digest`, as hex; undefined without one. */
 function claimedSha256(req: IncomingMessage, ranged: boolean): string | undefined {
@@ -88,11 +96,11 @@ export function putRange(header: string | undefined, length: string | undefined)
 function mtimeOf(req: IncomingMessage): number | undefined {
   const header = req.headers["x-oc-mtime"];
   if (typeof header !== "string") return undefined;
-  const seconds = Number(header);
-  if (header.trim() === "" || !Number.isFinite(seconds) || seconds < 0 || seconds > 1e11) {
+  // Decimal seconds, up to the year 2286: what a file system keeps as given.
+  if (!/^\s*\d{1,10}(\.\d{1,9})?\s*$/.test(header)) {
     throw new FerryError("USAGE", `X-OC-Mtime: not seconds since 1970: ${header}`);
   }
-  return Math.round(seconds * 1000);
+  return Math.round(Number(header) * 1000);
 }
 
 /**
@@ -107,8 +115,9 @@ export async function partial(
   req: IncomingMessage,
   res: ServerResponse,
 ): Promise<void> {
-  const size = Number(target.query.get("size") ?? NaN);
-  if (!Number.isSafeInteger(size) || size < 0) {
+  const given = target.query.get("size") ?? "";
+  const size = /^\d{1,15}$/.test(given) ? Number(given) : NaN;
+  if (!Number.isSafeInteger(size)) {
     throw new FerryError("USAGE", "?partial needs &size=BYTES, the whole file's size");
   }
   const offset = await service.partialSize(who, target.path, { size, mtime: mtimeOf(req) });
@@ -150,31 +159,48 @@ export async function put(
   let offset = 0;
   let overlap: Uint8Array | undefined;
   let rest: Uint8Array | undefined;
-  if (range && range.start > 0) {
-    const kept = await service.partialSize(who, target.path, { size: range.size, mtime });
-    const again = kept - range.start;
-    if (again < 0 || again < Math.min(kept, MIN_OVERLAP) || again > MAX_OVERLAP) {
-      throw new FerryError(
-        "RESUME_MISMATCH",
-        `cannot resume ${target.path} at byte ${range.start}: the server keeps ${kept} bytes of ` +
-          `it; send from byte ${Math.max(0, kept - MIN_OVERLAP)} (the last bytes it keeps again)`,
-      );
+  let reserved = 0;
+  let file: IncomingFile;
+  try {
+    if (range && range.start > 0) {
+      const kept = await service.partialSize(who, target.path, { size: range.size, mtime });
+      const again = kept - range.start;
+      if (again < 0 || again < Math.min(kept, MIN_OVERLAP) || again > MAX_OVERLAP) {
+        throw new FerryError(
+          "RESUME_MISMATCH",
+          `cannot resume ${target.path} at byte ${range.start}: the server keeps ${kept} bytes ` +
+            `of it; send from byte ${Math.max(0, kept - MIN_OVERLAP)} (the last bytes it keeps ` +
+            `again, at most ${MAX_OVERLAP})`,
+        );
+      }
+      if (overlapHeld + again > OVERLAP_BUDGET) {
+        throw new FerryError("BUSY", "too many resumed uploads at once: try again");
+      }
+      overlapHeld += reserved = again;
+      offset = kept;
+      ({ head: overlap, rest } = await readHead(body, again));
+      if (overlap.length < again) {
+        throw req.complete
+          ? new FerryError("USAGE", `the body ends before byte ${kept}, where the kept bytes end`)
+          : new FerryError("CONNECT", "the request body was cut short");
+      }
     }
-    offset = kept;
-    ({ head: overlap, rest } = await readHead(body, again));
-    if (overlap.length < again) throw new FerryError("CONNECT", "the request body was cut short");
+    file = await service.upload(who, {
+      path: target.path,
+      size,
+      mtime,
+      noClobber: req.headers["if-none-match"] === "*",
+      // A cut body of known size is kept, to be continued; one without a size could not be.
+      resume: size !== undefined,
+      offset,
+      overlap,
+      algorithm: "sha256",
+    });
+  } finally {
+    // Compared by now, or refused: the overlap is not needed any more.
+    overlapHeld -= reserved;
+    overlap = undefined;
   }
-  const file = await service.upload(who, {
-    path: target.path,
-    size,
-    mtime,
-    noClobber: req.headers["if-none-match"] === "*",
-    // A cut body of known size is kept, to be continued; one without a size could not be.
-    resume: size !== undefined,
-    offset,
-    overlap,
-    algorithm: "sha256",
-  });
   let received = offset;
   try {
     if (size !== undefined && size - offset >= LARGE_BODY) collectBeforeLarge();
