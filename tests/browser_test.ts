@@ -11,6 +11,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import type { Page } from "playwright-core";
 import { cuttingProxy, randomBytes, startServer, tempDir } from "./helpers.ts";
 
 const MiB = 1024 * 1024;
@@ -23,6 +24,17 @@ if (!hasChromium) console.error(`browser tests skipped: no ${CHROMIUM} (apt-get 
 const SHOTS = Deno.env.get("FERRY_SCREENSHOTS") === "1"
   ? new URL("../docs/", import.meta.url).pathname
   : undefined;
+
+/** Open the UI at `base` and sign in with `token`, as a person would. */
+async function signIn(
+  page: Page,
+  base: string,
+  token: string,
+): Promise<void> {
+  await page.goto(`${base}/`);
+  await page.fill("#token", token);
+  await page.click("button[type=submit]");
+}
 
 Deno.test({
   name:
@@ -55,9 +67,7 @@ Deno.test({
       const nextPrompt: string[] = [];
 
       // Sign in once: the token goes into an HttpOnly cookie.
-      await page.goto(`${base}/`);
-      await page.fill("#token", ADMIN);
-      await page.click("button[type=submit]");
+      await signIn(page, base, ADMIN);
       await page.waitForSelector("tr[data-name=releases]");
       const cookies = await admin.cookies();
       assert.ok(
@@ -125,9 +135,7 @@ Deno.test({
       // A read token sees no delete button, and is refused if it tries anyway.
       const reader = await browser.newContext();
       const readPage = await reader.newPage();
-      await readPage.goto(`${base}/`);
-      await readPage.fill("#token", READ);
-      await readPage.click("button[type=submit]");
+      await signIn(readPage, base, READ);
       await readPage.waitForSelector("tr[data-name=releases]");
       assert.equal(await readPage.locator("button.delete").count(), 0);
       assert.equal(await readPage.locator("#tools").isHidden(), true);
@@ -172,9 +180,7 @@ Deno.test({
     const browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
     try {
       const page = await (await browser.newContext()).newPage();
-      await page.goto(`http://${proxy.address}/`);
-      await page.fill("#token", ADMIN);
-      await page.click("button[type=submit]");
+      await signIn(page, `http://${proxy.address}`, ADMIN);
       await page.waitForSelector("#tools:not([hidden])");
       await page.setInputFiles("#files", file);
       await page.waitForSelector("tr[data-name='big.bin']", { timeout: 60_000 });

@@ -469,6 +469,19 @@ onBothStores(
     const url = `${base}/up/big.bin`;
     const partial = (args: string[] = time) =>
       curl([...auth, ...args, "-H", "Accept: application/json", `${url}?partial&size=${size}`]);
+    /** curl -C FROM -T PATH, as the writer, with the file's time and `headers`. */
+    const resume = (from: number, path: string, headers: string[] = []) =>
+      curl([
+        ...auth,
+        ...time,
+        ...headers.flatMap((h) => ["-H", h]),
+        "-C",
+        `${from}`,
+        "-T",
+        path,
+        url,
+      ]);
+    const whole = `sha-256=:${sha256(data).toString("base64")}:`;
     let held = 0;
     await waitFor(async () => (held = JSON.parse((await partial()).body).offset) > 0);
     const asked = await partial();
@@ -484,7 +497,7 @@ onBothStores(
     assert.equal(reader.status, 403);
 
     // Continuing exactly where it stopped compares nothing: refused, naming where to start.
-    const blind = await curl([...auth, ...time, "-C", String(held), "-T", file, url]);
+    const blind = await resume(held, file);
     assert.equal(blind.status, 416);
     assert.match(
       blind.body,
@@ -495,22 +508,12 @@ onBothStores(
     const changed = data.slice();
     changed[held - 10] ^= 0xff;
     await Deno.writeFile(other, changed);
-    const wrong = await curl([...auth, ...time, "-C", String(held - 65536), "-T", other, url]);
+    const wrong = await resume(held - 65536, other);
     assert.equal(wrong.status, 416);
     assert.match(wrong.body, /differ from the kept ones/);
     assert.equal(JSON.parse((await partial()).body).offset, held);
     // Content-Digest of a ranged body would be the part's: the whole file's is Repr-Digest.
-    const partDigest = await curl([
-      ...auth,
-      ...time,
-      "-H",
-      `Content-Digest: sha-256=:${sha256(data).toString("base64")}:`,
-      "-C",
-      String(held - 65536),
-      "-T",
-      file,
-      url,
-    ]);
+    const partDigest = await resume(held - 65536, file, [`Content-Digest: ${whole}`]);
     assert.equal(partDigest.status, 400);
     // A range that stops before the end is not a resume.
     const middle = await curl([
@@ -526,17 +529,7 @@ onBothStores(
     assert.equal(middle.status, 400);
 
     // 64 KiB sent again, and the whole file's digest: stored whole, with its time.
-    const resumed = await curl([
-      ...auth,
-      ...time,
-      "-H",
-      `Repr-Digest: sha-256=:${sha256(data).toString("base64")}:`,
-      "-C",
-      String(held - 65536),
-      "-T",
-      file,
-      url,
-    ]);
+    const resumed = await resume(held - 65536, file, [`Repr-Digest: ${whole}`]);
     assert.equal(resumed.status, 201, resumed.body);
     assert.match(resumed.headers, /x-oc-mtime: accepted/);
     assert.match(

@@ -639,7 +639,9 @@ export class FerryService {
       });
       try {
         if (offset > 0 && !prefix) prefix = await keptPrefix(upload.prefix(), req, buffer());
-        return this.#incoming(who, req, path, upload, prefix, started);
+        // The bytes sent again are checked: the upload, which may last long, does not hold them.
+        const held = req.overlap ? { ...req, overlap: undefined } : req;
+        return this.#incoming(who, held, path, upload, prefix, started);
       } catch (err) {
         await upload.abort();
         throw err;

@@ -537,6 +537,42 @@ export class S3Client {
   }
 
   /**
+   * The first `bytes` of `key` at the version `etag`, read into the caller's
+   * buffers as asked (the GET starts at the first read). An object that ends
+   * sooner fails with `short(bytesRead)`.
+   */
+  readPrefix(
+    key: string,
+    bytes: number,
+    options: { etag?: string; what?: string; short: (at: number) => FerryError },
+  ): { read(buf: Uint8Array): Promise<number | null>; close(): void } {
+    let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+    let rest: Uint8Array = new Uint8Array(0);
+    let at = 0;
+    const close = () => void reader?.cancel().catch(() => {});
+    return {
+      read: async (buf) => {
+        if (at >= bytes) return null;
+        if (rest.length === 0) {
+          reader ??=
+            (await this.get(key, { end: bytes - 1, etag: options.etag, what: options.what }))
+              .body!.getReader();
+          const { value, done } = await reader.read();
+          if (done) throw options.short(at);
+          rest = value;
+        }
+        const n = Math.min(buf.length, rest.length, bytes - at);
+        buf.set(rest.subarray(0, n));
+        rest = rest.subarray(n);
+        at += n;
+        if (at >= bytes) close();
+        return n;
+      },
+      close,
+    };
+  }
+
+  /**
    * GET `key` (bytes from `start` on), only while its ETag is `etag`: a
    * replaced object fails with INTEGRITY rather than mixing versions.
    */

@@ -395,30 +395,11 @@ export class S3Storage implements Storage {
         `cannot resume ${escapeName(path)} at byte ${options.bytes}: only ${held} are here`,
       );
     }
-    const res = options.bytes > 0
-      ? await this.#s3.get(key, { end: options.bytes - 1, etag: kept.etag, what: escapeName(path) })
-      : undefined;
-    const reader = res?.body?.getReader();
-    let rest: Uint8Array = new Uint8Array(0);
-    let at = 0;
-    return {
-      read: async (buf) => {
-        if (at >= options.bytes || !reader) return null;
-        if (rest.length === 0) {
-          const { value, done } = await reader.read();
-          if (done) {
-            throw new FerryError("RESUME_MISMATCH", `the partial of ${escapeName(path)} changed`);
-          }
-          rest = value;
-        }
-        const n = Math.min(buf.length, rest.length, options.bytes - at);
-        buf.set(rest.subarray(0, n));
-        rest = rest.subarray(n);
-        at += n;
-        return n;
-      },
-      close: () => void reader?.cancel().catch(() => {}),
-    };
+    return this.#s3.readPrefix(key, options.bytes, {
+      etag: kept.etag,
+      what: escapeName(path),
+      short: () => new FerryError("RESUME_MISMATCH", `the partial of ${escapeName(path)} changed`),
+    });
   }
 
   async sweep(maxAgeMs: number): Promise<number> {

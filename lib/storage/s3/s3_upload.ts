@@ -148,27 +148,12 @@ export class S3Upload implements Upload {
 
   prefix(): { read(buf: Uint8Array): Promise<number | null> } {
     const { s3, partialKey, offset, keptEtag, path } = this.#plan;
-    let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
-    let rest: Uint8Array = new Uint8Array(0);
-    let at = 0;
-    return {
-      read: async (buf) => {
-        if (at >= offset || partialKey === undefined) return null;
-        if (rest.length === 0) {
-          reader ??= (await s3.get(partialKey, { end: offset - 1, etag: keptEtag, what: path }))
-            .body!.getReader();
-          const { value, done } = await reader.read();
-          if (done) throw this.#mismatch(at);
-          rest = value;
-        }
-        const n = Math.min(buf.length, rest.length, offset - at);
-        buf.set(rest.subarray(0, n));
-        rest = rest.subarray(n);
-        at += n;
-        if (at >= offset) await reader?.cancel().catch(() => {});
-        return n;
-      },
-    };
+    if (partialKey === undefined) return { read: () => Promise.resolve(null) };
+    return s3.readPrefix(partialKey, offset, {
+      etag: keptEtag,
+      what: path,
+      short: (at) => this.#mismatch(at),
+    });
   }
 
   async write(chunk: Uint8Array): Promise<void> {

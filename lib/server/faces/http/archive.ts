@@ -17,6 +17,7 @@ import { makeZip } from "client-zip";
 import { FerryError } from "../../../util/errors.ts";
 import { normalizePath } from "../../../util/path_jail.ts";
 import type { FerryService, Principal } from "../../service.ts";
+import { COMMON_HEADERS, contentDisposition } from "./respond.ts";
 
 /** The archive formats a directory is served in, by the query that asks. */
 export const ARCHIVE_FORMATS = ["tar", "tar.gz", "zip"] as const;
@@ -133,11 +134,10 @@ export async function sendArchive(
   format: ArchiveFormat,
   req: IncomingMessage,
   res: ServerResponse,
-  headers: Record<string, string>,
 ): Promise<void> {
   const name = `${path === "" ? "root" : path.split("/").pop()!}.${format}`;
   res.writeHead(200, {
-    ...headers,
+    ...COMMON_HEADERS,
     "content-type": format === "zip"
       ? "application/zip"
       : format === "tar.gz"
@@ -244,27 +244,6 @@ async function feedTar(
     (pack as unknown as { destroy(): void }).destroy();
     throw err;
   }
-}
-
-/**
- * `attachment` with the name twice, as RFC 6266 advises: `filename*` in RFC
- * 8187's form (`'()*!` encoded too, as it requires) for clients that read
- * it, and a plain ASCII `filename` for those that do not (`curl -J`), with
- * anything else in it replaced by `_`.
- *
- * @example
- * ```ts
- * import { contentDisposition } from "./archive.ts";
- * console.assert(contentDisposition("ü.zip") === `attachment; filename="_.zip"; filename*=UTF-8''%C3%BC.zip`);
- * ```
- */
-export function contentDisposition(name: string): string {
-  const encoded = encodeURIComponent(name).replace(
-    /['()*!]/g,
-    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
-  );
-  const plain = name.replace(/[^\x20-\x7e]|["\\%]/gu, "_");
-  return `attachment; filename="${plain}"; filename*=UTF-8''${encoded}`;
 }
 
 /** What ferryd uses of a tar-stream entry (its published types are streamx's, stricter). */

@@ -14,9 +14,15 @@ import { hasher } from "../../../checksum/checksum.ts";
 import type { Entry } from "../../../commands.ts";
 import { FerryError, toFerryError } from "../../../util/errors.ts";
 import type { FerryService, OutgoingFile, Principal } from "../../service.ts";
-import { collectBeforeLarge, COMMON_HEADERS, done, LARGE_BODY } from "./respond.ts";
+import {
+  collectBeforeLarge,
+  COMMON_HEADERS,
+  contentDisposition,
+  done,
+  LARGE_BODY,
+} from "./respond.ts";
 import { partial, put } from "./upload.ts";
-import { ARCHIVE_FORMATS, contentDisposition, sendArchive } from "./archive.ts";
+import { ARCHIVE_FORMATS, sendArchive } from "./archive.ts";
 import { listingPage, signInPage } from "./listing.ts";
 import { UI_CSS, UI_JS, UI_PREFIX } from "./ui_assets.ts";
 import { contentType, parseTarget, type RequestTarget, urlOf } from "./request_path.ts";
@@ -478,7 +484,7 @@ async function listing(
   res: ServerResponse,
 ): Promise<void> {
   const format = ARCHIVE_FORMATS.find((f) => target.query.has(f));
-  if (format) return await sendArchive(service, who, target.path, format, req, res, COMMON_HEADERS);
+  if (format) return await sendArchive(service, who, target.path, format, req, res);
   const entries: Entry[] = await Array.fromAsync(service.list(who, target.path));
   const json = target.query.has("json") || /application\/json/.test(req.headers.accept ?? "");
   // The page offers what the token may do; the server checks every request all the same.

@@ -1,6 +1,7 @@
 /**
  * What every HTTP answer shares: the headers every response carries, a
- * bodiless answer, and the collection a large body starts with.
+ * bodiless answer, an attachment's name, and the collection a large body
+ * starts with.
  *
  * @module
  */
@@ -19,6 +20,27 @@ export function done(
 ): void {
   res.writeHead(status, { ...COMMON_HEADERS, ...headers });
   res.end();
+}
+
+/**
+ * `attachment` with the name twice, as RFC 6266 advises: `filename*` in RFC
+ * 8187's form (`'()*!` encoded too, as it requires) for clients that read
+ * it, and a plain ASCII `filename` for those that do not (`curl -J`), with
+ * anything else in it replaced by `_`.
+ *
+ * @example
+ * ```ts
+ * import { contentDisposition } from "./respond.ts";
+ * console.assert(contentDisposition("ü.zip") === `attachment; filename="_.zip"; filename*=UTF-8''%C3%BC.zip`);
+ * ```
+ */
+export function contentDisposition(name: string): string {
+  const encoded = encodeURIComponent(name).replace(
+    /['()*!]/g,
+    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
+  );
+  const plain = name.replace(/[^\x20-\x7e]|["\\%]/gu, "_");
+  return `attachment; filename="${plain}"; filename*=UTF-8''${encoded}`;
 }
 
 /** A body this large starts with a collection (see {@linkcode collectBeforeLarge}). */

@@ -116,10 +116,10 @@ export async function partial(
   res: ServerResponse,
 ): Promise<void> {
   const given = target.query.get("size") ?? "";
-  const size = /^\d{1,15}$/.test(given) ? Number(given) : NaN;
-  if (!Number.isSafeInteger(size)) {
+  if (!/^\d{1,15}$/.test(given)) {
     throw new FerryError("USAGE", "?partial needs &size=BYTES, the whole file's size");
   }
+  const size = Number(given);
   const offset = await service.partialSize(who, target.path, { size, mtime: mtimeOf(req) });
   const body = JSON.stringify({ offset });
   res.writeHead(200, {
