@@ -39,11 +39,22 @@ import type {
   WholeOptions,
 } from "../storage.ts";
 import { readLocalTree } from "../../fs/tree_read.ts";
+import { bytesHandle } from "../bytes_handle.ts";
+import { CACHED_FILE_MAX, identityOf, SmallFileCache } from "./small_file_cache.ts";
 
 /** `stat` (or `lstat`) that answers undefined instead of throwing. */
 function statOrUndefined(path: string, lstat = false): Deno.FileInfo | undefined {
   try {
     return lstat ? Deno.lstatSync(path) : Deno.statSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
+/** `realpath` that answers undefined instead of throwing. */
+function realPathOrUndefined(path: string): string | undefined {
+  try {
+    return Deno.realPathSync(path);
   } catch {
     return undefined;
   }
@@ -66,6 +77,19 @@ function versionOf(info: Deno.FileInfo): string | undefined {
 function contentVersion(info: Deno.FileInfo): string | undefined {
   if (info.ctime === null) return undefined;
   return `${info.ino ?? 0}:${info.size}:${info.mtime?.getTime() ?? 0}:${info.ctime.getTime()}`;
+}
+
+/** The `size` bytes of the open `file`, read synchronously (INTEGRITY if it has fewer). */
+function readWhole(file: Deno.FsFile, size: number, what: string): Uint8Array {
+  const data = new Uint8Array(size);
+  for (let at = 0; at < size;) {
+    const n = file.readSync(data.subarray(at));
+    if (n === null || n === 0) {
+      throw new FerryError("INTEGRITY", `${what} shrank while being read; nothing was sent`);
+    }
+    at += n;
+  }
+  return data;
 }
 
 function refusedRoot(what: string): FerryError {
@@ -97,6 +121,8 @@ export class LocalStorage implements Storage {
   readonly #wholeDirs = new Map<string, Directory>();
   /** Temporary names for small files, drawn at random once (see tempNames). */
   readonly #tempName = tempNames();
+  /** Small files served lately, by full path. */
+  readonly #small = new SmallFileCache();
 
   private constructor(root: string) {
     this.root = root;
@@ -148,6 +174,15 @@ export class LocalStorage implements Storage {
   }
 
   async openRead(path: string): Promise<ReadHandle> {
+    // A small file read before and untouched since costs a realpath and a stat (see
+    // SmallFileCache). A path through a symlink, even one inside the root, takes the full path.
+    const known = path === "" ? undefined : join(this.root, path);
+    if (known !== undefined && this.#small.has(known)) {
+      const info = realPathOrUndefined(known) === known ? statOrUndefined(known) : undefined;
+      const hit = info && this.#small.lookup(known, info);
+      if (hit) return bytesHandle(hit.data, hit);
+      this.#small.forget(known);
+    }
     const { full } = this.#resolve(path);
     // Check before opening: opening a FIFO would block the whole server.
     if (!this.#stat(full, path).isFile) {
@@ -164,12 +199,26 @@ export class LocalStorage implements Storage {
       const info = file.statSync();
       if (!info.isFile) throw new FerryError("NOT_A_FILE", `not a file: ${escapeName(path)}`);
       this.#confirm(full, info, path);
+      const mode = (info.mode ?? 0) & 0o7777;
+      const version = versionOf(info);
+      const identity = version !== undefined && info.size <= CACHED_FILE_MAX
+        ? identityOf(info)
+        : undefined;
+      if (version !== undefined && identity !== undefined) {
+        // Read whole now, and kept: served again, it costs a stat.
+        const data = readWhole(file, info.size, escapeName(path));
+        assertUnchanged(file, info, escapeName(path));
+        file.close();
+        const entry = { data, identity, version, mtime: info.mtime?.getTime() ?? 0, mode };
+        this.#small.keep(full, entry);
+        return bytesHandle(data, entry);
+      }
       // What toEntry would say of it.
       return {
         size: info.size,
         mtime: info.mtime?.getTime() ?? 0,
-        mode: (info.mode ?? 0) & 0o7777,
-        version: versionOf(info),
+        mode,
+        version,
         read: readerFor(file, info.size),
         skip: (bytes) => void file.seekSync(bytes, Deno.SeekMode.Current),
         check: () => assertUnchanged(file, info, escapeName(path)),

@@ -17,6 +17,7 @@ import { escapeName } from "../../util/display.ts";
 import { FerryError } from "../../util/errors.ts";
 import type { Usage } from "../storage.ts";
 import type { ReadHandle, Storage, Upload, UploadOptions } from "../storage.ts";
+import { bytesHandle } from "../bytes_handle.ts";
 
 interface FileNode {
   kind: "file";
@@ -95,23 +96,11 @@ export class MemoryStorage implements Storage {
     const node = this.#node(path);
     if (node.kind !== "file") throw new FerryError("NOT_A_FILE", `not a file: ${escapeName(path)}`);
     // The content as it is now: a commit meanwhile replaces the node, never these bytes.
-    const { data } = node;
-    let at = 0;
-    return {
-      size: data.length,
+    return bytesHandle(node.data, {
       mtime: node.mtime,
       mode: node.mode,
       version: `${node.version}`,
-      read: async (buf) => {
-        if (at >= data.length) return buf.length === 0 ? 0 : null;
-        const n = Math.min(buf.length, data.length - at);
-        buf.set(data.subarray(at, at + n));
-        at += n;
-        return n;
-      },
-      skip: (bytes) => void (at += bytes),
-      close: () => {},
-    };
+    });
   }
 
   async createUpload(path: string, options: UploadOptions): Promise<Upload> {
