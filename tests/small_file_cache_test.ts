@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { FerryError } from "../lib/util/errors.ts";
 import { LocalStorage } from "../lib/storage/local/local_storage.ts";
 import {
+  CACHE_FRESH_MS,
   CACHED_FILE_MAX,
   identityOf,
   SmallFileCache,
@@ -58,6 +59,7 @@ Deno.test("LocalStorage: a small file is read from memory only while it is the s
   await write("c.txt", "sea");
   await write("e.txt", "eee");
   await write("big.txt", "x".repeat(CACHED_FILE_MAX + 1));
+  await Deno.symlink("a.txt", join(root, "link.txt"));
   await Deno.writeTextFile(join(outside, "c.txt"), "secret");
   // Deno reports the change time to the second: only a file changed two seconds ago or more
   // can be told apart from its next version, and only such a file is kept.
@@ -72,19 +74,25 @@ Deno.test("LocalStorage: a small file is read from memory only while it is the s
     assert.equal(await read(storage, "a.txt"), "one");
     assert.equal(opens(), 1, "read again without an open");
 
-    // Over the size kept, and changed just now: opened each time.
+    // Over the size kept, changed just now, or reached through a symlink: opened each time.
     await read(storage, "big.txt");
     await read(storage, "big.txt");
     await read(storage, "new.txt");
     await read(storage, "new.txt");
-    assert.equal(opens(), 5);
+    assert.equal(await read(storage, "link.txt"), "one");
+    assert.equal(await read(storage, "link.txt"), "one");
+    assert.equal(opens(), 7);
+    // A second after the read, it is read again.
+    await new Promise((r) => setTimeout(r, CACHE_FRESH_MS + 50));
+    assert.equal(await read(storage, "a.txt"), "one");
+    assert.equal(opens(), 8);
 
     // Rewritten in place, the same size, its mtime put back: the change time tells.
     const before = Deno.statSync(join(root, "a.txt"));
     await write("a.txt", "two");
     await Deno.utime(join(root, "a.txt"), before.atime!, before.mtime!);
     assert.equal(await read(storage, "a.txt"), "two");
-    assert.equal(opens(), 6);
+    assert.equal(opens(), 9);
 
     // Another file renamed over it.
     await write("a.tmp", "six");
@@ -111,32 +119,112 @@ Deno.test("LocalStorage: a small file is read from memory only while it is the s
   });
 });
 
-Deno.test("SmallFileCache: bounded in bytes, the oldest entries going first", async () => {
+Deno.test("SmallFileCache: bounded in bytes and entries, each entry for a second", async () => {
   await using dir = await tempDir();
   const path = join(dir.path, "f");
   await Deno.writeTextFile(path, "f");
   const info = Deno.statSync(path);
-  const entry = (size: number) => ({
+  const identity = identityOf(info)!;
+  const entry = (size: number, readAt = 0) => ({
     data: new Uint8Array(size),
-    identity: identityOf(info)!,
+    identity,
     version: "v",
     mtime: 0,
     mode: 0o644,
+    readAt,
   });
-  const cache = new SmallFileCache(100);
+  // What an entry of `size` bytes at a one-letter path costs, bookkeeping included.
+  const probe = new SmallFileCache();
+  probe.keep("a", entry(0));
+  const overhead = probe.bytes;
+  assert.ok(overhead > 100, "an empty file costs its bookkeeping");
+
+  const cache = new SmallFileCache(2 * overhead + 100);
   cache.keep("a", entry(40));
   cache.keep("b", entry(40));
   cache.keep("a", entry(30)); // replaced, and now the newest
-  assert.equal(cache.bytes, 70);
-  cache.keep("c", entry(40));
+  assert.equal(cache.bytes, 2 * overhead + 70);
+  cache.keep("c", entry(40)); // over: the oldest goes
   assert.deepEqual([cache.has("a"), cache.has("b"), cache.has("c")], [true, false, true]);
-  assert.equal(cache.bytes, 70);
-  cache.keep("d", entry(101)); // larger than the whole cache: not kept
+  cache.keep("d", entry(2 * overhead + 101)); // larger than the whole cache: not kept
   assert.equal(cache.has("d"), false);
-  assert.ok(cache.lookup("a", info));
-  // Another file's stat does not match, and the stale entry goes.
-  assert.equal(cache.lookup("a", Deno.statSync(dir.path)), undefined);
+  assert.ok(cache.lookup("a", info, 999));
+  // A second after the read, or another file's stat: a miss, and the entry goes.
+  assert.equal(cache.lookup("a", info, 1000), undefined);
   assert.equal(cache.has("a"), false);
-  cache.forget("c");
+  assert.equal(cache.lookup("c", Deno.statSync(dir.path), 0), undefined);
   assert.equal(cache.bytes, 0);
+
+  // Empty files count: the number of entries is bounded too.
+  const few = new SmallFileCache(1 << 20, 3);
+  for (const name of ["a", "b", "c", "d"]) few.keep(name, entry(0));
+  assert.equal(few.size, 3);
+  assert.equal(few.has("a"), false);
+  // Entries past their second go when a newer one is kept.
+  few.keep("e", entry(0, 1000));
+  assert.deepEqual([few.size, few.has("e")], [1, true]);
+});
+
+/** Stores through a shared mapping of a file, step by step, in python3 (Deno has no mmap). */
+const MAPPER = `
+import mmap, sys
+f = open(sys.argv[1], "r+b")
+m = mmap.mmap(f.fileno(), 0)
+m[0:4] = b"BBBB"
+print("mapped", flush=True)
+sys.stdin.readline()
+m[0:4] = b"CCCC"
+m.flush()
+print("stored", flush=True)
+sys.stdin.readline()
+`;
+
+const python = await new Deno.Command("python3", { args: ["--version"], stdout: "null" }).output()
+  .then((o) => o.success, () => false);
+
+Deno.test({
+  name: "LocalStorage: bytes stored through a shared mapping, which moves no time, are read again",
+  ignore: !python,
+  async fn() {
+    await using dir = await tempDir();
+    const path = join(dir.path, "m.txt");
+    await Deno.writeTextFile(path, "A".repeat(4096));
+    const mapper = new Deno.Command("python3", {
+      args: ["-c", MAPPER, path],
+      stdin: "piped",
+      stdout: "piped",
+    }).spawn();
+    const lines = mapper.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    const writer = mapper.stdin.getWriter();
+    let pending = "";
+    /** The mapper's next line, which must be `line` (chunks do not follow lines). */
+    const expect = async (line: string) => {
+      while (!pending.includes("\n")) {
+        const { value, done } = await lines.read();
+        if (done) break;
+        pending += value;
+      }
+      const end = pending.indexOf("\n");
+      assert.equal(end < 0 ? pending : pending.slice(0, end), line);
+      pending = pending.slice(end + 1);
+    };
+    try {
+      await expect("mapped"); // the first store into a clean page stamps the file's times
+      await new Promise((r) => setTimeout(r, 2100));
+      const storage = await LocalStorage.open(dir.path);
+      assert.equal((await read(storage, "m.txt")).slice(0, 4), "BBBB");
+      const before = Deno.statSync(path);
+      await writer.write(new TextEncoder().encode("go\n"));
+      await expect("stored"); // a store into the same dirty page stamps nothing
+      const after = Deno.statSync(path);
+      assert.equal(after.ctime?.getTime(), before.ctime?.getTime(), "no new change time");
+      assert.equal(after.mtime?.getTime(), before.mtime?.getTime(), "no new modification time");
+      await new Promise((r) => setTimeout(r, CACHE_FRESH_MS + 50));
+      assert.equal((await read(storage, "m.txt")).slice(0, 4), "CCCC");
+    } finally {
+      await writer.close();
+      await lines.cancel();
+      await mapper.status;
+    }
+  },
 });

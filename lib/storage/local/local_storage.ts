@@ -174,7 +174,7 @@ export class LocalStorage implements Storage {
   }
 
   async openRead(path: string): Promise<ReadHandle> {
-    // A small file read before and untouched since costs a realpath and a stat (see
+    // A small file read in the last second and untouched since costs a realpath and a stat (see
     // SmallFileCache). A path through a symlink, even one inside the root, takes the full path.
     const known = path === "" ? undefined : join(this.root, path);
     if (known !== undefined && this.#small.has(known)) {
@@ -183,7 +183,7 @@ export class LocalStorage implements Storage {
       if (hit) return bytesHandle(hit.data, hit);
       this.#small.forget(known);
     }
-    const { full } = this.#resolve(path);
+    const { full, real } = this.#resolve(path);
     // Check before opening: opening a FIFO would block the whole server.
     if (!this.#stat(full, path).isFile) {
       throw new FerryError("NOT_A_FILE", `not a file: ${escapeName(path)}`);
@@ -201,15 +201,18 @@ export class LocalStorage implements Storage {
       this.#confirm(full, info, path);
       const mode = (info.mode ?? 0) & 0o7777;
       const version = versionOf(info);
-      const identity = version !== undefined && info.size <= CACHED_FILE_MAX
+      // Only a path without symlinks is looked up in the cache: one through a link is not kept.
+      const identity = version !== undefined && info.size <= CACHED_FILE_MAX && real === full
         ? identityOf(info)
         : undefined;
       if (version !== undefined && identity !== undefined) {
         // Read whole now, and kept: served again, it costs a stat.
+        const readAt = performance.now();
         const data = readWhole(file, info.size, escapeName(path));
         assertUnchanged(file, info, escapeName(path));
         file.close();
-        const entry = { data, identity, version, mtime: info.mtime?.getTime() ?? 0, mode };
+        const mtime = info.mtime?.getTime() ?? 0;
+        const entry = { data, identity, version, mtime, mode, readAt };
         this.#small.keep(full, entry);
         return bytesHandle(data, entry);
       }
