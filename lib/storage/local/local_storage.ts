@@ -51,15 +51,6 @@ function statOrUndefined(path: string, lstat = false): Deno.FileInfo | undefined
   }
 }
 
-/** `realpath` that answers undefined instead of throwing. */
-function realPathOrUndefined(path: string): string | undefined {
-  try {
-    return Deno.realPathSync(path);
-  } catch {
-    return undefined;
-  }
-}
-
 /**
  * The content version of a local file, or undefined while it cannot be told
  * apart from the next one. ctime is in it because nobody can set it: a
@@ -174,11 +165,11 @@ export class LocalStorage implements Storage {
   }
 
   async openRead(path: string): Promise<ReadHandle> {
-    // A small file read in the last second and untouched since costs a realpath and a stat (see
+    // A small file read in the last second and untouched since costs an lstat a component (see
     // SmallFileCache). A path through a symlink, even one inside the root, takes the full path.
     const known = path === "" ? undefined : join(this.root, path);
     if (known !== undefined && this.#small.has(known)) {
-      const info = realPathOrUndefined(known) === known ? statOrUndefined(known) : undefined;
+      const info = this.#plainFile(known);
       const hit = info && this.#small.lookup(known, info);
       if (hit) return bytesHandle(hit.data, hit);
       this.#small.forget(known);
@@ -633,6 +624,21 @@ export class LocalStorage implements Storage {
     const parent = this.#resolve(slash < 0 ? "" : path.slice(0, slash));
     if (parent.missing > 0) throw notFound(path.slice(0, slash));
     return { dir: this.#pin(parent.real, path), name: path.slice(slash + 1) };
+  }
+
+  /**
+   * `lstat` of `full` (a path in the root) when every component of it below
+   * the root is a directory and itself a regular file, none a symlink; else
+   * undefined. For files at the top of the root it is one call, where
+   * `realpath` and `stat` are two and the `realpath` costs two `stat`s.
+   */
+  #plainFile(full: string): Deno.FileInfo | undefined {
+    for (let slash = full.indexOf(sep, this.#prefix.length); slash >= 0;) {
+      if (!statOrUndefined(full.slice(0, slash), true)?.isDirectory) return undefined;
+      slash = full.indexOf(sep, slash + 1);
+    }
+    const info = statOrUndefined(full, true);
+    return info?.isFile ? info : undefined;
   }
 
   /** The directory `real` (inside the root, free of symlinks), held while each step runs. */
