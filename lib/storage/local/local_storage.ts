@@ -197,7 +197,7 @@ export class LocalStorage implements Storage {
         ? identityOf(info)
         : undefined;
       if (version !== undefined && identity !== undefined) {
-        // Read whole now, and kept: served again, it costs a stat.
+        // Read whole now, and kept: served again within its second, it costs an lstat a component.
         const readAt = performance.now();
         const data = readWhole(file, info.size, escapeName(path));
         assertUnchanged(file, info, escapeName(path));
@@ -627,9 +627,9 @@ export class LocalStorage implements Storage {
   }
 
   /**
-   * `lstat` of `full` (a path in the root) when every component of it below
-   * the root is a directory and itself a regular file, none a symlink; else
-   * undefined. For files at the top of the root it is one call, where
+   * `lstat` of `full` (a path in the root) when each of its directories
+   * below the root is a directory and it is a regular file, none of them a
+   * symlink; else undefined. For files at the top of the root it is one call, where
    * `realpath` and `stat` are two and the `realpath` costs two `stat`s.
    */
   #plainFile(full: string): Deno.FileInfo | undefined {
