@@ -49,31 +49,31 @@ export interface Program {
   flags: readonly string[];
 }
 
-/** ferry and ferryd, with the least permissions each needs, and ferryd's V8 options. */
+/**
+ * ferry and ferryd, with their permissions and ferryd's V8 options.
+ *
+ * Both run with `--allow-all`, as the README's `deno run -A` does. They need
+ * `--allow-ffi` for the native XXH3-128 (xxhash-addon; without it the
+ * WebAssembly one runs, at a fifth of the speed), and native code has the
+ * process's full access whatever the other flags say (Deno's FFI docs), so
+ * narrower flags would promise a sandbox that is not there. And they cost:
+ * with any flags but `--allow-all`, Deno 2.9.6 resolves the whole path of
+ * every file it opens (a `readlink` per component, twice when the file is
+ * new) before the `open`, which made a `put -r` of 10,000 small files 22%
+ * slower (docs/performance.md).
+ */
 export const PROGRAMS: readonly Program[] = [
   {
     name: "ferry",
     entry: "client.ts",
-    // FERRY_SERVER, FERRY_RETRIES and FERRY_TIMEOUT are read with Deno.env.toObject(),
-    // which needs the whole environment.
-    // --allow-ffi loads the native XXH3-128 (xxhash-addon); without it, or where the binary
-    // cannot embed the addon, the WebAssembly one runs, at a fifth of the speed.
-    flags: ["--allow-env", "--allow-net", "--allow-read", "--allow-write", "--allow-ffi"],
+    flags: ["--allow-all"],
   },
   {
     name: "ferryd",
     entry: "server.ts",
-    // FERRY_TOKEN is read with Deno.env.toObject(); no --allow-sys: the free-space check
-    // (statfs) needs only read. A long-running server keeps its heap small: V8 otherwise lets it
-    // grow to several times what is live, and it never shrinks back (see docs/performance.md).
-    flags: [
-      "--allow-env",
-      "--allow-net",
-      "--allow-read",
-      "--allow-write",
-      "--allow-ffi",
-      "--v8-flags=--optimize-for-size",
-    ],
+    // A long-running server keeps its heap small: V8 otherwise lets it grow to several times
+    // what is live, and it never shrinks back (see docs/performance.md).
+    flags: ["--allow-all", "--v8-flags=--optimize-for-size"],
   },
 ];
 

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { decodeMessage, FrameType, HEADER_SIZE } from "../lib/frame.ts";
 import { EXIT_CODES, FerryError } from "../lib/util/errors.ts";
+import { writeWholeFile } from "../lib/fs/whole_file.ts";
 import { decodeRecords, TreeWriter } from "../lib/wire/tree_records.ts";
 import type { FrameConn } from "../lib/wire/frame_conn.ts";
 import {
@@ -25,6 +26,22 @@ import {
 } from "./helpers.ts";
 
 const MTIME = Date.UTC(2021, 3, 4, 5, 6, 7);
+
+Deno.test("a whole file gets its exact mode, whether the umask leaves it whole or not", async () => {
+  // Created with its final mode when the umask takes nothing from it, else changed once made.
+  await using dir = await tempDir();
+  const at = (name: string) => join(dir.path, name);
+  const content = new TextEncoder().encode("mode");
+  const modes = [0o640, 0o644, 0o666, 0o777, 0o604, 0o000];
+  for (const [i, mode] of modes.entries()) {
+    writeWholeFile(at, `f${i}`, `.tmp${i}`, content, { mode, mtime: MTIME });
+    const info = await Deno.lstat(at(`f${i}`));
+    assert.equal(info.mode! & 0o777, mode, `mode ${mode.toString(8)}`);
+    assert.equal(info.mtime!.getTime(), MTIME);
+  }
+  // No temporary file left, whichever way.
+  assert.deepEqual((await Array.fromAsync(Deno.readDir(dir.path))).length, modes.length);
+});
 
 Deno.test("get -r streams a tree: files, modes, mtimes of files and directories, large files on their own", async () => {
   await using server = await startServer();

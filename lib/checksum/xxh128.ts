@@ -18,7 +18,9 @@
  * @module
  */
 
-import { createXXHash128, type IHasher } from "hash-wasm";
+// The WebAssembly build is imported when chosen: evaluating hash-wasm (1.7 MB of script) cost
+// every ferry command 10-20 ms of start-up, the addon loaded or not.
+import type { IHasher } from "hash-wasm";
 import type { Digest, Hasher } from "./types.ts";
 
 /** Which implementation computes XXH3-128 in this process. */
@@ -69,6 +71,7 @@ export function loadXxh128(): Promise<Xxh128Implementation> {
   return loading ??= (async () => {
     native = await loadNative();
     if (native) return "native";
+    const { createXXHash128 } = await import("hash-wasm");
     wasm = await createXXHash128();
     wasm.init();
     fresh = wasm.save();
