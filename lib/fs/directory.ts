@@ -88,8 +88,10 @@ export function sleepSync(ms: number): void {
  * --parallel`) from pinning at once: the working directory is the
  * process's, not the isolate's. It is an advisory lock on the process's
  * own `/proc` entry, which Deno lets a program open only with all
- * permissions; a program with fewer (the built ferryd, `deno task serve`)
- * runs one isolate and needs none. Null where there is none.
+ * permissions; a program with fewer runs one isolate and needs none. The
+ * built ferryd owns its working directory (see
+ * {@linkcode ownWorkingDirectory}), whose steps take no lock. Null where
+ * there is none.
  */
 let processLock: Deno.FsFile | null | undefined;
 
