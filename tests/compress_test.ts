@@ -9,6 +9,7 @@ import { DEFAULT_LIMITS, FrameType, HEADER_SIZE } from "../lib/frame.ts";
 import { ChunkCompressor, decompressChunk } from "../lib/wire/compress.ts";
 import { PROGRAMS } from "../scripts/build.ts";
 import { FrameConn } from "../lib/wire/frame_conn.ts";
+import { FrameHalves } from "../lib/wire/frame_halves.ts";
 import {
   inProcessServer,
   peakRss,
@@ -41,6 +42,60 @@ function compressible(size: number): Uint8Array {
   }
   return new TextEncoder().encode(lines.join("")).subarray(0, size);
 }
+
+/** Text as logs and manifests are: repeated words, with ids and numbers that do not repeat. */
+function logLines(size: number): Uint8Array {
+  const words = ["build", "cache", "deploy", "fetch", "module", "runner", "status", "token"];
+  let text = "";
+  for (let i = 0; text.length < size; i++) {
+    const id = Math.random().toString(36).slice(2, 10);
+    text += `2026-12-07T10:00:${i % 60} INFO ${words[i % 8]} ${words[(i * 7) % 8]} id=${id} ` +
+      `took ${Math.floor(Math.random() * 5000)} ms\n`;
+  }
+  return new TextEncoder().encode(text.slice(0, size));
+}
+
+Deno.test("the sender compresses harder while the link holds it up, and fastest when it does not", async () => {
+  const chunk = logLines(256 * 1024);
+  /** The frames a sender writes through a connection whose writes take `ms` each. */
+  const sent = async (ms: number) => {
+    const frames: { type: FrameType; payload: Uint8Array }[] = [];
+    const fc = {
+      sendFramed(type: FrameType, _id: number, buf: Uint8Array, length: number) {
+        frames.push({ type, payload: buf.slice(HEADER_SIZE, HEADER_SIZE + length) });
+        return new Promise<void>((resolve) => setTimeout(resolve, ms));
+      },
+    } as unknown as FrameConn;
+    const halves = new FrameHalves(fc, 1, new Uint8Array(2 * (HEADER_SIZE + chunk.length)), true);
+    for (let i = 0; i < 6; i++) {
+      halves.payload(i % 2).set(chunk);
+      await halves.send(i % 2, chunk.length);
+      // A fast link has taken the frame by the time the next one is full.
+      if (ms === 0) await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    await halves.flushed();
+    for (const frame of frames) {
+      assert.equal(frame.type, FrameType.ZDATA);
+      assert.deepEqual(new Uint8Array(decompressChunk(frame.payload, chunk.length)), chunk);
+    }
+    return frames.map((f) => f.payload.length);
+  };
+  const fast = await sent(0);
+  const slow = await sent(30);
+  // Fast: every frame at the fastest level, the same size. Slow: the first frame so too (nothing
+  // was written before it), every later one smaller by a few percent.
+  assert.ok(fast.every((n) => n === fast[0]), `fast: ${fast}`);
+  assert.equal(slow[0], fast[0]);
+  assert.ok(slow.slice(1).every((n) => n < fast[0] * 0.98), `slow: ${slow}, fast: ${fast}`);
+  // Told the sender is the slower again, the compressor comes back down.
+  const c = new ChunkCompressor();
+  assert.equal(c.level, 1);
+  c.pace(true);
+  c.pace(true);
+  assert.equal(c.level, 6);
+  c.pace(false);
+  assert.equal(c.level, 1);
+});
 
 Deno.test("--compress moves text in a fraction of the bytes, both ways, verified", async () => {
   await using server = await startServer();

@@ -3,9 +3,10 @@
  * names in it are reached. A plain directory reaches them by path. A pinned
  * one holds the directory itself while a step runs, so that a symlink
  * swapped into the path meanwhile cannot send the step elsewhere: Deno has
- * no `openat`, and its permission checks refuse `/proc/self/fd` paths, so
- * the process's working directory serves as the one directory handle there
- * is (see {@linkcode pinnedDirectory}).
+ * no `openat`, its permission checks refuse `/proc/self/fd` paths under any
+ * flags but `--allow-all` (and macOS has none), so the process's working
+ * directory serves as the one directory handle there always is (see
+ * {@linkcode pinnedDirectory}).
  *
  * @module
  */

@@ -10,7 +10,6 @@
  * @module
  */
 
-import process from "node:process";
 import {
   closeSync,
   constants,
@@ -25,24 +24,6 @@ import {
 } from "node:fs";
 
 const CREATE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
-
-/**
- * The process's umask, read once (it needs `--allow-sys`; undefined
- * without). A file created with a mode the umask leaves whole needs no
- * `fchmod`: a call less per file (3-4 µs here). ferry never changes the
- * umask; a program that embeds it and does gets modes narrowed by the new
- * one, never widened.
- */
-const UMASK: number | undefined = (() => {
-  try {
-    if (Deno.permissions.querySync({ name: "sys", kind: "umask" }).state !== "granted") {
-      return undefined;
-    }
-    return process.umask();
-  } catch {
-    return undefined;
-  }
-})();
 
 /** How {@linkcode writeWholeFile} stores a file. */
 export interface WholeFileOptions {
@@ -83,14 +64,11 @@ export function writeWholeFile(
   const temp = at(tempName);
   let fd: number | undefined;
   try {
-    const mode = options.mode & 0o777;
-    // Created with its final mode when the umask leaves it whole, else private until set.
-    const whole = UMASK !== undefined && (mode & UMASK) === 0;
-    fd = openSync(temp, CREATE, whole ? mode : 0o600);
+    fd = openSync(temp, CREATE, 0o600);
     for (let done = 0; done < content.length;) {
       done += writeSync(fd, content, done, content.length - done);
     }
-    if (!whole) fchmodSync(fd, mode);
+    fchmodSync(fd, options.mode & 0o777);
     futimesSync(fd, options.mtime / 1000, options.mtime / 1000);
     if (options.fsync) fsyncSync(fd);
     closeSync(fd);

@@ -31,6 +31,8 @@ export class FrameHalves {
   /** Where a compressed payload is framed, one per half: made once, on the first need. */
   readonly #packed: Uint8Array[] = [];
   #writing: Promise<void> | undefined;
+  /** Whether the last write is done (what paces the compressor). */
+  #written = true;
 
   /** Use `buf` (two frames) for `id` on `fc`; `compress` where zstd was agreed. */
   constructor(fc: FrameConn, id: number, buf: Uint8Array, compress: boolean) {
@@ -53,6 +55,8 @@ export class FrameHalves {
    */
   async send(i: number, length: number): Promise<void> {
     const payload = this.payload(i).subarray(0, length);
+    // Still writing the last frame now that this one is full: the link is the slower.
+    this.#compressor?.pace(!this.#written);
     const packed = this.#compressor?.compress(payload);
     await this.#writing;
     if (packed) {
@@ -64,7 +68,8 @@ export class FrameHalves {
     }
     // Handled now, awaited (and thrown) by flushed(): a write may fail while the next payload is
     // being filled, and an unhandled rejection ends the process.
-    this.#writing.catch(() => {});
+    this.#written = false;
+    this.#writing.then(() => this.#written = true, () => {});
   }
 
   /** Wait for the last write; throws its failure. */
