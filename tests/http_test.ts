@@ -618,3 +618,52 @@ Deno.test({
     assert.deepEqual(await Deno.readFile(join(server.root, "big.bin")), data);
   },
 });
+
+Deno.test("HTTP: a refused upload's answer is not lost to a reset while the body still comes", async () => {
+  // ferryd answers at once and closes, but drains what the client still sends for a moment
+  // (lingerClose): closed outright with the body arriving, it sent a reset, and curl, still
+  // writing, failed with "Send failure" before reading the answer (1 upload in 20-40 here).
+  await using server = await startServer({ args: ["--read-only"] });
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+  try {
+    const size = 64 * 1024 * 1024;
+    await conn.write(
+      new TextEncoder().encode(
+        `PUT /big.bin HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: ${size}\r\n\r\n`,
+      ),
+    );
+    await conn.write(new Uint8Array(64 * 1024));
+    // The whole answer first: its head, and its body by its length.
+    let answer = "";
+    const buf = new Uint8Array(64 * 1024);
+    while (!/\r\n\r\n/.test(answer) || answer.length < answerLength(answer)) {
+      const n = await conn.read(buf);
+      assert.ok(n !== null, `closed before the whole answer: ${answer}`);
+      answer += new TextDecoder().decode(buf.subarray(0, n));
+    }
+    assert.match(answer, /^HTTP\/1\.1 403 /);
+    assert.match(answer, /connection: close/i);
+    // A client that has not noticed yet goes on sending: no reset for a while.
+    const chunk = new Uint8Array(64 * 1024);
+    for (let sent = 0; sent < 2 * 1024 * 1024; sent += chunk.length) {
+      await conn.write(chunk);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    // Then it stops, and the server closes: an end, not a reset.
+    await conn.closeWrite();
+    assert.equal(await conn.read(buf), null);
+  } finally {
+    try {
+      conn.close();
+    } catch {
+      // Closed already.
+    }
+  }
+});
+
+/** The length of an HTTP answer whose head is in `text`: head plus Content-Length. */
+function answerLength(text: string): number {
+  const end = text.indexOf("\r\n\r\n") + 4;
+  const length = Number(/content-length: (\d+)/i.exec(text.slice(0, end))?.[1] ?? 0);
+  return end + length;
+}

@@ -36,6 +36,14 @@ const MAX_READ = 256 * 1024;
  */
 const JOIN_MAX = 64 * 1024;
 
+/**
+ * How long, and how many bytes of an unread body, {@linkcode ConnDuplex.lingerClose}
+ * drains at most before it closes: time for a client to see the answer and
+ * stop sending (curl looks for one between writes).
+ */
+const LINGER_MS = 1000;
+const LINGER_BYTES = 16 * 1024 * 1024;
+
 const encoder = new TextEncoder();
 
 /** Whether a string written with `encoding` is one byte per character (a response's head). */
@@ -144,6 +152,8 @@ export class ConnDuplex extends Duplex {
   #buffer: Uint8Array | undefined;
   #readSize = FIRST_READ;
   #reading = false;
+  /** Bytes dropped so far while draining for {@linkcode lingerClose}; undefined before. */
+  #lingered: number | undefined;
   /** Where small queued writes are joined (see `_writev`), made when first needed. */
   #joined: Uint8Array | undefined;
   #idleMs = 0;
@@ -172,6 +182,7 @@ export class ConnDuplex extends Duplex {
     this.#conn.read(buffer).then((n) => {
       this.#reading = false;
       this.#last = performance.now();
+      if (this.#lingered !== undefined) return this.#drain(buffer, n);
       if (n === null) return void this.push(null);
       if (n === buffer.length) this.#readSize = Math.min(MAX_READ, this.#readSize * 4);
       // The chunk is the reader's to keep unless it was taken at once by a parser that keeps
@@ -192,6 +203,38 @@ export class ConnDuplex extends Duplex {
       }
       if (more) this._read();
     }, (err) => this.destroy(err));
+  }
+
+  /**
+   * Close once the answer is out, with a body still arriving that nobody
+   * will read (a request refused before its body): closing a socket with
+   * unread bytes makes the kernel send a reset, and curl, still sending,
+   * then fails with "Send failure" before it reads the answer (1 upload in
+   * 20 of a 256 MiB file to a read-only ferryd). So this stops writing once
+   * what is queued is out, reads and drops what the peer still sends, and
+   * closes at its end, or after {@linkcode LINGER_MS} or
+   * {@linkcode LINGER_BYTES}, as `FrameConn.closeAfterLast` does.
+   */
+  lingerClose(): void {
+    if (this.#lingered !== undefined || this.destroyed) return;
+    this.#lingered = 0;
+    const deadline = setTimeout(() => this.destroy(), LINGER_MS);
+    this.once("close", () => clearTimeout(deadline));
+    this.end();
+    // A read in flight drains when it completes; otherwise one starts now.
+    if (!this.#reading) this.#drain(new Uint8Array(64 * 1024), 0);
+  }
+
+  /** Drop `n` bytes read while lingering, and read on until the end or a limit. */
+  #drain(buffer: Uint8Array, n: number | null): void {
+    if (n === null || this.destroyed) return void this.destroy();
+    this.#lingered! += n;
+    if (this.#lingered! > LINGER_BYTES) return void this.destroy();
+    this.#reading = true;
+    this.#conn.read(buffer).then((m) => {
+      this.#reading = false;
+      this.#drain(buffer, m);
+    }, () => this.destroy());
   }
 
   override _write(

@@ -171,14 +171,15 @@ function fail(req: IncomingMessage, res: ServerResponse, err: FerryError): void 
   if (err.code === "AUTH") {
     headers["www-authenticate"] = 'Bearer realm="ferry", Basic realm="ferry"';
   }
-  // A body left half read cannot be told from the next request: answer, then close.
+  // A body left half read cannot be told from the next request: answer, then close, draining
+  // what still comes for a moment so that no reset overtakes the answer (see lingerClose).
   const unread = !req.complete;
   if (unread) headers.connection = "close";
   res.writeHead(status, headers);
   res.end(req.method === "HEAD" ? undefined : body);
   if (unread) {
-    const socket = req.socket;
-    res.once("finish", () => socket.destroy());
+    const socket = req.socket as typeof req.socket & { lingerClose?(): void };
+    res.once("finish", () => socket.lingerClose ? socket.lingerClose() : socket.destroy());
   }
 }
 
