@@ -12,9 +12,9 @@ import { LocalStorage } from "../lib/storage/local/local_storage.ts";
 import {
   CACHE_FRESH_MS,
   CACHED_FILE_MAX,
-  identityOf,
   SmallFileCache,
 } from "../lib/storage/local/small_file_cache.ts";
+import { identityOf } from "../lib/storage/local/file_version.ts";
 import { tempDir } from "./helpers.ts";
 
 /** Count Deno.openSync calls while `fn` runs. */

@@ -40,7 +40,8 @@ import type {
 } from "../storage.ts";
 import { readLocalTree } from "../../fs/tree_read.ts";
 import { bytesHandle } from "../bytes_handle.ts";
-import { CACHED_FILE_MAX, identityOf, SmallFileCache } from "./small_file_cache.ts";
+import { CACHED_FILE_MAX, SmallFileCache } from "./small_file_cache.ts";
+import { contentVersion, identityOf } from "./file_version.ts";
 
 /** `stat` (or `lstat`) that answers undefined instead of throwing. */
 function statOrUndefined(path: string, lstat = false): Deno.FileInfo | undefined {
@@ -63,11 +64,6 @@ function versionOf(info: Deno.FileInfo): string | undefined {
   const ctime = info.ctime?.getTime();
   if (ctime === undefined || Date.now() - ctime < 2000) return undefined;
   return contentVersion(info);
-}
-
-function contentVersion(info: Deno.FileInfo): string | undefined {
-  if (info.ctime === null) return undefined;
-  return `${info.ino ?? 0}:${info.size}:${info.mtime?.getTime() ?? 0}:${info.ctime.getTime()}`;
 }
 
 /** The `size` bytes of the open `file`, read synchronously (INTEGRITY if it has fewer). */

@@ -30,6 +30,8 @@
  * @module
  */
 
+import { identityOf } from "./file_version.ts";
+
 /** Files up to this size are kept. */
 export const CACHED_FILE_MAX = 64 * 1024;
 /** Bytes kept in all, each entry's bookkeeping counted; the oldest entries go first past it. */
@@ -58,27 +60,12 @@ export interface CachedFile {
 }
 
 /**
- * What tells a file's content apart: device, inode, size and both times.
- * Undefined where the platform reports no change time (nothing is kept).
- *
- * @example
- * ```ts
- * import { identityOf } from "./small_file_cache.ts";
- * const path = await Deno.makeTempFile();
- * console.assert(identityOf(Deno.statSync(path)) === identityOf(Deno.statSync(path)));
- * ```
- */
-export function identityOf(info: Deno.FileInfo): string | undefined {
-  if (info.ctime === null || info.ino === null) return undefined;
-  return `${info.dev}:${info.ino}:${info.size}:${info.mtime?.getTime()}:${info.ctime.getTime()}`;
-}
-
-/**
  * Small files by their full path, bounded in bytes.
  *
  * @example
  * ```ts
- * import { identityOf, SmallFileCache } from "./small_file_cache.ts";
+ * import { SmallFileCache } from "./small_file_cache.ts";
+ * import { identityOf } from "./file_version.ts";
  * const path = await Deno.makeTempFile();
  * await Deno.writeTextFile(path, "hi");
  * const info = Deno.statSync(path);
