@@ -35,7 +35,7 @@ Deno.test("a whole file gets its exact mode, whatever the umask would leave of i
   const content = new TextEncoder().encode("mode");
   const modes = [0o640, 0o644, 0o666, 0o777, 0o604, 0o000];
   for (const [i, mode] of modes.entries()) {
-    writeWholeFile(at, `f${i}`, `.tmp${i}`, content, { mode, mtime: MTIME });
+    writeWholeFile(at, `f${i}`, () => `.tmp${i}`, content, { mode, mtime: MTIME });
     const info = await Deno.lstat(at(`f${i}`));
     assert.equal(info.mode! & 0o777, mode, `mode ${mode.toString(8)}`);
     assert.equal(info.mtime!.getTime(), MTIME);
@@ -59,7 +59,7 @@ Deno.test("a whole file gets its exact mode, whatever the umask would leave of i
   if (!set?.success) return; // No python3, or no ACLs on this file system.
   for (const mode of [0o644, 0o755, 0o604]) {
     const to = (name: string) => join(acl, name);
-    writeWholeFile(to, `m${mode}`, `.tmp${mode}`, content, { mode, mtime: MTIME });
+    writeWholeFile(to, `m${mode}`, () => `.tmp${mode}`, content, { mode, mtime: MTIME });
     assert.equal((await Deno.lstat(to(`m${mode}`))).mode! & 0o777, mode, `under the ACL`);
   }
 });

@@ -165,7 +165,7 @@ export function receiveTree(
       return void result.deferred.push({ from, to, size: content.length });
     }
     const fresh = made.has(to.slice(0, to.lastIndexOf(SEP)));
-    const placed = place(to, nextTemp(), content, record, fresh, options.noClobber);
+    const placed = place(to, nextTemp, content, record, fresh, options.noClobber);
     if (placed === "defer") result.deferred.push({ from, to, size: content.length });
     else if (placed === "exists") outcome(from, { skipped: "exists" });
     else if (placed) outcome(from, { error: placed });
@@ -244,7 +244,7 @@ function makeDirectory(path: string, parents: boolean): boolean {
  */
 function place(
   to: string,
-  tempName: string,
+  tempName: () => string,
   content: Uint8Array,
   { mode, mtime }: { mode: number; mtime: number },
   fresh: boolean,

@@ -22,6 +22,7 @@ import {
   unlinkSync,
   writeSync,
 } from "node:fs";
+import { cPath, ERRNO, type Libc, libc } from "./libc.ts";
 
 const CREATE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
 
@@ -40,7 +41,8 @@ export interface WholeFileOptions {
 /**
  * Write `content` as `name` through `at` (which maps a name in the target
  * directory to a path: the name itself in a held directory, a joined path
- * elsewhere), via the temporary `tempName`. Returns `exists` when
+ * elsewhere), via a temporary name drawn from `tempName` where one is
+ * needed (a file is in the way, or no nameless file here). Returns `exists` when
  * `noClobber` found the name taken, and nothing once the file is in place;
  * throws the error of a failed call, leaving no temporary file.
  *
@@ -50,18 +52,105 @@ export interface WholeFileOptions {
  * const dir = Deno.makeTempDirSync();
  * const at = (name: string) => `${dir}/${name}`;
  * const content = new TextEncoder().encode("hello");
- * writeWholeFile(at, "a.txt", ".ferry-0.part", content, { mode: 0o640, mtime: 0 });
+ * writeWholeFile(at, "a.txt", () => ".ferry-0.part", content, { mode: 0o640, mtime: 0 });
  * console.assert(Deno.readTextFileSync(at("a.txt")) === "hello");
  * ```
  */
 export function writeWholeFile(
   at: (name: string) => string,
   name: string,
-  tempName: string,
+  tempName: () => string,
   content: Uint8Array,
   options: WholeFileOptions,
 ): "exists" | undefined {
-  const temp = at(tempName);
+  const c = libc();
+  if (c) {
+    const placed = writeNameless(c, at, name, tempName, content, options);
+    if (placed !== RETRY) return placed;
+  }
+  return writeNamed(at, name, tempName, content, options);
+}
+
+const RETRY = Symbol("retry");
+
+/** `{atime, mtime}` for futimens, reused: one call at a time per thread. */
+const times = new BigInt64Array(4);
+
+let lastDir: { path: string; c: Uint8Array | undefined } = { path: "", c: undefined };
+
+/**
+ * The file made nameless in the target directory, filled, given its mode and
+ * mtime, then linked under `name` (or, when a file has that name and may be
+ * replaced, under `tempName` and renamed over it). Any failure closes the
+ * nameless file, which the kernel then frees, and answers {@linkcode RETRY}:
+ * the named path redoes the step and reports what went wrong.
+ */
+function writeNameless(
+  c: Libc,
+  at: (name: string) => string,
+  name: string,
+  tempName: () => string,
+  content: Uint8Array,
+  options: WholeFileOptions,
+): "exists" | undefined | typeof RETRY {
+  // A tree's files come directory by directory: the last one's C path serves again.
+  const dirPath = at(".");
+  if (dirPath !== lastDir.path) lastDir = { path: dirPath, c: cPath(dirPath) };
+  const dir = lastDir.c;
+  const final = cPath(at(name));
+  if (dir === undefined || final === undefined) return RETRY;
+  const fd = c.open(dir, c.O_TMPFILE_WRONLY, 0o600);
+  // EOPNOTSUPP (a filesystem without O_TMPFILE), EISDIR (a kernel before 3.11), or a failure
+  // the named path will meet and report. Asked again for each file: a directory of the tree may
+  // be on another filesystem, and a failed open costs about a microsecond.
+  if (fd < 0) return RETRY;
+  const placed = fillAndLink(c, fd, at, final, tempName, content, options);
+  if (c.close(fd) === 0 || placed === RETRY) return placed;
+  // A filesystem that reports a failed write only at close (NFS): the file under the name may
+  // be short, so it goes, and the named path redoes the step and reports what went wrong.
+  c.unlink(final);
+  return RETRY;
+}
+
+function fillAndLink(
+  c: Libc,
+  fd: number,
+  at: (name: string) => string,
+  final: Uint8Array,
+  tempName: () => string,
+  content: Uint8Array,
+  options: WholeFileOptions,
+): "exists" | undefined | typeof RETRY {
+  for (let done = 0; done < content.length;) {
+    const n = c.write(fd, done === 0 ? content : content.subarray(done), content.length - done);
+    if (n <= 0) return RETRY;
+    done += n;
+  }
+  const seconds = Math.floor(options.mtime / 1000);
+  times[0] = times[2] = BigInt(seconds);
+  times[1] = times[3] = BigInt(Math.round((options.mtime - seconds * 1000) * 1e6));
+  if (c.fchmod(fd, options.mode & 0o777) !== 0 || c.futimens(fd, times) !== 0) return RETRY;
+  if (options.fsync && c.fsync(fd) !== 0) return RETRY;
+  if (c.link(fd, final) === 0) return undefined;
+  if (c.errno() !== ERRNO.EEXIST) return RETRY;
+  if (options.noClobber) return "exists";
+  // Taken, and to be replaced: under the temporary name first, then renamed over it.
+  const temp = cPath(at(tempName()))!;
+  if (c.link(fd, temp) !== 0) return RETRY;
+  if (c.rename(temp, final) === 0) return undefined;
+  c.unlink(temp);
+  return RETRY;
+}
+
+/** The named path: a temporary file beside `name`, then a rename or a link. */
+function writeNamed(
+  at: (name: string) => string,
+  name: string,
+  tempName: () => string,
+  content: Uint8Array,
+  options: WholeFileOptions,
+): "exists" | undefined {
+  const temp = at(tempName());
   let fd: number | undefined;
   try {
     fd = openSync(temp, CREATE, 0o600);

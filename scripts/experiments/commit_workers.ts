@@ -26,7 +26,7 @@ function writeDirs(base: string, dirs: number[]): void {
     mkdirSync(dir, { recursive: true });
     const at = (name: string) => `${dir}/${name}`;
     for (let f = 0; f < FILES; f++) {
-      writeWholeFile(at, `f${f}`, `.ferry-${f}.part`, content, { mode: 0o644, mtime: 1e12 });
+      writeWholeFile(at, `f${f}`, () => `.ferry-${f}.part`, content, { mode: 0o644, mtime: 1e12 });
     }
   }
 }

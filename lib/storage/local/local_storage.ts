@@ -359,7 +359,7 @@ export class LocalStorage implements Storage {
       // or a symlink itself and refuses a directory, and the link of noClobber refuses
       // anything there, atomically.
       try {
-        return writeWholeFile(at, name, this.#tempName(), content, options);
+        return writeWholeFile(at, name, this.#tempName, content, options);
       } catch (err) {
         const code = (err as { code?: string }).code;
         if (code === "EISDIR" || code === "ENOTEMPTY") {
@@ -490,6 +490,7 @@ export class LocalStorage implements Storage {
           const mtime = statOrUndefined(path, true)?.mtime?.getTime() ?? Infinity;
           if (mtime <= cutoff) stale.push(item.name);
         }
+        if (stale.length === 0) continue;
         // Removed by name in the directory held, never through a symlink swapped in since.
         this.#pin(dir, relative(this.root, dir)).run((at) => {
           for (const name of stale) {

@@ -1,0 +1,169 @@
+/**
+ * The few C library calls that write a small file without a temporary name,
+ * through Deno's FFI, where they exist: Linux with glibc on x86-64 or arm64,
+ * with `--allow-ffi`. Elsewhere {@linkcode libc} answers undefined and callers use
+ * `node:fs` as before.
+ *
+ * Why: a file created nameless (`O_TMPFILE`), filled, then linked under its
+ * name costs the kernel 15-20 µs less than one created under a temporary name
+ * and renamed, and these calls skip 8-10 µs of argument handling that
+ * `node:fs` does in JavaScript (docs/performance.md, "Files without a
+ * temporary name"). A crash before the link leaves nothing, not even a
+ * temporary file.
+ *
+ * Only success is handled here: a call that fails returns -1 and sets
+ * {@linkcode Libc.errno}, and callers redo the step through `node:fs`, whose
+ * errors carry the codes and messages the rest of ferry reports.
+ *
+ * @module
+ */
+
+/** The calls, as {@linkcode libc} offers them; paths are NUL-terminated UTF-8. */
+export interface Libc {
+  /** `open(2)`: a descriptor, or -1. */
+  open(path: Uint8Array, flags: number, mode: number): number;
+  /** `write(2)`: bytes written, or -1. */
+  write(fd: number, bytes: Uint8Array, length: number): number;
+  /** `fchmod(2)`: 0, or -1. */
+  fchmod(fd: number, mode: number): number;
+  /** `futimens(2)` with `{atime, mtime}` as seconds and nanoseconds: 0, or -1. */
+  futimens(fd: number, times: BigInt64Array): number;
+  /** `fsync(2)`: 0, or -1. */
+  fsync(fd: number): number;
+  /** `close(2)`: 0, or -1. */
+  close(fd: number): number;
+  /**
+   * `linkat(2)` of the open file `fd` (made with `O_TMPFILE`) under `to`: 0,
+   * or -1. By the descriptor itself where the process may (`AT_EMPTY_PATH`
+   * needs `CAP_DAC_READ_SEARCH`, which root has: 5 µs less a file), else
+   * through its `/proc/self/fd` entry.
+   */
+  link(fd: number, to: Uint8Array): number;
+  /** `rename(2)`: 0, or -1. */
+  rename(from: Uint8Array, to: Uint8Array): number;
+  /** `unlink(2)`: 0, or -1. */
+  unlink(path: Uint8Array): number;
+  /** The calling thread's `errno`, read right after a call returned -1. */
+  errno(): number;
+  /** `O_TMPFILE | O_WRONLY | O_CLOEXEC` for this machine. */
+  readonly O_TMPFILE_WRONLY: number;
+}
+
+/** `errno` values the callers tell apart (the same on x86-64 and arm64 Linux). */
+export const ERRNO = { EBADF: 9, EEXIST: 17 } as const;
+
+const AT_FDCWD = -100;
+const AT_SYMLINK_FOLLOW = 0x400;
+const AT_EMPTY_PATH = 0x1000;
+const ENOENT = 2;
+
+// O_DIRECTORY differs between the two; __O_TMPFILE, O_WRONLY and O_CLOEXEC do not.
+const O_DIRECTORY: Partial<Record<string, number>> = { x86_64: 0o200000, aarch64: 0o40000 };
+
+function load(): Libc | undefined {
+  const directory = O_DIRECTORY[Deno.build.arch];
+  if (Deno.build.os !== "linux" || directory === undefined) return undefined;
+  try {
+    if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") return undefined;
+    // A nameless file is linked through its /proc/self/fd entry; without /proc, no such files.
+    if (!Deno.statSync("/proc/self/fd").isDirectory) return undefined;
+    const lib = Deno.dlopen("libc.so.6", {
+      open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
+      write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+      fchmod: { parameters: ["i32", "u32"], result: "i32" },
+      futimens: { parameters: ["i32", "buffer"], result: "i32" },
+      fsync: { parameters: ["i32"], result: "i32" },
+      close: { parameters: ["i32"], result: "i32" },
+      linkat: { parameters: ["i32", "buffer", "i32", "buffer", "i32"], result: "i32" },
+      rename: { parameters: ["buffer", "buffer"], result: "i32" },
+      unlink: { parameters: ["buffer"], result: "i32" },
+      __errno_location: { parameters: [], result: "pointer" },
+    });
+    const s = lib.symbols;
+    // errno is per thread, and its place is fixed for the thread's life: this module is loaded
+    // afresh in each worker, which is its own thread.
+    const where = s.__errno_location();
+    if (where === null) return undefined;
+    const errnoView = new Deno.UnsafePointerView(where);
+    const errno = () => errnoView.getInt32();
+    const empty = new Uint8Array(1);
+    // Whether AT_EMPTY_PATH works here: not known until tried, then settled by its first
+    // answer (ENOENT is the kernel's refusal without the capability).
+    let byDescriptor: boolean | undefined;
+    const procPaths = new Map<number, Uint8Array>();
+    const link = (fd: number, to: Uint8Array): number => {
+      if (byDescriptor !== false) {
+        if (s.linkat(fd, empty, AT_FDCWD, to, AT_EMPTY_PATH) === 0) return (byDescriptor = true, 0);
+        if (byDescriptor || errno() !== ENOENT) return -1;
+        byDescriptor = false;
+      }
+      let self = procPaths.get(fd);
+      if (self === undefined) {
+        if (procPaths.size >= 256) procPaths.clear();
+        procPaths.set(fd, self = cPath(`/proc/self/fd/${fd}`)!);
+      }
+      return s.linkat(AT_FDCWD, self, AT_FDCWD, to, AT_SYMLINK_FOLLOW);
+    };
+    return {
+      open: (path, flags, mode) => s.open(path, flags, mode),
+      write: (fd, bytes, length) => Number(s.write(fd, bytes, BigInt(length))),
+      fchmod: (fd, mode) => s.fchmod(fd, mode),
+      futimens: (fd, times) => s.futimens(fd, times),
+      fsync: (fd) => s.fsync(fd),
+      close: (fd) => s.close(fd),
+      link,
+      rename: (from, to) => s.rename(from, to),
+      unlink: (path) => s.unlink(path),
+      errno,
+      O_TMPFILE_WRONLY: 0o20000000 | directory | 0o1 | 0o2000000,
+    };
+  } catch {
+    // No glibc by that name (musl, say), or FFI refused: node:fs it is.
+    return undefined;
+  }
+}
+
+let loaded: Libc | undefined | null = null;
+
+/**
+ * The C library's calls, or undefined where they are not to be had (another
+ * system, no glibc, no `--allow-ffi`, or `FERRY_LIBC=off`). Opened at the
+ * first call (3 ms, which a command that writes no tree does not pay).
+ *
+ * @example
+ * ```ts
+ * import { ERRNO, libc } from "./libc.ts";
+ * const c = libc();
+ * if (c) console.assert(c.close(-1) === -1 && c.errno() === ERRNO.EBADF);
+ * ```
+ */
+export function libc(): Libc | undefined {
+  if (loaded !== null) return loaded;
+  try {
+    if (Deno.env.get("FERRY_LIBC") === "off") return loaded = undefined;
+  } catch {
+    // No --allow-env: the default.
+  }
+  return loaded = load();
+}
+
+const encoder = new TextEncoder();
+
+/**
+ * `path` as NUL-terminated UTF-8 in a fresh buffer, or undefined when it
+ * holds a NUL of its own (which `node:fs` refuses with a proper error).
+ *
+ * @example
+ * ```ts
+ * import { cPath } from "./libc.ts";
+ * console.assert(cPath("a")!.join() === "97,0");
+ * console.assert(cPath("a\0b") === undefined);
+ * ```
+ */
+export function cPath(path: string): Uint8Array | undefined {
+  if (path.includes("\0")) return undefined;
+  const out = new Uint8Array(path.length * 3 + 1);
+  const { written } = encoder.encodeInto(path, out);
+  out[written] = 0;
+  return out;
+}
