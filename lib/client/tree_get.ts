@@ -18,7 +18,7 @@ import { parseTreeReply } from "../commands.ts";
 import { FrameType } from "../frame.ts";
 import { lstatOrUndefined } from "../fs/local_files.ts";
 import { tempNames } from "../fs/temp_names.ts";
-import { writeWholeFile } from "../fs/whole_file.ts";
+import { WholeFileWriter } from "../fs/whole_file.ts";
 import { checkName as jailName, normalizePath } from "../util/path_jail.ts";
 import { escapeName } from "../util/display.ts";
 import { type ErrorCode, FerryError, toFerryError } from "../util/errors.ts";
@@ -93,6 +93,8 @@ export function receiveTree(
   // Directories this run made: nothing can be in the way of a file there.
   const made = new Set<string>();
   const nextTemp = tempNames();
+  // The directory files land in, held open from one file to the next (let go at the end).
+  const writer = new WholeFileWriter();
   const localPath = (path: string): string => {
     if (path === "") return local;
     const slash = path.lastIndexOf("/");
@@ -165,7 +167,7 @@ export function receiveTree(
       return void result.deferred.push({ from, to, size: content.length });
     }
     const fresh = made.has(to.slice(0, to.lastIndexOf(SEP)));
-    const placed = place(to, nextTemp, content, record, fresh, options.noClobber);
+    const placed = place(writer, to, nextTemp, content, record, fresh, options.noClobber);
     if (placed === "defer") result.deferred.push({ from, to, size: content.length });
     else if (placed === "exists") outcome(from, { skipped: "exists" });
     else if (placed) outcome(from, { error: placed });
@@ -190,7 +192,7 @@ export function receiveTree(
       throw new FerryError("PROTOCOL", `unexpected frame type ${frame.type} in a tree`);
     }
     decodeRecords(payload, algorithm, onRecord);
-  });
+  }).finally(() => writer.close());
 }
 
 /** Refuse (PROTOCOL) a relative path from the server that is not plain: `..`, `/x`, `.ferry-*`. */
@@ -243,6 +245,7 @@ function makeDirectory(path: string, parents: boolean): boolean {
  * a directory: `get` on its own knows what to do there), or the error.
  */
 function place(
+  writer: WholeFileWriter,
   to: string,
   tempName: () => string,
   content: Uint8Array,
@@ -255,14 +258,14 @@ function place(
   // new: existsSync tells a miss without the exception lstat costs. A dangling symlink counts
   // as absent, and the rename replaces the link itself.
   const slash = to.lastIndexOf(SEP);
-  const dir = to.slice(0, slash + 1);
+  const dir = to.slice(0, slash);
   try {
     if (!fresh && existsSync(to)) {
       const info = lstatOrUndefined(to);
       if (info && !info.isFile) return "defer";
       if (info && noClobber) return "exists";
     }
-    const placed = writeWholeFile((name) => dir + name, to.slice(slash + 1), tempName, content, {
+    const placed = writer.write(dir || SEP, to.slice(slash + 1), tempName, content, {
       mode,
       mtime,
       noClobber,

@@ -18,10 +18,14 @@
  * @module
  */
 
-/** The calls, as {@linkcode libc} offers them; paths are NUL-terminated UTF-8. */
+/**
+ * The calls, as {@linkcode libc} offers them. Paths are NUL-terminated UTF-8
+ * (see {@linkcode cString}), relative to the directory `dir` holds open, or
+ * to the working directory when `dir` is {@linkcode AT_FDCWD}.
+ */
 export interface Libc {
-  /** `open(2)`: a descriptor, or -1. */
-  open(path: Uint8Array, flags: number, mode: number): number;
+  /** `openat(2)`: a descriptor, or -1. */
+  openat(dir: number, path: Uint8Array, flags: number, mode: number): number;
   /** `write(2)`: bytes written, or -1. */
   write(fd: number, bytes: Uint8Array, length: number): number;
   /** `fchmod(2)`: 0, or -1. */
@@ -38,26 +42,31 @@ export interface Libc {
    * needs `CAP_DAC_READ_SEARCH`, which root has: 5 µs less a file), else
    * through its `/proc/self/fd` entry.
    */
-  link(fd: number, to: Uint8Array): number;
-  /** `rename(2)`: 0, or -1. */
-  rename(from: Uint8Array, to: Uint8Array): number;
-  /** `unlink(2)`: 0, or -1. */
-  unlink(path: Uint8Array): number;
+  link(fd: number, dir: number, to: Uint8Array): number;
+  /** `renameat(2)` within one directory: 0, or -1. */
+  rename(dir: number, from: Uint8Array, to: Uint8Array): number;
+  /** `unlinkat(2)` of a file: 0, or -1. */
+  unlink(dir: number, path: Uint8Array): number;
   /** The calling thread's `errno`, read right after a call returned -1. */
   errno(): number;
   /** `O_TMPFILE | O_WRONLY | O_CLOEXEC` for this machine. */
   readonly O_TMPFILE_WRONLY: number;
+  /** `O_PATH | O_DIRECTORY | O_CLOEXEC` for this machine: a directory held to act in. */
+  readonly O_PATH_DIRECTORY: number;
 }
 
 /** `errno` values the callers tell apart (the same on x86-64 and arm64 Linux). */
 export const ERRNO = { EBADF: 9, EEXIST: 17 } as const;
 
-const AT_FDCWD = -100;
+/** The working directory, where a call takes a directory descriptor. */
+export const AT_FDCWD = -100;
+
 const AT_SYMLINK_FOLLOW = 0x400;
 const AT_EMPTY_PATH = 0x1000;
 const ENOENT = 2;
+const O_CLOEXEC = 0o2000000;
 
-// O_DIRECTORY differs between the two; __O_TMPFILE, O_WRONLY and O_CLOEXEC do not.
+// O_DIRECTORY differs between the two; __O_TMPFILE, O_PATH, O_WRONLY and O_CLOEXEC do not.
 const O_DIRECTORY: Partial<Record<string, number>> = { x86_64: 0o200000, aarch64: 0o40000 };
 
 function load(): Libc | undefined {
@@ -68,15 +77,15 @@ function load(): Libc | undefined {
     // A nameless file is linked through its /proc/self/fd entry; without /proc, no such files.
     if (!Deno.statSync("/proc/self/fd").isDirectory) return undefined;
     const lib = Deno.dlopen("libc.so.6", {
-      open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
+      openat: { parameters: ["i32", "buffer", "i32", "u32"], result: "i32" },
       write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
       fchmod: { parameters: ["i32", "u32"], result: "i32" },
       futimens: { parameters: ["i32", "buffer"], result: "i32" },
       fsync: { parameters: ["i32"], result: "i32" },
       close: { parameters: ["i32"], result: "i32" },
       linkat: { parameters: ["i32", "buffer", "i32", "buffer", "i32"], result: "i32" },
-      rename: { parameters: ["buffer", "buffer"], result: "i32" },
-      unlink: { parameters: ["buffer"], result: "i32" },
+      renameat: { parameters: ["i32", "buffer", "i32", "buffer"], result: "i32" },
+      unlinkat: { parameters: ["i32", "buffer", "i32"], result: "i32" },
       __errno_location: { parameters: [], result: "pointer" },
     });
     const s = lib.symbols;
@@ -91,31 +100,32 @@ function load(): Libc | undefined {
     // answer (ENOENT is the kernel's refusal without the capability).
     let byDescriptor: boolean | undefined;
     const procPaths = new Map<number, Uint8Array>();
-    const link = (fd: number, to: Uint8Array): number => {
+    const link = (fd: number, dir: number, to: Uint8Array): number => {
       if (byDescriptor !== false) {
-        if (s.linkat(fd, empty, AT_FDCWD, to, AT_EMPTY_PATH) === 0) return (byDescriptor = true, 0);
+        if (s.linkat(fd, empty, dir, to, AT_EMPTY_PATH) === 0) return (byDescriptor = true, 0);
         if (byDescriptor || errno() !== ENOENT) return -1;
         byDescriptor = false;
       }
       let self = procPaths.get(fd);
       if (self === undefined) {
         if (procPaths.size >= 256) procPaths.clear();
-        procPaths.set(fd, self = cPath(`/proc/self/fd/${fd}`)!);
+        procPaths.set(fd, self = cPath(`/proc/self/fd/${fd}`));
       }
-      return s.linkat(AT_FDCWD, self, AT_FDCWD, to, AT_SYMLINK_FOLLOW);
+      return s.linkat(AT_FDCWD, self, dir, to, AT_SYMLINK_FOLLOW);
     };
     return {
-      open: (path, flags, mode) => s.open(path, flags, mode),
+      openat: (dir, path, flags, mode) => s.openat(dir, path, flags, mode),
       write: (fd, bytes, length) => Number(s.write(fd, bytes, BigInt(length))),
       fchmod: (fd, mode) => s.fchmod(fd, mode),
       futimens: (fd, times) => s.futimens(fd, times),
       fsync: (fd) => s.fsync(fd),
       close: (fd) => s.close(fd),
       link,
-      rename: (from, to) => s.rename(from, to),
-      unlink: (path) => s.unlink(path),
+      rename: (dir, from, to) => s.renameat(dir, from, dir, to),
+      unlink: (dir, path) => s.unlinkat(dir, path, 0),
       errno,
-      O_TMPFILE_WRONLY: 0o20000000 | directory | 0o1 | 0o2000000,
+      O_TMPFILE_WRONLY: 0o20000000 | directory | 0o1 | O_CLOEXEC,
+      O_PATH_DIRECTORY: 0o10000000 | directory | O_CLOEXEC,
     };
   } catch {
     // No glibc by that name (musl, say), or FFI refused: node:fs it is.
@@ -149,19 +159,45 @@ export function libc(): Libc | undefined {
 
 const encoder = new TextEncoder();
 
+/** Buffers {@linkcode cString} encodes into, one per slot, grown as needed. */
+const slots: Uint8Array[] = [];
+
 /**
- * `path` as NUL-terminated UTF-8 in a fresh buffer, or undefined when it
- * holds a NUL of its own (which `node:fs` refuses with a proper error).
+ * `text` as NUL-terminated UTF-8 in the reusable buffer `slot` (valid until
+ * the next call for that slot), or undefined when it holds a NUL of its own.
+ * For names passed straight to a call: no allocation, and plain ASCII is
+ * copied without the encoder.
  *
  * @example
  * ```ts
- * import { cPath } from "./libc.ts";
- * console.assert(cPath("a")!.join() === "97,0");
- * console.assert(cPath("a\0b") === undefined);
+ * import { cString } from "./libc.ts";
+ * const c = cString("ab", 0)!;
+ * console.assert(c[0] === 97 && c[1] === 98 && c[2] === 0);
+ * console.assert(cString("é", 1)![2] === 0 && cString("a\0", 1) === undefined);
  * ```
  */
-export function cPath(path: string): Uint8Array | undefined {
-  if (path.includes("\0")) return undefined;
+export function cString(text: string, slot: number): Uint8Array | undefined {
+  let out = slots[slot];
+  if (out === undefined || out.length < text.length * 3 + 1) {
+    out = slots[slot] = new Uint8Array(Math.max(256, text.length * 3 + 1));
+  }
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code === 0) return undefined;
+    if (code >= 0x80) {
+      if (text.includes("\0", i)) return undefined;
+      const { written } = encoder.encodeInto(text, out);
+      out[written] = 0;
+      return out;
+    }
+    out[i] = code;
+  }
+  out[text.length] = 0;
+  return out;
+}
+
+/** `path` as NUL-terminated UTF-8 in a buffer of its own (to be kept). */
+function cPath(path: string): Uint8Array {
   const out = new Uint8Array(path.length * 3 + 1);
   const { written } = encoder.encodeInto(path, out);
   out[written] = 0;

@@ -22,7 +22,8 @@ import {
   unlinkSync,
   writeSync,
 } from "node:fs";
-import { cPath, ERRNO, type Libc, libc } from "./libc.ts";
+import { AT_FDCWD, cString, ERRNO, type Libc, libc } from "./libc.ts";
+import { childPath } from "./directory.ts";
 
 const CREATE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
 
@@ -65,56 +66,132 @@ export function writeWholeFile(
 ): "exists" | undefined {
   const c = libc();
   if (c) {
-    const placed = writeNameless(c, at, name, tempName, content, options);
+    const placed = writeNameless(c, AT_FDCWD, at, name, tempName, content, options);
     if (placed !== RETRY) return placed;
   }
   return writeNamed(at, name, tempName, content, options);
 }
+
+/**
+ * Writes many whole files as {@linkcode writeWholeFile} does, holding the
+ * directory they go to open (`O_PATH`) from one file to the next, so that
+ * each call names the file alone and the kernel walks no path: 5-10 µs a
+ * file less, for a tree received on one's own disk. A directory moved while
+ * held is still the one written to, as a process that changed into it would
+ * find (rsync's receiver does); {@linkcode close} lets it go.
+ *
+ * @example
+ * ```ts
+ * import { WholeFileWriter } from "./whole_file.ts";
+ * const dir = Deno.makeTempDirSync();
+ * using writer = new WholeFileWriter();
+ * const content = new TextEncoder().encode("hello");
+ * writer.write(dir, "a.txt", () => ".ferry-0.part", content, { mode: 0o644, mtime: 0 });
+ * console.assert(Deno.readTextFileSync(`${dir}/a.txt`) === "hello");
+ * ```
+ */
+export class WholeFileWriter implements Disposable {
+  #path: string | undefined;
+  #fd = -1;
+
+  /**
+   * Write `content` as `name` in the directory `dir` (an absolute path):
+   * see {@linkcode writeWholeFile}.
+   */
+  write(
+    dir: string,
+    name: string,
+    tempName: () => string,
+    content: Uint8Array,
+    options: WholeFileOptions,
+  ): "exists" | undefined {
+    const at = (child: string) => childPath(dir, child);
+    const c = libc();
+    if (c) {
+      const held = this.#hold(c, dir);
+      const placed = held < 0
+        ? writeNameless(c, AT_FDCWD, at, name, tempName, content, options)
+        : writeNameless(c, held, same, name, tempName, content, options);
+      if (placed !== RETRY) return placed;
+    }
+    return writeNamed(at, name, tempName, content, options);
+  }
+
+  /** The descriptor held for `dir`, opened when it differs from the last; -1 if it cannot be. */
+  #hold(c: Libc, dir: string): number {
+    if (dir === this.#path) return this.#fd;
+    this.close();
+    const path = cString(dir, SLOT_DIR);
+    // Not to be had (gone, say): the files of this directory go by path, which reports why.
+    this.#fd = path === undefined ? -1 : c.openat(AT_FDCWD, path, c.O_PATH_DIRECTORY, 0);
+    this.#path = dir;
+    return this.#fd;
+  }
+
+  /** Let the held directory go. */
+  close(): void {
+    if (this.#fd >= 0) libc()?.close(this.#fd);
+    this.#fd = -1;
+    this.#path = undefined;
+  }
+
+  /** {@linkcode close}. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+const same = (name: string) => name;
+
+/** {@linkcode cString}'s buffers: each name of a step in its own. */
+const SLOT_DIR = 0, SLOT_FINAL = 1, SLOT_TEMP = 2;
 
 const RETRY = Symbol("retry");
 
 /** `{atime, mtime}` for futimens, reused: one call at a time per thread. */
 const times = new BigInt64Array(4);
 
-let lastDir: { path: string; c: Uint8Array | undefined } = { path: "", c: undefined };
+/** `.` as a C string: the held directory itself. */
+const DOT = new Uint8Array([0x2e, 0]);
 
 /**
- * The file made nameless in the target directory, filled, given its mode and
- * mtime, then linked under `name` (or, when a file has that name and may be
- * replaced, under `tempName` and renamed over it). Any failure closes the
- * nameless file, which the kernel then frees, and answers {@linkcode RETRY}:
- * the named path redoes the step and reports what went wrong.
+ * The file made nameless in the target directory (`dir`, a descriptor held
+ * open, with `at` naming files in it; or {@linkcode AT_FDCWD}, with `at`
+ * giving paths), filled, given its mode and mtime, then linked under `name`
+ * (or, when a file has that name and may be replaced, under a temporary
+ * name and renamed over it). Any failure closes the nameless file, which
+ * the kernel then frees, and answers {@linkcode RETRY}: the named path
+ * redoes the step and reports what went wrong.
  */
 function writeNameless(
   c: Libc,
+  dir: number,
   at: (name: string) => string,
   name: string,
   tempName: () => string,
   content: Uint8Array,
   options: WholeFileOptions,
 ): "exists" | undefined | typeof RETRY {
-  // A tree's files come directory by directory: the last one's C path serves again.
-  const dirPath = at(".");
-  if (dirPath !== lastDir.path) lastDir = { path: dirPath, c: cPath(dirPath) };
-  const dir = lastDir.c;
-  const final = cPath(at(name));
-  if (dir === undefined || final === undefined) return RETRY;
-  const fd = c.open(dir, c.O_TMPFILE_WRONLY, 0o600);
+  const where = dir === AT_FDCWD ? cString(at("."), SLOT_DIR) : DOT;
+  const final = cString(at(name), SLOT_FINAL);
+  if (where === undefined || final === undefined) return RETRY;
+  const fd = c.openat(dir, where, c.O_TMPFILE_WRONLY, 0o600);
   // EOPNOTSUPP (a filesystem without O_TMPFILE), EISDIR (a kernel before 3.11), or a failure
   // the named path will meet and report. Asked again for each file: a directory of the tree may
   // be on another filesystem, and a failed open costs about a microsecond.
   if (fd < 0) return RETRY;
-  const placed = fillAndLink(c, fd, at, final, tempName, content, options);
+  const placed = fillAndLink(c, fd, dir, at, final, tempName, content, options);
   if (c.close(fd) === 0 || placed === RETRY) return placed;
   // A filesystem that reports a failed write only at close (NFS): the file under the name may
   // be short, so it goes, and the named path redoes the step and reports what went wrong.
-  c.unlink(final);
+  c.unlink(dir, final);
   return RETRY;
 }
 
 function fillAndLink(
   c: Libc,
   fd: number,
+  dir: number,
   at: (name: string) => string,
   final: Uint8Array,
   tempName: () => string,
@@ -131,14 +208,14 @@ function fillAndLink(
   times[1] = times[3] = BigInt(Math.round((options.mtime - seconds * 1000) * 1e6));
   if (c.fchmod(fd, options.mode & 0o777) !== 0 || c.futimens(fd, times) !== 0) return RETRY;
   if (options.fsync && c.fsync(fd) !== 0) return RETRY;
-  if (c.link(fd, final) === 0) return undefined;
+  if (c.link(fd, dir, final) === 0) return undefined;
   if (c.errno() !== ERRNO.EEXIST) return RETRY;
   if (options.noClobber) return "exists";
-  // Taken, and to be replaced: under the temporary name first, then renamed over it.
-  const temp = cPath(at(tempName()))!;
-  if (c.link(fd, temp) !== 0) return RETRY;
-  if (c.rename(temp, final) === 0) return undefined;
-  c.unlink(temp);
+  // Taken, and to be replaced: under a temporary name first, then renamed over it.
+  const temp = cString(at(tempName()), SLOT_TEMP);
+  if (temp === undefined || c.link(fd, dir, temp) !== 0) return RETRY;
+  if (c.rename(dir, temp, final) === 0) return undefined;
+  c.unlink(dir, temp);
   return RETRY;
 }
 
