@@ -204,3 +204,30 @@ Deno.test(`whole files (${way}): a WholeFileWriter follows its directory, and on
     (err: { code?: string }) => err.code === "ENOENT",
   );
 });
+
+Deno.test({
+  name: "whole files: no C library calls where writing is granted only somewhere",
+  ignore: CHILD || Deno.build.os !== "linux",
+  async fn() {
+    // FFI calls pass by Deno's permission checks: under --allow-write=DIR they could write
+    // elsewhere, so they are not used at all; under --allow-all they are.
+    await using dir = await tempDir();
+    const module = new URL("../lib/fs/libc.ts", import.meta.url).href;
+    const script = join(dir.path, "which.ts");
+    await Deno.writeTextFile(
+      script,
+      `import { libc } from "${module}"; console.log(libc() ? "libc" : "node:fs");`,
+    );
+    const run = async (flags: string[]) => {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "--no-check", ...flags, script],
+        stdout: "piped",
+        stderr: "inherit",
+      }).output();
+      return new TextDecoder().decode(out.stdout).trim();
+    };
+    assert.equal(await run(["--allow-ffi", "--allow-read", "--allow-write=/tmp"]), "node:fs");
+    assert.equal(await run(["--allow-ffi", "--allow-read=/", "--allow-write"]), "node:fs");
+    if (libc()) assert.equal(await run(["--allow-all"]), "libc");
+  },
+});

@@ -1,7 +1,9 @@
 /**
  * The few C library calls that write a small file without a temporary name,
  * through Deno's FFI, where they exist: Linux with glibc on x86-64 or arm64,
- * with `--allow-ffi`. Elsewhere {@linkcode libc} answers undefined and callers use
+ * with `--allow-ffi` and reading and writing granted everywhere (FFI calls
+ * pass by Deno's permission checks, so a program allowed to write only
+ * somewhere never has them). Elsewhere {@linkcode libc} answers undefined and callers use
  * `node:fs` as before.
  *
  * Why: a file created nameless (`O_TMPFILE`), filled, then linked under its
@@ -73,7 +75,11 @@ function load(): Libc | undefined {
   const directory = O_DIRECTORY[Deno.build.arch];
   if (Deno.build.os !== "linux" || directory === undefined) return undefined;
   try {
-    if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") return undefined;
+    // FFI calls pass by Deno's permission checks: only where reading and writing anywhere is
+    // granted already (the built programs' --allow-all) do they reach no further than node:fs.
+    const granted = (name: "ffi" | "read" | "write") =>
+      Deno.permissions.querySync({ name }).state === "granted";
+    if (!granted("ffi") || !granted("read") || !granted("write")) return undefined;
     // A nameless file is linked through its /proc/self/fd entry; without /proc, no such files.
     if (!Deno.statSync("/proc/self/fd").isDirectory) return undefined;
     const lib = Deno.dlopen("libc.so.6", {
