@@ -176,7 +176,7 @@ Deno.test({
     const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
     assert.ok(out.success, text);
     assert.match(text, /\(node:fs, WholeFileWriter\): content, mode/);
-    assert.match(text, /ok \| 9 passed/);
+    assert.match(text, /ok \| 12 passed/);
   },
 });
 
@@ -229,5 +229,72 @@ Deno.test({
     assert.equal(await run(["--allow-ffi", "--allow-read", "--allow-write=/tmp"]), "node:fs");
     assert.equal(await run(["--allow-ffi", "--allow-read=/", "--allow-write"]), "node:fs");
     if (libc()) assert.equal(await run(["--allow-all"]), "libc");
+  },
+});
+
+for (const [how, writeWholeFile] of ways) {
+  Deno.test(`whole files (${way}, ${how}): a temporary name taken is somebody else's, and stays`, async () => {
+    await using dir = await tempDir();
+    const at = (name: string) => join(dir.path, name);
+    await Deno.writeTextFile(at("file"), "old");
+    await Deno.symlink("/nowhere", at(".ferry-taken.part"));
+    assert.throws(
+      () =>
+        writeWholeFile(at, "file", () => ".ferry-taken.part", bytes("new"), {
+          mode: 0o644,
+          mtime: MTIME,
+        }),
+      (err: { code?: string }) => err.code === "EEXIST",
+    );
+    assert.ok((await Deno.lstat(at(".ferry-taken.part"))).isSymlink);
+    assert.equal(await Deno.readTextFile(at("file")), "old");
+  });
+}
+
+Deno.test(`whole files (${way}): a time no Date holds fails or goes through node:fs, leaking nothing`, async () => {
+  await using dir = await tempDir();
+  const at = (name: string) => join(dir.path, name);
+  const open = () => Array.from(Deno.readDirSync("/proc/self/fd")).length;
+  const before = open();
+  for (let i = 0; i < 50; i++) {
+    try {
+      writeWholeFile(at, `nan${i}`, temp, bytes("x"), { mode: 0o644, mtime: NaN });
+    } catch {
+      // node:fs refuses it; what matters is what is left.
+    }
+  }
+  assert.ok(open() <= before + 1, `descriptors: ${before} -> ${open()}`);
+  assert.deepEqual((await names(dir.path)).filter((n) => n.startsWith(".")), []);
+  writeWholeFile(at, "far", temp, bytes("x"), { mode: 0o644, mtime: 1e300 });
+  // Whatever node:fs makes of it, not the epoch that 64-bit seconds would wrap around to.
+  assert.notEqual((await Deno.lstat(at("far"))).mtime!.getTime(), 0);
+});
+
+Deno.test({
+  name: "whole files: a close that fails drops only the file this step linked, and says so",
+  ignore: CHILD || !libc(),
+  async fn() {
+    // As NFS or FUSE report a failed write: the descriptor is gone, and close answers -1.
+    await using dir = await tempDir();
+    const at = (name: string) => join(dir.path, name);
+    await Deno.writeTextFile(at("keep"), "precious");
+    const c = libc()!;
+    const close = c.close;
+    c.close = (fd) => (close(fd), -1);
+    try {
+      const options = { mode: 0o644, mtime: MTIME };
+      assert.equal(
+        writeWholeFile(at, "keep", temp, bytes("theirs"), { ...options, noClobber: true }),
+        "exists",
+      );
+      assert.throws(
+        () => writeWholeFile(at, "new", temp, bytes("short?"), options),
+        (err: { code?: string }) => err.code === "EIO",
+      );
+    } finally {
+      c.close = close;
+    }
+    assert.equal(await Deno.readTextFile(at("keep")), "precious");
+    assert.deepEqual(await names(dir.path), ["keep"]);
   },
 });

@@ -148,6 +148,9 @@ const SLOT_DIR = 0, SLOT_FINAL = 1, SLOT_TEMP = 2;
 
 const RETRY = Symbol("retry");
 
+/** The largest time a Date holds, in ms either side of the epoch. */
+const MAX_TIME = 8.64e15;
+
 /** `{atime, mtime}` for futimens, reused: one call at a time per thread. */
 const times = new BigInt64Array(4);
 
@@ -172,6 +175,9 @@ function writeNameless(
   content: Uint8Array,
   options: WholeFileOptions,
 ): "exists" | undefined | typeof RETRY {
+  // Times beyond what a Date holds would wrap around in futimens' 64-bit seconds: node:fs
+  // takes those (and NaN) as it always did.
+  if (!(Math.abs(options.mtime) <= MAX_TIME)) return RETRY;
   const where = dir === AT_FDCWD ? cString(at("."), SLOT_DIR) : DOT;
   const final = cString(at(name), SLOT_FINAL);
   if (where === undefined || final === undefined) return RETRY;
@@ -180,12 +186,21 @@ function writeNameless(
   // the named path will meet and report. Asked again for each file: a directory of the tree may
   // be on another filesystem, and a failed open costs about a microsecond.
   if (fd < 0) return RETRY;
-  const placed = fillAndLink(c, fd, dir, at, final, tempName, content, options);
-  if (c.close(fd) === 0 || placed === RETRY) return placed;
-  // A filesystem that reports a failed write only at close (NFS): the file under the name may
-  // be short, so it goes, and the named path redoes the step and reports what went wrong.
+  let placed: "exists" | undefined | typeof RETRY;
+  try {
+    placed = fillAndLink(c, fd, dir, at, final, tempName, content, options);
+  } catch (err) {
+    c.close(fd);
+    throw err;
+  }
+  if (c.close(fd) === 0 || placed !== undefined) return placed;
+  // A filesystem that reports a failed write only at close (NFS, FUSE): the file this step
+  // linked may be short, so it goes, and the step fails. Only that file: "exists" is
+  // somebody else's, and stays; node:fs's close would not even say.
   c.unlink(dir, final);
-  return RETRY;
+  throw Object.assign(new Error("the file system failed to close the file (EIO)"), {
+    code: "EIO",
+  });
 }
 
 function fillAndLink(
@@ -229,8 +244,12 @@ function writeNamed(
 ): "exists" | undefined {
   const temp = at(tempName());
   let fd: number | undefined;
+  // Whether the temporary file is this step's: a name taken already (EEXIST) is somebody
+  // else's file, never removed.
+  let made = false;
   try {
     fd = openSync(temp, CREATE, 0o600);
+    made = true;
     for (let done = 0; done < content.length;) {
       done += writeSync(fd, content, done, content.length - done);
     }
@@ -249,15 +268,16 @@ function writeNamed(
       if ((err as { code?: string }).code === "EEXIST") return "exists";
       throw err;
     } finally {
+      made = false;
       unlinkSync(temp);
     }
     return undefined;
   } catch (err) {
     if (fd !== undefined) closeSync(fd);
     try {
-      unlinkSync(temp);
+      if (made) unlinkSync(temp);
     } catch {
-      // Never made, or gone already.
+      // Gone already.
     }
     throw err;
   }
