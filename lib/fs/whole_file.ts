@@ -188,7 +188,7 @@ function writeNameless(
   if (fd < 0) return RETRY;
   let placed: "exists" | undefined | typeof RETRY;
   try {
-    placed = fillAndLink(c, fd, dir, at, final, tempName, content, options);
+    placed = fillAndLink({ c, fd, dir, at, final, tempName, content, options });
   } catch (err) {
     c.close(fd);
     throw err;
@@ -203,15 +203,20 @@ function writeNameless(
   });
 }
 
+/** A nameless file open as `fd` in `dir`, to fill and link as `final`: see writeNameless. */
+interface NamelessStep {
+  c: Libc;
+  fd: number;
+  dir: number;
+  at: (name: string) => string;
+  final: Uint8Array;
+  tempName: () => string;
+  content: Uint8Array;
+  options: WholeFileOptions;
+}
+
 function fillAndLink(
-  c: Libc,
-  fd: number,
-  dir: number,
-  at: (name: string) => string,
-  final: Uint8Array,
-  tempName: () => string,
-  content: Uint8Array,
-  options: WholeFileOptions,
+  { c, fd, dir, at, final, tempName, content, options }: NamelessStep,
 ): "exists" | undefined | typeof RETRY {
   for (let done = 0; done < content.length;) {
     const n = c.write(fd, done === 0 ? content : content.subarray(done), content.length - done);
@@ -235,13 +240,7 @@ function fillAndLink(
 }
 
 /** The named path: a temporary file beside `name`, then a rename or a link. */
-function writeNamed(
-  at: (name: string) => string,
-  name: string,
-  tempName: () => string,
-  content: Uint8Array,
-  options: WholeFileOptions,
-): "exists" | undefined {
+const writeNamed: typeof writeWholeFile = (at, name, tempName, content, options) => {
   const temp = at(tempName());
   let fd: number | undefined;
   // Whether the temporary file is this step's: a name taken already (EEXIST) is somebody
@@ -281,4 +280,4 @@ function writeNamed(
     }
     throw err;
   }
-}
+};
