@@ -21,6 +21,7 @@
 // The WebAssembly build is imported when chosen: evaluating hash-wasm (1.7 MB of script) cost
 // every ferry command 3-6 ms of start-up, the addon loaded or not.
 import type { IHasher } from "hash-wasm";
+import { granted } from "../util/permissions.ts";
 import type { Digest, Hasher } from "./types.ts";
 
 /** Which implementation computes XXH3-128 in this process. */
@@ -85,7 +86,7 @@ export function xxh128Implementation(): Xxh128Implementation | undefined {
 }
 
 async function loadNative(): Promise<NativeModule | undefined> {
-  if (!granted({ name: "ffi" })) return undefined;
+  if (!granted("ffi")) return undefined;
   if (granted({ name: "env", variable: "FERRY_XXH128" })) {
     if (Deno.env.get("FERRY_XXH128") === "wasm") return undefined;
   }
@@ -102,15 +103,6 @@ async function loadNative(): Promise<NativeModule | undefined> {
   } catch {
     // No prebuilt binary for this platform, or it cannot be loaded here: WebAssembly it is.
     return undefined;
-  }
-}
-
-/** Whether a permission is already granted; never prompts. */
-function granted(descriptor: Deno.PermissionDescriptor): boolean {
-  try {
-    return Deno.permissions.querySync(descriptor).state === "granted";
-  } catch {
-    return false;
   }
 }
 

@@ -13,6 +13,7 @@
 
 import { sep as SEP } from "node:path";
 import { FerryError, toFerryError } from "../util/errors.ts";
+import { granted } from "../util/permissions.ts";
 
 /** A directory and the way to act on names in it. */
 export interface Directory {
@@ -101,10 +102,7 @@ function isolatesLock(): Deno.FsFile | null {
   processLock = null;
   if (Deno.build.os !== "linux") return null;
   // Asked first, so that a program with fewer permissions is never prompted for them.
-  const all = (["read", "write", "run", "ffi", "sys"] as const).every((name) =>
-    Deno.permissions.querySync({ name }).state === "granted"
-  );
-  if (!all) return null;
+  if (!granted("read", "write", "run", "ffi", "sys")) return null;
   try {
     processLock = Deno.openSync(`/proc/${Deno.pid}`, { read: true });
   } catch {

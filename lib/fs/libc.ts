@@ -20,6 +20,8 @@
  * @module
  */
 
+import { granted } from "../util/permissions.ts";
+
 /**
  * The calls, as {@linkcode libc} offers them. Paths are NUL-terminated UTF-8
  * (see {@linkcode cString}), relative to the directory `dir` holds open, or
@@ -77,9 +79,7 @@ function load(): Libc | undefined {
   try {
     // FFI calls pass by Deno's permission checks: only where reading and writing anywhere is
     // granted already (the built programs' --allow-all) do they reach no further than node:fs.
-    const granted = (name: "ffi" | "read" | "write") =>
-      Deno.permissions.querySync({ name }).state === "granted";
-    if (!granted("ffi") || !granted("read") || !granted("write")) return undefined;
+    if (!granted("ffi", "read", "write")) return undefined;
     // A nameless file is linked through its /proc/self/fd entry; without /proc, no such files.
     if (!Deno.statSync("/proc/self/fd").isDirectory) return undefined;
     const lib = Deno.dlopen("libc.so.6", {

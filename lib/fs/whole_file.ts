@@ -95,8 +95,8 @@ export class WholeFileWriter implements Disposable {
   #fd = -1;
 
   /**
-   * Write `content` as `name` in the directory `dir` (an absolute path):
-   * see {@linkcode writeWholeFile}.
+   * Write `content` as `name` in the directory at the path `dir`: see
+   * {@linkcode writeWholeFile}.
    */
   write(
     dir: string,
