@@ -169,6 +169,44 @@ Deno.test("many hashers at once share the one WebAssembly instance without mixin
   assert.equal(dec.decode(out.stdout).trim(), "ok", dec.decode(out.stderr));
 });
 
+Deno.test("the native XXH3-128, through FFI and through Node-API, gives hash-wasm's values", async () => {
+  // On Linux the prebuilt library's own C functions are called through FFI (FERRY_XXH128 unset);
+  // FERRY_XXH128=node-api loads it as the addon. Each in a process of its own, on the sizes where
+  // XXH3's code paths change, fed in one piece and in two with a peek between, one-shot, and
+  // with hashers made after others were digested (the pooled states must start afresh).
+  const code = `
+    import { hasher, hashBytes, loadAlgorithm } from "./lib/checksum/checksum.ts";
+    import { xxh128Binding } from "./lib/checksum/xxh128.ts";
+    import { createXXHash128 } from "hash-wasm";
+    if (await loadAlgorithm("xxh128") !== "native") throw new Error("not native");
+    const ref = await createXXHash128();
+    const want = (b) => { ref.init(); ref.update(b); return ref.digest("hex"); };
+    const sizes = [0, 1, 3, 16, 17, 128, 129, 240, 241, 1024, 4096, 100003, 3 * 1048576 + 5];
+    for (const round of [0, 1]) {
+      for (const n of sizes) {
+        const b = Uint8Array.from({ length: n }, (_, k) => (k * 131 + n + round) & 255);
+        if (hashBytes("xxh128", b) !== want(b)) throw new Error("one-shot " + n);
+        const h = hasher("xxh128");
+        h.update(b.subarray(0, n >> 1));
+        if (h.peek().hex !== want(b.subarray(0, n >> 1))) throw new Error("peek " + n);
+        h.update(b.subarray(n >> 1));
+        if (h.digest().hex !== want(b)) throw new Error("digest " + n);
+      }
+    }
+    console.log(xxh128Binding());
+  `;
+  const expected = Deno.build.os === "linux" && Deno.build.env !== "musl" ? "ffi" : "node-api";
+  for (const [choice, binding] of [["", expected], ["node-api", "node-api"]]) {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["eval", "--ext=ts", code],
+      env: { FERRY_XXH128: choice, NO_COLOR: "1" },
+      cwd: new URL("..", import.meta.url).pathname,
+    }).output();
+    const dec = new TextDecoder();
+    assert.equal(dec.decode(out.stdout).trim(), binding, dec.decode(out.stderr));
+  }
+});
+
 Deno.test("concurrent uploads into a WebAssembly ferryd are each verified", async () => {
   await using server = await startServer({ flags: WITHOUT_FFI });
   await using local = await tempDir();

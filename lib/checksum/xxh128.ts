@@ -3,11 +3,17 @@
  * implementations that give the same values (the canonical big-endian form
  * `xxhsum -H2` prints):
  *
- * - **native**: `xxhash-addon`, the xxHash C library as a Node-API addon
- *   with prebuilt binaries, about 19 GiB/s on one thread here. Loading it
- *   needs the `--allow-ffi` permission (asked for, never prompted).
+ * - **native**: the xxHash C library that `xxhash-addon` ships prebuilt,
+ *   about 17-19 GiB/s on one thread here. On Linux it is called through
+ *   Deno's FFI: the prebuilt library exports xxHash's own C functions, and
+ *   opening it that way costs about 4 ms, where loading it as a Node-API
+ *   addon costs about 25 ms of every command's start (the addon's loader
+ *   brings in Deno's Node layer). Elsewhere, or where the file cannot be
+ *   opened so (a compiled binary keeps it inside itself), it is loaded as
+ *   the Node-API addon it is. Either needs the `--allow-ffi` permission
+ *   (asked for, never prompted). `FERRY_XXH128=node-api` chooses the addon.
  * - **wasm**: `hash-wasm`'s WebAssembly build, about 3.4 GiB/s. It needs
- *   no permission, so it is what runs when the addon cannot load: no
+ *   no permission, so it is what runs when neither loads: no
  *   `--allow-ffi`, a platform without a prebuilt binary, or a compiled
  *   binary that could not embed it. `FERRY_XXH128=wasm` chooses it.
  *
@@ -27,17 +33,35 @@ import type { Digest, Hasher } from "./types.ts";
 /** Which implementation computes XXH3-128 in this process. */
 export type Xxh128Implementation = "native" | "wasm";
 
-/** The part of `xxhash-addon`'s streaming class that ferry uses. */
+/** How the native library is reached: its C functions through FFI, or as a Node-API addon. */
+export type NativeBinding = "ffi" | "node-api";
+
+/** A running XXH3-128 state of the native library. */
 interface NativeState {
   update(bytes: Uint8Array): void;
-  /** The canonical 16 bytes of everything fed so far; the state goes on. */
-  digest(): Uint8Array;
+  /** The canonical form of everything fed so far, in hex; the state goes on. */
+  digestHex(): string;
   reset(): void;
 }
 
-interface NativeModule {
+/** The native library, however reached. */
+interface Native {
+  binding: NativeBinding;
+  /** A fresh state, seed 0. */
+  state(): NativeState;
+  /** XXH3-128 of `bytes` at once, seed 0, canonical, in hex. */
+  hashHex(bytes: Uint8Array): string;
+}
+
+/** The part of `xxhash-addon`'s Node-API module that ferry uses. */
+interface AddonModule {
   XXHash128: {
-    new (seed: Uint8Array): NativeState;
+    new (seed: Uint8Array): {
+      update(bytes: Uint8Array): void;
+      /** The canonical 16 bytes of everything fed so far; the state goes on. */
+      digest(): Uint8Array;
+      reset(): void;
+    };
     /** XXH3-128 of `bytes` at once, seed 0. */
     hash(bytes: Uint8Array): Uint8Array;
   };
@@ -50,7 +74,7 @@ const SEED = new Uint8Array(8);
 const POOL_LIMIT = 64;
 
 let loading: Promise<Xxh128Implementation> | undefined;
-let native: NativeModule | undefined;
+let native: Native | undefined;
 let wasm: IHasher | undefined;
 let fresh: Uint8Array | undefined;
 const pool: NativeState[] = [];
@@ -85,25 +109,114 @@ export function xxh128Implementation(): Xxh128Implementation | undefined {
   return native ? "native" : wasm ? "wasm" : undefined;
 }
 
-async function loadNative(): Promise<NativeModule | undefined> {
+/** How the native implementation is reached, when it is the one in use. */
+export function xxh128Binding(): NativeBinding | undefined {
+  return native?.binding;
+}
+
+async function loadNative(): Promise<Native | undefined> {
   if (!granted("ffi")) return undefined;
+  let chosen: string | undefined;
   if (granted({ name: "env", variable: "FERRY_XXH128" })) {
-    if (Deno.env.get("FERRY_XXH128") === "wasm") return undefined;
+    chosen = Deno.env.get("FERRY_XXH128");
+    if (chosen === "wasm") return undefined;
   }
+  const found = (chosen === "node-api" ? undefined : ffiNative()) ?? await addonNative();
+  // One known value, so that a broken build is never trusted with a transfer.
+  if (!found) return undefined;
+  const probe = found.state();
+  probe.update(new TextEncoder().encode("abc"));
+  const ok = probe.digestHex() === "06b05ab6733a618578af5f94892f3950" &&
+    found.hashHex(new Uint8Array(0)) === "99aa06d3014798d86001c324468d497f";
+  return ok ? found : undefined;
+}
+
+/** The Node-API addon, or undefined where it does not load. */
+async function addonNative(): Promise<Native | undefined> {
   try {
     const mod = await import("xxhash-addon");
-    const found = ((mod as { default?: unknown }).default ?? mod) as Partial<NativeModule>;
-    if (typeof found.XXHash128 !== "function") return undefined;
-    // One known value, so that a broken build is never trusted with a transfer.
-    const probe = new found.XXHash128(SEED);
-    probe.update(new TextEncoder().encode("abc"));
-    return hex(probe.digest()) === "06b05ab6733a618578af5f94892f3950"
-      ? found as NativeModule
-      : undefined;
+    const addon = ((mod as { default?: unknown }).default ?? mod) as Partial<AddonModule>;
+    const XXHash128 = addon.XXHash128;
+    if (typeof XXHash128 !== "function") return undefined;
+    return {
+      binding: "node-api",
+      state() {
+        const state = new XXHash128(SEED);
+        return {
+          update: (bytes) => state.update(bytes),
+          digestHex: () => hex(state.digest()),
+          reset: () => state.reset(),
+        };
+      },
+      hashHex: (bytes) => hex(XXHash128.hash(bytes)),
+    };
   } catch {
     // No prebuilt binary for this platform, or it cannot be loaded here: WebAssembly it is.
     return undefined;
   }
+}
+
+/** The C functions ferry calls, as xxHash declares them (`xxh_x86dispatch.h` for `_dispatch`). */
+const XXH_SYMBOLS = {
+  XXH3_createState: { parameters: [], result: "pointer" },
+  XXH3_128bits_reset: { parameters: ["pointer"], result: "i32" },
+  // The _dispatch entry points pick AVX2 or SSE2 at run time, as the addon's own calls do.
+  XXH3_128bits_update_dispatch: { parameters: ["pointer", "buffer", "usize"], result: "i32" },
+  XXH3_128bits_digest: { parameters: ["pointer"], result: { struct: ["u64", "u64"] } },
+  XXH3_128bits_dispatch: { parameters: ["buffer", "usize"], result: { struct: ["u64", "u64"] } },
+} as const;
+
+/**
+ * The addon's prebuilt library opened through FFI: on Linux, where its file
+ * is a file on disk (not inside a compiled binary). Undefined otherwise.
+ */
+function ffiNative(): Native | undefined {
+  const arch = ({ x86_64: "x64", aarch64: "arm64" } as Record<string, string>)[Deno.build.arch];
+  if (Deno.build.os !== "linux" || !arch || Deno.build.env === "musl") return undefined;
+  let c: Deno.DynamicLibrary<typeof XXH_SYMBOLS>["symbols"];
+  try {
+    const where = new URL(
+      `prebuilds/linux-${arch}/addon.napi.glibc.node`,
+      import.meta.resolve("xxhash-addon"),
+    );
+    if (where.protocol !== "file:") return undefined;
+    c = Deno.dlopen(where, XXH_SYMBOLS).symbols;
+  } catch {
+    return undefined;
+  }
+  return {
+    binding: "ffi",
+    state() {
+      const state = c.XXH3_createState();
+      if (state === null) throw new Error("XXH3_createState: out of memory");
+      // States are pooled (see POOL_LIMIT), never freed: a few hundred bytes each.
+      c.XXH3_128bits_reset(state);
+      return {
+        update: (bytes) => void c.XXH3_128bits_update_dispatch(state, bytes, BigInt(bytes.length)),
+        digestHex: () => canonicalHex(c.XXH3_128bits_digest(state) as Uint8Array),
+        reset: () => void c.XXH3_128bits_reset(state),
+      };
+    },
+    hashHex: (bytes) =>
+      canonicalHex(c.XXH3_128bits_dispatch(bytes, BigInt(bytes.length)) as Uint8Array),
+  };
+}
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/**
+ * The canonical hex of an `XXH128_hash_t` as FFI returns it: `{ low64,
+ * high64 }` in host byte order, where the canonical form is high64 then
+ * low64, big-endian.
+ */
+function canonicalHex(hash: Uint8Array): string {
+  let out = "";
+  if (LITTLE_ENDIAN) { for (let i = 15; i >= 0; i--) out += HEX[hash[i]]; }
+  else {
+    for (let i = 8; i < 16; i++) out += HEX[hash[i]];
+    for (let i = 0; i < 8; i++) out += HEX[hash[i]];
+  }
+  return out;
 }
 
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
@@ -125,7 +238,7 @@ class NativeXxh128 implements Hasher {
   #state: NativeState | undefined;
 
   constructor() {
-    this.#state = pool.pop() ?? new native!.XXHash128(SEED);
+    this.#state = pool.pop() ?? native!.state();
   }
 
   update(bytes: Uint8Array): void {
@@ -133,12 +246,12 @@ class NativeXxh128 implements Hasher {
   }
 
   peek(): Digest {
-    return digestOf(hex(this.#live().digest()));
+    return digestOf(this.#live().digestHex());
   }
 
   digest(): Digest {
     const state = this.#live();
-    const digest = digestOf(hex(state.digest()));
+    const digest = digestOf(state.digestHex());
     this.#state = undefined;
     state.reset();
     if (pool.length < POOL_LIMIT) pool.push(state);
@@ -210,7 +323,7 @@ class WasmXxh128 implements Hasher {
  * ```
  */
 export function xxh128Hex(bytes: Uint8Array): string {
-  if (native) return hex(native.XXHash128.hash(bytes));
+  if (native) return native.hashHex(bytes);
   const h = xxh128Hasher();
   h.update(bytes);
   return h.digest().hex;
