@@ -55,7 +55,7 @@ export { MemoryStorage } from "./lib/storage/memory/memory_storage.ts";
 export { openStore, type S3Flags } from "./lib/storage/open_store.ts";
 export { storageConformance, type StorageUnderTest } from "./lib/storage/conformance.ts";
 export { parseTokens, type Scope, type TokenGrant } from "./lib/server/auth.ts";
-export { fingerprint, parsePin, type TlsOptions } from "./lib/wire/tls.ts";
+export { fingerprint, parsePin, type TlsOptions } from "./lib/wire/tls_trust.ts";
 export type {
   Checksums,
   ReadHandle,

@@ -1215,7 +1215,7 @@ function partialName(request: Uint8Array): string | undefined {
   try {
     const req = parseRequest(decodeMessage({ type: FrameType.REQUEST, id: 0, payload: request }));
     if (req.op !== "put" || !req.resume) return undefined;
-    return `.ferry-${resumeKey(normalizePath(req.path), req.size, req.mtime)}.partial`;
+    return `.ferry-${resumeKey("sha256", normalizePath(req.path), req.size, req.mtime)}.partial`;
   } catch {
     // The server refuses such a request before it creates anything.
     return undefined;

@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { AtomicFile } from "../lib/fs/atomic_file.ts";
 import { isTempName, partialPath, resumeKey } from "../lib/fs/temp_names.ts";
+import { loadAlgorithm } from "../lib/checksum/checksum.ts";
 import { FrameType, HEADER_SIZE } from "../lib/frame.ts";
 import {
   inProcessServer,
@@ -80,7 +81,7 @@ Deno.test("a partial upload whose bytes differ from the source is restarted, not
   // A partial of the same file (path, size, mtime) whose bytes were damaged.
   const partial = partialPath(
     join(server.root, "a.bin"),
-    resumeKey("a.bin", 3 * MiB, mtime!.getTime()),
+    resumeKey("sha256", "a.bin", 3 * MiB, mtime!.getTime()),
   );
   const damaged = content.slice(0, MiB);
   damaged[100] ^= 0xff;
@@ -99,8 +100,9 @@ Deno.test("a local partial download that differs from the remote file is restart
   await using local = await tempDir();
   const content = randomBytes(2 * MiB);
   await Deno.writeFile(join(server.root, "r.bin"), content);
-  // Named after the server, the remote path and the local name.
-  const key = resumeKey(server.address, "r.bin", "r.bin");
+  // Named after the server, the remote path and the local name, by XXH3-128.
+  await loadAlgorithm("xxh128");
+  const key = resumeKey("xxh128", server.address, "r.bin", "r.bin");
   const partial = partialPath(join(local.path, "r.bin"), key);
   await Deno.writeFile(partial, new Uint8Array(MiB)); // zeros: not what the server has
 

@@ -6,7 +6,8 @@
  * @module
  */
 
-import { createHash, type Hash } from "node:crypto";
+import type { Hash } from "node:crypto";
+import { nodeCrypto } from "../util/node_builtins.ts";
 import type { Hasher } from "./types.ts";
 
 /** SHA-256 as a {@linkcode Hasher}: methods on a prototype, no closures a file. */
@@ -32,7 +33,7 @@ class Sha256 implements Hasher {
 }
 
 /**
- * A running SHA-256.
+ * A running SHA-256 (the first loads Node's layer, see `node_builtins.ts`).
  *
  * @example
  * ```ts
@@ -42,5 +43,5 @@ class Sha256 implements Hasher {
  * ```
  */
 export function sha256Hasher(): Hasher {
-  return new Sha256(createHash("sha256"));
+  return new Sha256(nodeCrypto().createHash("sha256"));
 }

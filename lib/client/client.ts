@@ -16,7 +16,7 @@ import {
   type Welcome,
 } from "../commands.ts";
 import { FerryError } from "../util/errors.ts";
-import type { TlsOptions } from "../wire/tls.ts";
+import type { TlsOptions } from "../wire/tls_trust.ts";
 import { type Address, parseAddress } from "./address.ts";
 import { type Connection, openConnection } from "./connection.ts";
 import {

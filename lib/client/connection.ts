@@ -23,7 +23,7 @@ import { connectionLost, FerryError, toFerryError } from "../util/errors.ts";
 import { escapeControls } from "../util/display.ts";
 import { VERSION } from "../util/version.ts";
 import { FrameConn } from "../wire/frame_conn.ts";
-import { connectTls, type TlsOptions } from "../wire/tls.ts";
+import type { TlsOptions } from "../wire/tls_trust.ts";
 import { type Address, connectTcp, formatAddress } from "./address.ts";
 
 /** The client's receive buffer: a roomy one lets a read take in several frames. */
@@ -68,7 +68,11 @@ export async function openConnection(
   const offered = options.checksums ?? ALGORITHMS;
   if (offered.length > 0) loadAlgorithm(offered[0]).catch(() => {});
   const conn = tls
-    ? await connectTls(addr.hostname, addr.port, { ...tls, timeoutMs })
+    // Imported only now: TLS loads Node's layer, which a plain connection does without.
+    ? await (await import("../wire/tls.ts")).connectTls(addr.hostname, addr.port, {
+      ...tls,
+      timeoutMs,
+    })
     : await connectTcp(addr, timeoutMs);
   const fc = new FrameConn(conn, { timeoutMs, bufferSize: RECEIVE_BUFFER, eager: true });
   try {

@@ -7,7 +7,13 @@
  */
 
 import { basename, dirname } from "node:path";
-import { type Digest, type Hasher, hashPrefix } from "../checksum/checksum.ts";
+import {
+  type Digest,
+  type Hasher,
+  hashPrefix,
+  loadAlgorithm,
+  xxh128Implementation,
+} from "../checksum/checksum.ts";
 import { ChecksumMismatch, Verifier } from "../checksum/verify.ts";
 import {
   errorToMessage,
@@ -238,6 +244,11 @@ class Download {
     const target = this.#target;
     // Requests leave in the order they were made: nothing is awaited before this one is sent
     // but the hash of a kept prefix.
+    // The partial's name is an XXH3-128 (see resumeKey), loaded by now unless the connection
+    // agreed on SHA-256: only then is it awaited, once.
+    if ((options.resume || options.keepPartial) && !xxh128Implementation()) {
+      await loadAlgorithm("xxh128");
+    }
     const partial = this.#openPartial();
     if (partial) await this.#hashPrefix(partial);
     const message: GetRequest = {
@@ -282,7 +293,7 @@ class Download {
     const { resume, keepPartial } = this.#options;
     const target = this.#target;
     if (!target || target.device || !(resume || keepPartial)) return undefined;
-    const key = resumeKey(this.#conn.origin, this.#remote, basename(target.path));
+    const key = resumeKey("xxh128", this.#conn.origin, this.#remote, basename(target.path));
     const partial = AtomicFile.resume(target.path, key, {
       offset: resume ? undefined : 0,
       takeover: false,

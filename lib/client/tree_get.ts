@@ -10,13 +10,12 @@
  * @module
  */
 
-import { existsSync } from "node:fs";
 import { sep as SEP } from "node:path";
 import { childPath } from "../fs/directory.ts";
 import { hashBytes, sameHex } from "../checksum/checksum.ts";
 import { parseTreeReply } from "../commands.ts";
 import { FrameType } from "../frame.ts";
-import { lstatOrUndefined } from "../fs/local_files.ts";
+import { exists, lstatOrUndefined } from "../fs/local_files.ts";
 import { tempNames } from "../fs/temp_names.ts";
 import { WholeFileWriter } from "../fs/whole_file.ts";
 import { checkName as jailName, normalizePath } from "../util/path_jail.ts";
@@ -218,7 +217,7 @@ function overLimit(path: string, size: number, max: number): FerryError {
 
 /** Create the directory `path`; one there already will do. Returns whether this call made it. */
 function makeDirectory(path: string, parents: boolean): boolean {
-  if (existsSync(path)) {
+  if (exists(path)) {
     if (!Deno.statSync(path).isDirectory) {
       throw new FerryError("NOT_A_DIRECTORY", `local ${escapeName(path)} is not a directory`);
     }
@@ -255,12 +254,12 @@ function place(
 ): undefined | "exists" | "defer" | FerryError {
   // In a directory this run made, nothing is in the way but what another process put there
   // meanwhile, which a rename replaces (as it would a moment later). Elsewhere, most files are
-  // new: existsSync tells a miss without the exception lstat costs. A dangling symlink counts
+  // new: exists() tells a miss without the exception lstat costs. A dangling symlink counts
   // as absent, and the rename replaces the link itself.
   const slash = to.lastIndexOf(SEP);
   const dir = to.slice(0, slash);
   try {
-    if (!fresh && existsSync(to)) {
+    if (!fresh && exists(to)) {
       const info = lstatOrUndefined(to);
       if (info && !info.isFile) return "defer";
       if (info && noClobber) return "exists";

@@ -12,13 +12,13 @@
  * @module
  */
 
-import { closeSync, constants, existsSync, fchmodSync, fstatSync, openSync } from "node:fs";
 import { basename, dirname } from "node:path";
 import { PARTIAL_SUFFIX, partialName, tempName } from "./temp_names.ts";
 import { childPath, type Directory, plainDirectory, sleepSync } from "./directory.ts";
 import { FerryError, toFerryError } from "../util/errors.ts";
 import { escapeName } from "../util/display.ts";
 import { lstatOrUndefined } from "./local_files.ts";
+import { nodeFs } from "../util/node_builtins.ts";
 
 /** Permission bits kept on received files: no setuid, setgid or sticky bit. */
 export const PERMISSION_BITS = 0o777;
@@ -105,6 +105,7 @@ function sameFile(a: Deno.FileInfo | undefined, b: Deno.FileInfo): boolean {
  * be the same file, and changed through that descriptor.
  */
 function chmodOpenFile(path: string, info: Deno.FileInfo, mode: number): void {
+  const { closeSync, constants, fchmodSync, fstatSync, openSync } = nodeFs();
   const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
   try {
     const there = fstatSync(fd);
@@ -153,7 +154,7 @@ export interface PlaceOptions {
  */
 function writeError(err: unknown, shown: string, dir: string): FerryError {
   const e = toFerryError(err, `cannot write ${shown}`);
-  if (e.code !== "NOT_FOUND" || existsSync(dir)) return e;
+  if (e.code !== "NOT_FOUND" || nodeFs().existsSync(dir)) return e;
   return new FerryError("NOT_FOUND", `cannot write ${shown}: its directory does not exist`);
 }
 

@@ -32,6 +32,15 @@ export interface Libc {
   openat(dir: number, path: Uint8Array, flags: number, mode: number): number;
   /** `write(2)`: bytes written, or -1. */
   write(fd: number, bytes: Uint8Array, length: number): number;
+  /** `read(2)` into `into`, at most `length` bytes: bytes read (0 at the end), or -1. */
+  read(fd: number, into: Uint8Array, length: number): number;
+  /** `access(2)` with `F_OK`: whether the path leads to something, symlinks followed. */
+  exists(path: Uint8Array): boolean;
+  /**
+   * Bytes available to an unprivileged writer on the filesystem holding
+   * `path` (`statvfs(3)`: `f_bavail` × `f_frsize`), or undefined on error.
+   */
+  freeBytes(path: Uint8Array): number | undefined;
   /** `fchmod(2)`: 0, or -1. */
   fchmod(fd: number, mode: number): number;
   /** `futimens(2)` with `{atime, mtime}` as seconds and nanoseconds: 0, or -1. */
@@ -57,6 +66,11 @@ export interface Libc {
   readonly O_TMPFILE_WRONLY: number;
   /** `O_PATH | O_DIRECTORY | O_CLOEXEC` for this machine: a directory held to act in. */
   readonly O_PATH_DIRECTORY: number;
+  /**
+   * `O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC` for this machine: a file
+   * to read that is no symlink, without waiting for a FIFO's writer.
+   */
+  readonly O_READ_NOFOLLOW: number;
 }
 
 /** `errno` values the callers tell apart (the same on x86-64 and arm64 Linux). */
@@ -70,12 +84,21 @@ const AT_EMPTY_PATH = 0x1000;
 const ENOENT = 2;
 const O_CLOEXEC = 0o2000000;
 
-// O_DIRECTORY differs between the two; __O_TMPFILE, O_PATH, O_WRONLY and O_CLOEXEC do not.
+// O_DIRECTORY and O_NOFOLLOW differ between the two; __O_TMPFILE, O_PATH, O_WRONLY, O_NONBLOCK
+// and O_CLOEXEC do not.
 const O_DIRECTORY: Partial<Record<string, number>> = { x86_64: 0o200000, aarch64: 0o40000 };
+const O_NOFOLLOW: Partial<Record<string, number>> = { x86_64: 0o400000, aarch64: 0o100000 };
+const O_NONBLOCK = 0o4000;
+
+/** `struct statvfs` on 64-bit Linux: 112 bytes, `f_frsize` at 8, `f_bavail` at 32. */
+const STATVFS_SIZE = 112;
 
 function load(): Libc | undefined {
   const directory = O_DIRECTORY[Deno.build.arch];
-  if (Deno.build.os !== "linux" || directory === undefined) return undefined;
+  const noFollow = O_NOFOLLOW[Deno.build.arch];
+  if (Deno.build.os !== "linux" || directory === undefined || noFollow === undefined) {
+    return undefined;
+  }
   try {
     // FFI calls pass by Deno's permission checks: only where reading and writing anywhere is
     // granted already (the built programs' --allow-all) do they reach no further than node:fs.
@@ -85,6 +108,9 @@ function load(): Libc | undefined {
     const lib = Deno.dlopen("libc.so.6", {
       openat: { parameters: ["i32", "buffer", "i32", "u32"], result: "i32" },
       write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+      read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+      access: { parameters: ["buffer", "i32"], result: "i32" },
+      statvfs: { parameters: ["buffer", "buffer"], result: "i32" },
       fchmod: { parameters: ["i32", "u32"], result: "i32" },
       futimens: { parameters: ["i32", "buffer"], result: "i32" },
       fsync: { parameters: ["i32"], result: "i32" },
@@ -102,6 +128,8 @@ function load(): Libc | undefined {
     const errnoView = new Deno.UnsafePointerView(where);
     const errno = () => errnoView.getInt32();
     const empty = new Uint8Array(1);
+    const vfs = new Uint8Array(STATVFS_SIZE);
+    const vfsView = new DataView(vfs.buffer);
     // Whether AT_EMPTY_PATH works here: not known until tried, then settled by its first
     // answer (ENOENT is the kernel's refusal without the capability).
     let byDescriptor: boolean | undefined;
@@ -122,6 +150,12 @@ function load(): Libc | undefined {
     return {
       openat: (dir, path, flags, mode) => s.openat(dir, path, flags, mode),
       write: (fd, bytes, length) => Number(s.write(fd, bytes, BigInt(length))),
+      read: (fd, into, length) => Number(s.read(fd, into, BigInt(length))),
+      exists: (path) => s.access(path, 0) === 0,
+      freeBytes(path) {
+        if (s.statvfs(path, vfs) !== 0) return undefined;
+        return Number(vfsView.getBigUint64(32, true)) * Number(vfsView.getBigUint64(8, true));
+      },
       fchmod: (fd, mode) => s.fchmod(fd, mode),
       futimens: (fd, times) => s.futimens(fd, times),
       fsync: (fd) => s.fsync(fd),
@@ -132,6 +166,7 @@ function load(): Libc | undefined {
       errno,
       O_TMPFILE_WRONLY: 0o20000000 | directory | 0o1 | O_CLOEXEC,
       O_PATH_DIRECTORY: 0o10000000 | directory | O_CLOEXEC,
+      O_READ_NOFOLLOW: noFollow | O_NONBLOCK | O_CLOEXEC,
     };
   } catch {
     // No glibc by that name (musl, say), or FFI refused: node:fs it is.

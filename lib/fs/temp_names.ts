@@ -8,7 +8,7 @@
  */
 
 import { basename, dirname, join } from "node:path";
-import { sha256Hasher } from "../checksum/sha256.ts";
+import { type Algorithm, hashBytes } from "../checksum/checksum.ts";
 import { RESERVED_PREFIX } from "../util/path_jail.ts";
 
 /** Suffix of ferry's temporary files (after {@linkcode RESERVED_PREFIX}). */
@@ -34,20 +34,25 @@ export function isTempName(name: string): boolean {
 /**
  * A short digest of what identifies one transfer (names, size, mtime), to
  * name its resumable partial: the same transfer finds the same partial.
+ * `algorithm` is the one side's own choice, never a transfer's checksum:
+ * ferryd names its partials with SHA-256 (as it always has, so a partial
+ * kept across an upgrade is still found); the client with XXH3-128, which
+ * it has without loading Node's layer (see `lib/util/node_builtins.ts`).
+ * XXH3-128 must be loaded (`loadAlgorithm`) before it is asked for.
  *
  * @example
  * ```ts
  * import { resumeKey } from "./temp_names.ts";
- * console.assert(resumeKey("a.txt", 5) === resumeKey("a.txt", 5));
- * console.assert(resumeKey("a.txt", 5) !== resumeKey("a.txt", 6));
+ * console.assert(resumeKey("sha256", "a.txt", 5) === resumeKey("sha256", "a.txt", 5));
+ * console.assert(resumeKey("sha256", "a.txt", 5) !== resumeKey("sha256", "a.txt", 6));
  * ```
  */
-export function resumeKey(...parts: (string | number | undefined)[]): string {
+export function resumeKey(
+  algorithm: Algorithm,
+  ...parts: (string | number | undefined)[]
+): string {
   const text = parts.map((p) => String(p ?? "")).join("\0");
-  // A name, not a transfer's checksum: it stays SHA-256 whatever transfers use.
-  const key = sha256Hasher();
-  key.update(new TextEncoder().encode(text));
-  return key.digest().hex.slice(0, 32);
+  return hashBytes(algorithm, new TextEncoder().encode(text)).slice(0, 32);
 }
 
 /** The key of a partial file's name (see {@linkcode partialPath}), or undefined for another name. */
@@ -81,7 +86,7 @@ export function partialPath(path: string, key: string): string {
  * ```
  */
 export function partialFor(path: string, size: number, mtime: number | undefined): string {
-  return partialPath(path, resumeKey(basename(path), size, mtime));
+  return partialPath(path, resumeKey("sha256", basename(path), size, mtime));
 }
 
 const nameBits = new Uint32Array(2);

@@ -4,28 +4,16 @@
  * `O_EXCL | O_NOFOLLOW`, the content, its mode and mtime set on the open
  * file, then a rename (or a hard link where nothing may be replaced). What a
  * tree stream does for each of its files, on the client's disk and on the
- * server's alike. `node:fs` with numeric flags: its calls cost less than
+ * server's alike. Through the C library's calls where they are at hand
+ * (`libc.ts`), else `node:fs` with numeric flags: its calls cost less than
  * Deno's own for this sequence (docs/performance.md).
  *
  * @module
  */
 
-import {
-  closeSync,
-  constants,
-  fchmodSync,
-  fsyncSync,
-  futimesSync,
-  linkSync,
-  openSync,
-  renameSync,
-  unlinkSync,
-  writeSync,
-} from "node:fs";
 import { AT_FDCWD, cString, ERRNO, type Libc, libc } from "./libc.ts";
 import { childPath } from "./directory.ts";
-
-const CREATE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+import { nodeFs } from "../util/node_builtins.ts";
 
 /** How {@linkcode writeWholeFile} stores a file. */
 export interface WholeFileOptions {
@@ -239,15 +227,32 @@ function fillAndLink(
   return RETRY;
 }
 
-/** The named path: a temporary file beside `name`, then a rename or a link. */
+/**
+ * The named path: a temporary file beside `name`, then a rename or a link.
+ * Through `node:fs`, loaded at the first such file (where the C library's
+ * calls are at hand, only a failure comes here, to be reported).
+ */
 const writeNamed: typeof writeWholeFile = (at, name, tempName, content, options) => {
+  const {
+    closeSync,
+    constants,
+    fchmodSync,
+    fsyncSync,
+    futimesSync,
+    linkSync,
+    openSync,
+    renameSync,
+    unlinkSync,
+    writeSync,
+  } = nodeFs();
+  const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = constants;
   const temp = at(tempName());
   let fd: number | undefined;
   // Whether the temporary file is this step's: a name taken already (EEXIST) is somebody
   // else's file, never removed.
   let made = false;
   try {
-    fd = openSync(temp, CREATE, 0o600);
+    fd = openSync(temp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
     made = true;
     for (let done = 0; done < content.length;) {
       done += writeSync(fd, content, done, content.length - done);

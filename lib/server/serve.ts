@@ -11,7 +11,7 @@ import { LocalStorage } from "../storage/local/local_storage.ts";
 import { QuotaStorage } from "../storage/quota.ts";
 import type { Storage } from "../storage/storage.ts";
 import { FerryError } from "../util/errors.ts";
-import { fingerprint } from "../wire/tls.ts";
+import { fingerprint } from "../wire/tls_trust.ts";
 import { isLoopback, type TokenGrant, TokenTable } from "./auth.ts";
 import { type Face, type FaceSession, route } from "./faces/face.ts";
 import { httpFace } from "./faces/http/face.ts";

@@ -7,24 +7,29 @@
  * @module
  */
 
-import { setFlagsFromString } from "node:v8";
-import { runInNewContext } from "node:vm";
+import { nodeV8, nodeVm } from "./node_builtins.ts";
+
+let gc: (() => void) | null | undefined;
 
 /**
- * Collect all garbage now; undefined where the runtime refuses to expose
- * the collector.
+ * Collect all garbage now, where the runtime allows it (else nothing
+ * happens). The collector is exposed at the first call, which loads Node's
+ * layer (`node:v8`, `node:vm`): only the places that need it pay.
  *
  * @example
  * ```ts
  * import { collectGarbage } from "./gc.ts";
- * collectGarbage?.();
+ * collectGarbage();
  * ```
  */
-export const collectGarbage: (() => void) | undefined = (() => {
-  try {
-    setFlagsFromString("--expose-gc");
-    return runInNewContext("gc") as () => void;
-  } catch {
-    return undefined;
+export function collectGarbage(): void {
+  if (gc === undefined) {
+    try {
+      nodeV8().setFlagsFromString("--expose-gc");
+      gc = nodeVm().runInNewContext("gc") as () => void;
+    } catch {
+      gc = null;
+    }
   }
-})();
+  gc?.();
+}

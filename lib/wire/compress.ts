@@ -8,8 +8,8 @@
  * @module
  */
 
-import { constants, zstdCompressSync, zstdDecompressSync } from "node:zlib";
 import { FerryError } from "../util/errors.ts";
+import { nodeZlib } from "../util/node_builtins.ts";
 
 /**
  * The zstd levels a sender moves between, fastest first. Measured here on
@@ -33,16 +33,29 @@ const BACKOFF_CHUNKS = 7;
  * under what a receiver accepts (see `DECOMPRESS_OPTIONS`). Left to zstd,
  * level 3 and up declare 2 MiB, and a receiver refuses the frame.
  */
-const OPTIONS = LEVELS.map((level) => ({
-  params: { [constants.ZSTD_c_compressionLevel]: level, [constants.ZSTD_c_windowLog]: 19 },
-}));
+let options: { params: Record<number, number> }[] | undefined;
+
+/** The compressor's options per level, made at first use (node:zlib is loaded then). */
+function compressOptions(): { params: Record<number, number> }[] {
+  const { constants } = nodeZlib();
+  return options ??= LEVELS.map((level) => ({
+    params: { [constants.ZSTD_c_compressionLevel]: level, [constants.ZSTD_c_windowLog]: 19 },
+  }));
+}
 
 /**
  * The largest window a receiver lets a frame use: 1 MiB (2^20). ferry's own
  * frames need at most their 256 KiB chunk; zstd's default limit (128 MiB)
  * would let a hostile frame make the decoder reserve that much.
  */
-const DECOMPRESS_OPTIONS = { params: { [constants.ZSTD_d_windowLogMax]: 20 } };
+let decompressOptions: { params: Record<number, number> } | undefined;
+
+/** See the window above: made at first use. */
+function decompressOptionsOf(): { params: Record<number, number> } {
+  return decompressOptions ??= {
+    params: { [nodeZlib().constants.ZSTD_d_windowLogMax]: 20 },
+  };
+}
 
 /**
  * Compresses a sender's chunks, and stops trying for a while where they do
@@ -88,7 +101,7 @@ export class ChunkCompressor {
       this.#skip--;
       return undefined;
     }
-    const packed = zstdCompressSync(chunk, OPTIONS[this.#level]);
+    const packed = nodeZlib().zstdCompressSync(chunk, compressOptions()[this.#level]);
     // Saving under 1/32 is not worth the receiver's decompression.
     if (packed.length <= chunk.length - (chunk.length >> 5)) return packed;
     this.#skip = BACKOFF_CHUNKS;
@@ -103,11 +116,13 @@ export class ChunkCompressor {
  * most `max` bytes of output and a 1 MiB window, briefly.
  */
 export function decompressChunk(payload: Uint8Array, max: number): Uint8Array {
+  const zlib = nodeZlib();
+  const options = decompressOptionsOf();
   try {
     // One output buffer of the most a frame may hold, not 16 KiB pieces joined at the end:
     // half the garbage, and a receiver makes one a frame.
-    return zstdDecompressSync(payload, {
-      ...DECOMPRESS_OPTIONS,
+    return zlib.zstdDecompressSync(payload, {
+      ...options,
       maxOutputLength: max,
       chunkSize: max,
     });

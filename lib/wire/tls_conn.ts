@@ -31,7 +31,7 @@ function churned(n: number): void {
   sinceCollect += n;
   if (sinceCollect < COLLECT_EVERY) return;
   sinceCollect = 0;
-  collectGarbage?.();
+  collectGarbage();
 }
 
 /**

@@ -12,7 +12,7 @@ import type { OutputMode } from "../report.ts";
 import { readConfigFile } from "../../util/config_file.ts";
 import { FerryError } from "../../util/errors.ts";
 import { parseBytes, parseCount, parseSeconds } from "../../util/option_values.ts";
-import { parsePin } from "../../wire/tls.ts";
+import { parsePin } from "../../wire/tls_trust.ts";
 import { type Flag, OUTPUT_FLAGS, outputMode, parseFlags } from "./flags.ts";
 
 /** Global options whose value is the next argument (unless given as `--opt=value`). */

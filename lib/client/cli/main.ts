@@ -16,7 +16,6 @@ import { FerryError } from "../../util/errors.ts";
 import { type ClientArgs, connectOptions, parseClientArgs } from "./args.ts";
 import { commandHelp, COMMANDS, type Context, helpText } from "./commands.ts";
 import { consoleSink, fail, interruptedLine, runCommand } from "./run.ts";
-import { interruptCommand, shell } from "./shell.ts";
 
 /** Exit status after SIGINT or SIGTERM, as shells report them. */
 const INTERRUPTED = 130;
@@ -88,11 +87,14 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const ctx = session(args, args.command.length === 0);
+  // The shell (node:readline) is imported only for a shell: it loads Node's layer, which a
+  // one-shot command does without (docs/performance.md, "Start-up").
+  let shellModule: typeof import("./shell.ts") | undefined;
   // Interrupted mid-transfer: leave no temporary file behind (the server drops its own), and
   // say what was kept to resume.
   const unlisten = onStopSignal((signal) => {
     // In the shell, Ctrl-C stops the command running, not the shell.
-    if (signal === "SIGINT" && interruptCommand()) return;
+    if (signal === "SIGINT" && shellModule?.interruptCommand()) return;
     removeLiveTempFiles();
     consoleSink.err(interruptedLine(argv));
     Deno.exit(INTERRUPTED);
@@ -100,7 +102,8 @@ export async function main(argv: string[]): Promise<number> {
   try {
     if (args.command.length === 0) {
       await ctx.client();
-      return await shell(ctx);
+      shellModule = await import("./shell.ts");
+      return await shellModule.shell(ctx);
     }
     return await runCommand(ctx, args.command, false);
   } catch (err) {

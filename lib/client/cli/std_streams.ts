@@ -5,7 +5,8 @@
  * @module
  */
 
-import { fstatSync, type Stats } from "node:fs";
+import type { Stats } from "node:fs";
+import { nodeFs } from "../../util/node_builtins.ts";
 import { FerryError } from "../../util/errors.ts";
 import type { StdStreams } from "../batch.ts";
 import { localError } from "../local_io.ts";
@@ -24,7 +25,7 @@ function stamp(info: Stats): string {
 function input(): { stream: ReadableStream<Uint8Array>; size?: number } {
   let before: string | undefined;
   try {
-    const info = fstatSync(0);
+    const info = nodeFs().fstatSync(0);
     if (info.isFile()) before = stamp(info);
   } catch {
     // Not knowable: nothing to compare at the end.
@@ -34,7 +35,7 @@ function input(): { stream: ReadableStream<Uint8Array>; size?: number } {
     async pull(controller) {
       const { value, done } = await reader.read();
       if (!done) return controller.enqueue(value);
-      if (before !== undefined && stamp(fstatSync(0)) !== before) {
+      if (before !== undefined && stamp(nodeFs().fstatSync(0)) !== before) {
         return controller.error(
           new FerryError(
             "INTEGRITY",

@@ -241,7 +241,7 @@ export class LocalStorage implements Storage {
       checkSpace(dir.path, size - offset, `${escapeName(path)} on the server`);
     }
     const key = options.resume && size !== undefined
-      ? resumeKey(name, size, options.mtime)
+      ? resumeKey("sha256", name, size, options.mtime)
       : undefined;
     const file = dir.run((at) => {
       // Most uploads are new files, and lstat tells a miss by an exception, which costs more

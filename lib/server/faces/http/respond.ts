@@ -63,7 +63,7 @@ let lastCollect = -Infinity;
  */
 export function collectBeforeLarge(): void {
   const now = performance.now();
-  if (!collectGarbage || now - lastCollect < COLLECT_GAP_MS) return;
+  if (now - lastCollect < COLLECT_GAP_MS) return;
   if (Deno.memoryUsage().rss < RESIDENT_BEFORE_COLLECT) return;
   lastCollect = now;
   collectGarbage();

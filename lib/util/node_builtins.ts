@@ -1,0 +1,79 @@
+/**
+ * Node's built-in modules that the client's common paths can do without,
+ * loaded on first use. The first `node:` module a program imports loads
+ * Deno's Node compatibility layer, 30-40 ms of every start (see
+ * docs/performance.md, "Start-up"), whichever module it is; `ferry ls`,
+ * `get` and `put` need none of them where Deno's own API or the C library
+ * (`lib/fs/libc.ts`) serve. So they are reached here, synchronously, through
+ * `process.getBuiltinModule` (Node's API for exactly this), and only the
+ * paths that need them pay: a failure to report, TLS, compression, another
+ * system. The types are imported as types only, which loads nothing.
+ *
+ * @module
+ */
+
+import type * as NodeCrypto from "node:crypto";
+import type * as NodeFs from "node:fs";
+import type * as NodeTls from "node:tls";
+import type * as NodeV8 from "node:v8";
+import type * as NodeVm from "node:vm";
+import type * as NodeZlib from "node:zlib";
+
+/** The part of Node's `process` global this needs (Deno provides it). */
+interface ProcessWithBuiltins {
+  getBuiltinModule(id: string): unknown;
+}
+
+/** The built-in module `id`, loading Node's layer if nothing has yet. */
+function builtin<T>(id: string): T {
+  const process = (globalThis as { process?: ProcessWithBuiltins }).process;
+  if (typeof process?.getBuiltinModule !== "function") {
+    throw new Error(`${id} cannot be loaded: this runtime has no process.getBuiltinModule`);
+  }
+  return process.getBuiltinModule(id) as T;
+}
+
+let fs: typeof NodeFs | undefined;
+let crypto: typeof NodeCrypto | undefined;
+let zlib: typeof NodeZlib | undefined;
+let tls: typeof NodeTls | undefined;
+let v8: typeof NodeV8 | undefined;
+let vm: typeof NodeVm | undefined;
+
+/**
+ * `node:fs`, loaded on first use.
+ *
+ * @example
+ * ```ts
+ * import { nodeFs } from "./node_builtins.ts";
+ * console.assert(typeof nodeFs().openSync === "function");
+ * ```
+ */
+export function nodeFs(): typeof NodeFs {
+  return fs ??= builtin<typeof NodeFs>("node:fs");
+}
+
+/** `node:crypto`, loaded on first use (see {@linkcode nodeFs}). */
+export function nodeCrypto(): typeof NodeCrypto {
+  return crypto ??= builtin<typeof NodeCrypto>("node:crypto");
+}
+
+/** `node:zlib`, loaded on first use (see {@linkcode nodeFs}). */
+export function nodeZlib(): typeof NodeZlib {
+  return zlib ??= builtin<typeof NodeZlib>("node:zlib");
+}
+
+/** `node:tls`, loaded on first use (see {@linkcode nodeFs}). */
+export function nodeTls(): typeof NodeTls {
+  return tls ??= builtin<typeof NodeTls>("node:tls");
+}
+
+/** `node:v8`, loaded on first use (see {@linkcode nodeFs}). */
+export function nodeV8(): typeof NodeV8 {
+  return v8 ??= builtin<typeof NodeV8>("node:v8");
+}
+
+/** `node:vm`, loaded on first use (see {@linkcode nodeFs}). */
+export function nodeVm(): typeof NodeVm {
+  return vm ??= builtin<typeof NodeVm>("node:vm");
+}
