@@ -23,6 +23,25 @@
 import { granted } from "../util/permissions.ts";
 
 /**
+ * What `statx(2)` tells of a file, in the shape a walk needs: the fields
+ * Deno's `FileInfo` has under the same names (`dev` encoded as glibc's
+ * `makedev`, as Deno reports it), times in whole milliseconds.
+ */
+export interface FileStat {
+  isFile: boolean;
+  isDirectory: boolean;
+  isSymlink: boolean;
+  /** Permission bits (with setuid, setgid and sticky). */
+  mode: number;
+  size: number;
+  mtime: number;
+  ctime: number;
+  ino: number;
+  dev: number;
+  nlink: number;
+}
+
+/**
  * The calls, as {@linkcode libc} offers them. Paths are NUL-terminated UTF-8
  * (see {@linkcode cString}), relative to the directory `dir` holds open, or
  * to the working directory when `dir` is {@linkcode AT_FDCWD}.
@@ -41,6 +60,10 @@ export interface Libc {
    * `path` (`statvfs(3)`: `f_bavail` × `f_frsize`), or undefined on error.
    */
   freeBytes(path: Uint8Array): number | undefined;
+  /** `statx(2)` of `path`, not following a symlink; undefined on error (see `errno`). */
+  lstat(path: Uint8Array): FileStat | undefined;
+  /** `statx(2)` of the open file `fd`; undefined on error. */
+  fstat(fd: number): FileStat | undefined;
   /** `fchmod(2)`: 0, or -1. */
   fchmod(fd: number, mode: number): number;
   /** `futimens(2)` with `{atime, mtime}` as seconds and nanoseconds: 0, or -1. */
@@ -93,6 +116,39 @@ const O_NONBLOCK = 0o4000;
 /** `struct statvfs` on 64-bit Linux: 112 bytes, `f_frsize` at 8, `f_bavail` at 32. */
 const STATVFS_SIZE = 112;
 
+/** `struct statx`: 256 bytes, the same layout on every architecture. */
+const STATX_SIZE = 256;
+const STATX_BASIC_STATS = 0x7ff;
+const AT_SYMLINK_NOFOLLOW = 0x100;
+const S_IFMT = 0o170000, S_IFREG = 0o100000, S_IFDIR = 0o040000, S_IFLNK = 0o120000;
+
+/** The `FileStat` of a `struct statx` (little-endian: x86-64 and arm64). */
+function fileStat(v: DataView): FileStat {
+  const u64 = (at: number) => v.getUint32(at, true) + v.getUint32(at + 4, true) * 2 ** 32;
+  // tv_sec (signed 64) and tv_nsec (32) to whole milliseconds, as Deno's Date has them.
+  const ms = (at: number) =>
+    (v.getUint32(at, true) + v.getInt32(at + 4, true) * 2 ** 32) * 1000 +
+    Math.floor(v.getUint32(at + 8, true) / 1e6);
+  const mode = v.getUint16(28, true);
+  const type = mode & S_IFMT;
+  const major = v.getUint32(136, true), minor = v.getUint32(140, true);
+  return {
+    isFile: type === S_IFREG,
+    isDirectory: type === S_IFDIR,
+    isSymlink: type === S_IFLNK,
+    mode: mode & 0o7777,
+    size: u64(40),
+    mtime: ms(112),
+    ctime: ms(96),
+    ino: u64(32),
+    // glibc's makedev, which Deno's FileInfo.dev is.
+    dev: (major & 0xfffff000) * 2 ** 32 + (minor & 0xffffff00) * 2 ** 12 +
+      (major & 0xfff) * 2 ** 8 +
+      (minor & 0xff),
+    nlink: v.getUint32(16, true),
+  };
+}
+
 function load(): Libc | undefined {
   const directory = O_DIRECTORY[Deno.build.arch];
   const noFollow = O_NOFOLLOW[Deno.build.arch];
@@ -111,6 +167,7 @@ function load(): Libc | undefined {
       read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
       access: { parameters: ["buffer", "i32"], result: "i32" },
       statvfs: { parameters: ["buffer", "buffer"], result: "i32" },
+      statx: { parameters: ["i32", "buffer", "i32", "u32", "buffer"], result: "i32" },
       fchmod: { parameters: ["i32", "u32"], result: "i32" },
       futimens: { parameters: ["i32", "buffer"], result: "i32" },
       fsync: { parameters: ["i32"], result: "i32" },
@@ -129,6 +186,8 @@ function load(): Libc | undefined {
     const errno = () => errnoView.getInt32();
     const empty = new Uint8Array(1);
     const vfs = new Uint8Array(STATVFS_SIZE);
+    const stx = new Uint8Array(STATX_SIZE);
+    const stxView = new DataView(stx.buffer);
     const vfsView = new DataView(vfs.buffer);
     // Whether AT_EMPTY_PATH works here: not known until tried, then settled by its first
     // answer (ENOENT is the kernel's refusal without the capability).
@@ -152,6 +211,14 @@ function load(): Libc | undefined {
       write: (fd, bytes, length) => Number(s.write(fd, bytes, BigInt(length))),
       read: (fd, into, length) => Number(s.read(fd, into, BigInt(length))),
       exists: (path) => s.access(path, 0) === 0,
+      lstat: (path) =>
+        s.statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, stx) === 0
+          ? fileStat(stxView)
+          : undefined,
+      fstat: (fd) =>
+        s.statx(fd, empty, AT_EMPTY_PATH, STATX_BASIC_STATS, stx) === 0
+          ? fileStat(stxView)
+          : undefined,
       freeBytes(path) {
         if (s.statvfs(path, vfs) !== 0) return undefined;
         return Number(vfsView.getBigUint64(32, true)) * Number(vfsView.getBigUint64(8, true));

@@ -10,7 +10,7 @@
  */
 
 import { isTempName } from "./temp_names.ts";
-import { AT_FDCWD, cString, type Libc, libc } from "./libc.ts";
+import { AT_FDCWD, cString, type FileStat, type Libc, libc } from "./libc.ts";
 import { nodeFs } from "../util/node_builtins.ts";
 import type { Directory } from "./directory.ts";
 import { RESERVED_PREFIX } from "../util/path_jail.ts";
@@ -37,6 +37,33 @@ const LSTAT_CHUNK = 256;
 
 const modeOf = (info: Deno.FileInfo) => (info.mode ?? 0) & 0o7777;
 const mtimeOf = (info: Deno.FileInfo) => info.mtime?.getTime() ?? 0;
+
+/** Deno's `FileInfo` in the shape the C library's `statx` gives (see `FileStat`). */
+function fromInfo(info: Deno.FileInfo): FileStat {
+  return {
+    isFile: info.isFile,
+    isDirectory: info.isDirectory,
+    isSymlink: info.isSymlink,
+    mode: modeOf(info),
+    size: info.size,
+    mtime: mtimeOf(info),
+    ctime: info.ctime?.getTime() ?? 0,
+    ino: info.ino ?? 0,
+    dev: info.dev,
+    nlink: info.nlink ?? 0,
+  };
+}
+
+/**
+ * `lstat` of `path`: by the C library's `statx` where it is at hand (half
+ * the cost of Deno's, which makes four `Date`s), else, and to report a
+ * failure, Deno's.
+ */
+function lstatOf(path: string): FileStat {
+  const c = libc();
+  const name = c && cString(path, SLOT_READ);
+  return (c && name && c.lstat(name)) || fromInfo(Deno.lstatSync(path));
+}
 
 function changed(what: string): FerryError {
   return new FerryError(
@@ -78,13 +105,13 @@ export async function* readLocalTree(
     for (let chunk = 0; chunk < names.length; chunk += LSTAT_CHUNK) {
       // A chunk of entries lstat'ed in one step in the held directory; only a chunk's worth of
       // FileInfo is held at a time, however large the directory.
-      let entries: { name: string; info?: Deno.FileInfo; error?: unknown }[];
+      let entries: { name: string; info?: FileStat; error?: unknown }[];
       try {
         entries = dir.run((at) =>
           names.slice(chunk, chunk + LSTAT_CHUNK).map((name) => {
             if (name.startsWith(RESERVED_PREFIX)) return { name };
             try {
-              return { name, info: Deno.lstatSync(at(name)) };
+              return { name, info: lstatOf(at(name)) };
             } catch (error) {
               return { name, error };
             }
@@ -106,12 +133,12 @@ export async function* readLocalTree(
           continue;
         }
         if (info.isDirectory) {
-          yield { kind: "dir", path, mode: modeOf(info), mtime: mtimeOf(info) };
+          yield { kind: "dir", path, mode: info.mode, mtime: info.mtime };
           subdirs.push(path);
         } else if (!info.isFile) {
           yield { kind: "skip", path, skipped: info.isSymlink ? "symlink" : "other" };
         } else if (info.size > inlineMax) {
-          yield { kind: "file", path, size: info.size, mode: modeOf(info), mtime: mtimeOf(info) };
+          yield { kind: "file", path, size: info.size, mode: info.mode, mtime: info.mtime };
         } else {
           let file: OpenFile;
           try {
@@ -123,13 +150,14 @@ export async function* readLocalTree(
             continue;
           }
           try {
-            const again = () => dir.run((at) => Deno.lstatSync(at(name)));
+            // The open file as it is now (fstat), or, through node:fs, the name looked up again.
+            const again = () => file.stat() ?? dir.run((at) => fromInfo(Deno.lstatSync(at(name))));
             yield {
               kind: "file",
               path,
               size: info.size,
-              mode: modeOf(info),
-              mtime: mtimeOf(info),
+              mode: info.mode,
+              mtime: info.mtime,
               read: (into) => readWhole(file, info, into, path, again),
             };
           } finally {
@@ -152,6 +180,8 @@ function joinShown(display: string, rel: string): string {
 interface OpenFile {
   /** `read(2)` into `into` from where the last read ended: bytes read, 0 at the end. */
   read(into: Uint8Array, at: number, length: number): number;
+  /** What the open file is now, where the C library can tell (`fstat`); else undefined. */
+  stat(): FileStat | undefined;
   close(): void;
 }
 
@@ -176,6 +206,8 @@ function openToRead(path: string): OpenFile {
   const fd = fs.openSync(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
   return {
     read: (into, at, length) => fs.readSync(fd, into, at, length, null),
+    // node:fs's fstatSync costs ten times Deno's lstat by name: the name is looked up instead.
+    stat: () => undefined,
     close: () => fs.closeSync(fd),
   };
 }
@@ -187,6 +219,7 @@ function libcFile(c: Libc, fd: number): OpenFile {
       if (n < 0) throw new Error(`read failed (errno ${c.errno()})`);
       return n;
     },
+    stat: () => c.fstat(fd),
     close: () => void c.close(fd),
   };
 }
@@ -196,16 +229,17 @@ const probe = new Uint8Array(1);
 
 /**
  * Read all of the open `file` (as `info` described it, when listed)
- * into `into`; INTEGRITY if it is not that file any more, or changed
- * meanwhile: shorter or longer than listed (a FIFO swapped in reads as
- * empty), or, looked up again by `again`, another inode, size or times.
+ * into `into`; INTEGRITY if it is not that file, or changed meanwhile:
+ * shorter or longer than listed (a FIFO swapped in reads as empty), or, as
+ * `again` tells after the read (the open file's `fstat`, else its name
+ * looked up again), another inode, size or times.
  */
 function readWhole(
   file: OpenFile,
-  info: Deno.FileInfo,
+  info: FileStat,
   into: Uint8Array,
   path: string,
-  again: () => Deno.FileInfo,
+  again: () => FileStat,
 ): void {
   let at = 0;
   try {
@@ -219,10 +253,16 @@ function readWhole(
     if (err instanceof FerryError) throw err;
     throw changed(escapeName(path));
   }
-  const now = again();
+  let now: FileStat;
+  try {
+    now = again();
+  } catch {
+    // Its name gone (node:fs's way looks the name up): what was read cannot be vouched for.
+    throw changed(escapeName(path));
+  }
   // A new ctime with a new link count is a rename or unlink: the content is as it was.
   const same = now.isFile && now.ino === info.ino && now.dev === info.dev &&
-    now.size === info.size && now.mtime?.getTime() === info.mtime?.getTime() &&
-    (now.ctime?.getTime() === info.ctime?.getTime() || now.nlink !== info.nlink);
+    now.size === info.size && now.mtime === info.mtime &&
+    (now.ctime === info.ctime || now.nlink !== info.nlink);
   if (!same) throw changed(escapeName(path));
 }
