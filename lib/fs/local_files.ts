@@ -152,11 +152,35 @@ export function destination(local: string): { path: string; shown: string; devic
 /** Files up to this size are read synchronously. */
 export const SMALL_FILE = 256 * 1024;
 
+/** Whether large files are read on the event loop's own thread too (see {@linkcode readFilesInline}). */
+let inline = false;
+
+/**
+ * Declare that this process reads even large files synchronously, on its
+ * own thread, as nginx does by default (without `aio threads`): the two
+ * programs, whose loops do little else. A read from the page cache costs
+ * less than its trip through Deno's thread pool: a 1 GiB `put` took
+ * 0.66-0.68 s against 0.78-0.89, a `get` from a ferryd doing so 0.66-0.71
+ * against 0.72-0.90 (docs/performance.md). The price is the one their
+ * writes and small reads already pay: a read that hangs (a dead network
+ * filesystem) holds the loop until it returns. A library's caller keeps
+ * the pool, unless it says so too.
+ *
+ * @example
+ * ```ts ignore
+ * import { readFilesInline } from "./local_files.ts";
+ * readFilesInline();
+ * ```
+ */
+export function readFilesInline(): void {
+  inline = true;
+}
+
 /**
  * How to read a file of `size` bytes. A small file is read synchronously,
  * like the metadata calls: its whole cost is overhead. A large one is read
- * through the async pool, because a synchronous read would also stall the
- * event loop that drives the socket write of the previous chunk.
+ * through the async pool, unless the process reads inline (see
+ * {@linkcode readFilesInline}).
  *
  * @example
  * ```ts
@@ -170,7 +194,7 @@ export function readerFor(
   file: Deno.FsFile,
   size: number,
 ): (buf: Uint8Array) => Promise<number | null> {
-  return size <= SMALL_FILE
+  return size <= SMALL_FILE || inline
     ? (buf) => Promise.resolve(file.readSync(buf))
     : (buf) => file.read(buf);
 }

@@ -16,6 +16,7 @@ import { PROTOCOL_VERSION } from "../commands.ts";
 import { onStopSignal } from "../util/signals.ts";
 import { VERSION } from "../util/version.ts";
 import { ownWorkingDirectory } from "../fs/directory.ts";
+import { readFilesInline } from "../fs/local_files.ts";
 import { parseBytes, parseCount, parseSeconds } from "../util/option_values.ts";
 import {
   type Algorithm,
@@ -291,6 +292,7 @@ export async function main(argv: string[]): Promise<number> {
     // From here on only ferryd's held directories use the working directory: the root is
     // resolved by serve() itself, and the files named on the command line were read above.
     ownWorkingDirectory();
+    readFilesInline();
     server = await serve({
       root: args.root,
       storage,

@@ -16,6 +16,7 @@ import { FerryError } from "../../util/errors.ts";
 import { type ClientArgs, connectOptions, parseClientArgs } from "./args.ts";
 import { commandHelp, COMMANDS, type Context, helpText } from "./commands.ts";
 import { consoleSink, fail, interruptedLine, runCommand } from "./run.ts";
+import { readFilesInline } from "../../fs/local_files.ts";
 
 /** Exit status after SIGINT or SIGTERM, as shells report them. */
 const INTERRUPTED = 130;
@@ -66,6 +67,8 @@ function session(args: ClientArgs, shell: boolean): Context & { end(): Promise<v
  * ```
  */
 export async function main(argv: string[]): Promise<number> {
+  // A command's loop drives its own transfers only: files are read on it (see readFilesInline).
+  readFilesInline();
   let args: ClientArgs;
   try {
     args = parseClientArgs(argv, Deno.env.toObject());
