@@ -480,3 +480,23 @@ export function closeQuietly(closable: { close(): void }): void {
     // Already closed.
   }
 }
+
+/** Whether this test process is the child {@linkcode rerunWithoutLibc} started. */
+export const WITHOUT_LIBC_CHILD = Deno.env.get("FERRY_TEST_WITHOUT_LIBC") === "1";
+
+/**
+ * Run the test file at `url` again in a child with `FERRY_LIBC=off`, so that
+ * its cases go through `node:fs` and Deno's calls instead of the C
+ * library's; returns the child's output once it passed.
+ */
+export async function rerunWithoutLibc(url: string): Promise<string> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["test", "-A", "--no-check", new URL(url).pathname],
+    env: { FERRY_LIBC: "off", FERRY_TEST_WITHOUT_LIBC: "1", NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+  if (!out.success) throw new Error(`the cases failed without the C library:\n${text}`);
+  return text;
+}

@@ -15,9 +15,9 @@ import { plainDirectory } from "../lib/fs/directory.ts";
 import { libc } from "../lib/fs/libc.ts";
 import type { TreeItem } from "../lib/storage/storage.ts";
 import { FerryError } from "../lib/util/errors.ts";
-import { tempDir } from "./helpers.ts";
+import { rerunWithoutLibc, tempDir, WITHOUT_LIBC_CHILD } from "./helpers.ts";
 
-const CHILD = Deno.env.get("FERRY_TREE_READ_CHILD") === "1";
+const CHILD = WITHOUT_LIBC_CHILD;
 const way = libc() ? "C library" : "node:fs";
 
 const walk = (root: string) =>
@@ -127,14 +127,7 @@ Deno.test({
   name: "tree read: the same cases pass through Deno's and node:fs's calls (FERRY_LIBC=off)",
   ignore: CHILD,
   async fn() {
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: ["test", "-A", "--no-check", new URL(import.meta.url).pathname],
-      env: { FERRY_LIBC: "off", FERRY_TREE_READ_CHILD: "1", NO_COLOR: "1" },
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
-    assert.ok(out.success, text);
+    const text = await rerunWithoutLibc(import.meta.url);
     assert.match(text, /tree read \(node:fs\): kinds/);
     assert.match(text, /ok \| 3 passed/);
   },

@@ -9,10 +9,10 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type WholeFileOptions, WholeFileWriter, writeWholeFile } from "../lib/fs/whole_file.ts";
 import { libc } from "../lib/fs/libc.ts";
-import { tempDir } from "./helpers.ts";
+import { rerunWithoutLibc, tempDir, WITHOUT_LIBC_CHILD } from "./helpers.ts";
 
 const MTIME = Date.UTC(2022, 1, 3, 4, 5, 6) + 789;
-const CHILD = Deno.env.get("FERRY_WHOLE_FILE_CHILD") === "1";
+const CHILD = WITHOUT_LIBC_CHILD;
 const way = libc() ? "C library" : "node:fs";
 
 const bytes = (text: string) => new TextEncoder().encode(text);
@@ -167,14 +167,7 @@ Deno.test({
   name: "whole files: the same cases pass through node:fs (FERRY_LIBC=off)",
   ignore: CHILD,
   async fn() {
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: ["test", "-A", "--no-check", new URL(import.meta.url).pathname],
-      env: { FERRY_LIBC: "off", FERRY_WHOLE_FILE_CHILD: "1", NO_COLOR: "1" },
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
-    assert.ok(out.success, text);
+    const text = await rerunWithoutLibc(import.meta.url);
     assert.match(text, /\(node:fs, WholeFileWriter\): content, mode/);
     assert.match(text, /ok \| 12 passed/);
   },

@@ -33,12 +33,11 @@ function builtin<T>(id: string): T {
   return process.getBuiltinModule(id) as T;
 }
 
-let fs: typeof NodeFs | undefined;
-let crypto: typeof NodeCrypto | undefined;
-let zlib: typeof NodeZlib | undefined;
-let tls: typeof NodeTls | undefined;
-let v8: typeof NodeV8 | undefined;
-let vm: typeof NodeVm | undefined;
+/** A getter of the built-in module `id`, which loads it at its first call. */
+function lazily<T>(id: string): () => T {
+  let module: T | undefined;
+  return () => module ??= builtin<T>(id);
+}
 
 /**
  * `node:fs`, loaded on first use.
@@ -49,31 +48,19 @@ let vm: typeof NodeVm | undefined;
  * console.assert(typeof nodeFs().openSync === "function");
  * ```
  */
-export function nodeFs(): typeof NodeFs {
-  return fs ??= builtin<typeof NodeFs>("node:fs");
-}
+export const nodeFs: () => typeof NodeFs = lazily("node:fs");
 
 /** `node:crypto`, loaded on first use (see {@linkcode nodeFs}). */
-export function nodeCrypto(): typeof NodeCrypto {
-  return crypto ??= builtin<typeof NodeCrypto>("node:crypto");
-}
+export const nodeCrypto: () => typeof NodeCrypto = lazily("node:crypto");
 
 /** `node:zlib`, loaded on first use (see {@linkcode nodeFs}). */
-export function nodeZlib(): typeof NodeZlib {
-  return zlib ??= builtin<typeof NodeZlib>("node:zlib");
-}
+export const nodeZlib: () => typeof NodeZlib = lazily("node:zlib");
 
 /** `node:tls`, loaded on first use (see {@linkcode nodeFs}). */
-export function nodeTls(): typeof NodeTls {
-  return tls ??= builtin<typeof NodeTls>("node:tls");
-}
+export const nodeTls: () => typeof NodeTls = lazily("node:tls");
 
 /** `node:v8`, loaded on first use (see {@linkcode nodeFs}). */
-export function nodeV8(): typeof NodeV8 {
-  return v8 ??= builtin<typeof NodeV8>("node:v8");
-}
+export const nodeV8: () => typeof NodeV8 = lazily("node:v8");
 
 /** `node:vm`, loaded on first use (see {@linkcode nodeFs}). */
-export function nodeVm(): typeof NodeVm {
-  return vm ??= builtin<typeof NodeVm>("node:vm");
-}
+export const nodeVm: () => typeof NodeVm = lazily("node:vm");
