@@ -243,3 +243,42 @@ Deno.test("abort ends a transfer stalled on the caller's own stream", async () =
   await rejectsWith(download, "CANCELLED");
   assert.ok(Date.now() - started < 10_000, "the stalled download ended with the abort");
 });
+
+Deno.test("on a SHA-256 connection a resumable get still leaves in order, and hears an abort", async () => {
+  // In a fresh process, where nothing has loaded XXH3-128 yet (a download's partial is named by
+  // it whatever the connection checks with): a get that waited for it would be overtaken by
+  // the remove sent after it, and an abort made meanwhile would go unheard.
+  const code = `
+    import { connect, serve } from "./mod.ts";
+    const root = await Deno.makeTempDir();
+    Deno.writeTextFileSync(root + "/f.txt", "hello");
+    Deno.writeFileSync(root + "/big", new Uint8Array(4 << 20));
+    const server = await serve({ root, port: 0, checksums: ["sha256"], log: () => {} });
+    const local = await Deno.makeTempDir();
+    const client = await connect({ hostname: "127.0.0.1", port: server.addr.port }, {
+      checksum: "sha256",
+    });
+    const [got, removed] = await Promise.allSettled([
+      client.get("f.txt", local + "/f.txt", { resume: true }),
+      client.remove("f.txt"),
+    ]);
+    const ac = new AbortController();
+    const late = client.get("big", local + "/big", { resume: true, signal: ac.signal });
+    ac.abort();
+    const aborted = await late.then(() => "completed", (e) => e.code);
+    await client.close().catch(() => {});
+    await server.close();
+    console.log(JSON.stringify({ got: got.status, removed: removed.status, aborted }));
+  `;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--ext=ts", code],
+    cwd: new URL("..", import.meta.url).pathname,
+    env: { NO_COLOR: "1" },
+  }).output();
+  const text = new TextDecoder().decode(out.stdout).trim();
+  assert.deepEqual(
+    JSON.parse(text || "{}"),
+    { got: "fulfilled", removed: "fulfilled", aborted: "CANCELLED" },
+    new TextDecoder().decode(out.stderr),
+  );
+});

@@ -193,6 +193,17 @@ Deno.test("the native XXH3-128, through FFI and through Node-API, gives hash-was
         if (h.digest().hex !== want(b)) throw new Error("digest " + n);
       }
     }
+    // More hashers at once than the pool keeps: those it has no room for are freed, and every
+    // one still gives its own value.
+    const many = Array.from({ length: 100 }, (_, i) => {
+      const h = hasher("xxh128");
+      h.update(Uint8Array.of(i, i + 1));
+      return h;
+    });
+    for (const [i, h] of many.entries()) {
+      if (h.digest().hex !== want(Uint8Array.of(i, i + 1))) throw new Error("many " + i);
+    }
+    if (hashBytes("xxh128", Uint8Array.of(7)) !== want(Uint8Array.of(7))) throw new Error("after");
     console.log(xxh128Binding());
   `;
   const expected = Deno.build.os === "linux" && Deno.build.env !== "musl" ? "ffi" : "node-api";

@@ -53,19 +53,29 @@ Deno.test(`tree read (${way}): kinds, modes, mtimes and contents as listed`, asy
   const mtime = new Date(Date.UTC(2021, 5, 7, 8, 9, 10) + 123);
   await Deno.utime(join(root, "a.txt"), mtime, mtime);
   await Deno.symlink("a.txt", join(root, "link"));
+  // Before 1970 and between milliseconds: rounded as Deno's own lstat rounds it, both ways.
+  await Deno.writeTextFile(join(root, "old.txt"), "old");
+  await Deno.utime(join(root, "old.txt"), -1576799999.8765, -1576799999.8765);
   await new Deno.Command("mkfifo", { args: [join(root, "fifo")] }).output();
   const { items, read } = await readAll(root);
   const byPath = new Map(items.map((i) => [i.path, i]));
   assert.deepEqual(
     items.map((i) => `${i.kind} ${i.path}`),
-    ["dir ", "file a.txt", "skip fifo", "skip link", "dir sub", "file sub/b.txt"],
+    ["dir ", "file a.txt", "skip fifo", "skip link", "file old.txt", "dir sub", "file sub/b.txt"],
   );
   const a = byPath.get("a.txt") as TreeItem & { kind: "file" };
   assert.equal(a.mtime, mtime.getTime());
+  const old = byPath.get("old.txt") as TreeItem & { kind: "file" };
+  assert.equal(old.mtime, Deno.lstatSync(join(root, "old.txt")).mtime!.getTime());
+  assert.ok(old.mtime < -1576799999000, String(old.mtime));
   assert.equal(a.size, 5);
   assert.equal((byPath.get("sub/b.txt") as TreeItem & { kind: "file" }).mode, 0o640);
   assert.equal((byPath.get("sub") as TreeItem & { kind: "dir" }).mode, 0o755 & ~umask());
-  assert.deepEqual([...read.entries()], [["a.txt", "alpha"], ["sub/b.txt", "beta!"]]);
+  assert.deepEqual([...read.entries()], [
+    ["a.txt", "alpha"],
+    ["old.txt", "old"],
+    ["sub/b.txt", "beta!"],
+  ]);
   assert.equal((byPath.get("link") as TreeItem & { kind: "skip" }).skipped, "symlink");
 });
 

@@ -42,6 +42,8 @@ interface NativeState {
   /** The canonical form of everything fed so far, in hex; the state goes on. */
   digestHex(): string;
   reset(): void;
+  /** Give the state's memory back now (one the pool has no room for); unusable after. */
+  free(): void;
 }
 
 /** The native library, however reached. */
@@ -146,6 +148,8 @@ async function addonNative(): Promise<Native | undefined> {
           update: (bytes) => state.update(bytes),
           digestHex: () => hex(state.digest()),
           reset: () => state.reset(),
+          // The addon's state is the garbage collector's to free.
+          free: () => {},
         };
       },
       hashHex: (bytes) => hex(XXHash128.hash(bytes)),
@@ -157,14 +161,35 @@ async function addonNative(): Promise<Native | undefined> {
 }
 
 /** The C functions ferry calls, as xxHash declares them (`xxh_x86dispatch.h` for `_dispatch`). */
-const XXH_SYMBOLS = {
-  XXH3_createState: { parameters: [], result: "pointer" },
-  XXH3_128bits_reset: { parameters: ["pointer"], result: "i32" },
-  // The _dispatch entry points pick AVX2 or SSE2 at run time, as the addon's own calls do.
-  XXH3_128bits_update_dispatch: { parameters: ["pointer", "buffer", "usize"], result: "i32" },
-  XXH3_128bits_digest: { parameters: ["pointer"], result: { struct: ["u64", "u64"] } },
-  XXH3_128bits_dispatch: { parameters: ["buffer", "usize"], result: { struct: ["u64", "u64"] } },
-} as const;
+/**
+ * The C functions ferry calls, as xxHash declares them. On x86-64 the
+ * `_dispatch` entry points (`xxh_x86dispatch.h`), which pick AVX2 or SSE2 at
+ * run time as the addon's own calls do; the arm64 build has only the plain
+ * ones (NEON is built in there).
+ */
+function xxhSymbols(dispatch: boolean) {
+  const suffix = dispatch ? "_dispatch" : "";
+  return {
+    createState: { name: "XXH3_createState", parameters: [], result: "pointer" },
+    freeState: { name: "XXH3_freeState", parameters: ["pointer"], result: "i32" },
+    reset: { name: "XXH3_128bits_reset", parameters: ["pointer"], result: "i32" },
+    update: {
+      name: `XXH3_128bits_update${suffix}`,
+      parameters: ["pointer", "buffer", "usize"],
+      result: "i32",
+    },
+    digest: {
+      name: "XXH3_128bits_digest",
+      parameters: ["pointer"],
+      result: { struct: ["u64", "u64"] },
+    },
+    oneShot: {
+      name: `XXH3_128bits${suffix}`,
+      parameters: ["buffer", "usize"],
+      result: { struct: ["u64", "u64"] },
+    },
+  } as const;
+}
 
 /**
  * The addon's prebuilt library opened through FFI: on Linux, where its file
@@ -173,32 +198,40 @@ const XXH_SYMBOLS = {
 function ffiNative(): Native | undefined {
   const arch = ({ x86_64: "x64", aarch64: "arm64" } as Record<string, string>)[Deno.build.arch];
   if (Deno.build.os !== "linux" || !arch || Deno.build.env === "musl") return undefined;
-  let c: Deno.DynamicLibrary<typeof XXH_SYMBOLS>["symbols"];
+  const symbols = xxhSymbols(arch === "x64");
+  let c: Deno.DynamicLibrary<typeof symbols>["symbols"];
   try {
     const where = new URL(
       `prebuilds/linux-${arch}/addon.napi.glibc.node`,
       import.meta.resolve("xxhash-addon"),
     );
     if (where.protocol !== "file:") return undefined;
-    c = Deno.dlopen(where, XXH_SYMBOLS).symbols;
+    c = Deno.dlopen(where, symbols).symbols;
   } catch {
     return undefined;
   }
+  // A state lives in C memory: freed when its hasher is dropped undigested (an aborted
+  // transfer), or at once when the pool has no room for it.
+  const unreached = new FinalizationRegistry<Deno.PointerObject>((p) => void c.freeState(p));
   return {
     binding: "ffi",
     state() {
-      const state = c.XXH3_createState();
+      const state = c.createState();
       if (state === null) throw new Error("XXH3_createState: out of memory");
-      // States are pooled (see POOL_LIMIT), never freed: a few hundred bytes each.
-      c.XXH3_128bits_reset(state);
-      return {
-        update: (bytes) => void c.XXH3_128bits_update_dispatch(state, bytes, BigInt(bytes.length)),
-        digestHex: () => canonicalHex(c.XXH3_128bits_digest(state) as Uint8Array),
-        reset: () => void c.XXH3_128bits_reset(state),
+      c.reset(state);
+      const wrapper: NativeState = {
+        update: (bytes) => void c.update(state, bytes, BigInt(bytes.length)),
+        digestHex: () => canonicalHex(c.digest(state) as Uint8Array),
+        reset: () => void c.reset(state),
+        free() {
+          unreached.unregister(wrapper);
+          c.freeState(state);
+        },
       };
+      unreached.register(wrapper, state, wrapper);
+      return wrapper;
     },
-    hashHex: (bytes) =>
-      canonicalHex(c.XXH3_128bits_dispatch(bytes, BigInt(bytes.length)) as Uint8Array),
+    hashHex: (bytes) => canonicalHex(c.oneShot(bytes, BigInt(bytes.length)) as Uint8Array),
   };
 }
 
@@ -253,8 +286,10 @@ class NativeXxh128 implements Hasher {
     const state = this.#live();
     const digest = digestOf(state.digestHex());
     this.#state = undefined;
-    state.reset();
-    if (pool.length < POOL_LIMIT) pool.push(state);
+    if (pool.length < POOL_LIMIT) {
+      state.reset();
+      pool.push(state);
+    } else state.free();
     return digest;
   }
 

@@ -131,6 +131,9 @@ export async function openConnection(
       throw new FerryError("PROTOCOL", "the server turned on compression, which was not asked for");
     }
     await loadAlgorithm(welcome.checksum);
+    // A download's partial is named by XXH3-128 whatever the transfers use (see resumeKey):
+    // loaded now, so that no request waits for it and requests leave in their order.
+    if (welcome.checksum !== "xxh128") await loadAlgorithm("xxh128");
     return new Connection(fc, welcome, { timeoutMs, origin: formatAddress(addr) });
   } catch (err) {
     fc.close();

@@ -7,13 +7,7 @@
  */
 
 import { basename, dirname } from "node:path";
-import {
-  type Digest,
-  type Hasher,
-  hashPrefix,
-  loadAlgorithm,
-  xxh128Implementation,
-} from "../checksum/checksum.ts";
+import { type Digest, type Hasher, hashPrefix } from "../checksum/checksum.ts";
 import { ChecksumMismatch, Verifier } from "../checksum/verify.ts";
 import {
   errorToMessage,
@@ -244,13 +238,17 @@ class Download {
     const target = this.#target;
     // Requests leave in the order they were made: nothing is awaited before this one is sent
     // but the hash of a kept prefix.
-    // The partial's name is an XXH3-128 (see resumeKey), loaded by now unless the connection
-    // agreed on SHA-256: only then is it awaited, once.
-    if ((options.resume || options.keepPartial) && !xxh128Implementation()) {
-      await loadAlgorithm("xxh128");
-    }
     const partial = this.#openPartial();
-    if (partial) await this.#hashPrefix(partial);
+    if (partial) {
+      await this.#hashPrefix(partial);
+      // Stopped while the prefix was hashed (the listener below was not there to see it): the
+      // partial is kept, as any interruption keeps it.
+      if (options.signal?.aborted) {
+        const e = cancelled("download");
+        await this.#release(e);
+        throw e;
+      }
+    }
     const message: GetRequest = {
       op: "get",
       path: this.#remote,

@@ -125,10 +125,15 @@ const S_IFMT = 0o170000, S_IFREG = 0o100000, S_IFDIR = 0o040000, S_IFLNK = 0o120
 /** The `FileStat` of a `struct statx` (little-endian: x86-64 and arm64). */
 function fileStat(v: DataView): FileStat {
   const u64 = (at: number) => v.getUint32(at, true) + v.getUint32(at + 4, true) * 2 ** 32;
-  // tv_sec (signed 64) and tv_nsec (32) to whole milliseconds, as Deno's Date has them.
-  const ms = (at: number) =>
-    (v.getUint32(at, true) + v.getInt32(at + 4, true) * 2 ** 32) * 1000 +
-    Math.floor(v.getUint32(at + 8, true) / 1e6);
+  // tv_sec (signed 64) and tv_nsec (32) to whole milliseconds, rounded toward zero as Deno's
+  // FileInfo has them (before 1970 too: -1.5 s is -1500 ms, 1 ns before 1970 is 0).
+  const ms = (at: number) => {
+    const sec = v.getUint32(at, true) + v.getInt32(at + 4, true) * 2 ** 32;
+    const nsec = v.getUint32(at + 8, true);
+    return sec >= 0 || nsec === 0
+      ? sec * 1000 + Math.floor(nsec / 1e6)
+      : (sec + 1) * 1000 - Math.floor((1e9 - nsec) / 1e6);
+  };
   const mode = v.getUint16(28, true);
   const type = mode & S_IFMT;
   const major = v.getUint32(136, true), minor = v.getUint32(140, true);

@@ -156,15 +156,22 @@ export const SMALL_FILE = 256 * 1024;
 let inline = false;
 
 /**
+ * A large file's read that takes longer than this came from a disk or a
+ * network, not from memory: the file's later reads go through the pool.
+ */
+const SLOW_READ_MS = 2;
+
+/**
  * Declare that this process reads even large files synchronously, on its
- * own thread, as nginx does by default (without `aio threads`): the two
- * programs, whose loops do little else. A read from the page cache costs
- * less than its trip through Deno's thread pool: a 1 GiB `put` took
- * 0.66-0.68 s against 0.78-0.89, a `get` from a ferryd doing so 0.66-0.71
- * against 0.72-0.90 (docs/performance.md). The price is the one their
- * writes and small reads already pay: a read that hangs (a dead network
- * filesystem) holds the loop until it returns. A library's caller keeps
- * the pool, unless it says so too.
+ * own thread, while the reads come from memory: the two programs, whose
+ * loops do little else. A read from the page cache costs less than its
+ * trip through Deno's thread pool: a 1 GiB `put` took 0.66-0.68 s against
+ * 0.78-0.89, a `get` from a ferryd doing so 0.66-0.71 against 0.72-0.90
+ * (docs/performance.md). A read that takes longer than 2 ms (a disk's seek,
+ * a network filesystem) sends the rest of that file through the pool, so
+ * that many clients' reads from a slow store still overlap and one slow
+ * file does not hold the others. A library's caller keeps the pool, unless
+ * it says so too.
  *
  * @example
  * ```ts ignore
@@ -180,7 +187,7 @@ export function readFilesInline(): void {
  * How to read a file of `size` bytes. A small file is read synchronously,
  * like the metadata calls: its whole cost is overhead. A large one is read
  * through the async pool, unless the process reads inline (see
- * {@linkcode readFilesInline}).
+ * {@linkcode readFilesInline}) and its reads come from memory.
  *
  * @example
  * ```ts
@@ -194,9 +201,16 @@ export function readerFor(
   file: Deno.FsFile,
   size: number,
 ): (buf: Uint8Array) => Promise<number | null> {
-  return size <= SMALL_FILE || inline
-    ? (buf) => Promise.resolve(file.readSync(buf))
-    : (buf) => file.read(buf);
+  if (size <= SMALL_FILE) return (buf) => Promise.resolve(file.readSync(buf));
+  if (!inline) return (buf) => file.read(buf);
+  let pooled = false;
+  return (buf) => {
+    if (pooled) return file.read(buf);
+    const started = performance.now();
+    const n = file.readSync(buf);
+    pooled = performance.now() - started > SLOW_READ_MS;
+    return Promise.resolve(n);
+  };
 }
 
 /**

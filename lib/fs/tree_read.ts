@@ -144,14 +144,16 @@ export async function* readLocalTree(
           try {
             // Opened by bare name in the held directory, never following a symlink, and without
             // waiting: a FIFO swapped in after the lstat must not block the whole server.
-            file = dir.run((at) => openToRead(at(name)));
+            // A directory moved during the open is refused, and the file opened closed again.
+            file = dir.run((at) => openToRead(at(name)), (opened) => opened.close());
           } catch (err) {
             yield { kind: "skip", path, error: toFerryError(err, named(path)) };
             continue;
           }
           try {
             // The open file as it is now (fstat), or, through node:fs, the name looked up again.
-            const again = () => file.stat() ?? dir.run((at) => fromInfo(Deno.lstatSync(at(name))));
+            // (The name by the same call as the listing: Deno's ctime is whole seconds, statx's not.)
+            const again = () => file.stat() ?? dir.run((at) => lstatOf(at(name)));
             yield {
               kind: "file",
               path,
