@@ -276,6 +276,31 @@ const encoder = new TextEncoder();
 const slots: Uint8Array[] = [];
 
 /**
+ * {@linkcode cString}'s buffers, one per name a step holds at once: a
+ * whole file's directory, final and temporary names, a tree's file read,
+ * and a path looked up (`exists`, free space). All in one place, so that no
+ * two callers share one by accident.
+ */
+export const SLOT = { DIR: 0, FINAL: 1, TEMP: 2, READ: 3, LOOKUP: 4 } as const;
+
+/**
+ * The C library's calls and `path` in slot `slot`, ready for a call; or
+ * undefined where the calls are not at hand (or `path` holds a NUL).
+ *
+ * @example
+ * ```ts
+ * import { libcPath, SLOT } from "./libc.ts";
+ * const at = libcPath("/", SLOT.LOOKUP);
+ * if (at) console.assert(at.c.exists(at.path));
+ * ```
+ */
+export function libcPath(path: string, slot: number): { c: Libc; path: Uint8Array } | undefined {
+  const c = libc();
+  const encoded = c && cString(path, slot);
+  return encoded && { c: c!, path: encoded };
+}
+
+/**
  * `text` as NUL-terminated UTF-8 in the reusable buffer `slot` (valid until
  * the next call for that slot), or undefined when it holds a NUL of its own.
  * For names passed straight to a call: no allocation, and plain ASCII is

@@ -12,7 +12,7 @@ import type { Entry, EntryType } from "../commands.ts";
 import { FerryError } from "../util/errors.ts";
 import { RESERVED_PREFIX } from "../util/path_jail.ts";
 import { escapeName } from "../util/display.ts";
-import { cString, libc } from "./libc.ts";
+import { libcPath, SLOT } from "./libc.ts";
 import { nodeFs } from "../util/node_builtins.ts";
 
 function entryType(info: Deno.FileInfo): EntryType {
@@ -246,9 +246,6 @@ export function assertUnchanged(file: Deno.FsFile, before: Deno.FileInfo, what: 
   }
 }
 
-/** The C library's buffer slot for paths looked up here (slots 0-3 are taken elsewhere). */
-const SLOT_LOOKUP = 4;
-
 /**
  * Whether `path` leads to something, symlinks followed (a dangling one
  * leads nowhere), as `node:fs`'s `existsSync`: without the exception a
@@ -262,10 +259,8 @@ const SLOT_LOOKUP = 4;
  * ```
  */
 export function exists(path: string): boolean {
-  const c = libc();
-  const name = c && cString(path, SLOT_LOOKUP);
-  if (c && name) return c.exists(name);
-  return nodeFs().existsSync(path);
+  const at = libcPath(path, SLOT.LOOKUP);
+  return at ? at.c.exists(at.path) : nodeFs().existsSync(path);
 }
 
 /**
@@ -273,9 +268,8 @@ export function exists(path: string): boolean {
  * undefined where that cannot be told.
  */
 export function freeSpace(dir: string): number | undefined {
-  const c = libc();
-  const path = c && cString(dir, SLOT_LOOKUP);
-  if (c && path) return c.freeBytes(path);
+  const at = libcPath(dir, SLOT.LOOKUP);
+  if (at) return at.c.freeBytes(at.path);
   try {
     const fs = nodeFs().statfsSync(dir);
     return Number(fs.bavail) * Number(fs.bsize);

@@ -10,7 +10,7 @@
  */
 
 import { isTempName } from "./temp_names.ts";
-import { AT_FDCWD, cString, type FileStat, type Libc, libc } from "./libc.ts";
+import { AT_FDCWD, type FileStat, type Libc, libcPath, SLOT } from "./libc.ts";
 import { nodeFs } from "../util/node_builtins.ts";
 import type { Directory } from "./directory.ts";
 import { RESERVED_PREFIX } from "../util/path_jail.ts";
@@ -60,9 +60,8 @@ function fromInfo(info: Deno.FileInfo): FileStat {
  * failure, Deno's.
  */
 function lstatOf(path: string): FileStat {
-  const c = libc();
-  const name = c && cString(path, SLOT_READ);
-  return (c && name && c.lstat(name)) || fromInfo(Deno.lstatSync(path));
+  const at = libcPath(path, SLOT.READ);
+  return at?.c.lstat(at.path) ?? fromInfo(Deno.lstatSync(path));
 }
 
 function changed(what: string): FerryError {
@@ -187,9 +186,6 @@ interface OpenFile {
   close(): void;
 }
 
-/** The C library's buffer slot for the path opened (slots 0-2 are `whole_file.ts`'s). */
-const SLOT_READ = 3;
-
 /**
  * Open `path` read-only, never through a symlink, never waiting for a
  * FIFO's writer: through the C library where it is at hand (Node's layer,
@@ -197,12 +193,9 @@ const SLOT_READ = 3;
  * report any failure, through `node:fs`.
  */
 function openToRead(path: string): OpenFile {
-  const c = libc();
-  if (c) {
-    const name = cString(path, SLOT_READ);
-    const fd = name === undefined ? -1 : c.openat(AT_FDCWD, name, c.O_READ_NOFOLLOW, 0);
-    if (fd >= 0) return libcFile(c, fd);
-  }
+  const at = libcPath(path, SLOT.READ);
+  const opened = at ? at.c.openat(AT_FDCWD, at.path, at.c.O_READ_NOFOLLOW, 0) : -1;
+  if (opened >= 0) return libcFile(at!.c, opened);
   const fs = nodeFs();
   const { O_RDONLY, O_NOFOLLOW, O_NONBLOCK } = fs.constants;
   const fd = fs.openSync(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);

@@ -11,7 +11,7 @@
  * @module
  */
 
-import { AT_FDCWD, cString, ERRNO, type Libc, libc } from "./libc.ts";
+import { AT_FDCWD, cString, ERRNO, type Libc, libc, SLOT } from "./libc.ts";
 import { childPath } from "./directory.ts";
 import { nodeFs } from "../util/node_builtins.ts";
 
@@ -109,7 +109,7 @@ export class WholeFileWriter implements Disposable {
   #hold(c: Libc, dir: string): number {
     if (dir === this.#path) return this.#fd;
     this.close();
-    const path = cString(dir, SLOT_DIR);
+    const path = cString(dir, SLOT.DIR);
     // Not to be had (gone, say): the files of this directory go by path, which reports why.
     this.#fd = path === undefined ? -1 : c.openat(AT_FDCWD, path, c.O_PATH_DIRECTORY, 0);
     this.#path = dir;
@@ -130,9 +130,6 @@ export class WholeFileWriter implements Disposable {
 }
 
 const same = (name: string) => name;
-
-/** {@linkcode cString}'s buffers: each name of a step in its own. */
-const SLOT_DIR = 0, SLOT_FINAL = 1, SLOT_TEMP = 2;
 
 const RETRY = Symbol("retry");
 
@@ -166,8 +163,8 @@ function writeNameless(
   // Times beyond what a Date holds would wrap around in futimens' 64-bit seconds: node:fs
   // takes those (and NaN) as it always did.
   if (!(Math.abs(options.mtime) <= MAX_TIME)) return RETRY;
-  const where = dir === AT_FDCWD ? cString(at("."), SLOT_DIR) : DOT;
-  const final = cString(at(name), SLOT_FINAL);
+  const where = dir === AT_FDCWD ? cString(at("."), SLOT.DIR) : DOT;
+  const final = cString(at(name), SLOT.FINAL);
   if (where === undefined || final === undefined) return RETRY;
   const fd = c.openat(dir, where, c.O_TMPFILE_WRONLY, 0o600);
   // EOPNOTSUPP (a filesystem without O_TMPFILE), EISDIR (a kernel before 3.11), or a failure
@@ -220,7 +217,7 @@ function fillAndLink(
   if (c.errno() !== ERRNO.EEXIST) return RETRY;
   if (options.noClobber) return "exists";
   // Taken, and to be replaced: under a temporary name first, then renamed over it.
-  const temp = cString(at(tempName()), SLOT_TEMP);
+  const temp = cString(at(tempName()), SLOT.TEMP);
   if (temp === undefined || c.link(fd, dir, temp) !== 0) return RETRY;
   if (c.rename(dir, temp, final) === 0) return undefined;
   c.unlink(dir, temp);
