@@ -9,10 +9,10 @@
 
 import { join } from "node:path";
 import type { Entry, EntryType } from "../commands.ts";
-import { FerryError } from "../util/errors.ts";
+import { changedWhileSent, FerryError } from "../util/errors.ts";
 import { RESERVED_PREFIX } from "../util/path_jail.ts";
 import { escapeName } from "../util/display.ts";
-import { libcPath, SLOT } from "./libc.ts";
+import { type FileStat, libcPath, SLOT } from "./libc.ts";
 import { nodeFs } from "../util/node_builtins.ts";
 
 function entryType(info: Deno.FileInfo): EntryType {
@@ -232,18 +232,49 @@ export function readerFor(
  * ```
  */
 export function assertUnchanged(file: Deno.FsFile, before: Deno.FileInfo, what: string): void {
-  const now = file.statSync();
-  // A new ctime with a new link count is a rename or unlink (a file republished by renaming
-  // another over it): its content is as it was.
-  const same = now.size === before.size && now.ino === before.ino &&
-    now.mtime?.getTime() === before.mtime?.getTime() &&
-    (now.ctime?.getTime() === before.ctime?.getTime() || now.nlink !== before.nlink);
-  if (!same) {
-    throw new FerryError(
-      "INTEGRITY",
-      `${what} changed while being sent; nothing was kept (send it again for the new version)`,
-    );
+  if (!sameVersion(fileStatOf(before), fileStatOf(file.statSync()))) {
+    throw changedWhileSent(what);
   }
+}
+
+/**
+ * Whether `now` is still the version of the file `before` described: the
+ * same regular file (inode, device), size and modification time, and the
+ * same change time unless the link count moved too (a rename or an unlink,
+ * a file republished by renaming another over it: its content is as it
+ * was). Both must come from the same kind of call (Deno's change time is
+ * whole seconds, `statx`'s is not).
+ *
+ * @example
+ * ```ts
+ * import { fileStatOf, sameVersion } from "./local_files.ts";
+ * const info = fileStatOf(Deno.statSync("/"));
+ * console.assert(!sameVersion(info, { ...info, size: info.size + 1 }));
+ * ```
+ */
+export function sameVersion(before: FileStat, now: FileStat): boolean {
+  return now.isFile === before.isFile && now.ino === before.ino && now.dev === before.dev &&
+    now.size === before.size && now.mtime === before.mtime &&
+    (now.ctime === before.ctime || now.nlink !== before.nlink);
+}
+
+/**
+ * Deno's `FileInfo` in the shape the C library's `statx` gives (see
+ * `FileStat`): permission bits, times in milliseconds.
+ */
+export function fileStatOf(info: Deno.FileInfo): FileStat {
+  return {
+    isFile: info.isFile,
+    isDirectory: info.isDirectory,
+    isSymlink: info.isSymlink,
+    mode: (info.mode ?? 0) & 0o7777,
+    size: info.size,
+    mtime: info.mtime?.getTime() ?? 0,
+    ctime: info.ctime?.getTime() ?? 0,
+    ino: info.ino ?? 0,
+    dev: info.dev,
+    nlink: info.nlink ?? 0,
+  };
 }
 
 /**

@@ -15,7 +15,8 @@ import { nodeFs } from "../util/node_builtins.ts";
 import type { Directory } from "./directory.ts";
 import { RESERVED_PREFIX } from "../util/path_jail.ts";
 import { escapeName } from "../util/display.ts";
-import { FerryError, toFerryError } from "../util/errors.ts";
+import { changedWhileSent, FerryError, toFerryError } from "../util/errors.ts";
+import { fileStatOf, sameVersion } from "./local_files.ts";
 import type { TreeItem } from "../storage/storage.ts";
 
 /** What a walk needs from its storage: where the tree is, and how to hold a directory. */
@@ -35,25 +36,6 @@ export interface TreeSource {
 /** Entries lstat'ed in one step. */
 const LSTAT_CHUNK = 256;
 
-const modeOf = (info: Deno.FileInfo) => (info.mode ?? 0) & 0o7777;
-const mtimeOf = (info: Deno.FileInfo) => info.mtime?.getTime() ?? 0;
-
-/** Deno's `FileInfo` in the shape the C library's `statx` gives (see `FileStat`). */
-function fromInfo(info: Deno.FileInfo): FileStat {
-  return {
-    isFile: info.isFile,
-    isDirectory: info.isDirectory,
-    isSymlink: info.isSymlink,
-    mode: modeOf(info),
-    size: info.size,
-    mtime: mtimeOf(info),
-    ctime: info.ctime?.getTime() ?? 0,
-    ino: info.ino ?? 0,
-    dev: info.dev,
-    nlink: info.nlink ?? 0,
-  };
-}
-
 /**
  * `lstat` of `path`: by the C library's `statx` where it is at hand (half
  * the cost of Deno's, which makes four `Date`s), else, and to report a
@@ -61,14 +43,7 @@ function fromInfo(info: Deno.FileInfo): FileStat {
  */
 function lstatOf(path: string): FileStat {
   const at = libcPath(path, SLOT.READ);
-  return at?.c.lstat(at.path) ?? fromInfo(Deno.lstatSync(path));
-}
-
-function changed(what: string): FerryError {
-  return new FerryError(
-    "INTEGRITY",
-    `${what} changed while being sent; nothing was kept (send it again for the new version)`,
-  );
+  return at?.c.lstat(at.path) ?? fileStatOf(Deno.lstatSync(path));
 }
 
 /**
@@ -81,11 +56,11 @@ export async function* readLocalTree(
 ): AsyncGenerator<TreeItem> {
   const { real, display } = source;
   const named = source.named ?? escapeName;
-  const top = source.pin(real, display).run((at) => Deno.statSync(at(".")));
+  const top = fileStatOf(source.pin(real, display).run((at) => Deno.statSync(at("."))));
   if (!top.isDirectory) {
     throw new FerryError("NOT_A_DIRECTORY", `not a directory: ${escapeName(display)}`);
   }
-  yield { kind: "dir", path: "", mode: modeOf(top), mtime: mtimeOf(top) };
+  yield { kind: "dir", path: "", mode: top.mode, mtime: top.mtime };
   const pending = [""];
   while (pending.length > 0) {
     const rel = pending.pop()!;
@@ -240,24 +215,20 @@ function readWhole(
   try {
     while (at < into.length) {
       const n = file.read(into, at, into.length - at);
-      if (n === 0) throw changed(escapeName(path));
+      if (n === 0) throw changedWhileSent(escapeName(path));
       at += n;
     }
-    if (file.read(probe, 0, 1) !== 0) throw changed(escapeName(path));
+    if (file.read(probe, 0, 1) !== 0) throw changedWhileSent(escapeName(path));
   } catch (err) {
     if (err instanceof FerryError) throw err;
-    throw changed(escapeName(path));
+    throw changedWhileSent(escapeName(path));
   }
   let now: FileStat;
   try {
     now = again();
   } catch {
     // Its name gone (node:fs's way looks the name up): what was read cannot be vouched for.
-    throw changed(escapeName(path));
+    throw changedWhileSent(escapeName(path));
   }
-  // A new ctime with a new link count is a rename or unlink: the content is as it was.
-  const same = now.isFile && now.ino === info.ino && now.dev === info.dev &&
-    now.size === info.size && now.mtime === info.mtime &&
-    (now.ctime === info.ctime || now.nlink !== info.nlink);
-  if (!same) throw changed(escapeName(path));
+  if (!sameVersion(info, now)) throw changedWhileSent(escapeName(path));
 }

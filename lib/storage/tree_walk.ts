@@ -7,7 +7,7 @@
  */
 
 import { escapeName } from "../util/display.ts";
-import { FerryError } from "../util/errors.ts";
+import { changedWhileSent, FerryError } from "../util/errors.ts";
 import type { Storage, TreeItem } from "./storage.ts";
 
 /**
@@ -63,11 +63,7 @@ export async function* walkTree(
 async function readWhole(storage: Storage, path: string, into: Uint8Array): Promise<void> {
   const handle = await storage.openRead(path);
   try {
-    const changed = () =>
-      new FerryError(
-        "INTEGRITY",
-        `${escapeName(path)} changed while being sent; nothing was kept (send it again)`,
-      );
+    const changed = () => changedWhileSent(escapeName(path));
     if (handle.size !== into.length) throw changed();
     let at = 0;
     while (at < into.length) {

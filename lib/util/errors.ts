@@ -114,6 +114,24 @@ const SIDED: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
 ]);
 
 /**
+ * INTEGRITY for a source that changed while it was sent (`what` names it,
+ * escaped): the receiver keeps nothing, and the next run sends the new
+ * version. The one wording every sender uses.
+ *
+ * @example
+ * ```ts
+ * import { changedWhileSent } from "./errors.ts";
+ * console.assert(changedWhileSent("a.txt").code === "INTEGRITY");
+ * ```
+ */
+export function changedWhileSent(what: string): FerryError {
+  return new FerryError(
+    "INTEGRITY",
+    `${what} changed while being sent; nothing was kept (send it again for the new version)`,
+  );
+}
+
+/**
  * How the CLI shows an error: its message, and for a filesystem failure the
  * peer reported, which side it happened on (`… (on the server)`); the
  * client's own name the local side themselves.

@@ -7,7 +7,7 @@
 
 import type { Stats } from "node:fs";
 import { nodeFs } from "../../util/node_builtins.ts";
-import { FerryError } from "../../util/errors.ts";
+import { changedWhileSent } from "../../util/errors.ts";
 import type { StdStreams } from "../batch.ts";
 import { localError } from "../local_io.ts";
 
@@ -36,12 +36,7 @@ function input(): { stream: ReadableStream<Uint8Array>; size?: number } {
       const { value, done } = await reader.read();
       if (!done) return controller.enqueue(value);
       if (before !== undefined && stamp(nodeFs().fstatSync(0)) !== before) {
-        return controller.error(
-          new FerryError(
-            "INTEGRITY",
-            "standard input changed while being sent; nothing was kept (send it again)",
-          ),
-        );
+        return controller.error(changedWhileSent("standard input"));
       }
       controller.close();
     },

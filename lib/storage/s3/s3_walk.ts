@@ -9,7 +9,7 @@
 
 import { isTempName } from "../../fs/temp_names.ts";
 import { escapeName } from "../../util/display.ts";
-import { FerryError } from "../../util/errors.ts";
+import { changedWhileSent, type FerryError } from "../../util/errors.ts";
 import { checkName, RESERVED_PREFIX } from "../../util/path_jail.ts";
 import type { TreeItem } from "../storage.ts";
 import { headOf, type S3Client, type S3Object } from "./s3_client.ts";
@@ -142,7 +142,7 @@ export async function* walkS3Tree(
       mtime,
       read: (into) => {
         if (into.length !== bytes.length) {
-          throw new FerryError("INTEGRITY", `${escapeName(rel)} changed while being sent`);
+          throw changedWhileSent(escapeName(rel));
         }
         into.set(bytes);
       },
